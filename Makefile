@@ -1,0 +1,48 @@
+# The two commands of the quick start are `make run` and `make test`; both bootstrap .venv.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.stamp-run
+TEST_STAMP := $(VENV)/.stamp-test
+BENCH_STAMP := $(VENV)/.stamp-bench
+
+.PHONY: run test lint typecheck bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(BENCH_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+## run: the guided demo against the embedded simulator (no API key, no network)
+run: $(RUN_STAMP)
+	$(VENV)/bin/midstream demo
+
+## test: the whole suite: pytest, ruff and mypy --strict on src/
+test: $(TEST_STAMP)
+	$(PY) -m pytest
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy --strict src
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(TEST_STAMP)
+	$(VENV)/bin/mypy --strict src
+
+## bench: side-by-side benchmarks against named peers (minutes; figures in the README)
+bench: $(BENCH_STAMP)
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

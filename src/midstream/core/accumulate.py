@@ -1,0 +1,222 @@
+"""A pure fold of events into a :class:`~midstream.message.Message`, and its inverse.
+
+:class:`Accumulator` takes events one at a time (its :attr:`~Accumulator.message` is a snapshot at any
+point); :func:`accumulate` folds a whole sequence. :func:`events_from_message` turns a Message back into
+the canonical event sequence, which is what the encoders (and the simulator) replay.
+
+The fold is the same for a streamed and a non-streamed response: it only sees events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from midstream.events import (
+    BlockStart,
+    BlockStop,
+    CitationDelta,
+    Event,
+    ResponseEnd,
+    ResponseStart,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    UsageUpdate,
+)
+from midstream.message import (
+    Block,
+    Message,
+    RedactedThinkingBlock,
+    ServerToolBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolCall,
+    UnknownBlock,
+)
+
+__all__ = ["Accumulator", "accumulate", "events_from_message", "parse_tool_input"]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_tool_input(raw: str, complete: bool) -> tuple[dict[str, Any] | None, str | None]:
+    """Strictly parse a tool call's whole input text: ``(object, None)`` or ``(None, reason)``.
+
+    An empty input from a block that closed normally is ``{}`` (a tool without arguments).
+    """
+    if not complete:
+        return None, "truncated"
+    if raw.strip() == "":
+        return {}, None
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError:
+        return None, "invalid_json"
+    if not isinstance(value, dict):
+        return None, "invalid_json"
+    return value, None
+
+
+@dataclass
+class _Builder:
+    start: BlockStart
+    parts: list[str] = field(default_factory=list)
+    signature: list[str] = field(default_factory=list)
+    citations: list[Any] = field(default_factory=list)
+    stopped: bool = False
+    complete: bool = False
+
+    def build(self) -> Block:
+        start, text = self.start, "".join(self.parts)
+        done = self.stopped and self.complete
+        if start.type == "text":
+            return TextBlock(text, tuple(self.citations), complete=done)
+        if start.type == "thinking":
+            sig = "".join(self.signature) if self.signature else None
+            return ThinkingBlock(text, sig, complete=done)
+        if start.type == "redacted_thinking":
+            return RedactedThinkingBlock(str(start.data or "") + text, complete=done)
+        if start.type == "tool_call":
+            value, error = parse_tool_input(text, done) if self.stopped else (None, "truncated")
+            return ToolCall(
+                id=start.id or "", name=start.name or "", raw_input=text, input=value,
+                complete=done, error=error,
+            )
+        if start.type == "server_tool":
+            value = parse_tool_input(text, done)[0] if text else None
+            return ServerToolBlock(
+                raw_type=start.raw_type or "server_tool", id=start.id, name=start.name,
+                raw_input=text, input=value, content=start.data, complete=done,
+            )
+        return UnknownBlock(raw_type=start.raw_type or "unknown", data=start.data, complete=done)
+
+
+class Accumulator:
+    """Folds events into a Message. Feed it every event of one response, in order."""
+
+    def __init__(self, provider: str = "unknown") -> None:
+        self._provider = provider
+        self._id: str | None = None
+        self._model: str | None = None
+        self._blocks: dict[int, _Builder] = {}
+        self._end: ResponseEnd | None = None
+        self._error: StreamError | None = None
+        self._usage: Any = None
+
+    def feed(self, event: Event) -> None:
+        """Fold one event in."""
+        if isinstance(event, ResponseStart):
+            self._provider, self._id, self._model = event.provider, event.id, event.model
+            self._usage = event.usage
+        elif isinstance(event, BlockStart):
+            self._blocks[event.index] = _Builder(event)
+        elif isinstance(event, TextDelta | ThinkingDelta):
+            self._blocks[event.index].parts.append(event.text)
+        elif isinstance(event, ToolArgsDelta):
+            self._blocks[event.index].parts.append(event.fragment)
+        elif isinstance(event, SignatureDelta):
+            self._blocks[event.index].signature.append(event.signature)
+        elif isinstance(event, CitationDelta):
+            self._blocks[event.index].citations.append(event.citation)
+        elif isinstance(event, BlockStop):
+            builder = self._blocks[event.index]
+            builder.stopped, builder.complete = True, event.complete
+        elif isinstance(event, UsageUpdate):
+            self._usage = event.usage
+        elif isinstance(event, ResponseEnd):
+            self._end = event
+            self._usage = event.usage
+        elif isinstance(event, StreamError):
+            self._error = event
+
+    @property
+    def message(self) -> Message:
+        """The Message so far. Before ``ResponseEnd`` it is marked ``truncated`` (partial)."""
+        end = self._end
+        kwargs: dict[str, Any] = {}
+        if self._usage is not None:
+            kwargs["usage"] = self._usage
+        return Message(
+            provider=self._provider,
+            id=self._id,
+            model=self._model,
+            blocks=tuple(b.build() for b in self._blocks.values()),
+            stop_reason=end.stop_reason if end else None,
+            raw_stop_reason=end.raw_stop_reason if end else None,
+            terminal=end.terminal if end else "truncated",
+            error=self._error,
+            **kwargs,
+        )
+
+
+def accumulate(events: Iterable[Event]) -> Message:
+    """Fold a response's events into its Message."""
+    acc = Accumulator()
+    for event in events:
+        acc.feed(event)
+    return acc.message
+
+
+def events_from_message(message: Message) -> list[Event]:
+    """The canonical event sequence for ``message`` (one delta per block; what encoders replay).
+
+    ``accumulate(events_from_message(m)) == m`` for every Message whose blocks are complete.
+    """
+    events: list[Event] = [
+        ResponseStart(provider=message.provider, model=message.model, id=message.id)
+    ]
+    for index, block in enumerate(message.blocks):
+        events.extend(_block_events(index, block))
+    events.append(UsageUpdate(message.usage))
+    if message.error is not None:
+        events.append(message.error)
+    events.append(
+        ResponseEnd(
+            stop_reason=message.stop_reason,
+            raw_stop_reason=message.raw_stop_reason,
+            usage=message.usage,
+            terminal=message.terminal,
+        )
+    )
+    return events
+
+
+def _block_events(index: int, block: Block) -> list[Event]:
+    out: list[Event] = []
+    if isinstance(block, TextBlock):
+        out.append(BlockStart(index, "text", raw_type="text"))
+        if block.text:
+            out.append(TextDelta(index, block.text))
+        out.extend(CitationDelta(index, c) for c in block.citations)
+    elif isinstance(block, ThinkingBlock):
+        out.append(BlockStart(index, "thinking", raw_type="thinking"))
+        if block.thinking:
+            out.append(ThinkingDelta(index, block.thinking))
+        if block.signature is not None:
+            out.append(SignatureDelta(index, block.signature))
+    elif isinstance(block, RedactedThinkingBlock):
+        out.append(BlockStart(index, "redacted_thinking", raw_type="redacted_thinking", data=block.data))
+    elif isinstance(block, ToolCall):
+        out.append(BlockStart(index, "tool_call", id=block.id, name=block.name, raw_type="tool_use"))
+        if block.raw_input:
+            out.append(ToolArgsDelta(index, block.raw_input))
+    elif isinstance(block, ServerToolBlock):
+        out.append(
+            BlockStart(
+                index, "server_tool", id=block.id, name=block.name, raw_type=block.raw_type,
+                data=block.content,
+            )
+        )
+        if block.raw_input:
+            out.append(ToolArgsDelta(index, block.raw_input))
+    else:
+        out.append(BlockStart(index, "unknown", raw_type=block.raw_type, data=block.data))
+    out.append(BlockStop(index, complete=block.complete))
+    return out

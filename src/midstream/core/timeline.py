@@ -1,0 +1,251 @@
+"""The per-response state machine.
+
+A dialect decoder turns provider frames into events; the :class:`Timeline` checks their order against a
+transition table and normalizes the ending, so that everything downstream can rely on one shape:
+
+* exactly one ``ResponseStart`` first and exactly one ``ResponseEnd`` last;
+* every ``BlockStart`` is matched by one ``BlockStop``; blocks still open when the response ends (or the
+  input stops) are closed with ``complete=False``, never as complete;
+* ``UsageUpdate`` and ``ResponseEnd`` carry cumulative usage;
+* the terminal state is ``completed``, ``truncated`` (max tokens, or the input ended before the
+  provider's terminal event), ``failed`` (a provider error) or ``cancelled`` (:meth:`Timeline.cancel`).
+
+An event that is not allowed in the current state raises :class:`~midstream.errors.TimelineError`, a
+remote protocol error: the provider's bytes were out of order. The table is data; :meth:`Timeline.feed`
+is one lookup and one call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from midstream.errors import TimelineError
+from midstream.events import (
+    BlockStart,
+    BlockStop,
+    BlockType,
+    Event,
+    ResponseEnd,
+    ResponseStart,
+    StreamError,
+    UsageUpdate,
+)
+from midstream.message import StopReason, Terminal, Usage
+
+__all__ = ["STATES", "TRANSITIONS", "State", "Timeline"]
+
+State = Literal["idle", "streaming", "ended", "failed"]
+STATES: tuple[State, ...] = ("idle", "streaming", "ended", "failed")
+
+# (state, event kind) -> action. A pair that is missing is a protocol error.
+TRANSITIONS: dict[tuple[State, str], str] = {
+    ("idle", "response_start"): "start",
+    ("idle", "stream_error"): "fail",
+    ("idle", "unknown"): "pass",
+    ("streaming", "block_start"): "open_block",
+    ("streaming", "text_delta"): "delta",
+    ("streaming", "thinking_delta"): "delta",
+    ("streaming", "signature_delta"): "delta",
+    ("streaming", "citation_delta"): "delta",
+    ("streaming", "tool_args_delta"): "delta",
+    ("streaming", "block_stop"): "close_block",
+    ("streaming", "usage_update"): "usage",
+    ("streaming", "unknown"): "pass",
+    ("streaming", "response_end"): "end",
+    ("streaming", "stream_error"): "fail",
+    ("ended", "unknown"): "pass",
+    # After a failure the provider may still send its own closing frames (OpenAI's ``[DONE]``,
+    # Responses' ``response.failed``): the response already ended, so they are absorbed.
+    ("failed", "unknown"): "pass",
+    ("failed", "usage_update"): "absorb",
+    ("failed", "response_end"): "absorb",
+    ("failed", "stream_error"): "absorb",
+}
+
+# Which block types accept which delta kinds.
+_DELTA_TARGETS: dict[str, tuple[BlockType, ...]] = {
+    "text_delta": ("text",),
+    "citation_delta": ("text",),
+    "thinking_delta": ("thinking",),
+    "signature_delta": ("thinking",),
+    "tool_args_delta": ("tool_call", "server_tool"),
+}
+
+_TRUNCATING: frozenset[StopReason] = frozenset({"max_tokens", "context_window_exceeded"})
+
+
+def terminal_for(stop_reason: StopReason | None, proposed: Terminal = "completed") -> Terminal:
+    """The terminal state of a response that ended normally with ``stop_reason``.
+
+    A dialect may propose a worse state (``truncated``, ``failed``); a stop reason that means the output
+    was cut short turns ``completed`` into ``truncated``.
+    """
+    if proposed != "completed":
+        return proposed
+    if stop_reason in _TRUNCATING:
+        return "truncated"
+    if stop_reason == "error":
+        return "failed"
+    return "completed"
+
+
+class Timeline:
+    """Validates and normalizes the events of one response. Sans-IO: events in, events out."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.state: State = "idle"
+        self.usage = Usage()
+        self._open: dict[int, BlockType] = {}
+        self._seen: set[int] = set()
+        self._actions: dict[str, Callable[[Event], list[Event]]] = {
+            "start": self._start,
+            "open_block": self._open_block,
+            "delta": self._delta,
+            "close_block": self._close_block,
+            "usage": self._usage,
+            "end": self._end,
+            "fail": self._fail,
+            "pass": lambda event: [event],
+            "absorb": lambda event: [],
+        }
+
+    @property
+    def open_blocks(self) -> dict[int, BlockType]:
+        """Blocks started and not yet stopped, by index."""
+        return dict(self._open)
+
+    @property
+    def ended(self) -> bool:
+        """True once the terminal ``ResponseEnd`` has been emitted."""
+        return self.state in ("ended", "failed")
+
+    def feed(self, event: Event) -> list[Event]:
+        """Check one event against the table; return the events to pass on (possibly more, or none)."""
+        action = TRANSITIONS.get((self.state, event.kind))
+        if action is None:
+            raise TimelineError(
+                f"{event.kind} is not allowed while the response is {self.state}",
+                state=self.state,
+                event_kind=event.kind,
+            )
+        return self._actions[action](event)
+
+    def feed_all(self, events: Iterable[Event]) -> list[Event]:
+        """:meth:`feed` each event in turn and concatenate the results."""
+        out: list[Event] = []
+        for event in events:
+            out.extend(self.feed(event))
+        return out
+
+    def close(self) -> list[Event]:
+        """The input ended. Without the provider's terminal event the response is ``truncated``."""
+        if self.ended:
+            return []
+        out: list[Event] = []
+        if self.state == "idle":
+            out.append(ResponseStart(provider=self.provider))
+            self.state = "streaming"
+        out.extend(self._close_open())
+        out.append(self._finish(ResponseEnd(terminal="truncated"), "ended"))
+        return out
+
+    def cancel(self) -> list[Event]:
+        """The consumer cancelled: close open blocks as incomplete and end ``cancelled``."""
+        if self.ended:
+            return []
+        out: list[Event] = []
+        if self.state == "idle":
+            out.append(ResponseStart(provider=self.provider))
+            self.state = "streaming"
+        out.extend(self._close_open())
+        out.append(self._finish(ResponseEnd(terminal="cancelled"), "ended"))
+        return out
+
+    def fail(self, error: StreamError) -> list[Event]:
+        """End the response ``failed`` with ``error`` (used for transport and protocol failures)."""
+        if self.ended:
+            return []
+        return self._fail(error)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def _start(self, event: Event) -> list[Event]:
+        assert isinstance(event, ResponseStart)
+        self.state = "streaming"
+        self.usage = self.usage.merge(event.usage)
+        return [event]
+
+    def _open_block(self, event: Event) -> list[Event]:
+        assert isinstance(event, BlockStart)
+        if event.index in self._seen:
+            raise TimelineError(
+                f"block {event.index} started twice", state=self.state, event_kind=event.kind
+            )
+        self._seen.add(event.index)
+        self._open[event.index] = event.type
+        return [event]
+
+    def _delta(self, event: Event) -> list[Event]:
+        index: int = event.index  # type: ignore[union-attr]
+        block_type = self._open.get(index)
+        if block_type is None:
+            raise TimelineError(
+                f"{event.kind} for block {index}, which is not open",
+                state=self.state,
+                event_kind=event.kind,
+            )
+        if block_type not in _DELTA_TARGETS[event.kind]:
+            raise TimelineError(
+                f"{event.kind} for block {index}, a {block_type} block",
+                state=self.state,
+                event_kind=event.kind,
+            )
+        return [event]
+
+    def _close_block(self, event: Event) -> list[Event]:
+        assert isinstance(event, BlockStop)
+        if self._open.pop(event.index, None) is None:
+            raise TimelineError(
+                f"block_stop for block {event.index}, which is not open",
+                state=self.state,
+                event_kind=event.kind,
+            )
+        return [event]
+
+    def _usage(self, event: Event) -> list[Event]:
+        assert isinstance(event, UsageUpdate)
+        self.usage = self.usage.merge(event.usage)
+        return [UsageUpdate(self.usage, seq=event.seq)]
+
+    def _end(self, event: Event) -> list[Event]:
+        assert isinstance(event, ResponseEnd)
+        return [*self._close_open(), self._finish(event, "ended")]
+
+    def _fail(self, event: Event) -> list[Event]:
+        assert isinstance(event, StreamError)
+        out: list[Event] = []
+        if self.state == "idle":
+            out.append(ResponseStart(provider=self.provider))
+            self.state = "streaming"
+        out.extend(self._close_open())
+        out.append(event)
+        end = ResponseEnd(stop_reason="error", terminal="failed", seq=event.seq)
+        out.append(self._finish(end, "failed"))
+        return out
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _close_open(self) -> list[Event]:
+        stops: list[Event] = [BlockStop(index, complete=False) for index in self._open]
+        self._open.clear()
+        return stops
+
+    def _finish(self, end: ResponseEnd, state: State) -> ResponseEnd:
+        self.usage = self.usage.merge(end.usage)
+        self.state = state
+        return dataclasses.replace(
+            end, usage=self.usage, terminal=terminal_for(end.stop_reason, end.terminal)
+        )

@@ -1,0 +1,209 @@
+"""The normalized event vocabulary: what every provider's stream is decoded into.
+
+Events are frozen, slotted dataclasses with a ``kind`` class attribute, cheap to create on the hot
+path. A well-formed response (what :func:`midstream.wire.decoder` guarantees) is::
+
+    ResponseStart
+    ( BlockStart  (TextDelta | ThinkingDelta | SignatureDelta | CitationDelta | ToolArgsDelta)*  BlockStop
+    | UsageUpdate | Unknown )*
+    [StreamError]
+    ResponseEnd
+
+Blocks may interleave (each has its own ``index``); every block that starts also stops, with
+``complete=False`` when the response ended before the provider closed it. Exactly one ``ResponseEnd``
+ends every response and carries its terminal state.
+
+``seq`` is the provider's own sequence number where it sends one (OpenAI Responses), kept for resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from midstream.errors import ErrorKind
+from midstream.message import StopReason, Terminal, Usage
+
+__all__ = [
+    "BlockStart",
+    "BlockStop",
+    "BlockType",
+    "CitationDelta",
+    "Event",
+    "ResponseEnd",
+    "ResponseStart",
+    "SignatureDelta",
+    "StreamError",
+    "TextDelta",
+    "ThinkingDelta",
+    "ToolArgsDelta",
+    "Unknown",
+    "UsageUpdate",
+    "to_dict",
+]
+
+BlockType = Literal["text", "thinking", "redacted_thinking", "tool_call", "server_tool", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    seq: int | None = field(default=None, kw_only=True, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStart(_Base):
+    """First event of every response."""
+
+    kind: ClassVar[Literal["response_start"]] = "response_start"
+    provider: str
+    model: str | None = None
+    id: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStart(_Base):
+    """A content block opens at ``index``.
+
+    ``raw_type`` is the provider's own block type. ``data`` holds content that arrives whole with the
+    start (redacted thinking's ``data``, a server tool result, an unknown block's payload).
+    """
+
+    kind: ClassVar[Literal["block_start"]] = "block_start"
+    index: int
+    type: BlockType
+    id: str | None = None
+    name: str | None = None
+    raw_type: str | None = None
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta(_Base):
+    """More answer text for the text block at ``index``."""
+
+    kind: ClassVar[Literal["text_delta"]] = "text_delta"
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta(_Base):
+    """More reasoning text for the thinking block at ``index``."""
+
+    kind: ClassVar[Literal["thinking_delta"]] = "thinking_delta"
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureDelta(_Base):
+    """The (byte-exact) signature of the thinking block at ``index``; appended if sent in parts."""
+
+    kind: ClassVar[Literal["signature_delta"]] = "signature_delta"
+    index: int
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class CitationDelta(_Base):
+    """A citation (the provider's raw object) attached to the text block at ``index``."""
+
+    kind: ClassVar[Literal["citation_delta"]] = "citation_delta"
+    index: int
+    citation: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolArgsDelta(_Base):
+    """A raw JSON fragment of a tool call's input: exactly the text the provider sent."""
+
+    kind: ClassVar[Literal["tool_args_delta"]] = "tool_args_delta"
+    index: int
+    fragment: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStop(_Base):
+    """The block at ``index`` ends. ``complete=False``: the response ended before the block did."""
+
+    kind: ClassVar[Literal["block_stop"]] = "block_stop"
+    index: int
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UsageUpdate(_Base):
+    """Token usage so far (cumulative once it leaves the timeline)."""
+
+    kind: ClassVar[Literal["usage_update"]] = "usage_update"
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEnd(_Base):
+    """The one terminal event of a response: why it stopped, final usage and its terminal state."""
+
+    kind: ClassVar[Literal["response_end"]] = "response_end"
+    stop_reason: StopReason | None = None
+    raw_stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    terminal: Terminal = "completed"
+    stop_details: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError(_Base):
+    """An error reported by the provider (or the transport) during the response.
+
+    ``retryable`` says whether re-requesting may help; ``raw`` is the provider's error payload.
+    """
+
+    kind: ClassVar[Literal["stream_error"]] = "stream_error"
+    error_kind: ErrorKind
+    message: str
+    retryable: bool = False
+    status: int | None = None
+    raw: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown(_Base):
+    """A provider event midstream does not know, passed through instead of crashing."""
+
+    kind: ClassVar[Literal["unknown"]] = "unknown"
+    raw_type: str
+    payload: Any = None
+
+
+Event = (
+    ResponseStart
+    | BlockStart
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | CitationDelta
+    | ToolArgsDelta
+    | BlockStop
+    | UsageUpdate
+    | ResponseEnd
+    | StreamError
+    | Unknown
+)
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict for ``event``: ``{"kind": ..., <its fields>}``; usage becomes a dict.
+
+    ``seq`` is included only when the provider sent one.
+    """
+    out: dict[str, Any] = {"kind": event.kind}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name == "seq" and value is None:
+            continue
+        if isinstance(value, Usage):
+            value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
+        out[f.name] = value
+    return out

@@ -1,0 +1,212 @@
+"""The Message model: what a whole (or partial) response amounts to.
+
+A :class:`Message` is the pure fold of a response's events (see :func:`midstream.accumulate`). It is
+the same whether the response was streamed or not, and it never pretends: a response that did not end
+``completed`` says so in :attr:`Message.terminal`, and a tool call whose input did not arrive whole and
+valid has ``input=None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "STOP_REASONS",
+    "TERMINALS",
+    "Block",
+    "Message",
+    "RedactedThinkingBlock",
+    "ServerToolBlock",
+    "StopReason",
+    "Terminal",
+    "TextBlock",
+    "ThinkingBlock",
+    "ToolCall",
+    "UnknownBlock",
+    "Usage",
+]
+
+Terminal = Literal["completed", "truncated", "failed", "cancelled"]
+TERMINALS: tuple[Terminal, ...] = ("completed", "truncated", "failed", "cancelled")
+
+StopReason = Literal[
+    "end_turn",  # the model finished its answer
+    "tool_use",  # the model wants tool results
+    "max_tokens",  # the output budget ran out (the response is truncated)
+    "stop_sequence",  # a caller-supplied stop sequence matched
+    "pause_turn",  # a server-side tool loop paused; continue by re-sending
+    "refusal",  # the model declined
+    "content_filter",  # provider-side safety / recitation / guardrail filtering
+    "context_window_exceeded",  # the prompt plus output no longer fit
+    "error",  # the provider ended the response because of an error
+    "other",  # a reason midstream does not map; see ``raw_stop_reason``
+]
+STOP_REASONS: tuple[StopReason, ...] = (
+    "end_turn",
+    "tool_use",
+    "max_tokens",
+    "stop_sequence",
+    "pause_turn",
+    "refusal",
+    "content_filter",
+    "context_window_exceeded",
+    "error",
+    "other",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts, normalized across providers. ``None`` means "not reported".
+
+    ``input_tokens`` counts *every* prompt token, cached ones included (OpenAI and Gemini count this way;
+    Anthropic and Bedrock report cache reads and writes separately and are summed here).
+    ``output_tokens`` includes ``reasoning_tokens`` where a provider reports both.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input plus output, when both are known."""
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+    def merge(self, update: Usage) -> Usage:
+        """Counts from ``update`` replace ours where it reports them (counts are cumulative)."""
+        return Usage(
+            input_tokens=_pick(update.input_tokens, self.input_tokens),
+            output_tokens=_pick(update.output_tokens, self.output_tokens),
+            cache_read_tokens=_pick(update.cache_read_tokens, self.cache_read_tokens),
+            cache_write_tokens=_pick(update.cache_write_tokens, self.cache_write_tokens),
+            reasoning_tokens=_pick(update.reasoning_tokens, self.reasoning_tokens),
+        )
+
+
+def _pick(new: int | None, old: int | None) -> int | None:
+    return old if new is None else new
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    """Answer text, with any citations the provider attached (raw provider dicts)."""
+
+    kind: ClassVar[Literal["text"]] = "text"
+    text: str
+    citations: tuple[Any, ...] = ()
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingBlock:
+    """Reasoning text. ``signature`` is kept byte-exact: providers require it back verbatim."""
+
+    kind: ClassVar[Literal["thinking"]] = "thinking"
+    thinking: str
+    signature: str | None = None
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedThinkingBlock:
+    """Encrypted reasoning the provider does not show; ``data`` is kept byte-exact for replay."""
+
+    kind: ClassVar[Literal["redacted_thinking"]] = "redacted_thinking"
+    data: str
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call of one of *your* tools.
+
+    ``raw_input`` is exactly the JSON text received. ``input`` is the parsed object only when the block
+    closed normally and the text parsed strictly to a JSON object; otherwise it is ``None`` and
+    ``error`` says why (``"truncated"`` or ``"invalid_json"``). Never execute a call whose ``input`` is
+    ``None``.
+    """
+
+    kind: ClassVar[Literal["tool_call"]] = "tool_call"
+    id: str
+    name: str
+    raw_input: str
+    input: dict[str, Any] | None
+    complete: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerToolBlock:
+    """A tool the provider runs itself (web search, code execution, tool search) or its result.
+
+    ``raw_type`` is the provider's block type (``server_tool_use``, ``web_search_tool_result``, ...).
+    Calls stream their input like tool calls (``raw_input`` / ``input``); results arrive whole in
+    ``content``.
+    """
+
+    kind: ClassVar[Literal["server_tool"]] = "server_tool"
+    raw_type: str
+    id: str | None
+    name: str | None
+    raw_input: str = ""
+    input: Any = None
+    content: Any = None
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownBlock:
+    """A block type midstream does not know, kept whole so nothing is lost."""
+
+    kind: ClassVar[Literal["unknown"]] = "unknown"
+    raw_type: str
+    data: Any = None
+    complete: bool = True
+
+
+Block = TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCall | ServerToolBlock | UnknownBlock
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One assistant response, folded from its events.
+
+    ``terminal`` is exactly one of ``completed``, ``truncated``, ``failed``, ``cancelled``. Anything but
+    ``completed`` means the content is partial and must not be persisted or used as a complete answer.
+    """
+
+    provider: str
+    id: str | None = None
+    model: str | None = None
+    blocks: tuple[Block, ...] = ()
+    stop_reason: StopReason | None = None
+    raw_stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    terminal: Terminal = "truncated"
+    error: Any = None  # the StreamError that failed the response, if any
+
+    @property
+    def text(self) -> str:
+        """All answer text, concatenated in block order."""
+        return "".join(b.text for b in self.blocks if isinstance(b, TextBlock))
+
+    @property
+    def thinking(self) -> str:
+        """All visible reasoning text, concatenated in block order."""
+        return "".join(b.thinking for b in self.blocks if isinstance(b, ThinkingBlock))
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The calls of the caller's tools, in order (server tools are in :attr:`blocks`)."""
+        return [b for b in self.blocks if isinstance(b, ToolCall)]
+
+    @property
+    def partial(self) -> bool:
+        """True unless the response ended ``completed``."""
+        return self.terminal != "completed"

@@ -1,0 +1,70 @@
+"""The wire layer: provider stream bytes <-> normalized events, sans-IO.
+
+``decoder(dialect)`` gives a :class:`~midstream.wire._base.Decoder` with ``feed(bytes)`` and
+``close()``; ``encoder(dialect)`` gives an :class:`~midstream.wire._base.Encoder` that writes the
+provider's bytes back. Dialect names: ``anthropic``, ``openai-chat``, ``openai-responses``, ``gemini``,
+``bedrock``, ``ollama``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from midstream.errors import UnknownDialect
+from midstream.wire._base import Decoder, DialectDecoder, Encoder
+from midstream.wire.sse import SSEDecoder, SSEEvent, encode_sse
+
+__all__ = [
+    "DIALECTS",
+    "Decoder",
+    "DialectDecoder",
+    "Encoder",
+    "SSEDecoder",
+    "SSEEvent",
+    "decoder",
+    "encode_sse",
+    "encoder",
+]
+
+# dialect name -> module defining ``DECODER`` (a DialectDecoder class) and ``ENCODER`` (an Encoder class)
+_MODULES: dict[str, str] = {
+    "anthropic": "midstream.wire.anthropic",
+    "openai-chat": "midstream.wire.openai_chat",
+    "openai-responses": "midstream.wire.openai_responses",
+    "gemini": "midstream.wire.gemini",
+    "bedrock": "midstream.wire.bedrock",
+    "ollama": "midstream.wire.ollama",
+}
+
+
+def _available() -> tuple[str, ...]:
+    names = []
+    for name, module in _MODULES.items():
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+def _module(dialect: str) -> Any:
+    module = _MODULES.get(dialect)
+    if module is None:
+        raise UnknownDialect(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+    return importlib.import_module(module)
+
+
+def decoder(dialect: str, **options: Any) -> Decoder:
+    """A decoder for ``dialect``'s streaming response body (options are the dialect's limits)."""
+    return Decoder(_module(dialect).DECODER(**options), provider=dialect)
+
+
+def encoder(dialect: str, **options: Any) -> Encoder:
+    """An encoder writing ``dialect``'s streaming response body (options are the dialect's realism knobs)."""
+    enc: Encoder = _module(dialect).ENCODER(**options)
+    return enc
+
+
+DIALECTS: tuple[str, ...] = _available()

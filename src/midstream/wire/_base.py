@@ -1,0 +1,107 @@
+"""What every dialect module provides, and the decoder that wraps a dialect with the timeline."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Protocol
+
+from midstream.core.accumulate import events_from_message
+from midstream.core.timeline import Timeline
+from midstream.errors import LocalError, RemoteProtocolError
+from midstream.events import Event, StreamError
+from midstream.message import Message
+
+__all__ = ["Decoder", "DialectDecoder", "Encoder"]
+
+# A dialect decoder that trips over a payload shape it did not expect raises one of these from deep
+# inside; the wrapper turns them into a remote protocol error naming the dialect.
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+class DialectDecoder(Protocol):
+    """Provider bytes -> raw normalized events (before the timeline checks their order)."""
+
+    def feed(self, data: bytes) -> list[Event]: ...
+
+    def close(self) -> list[Event]: ...
+
+
+class Decoder:
+    """A provider stream decoder: ``feed(bytes) -> list[Event]`` and ``close() -> list[Event]``.
+
+    The output is a well-formed response (see :mod:`midstream.events`) for any split of the input.
+    Bytes that break the protocol raise :class:`~midstream.errors.RemoteProtocolError`; after that,
+    :meth:`close` ends the response ``failed`` (with a ``protocol`` StreamError) so a consumer can
+    still close out honestly.
+    """
+
+    def __init__(self, dialect: DialectDecoder, provider: str) -> None:
+        self.dialect = provider
+        self._inner = dialect
+        self.timeline = Timeline(provider)
+        self._error: RemoteProtocolError | None = None
+        self._closed = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode a chunk of the response body."""
+        if self._closed:
+            raise LocalError("Decoder.feed() called after close()")
+        if self._error is not None:
+            raise self._error
+        try:
+            return self.timeline.feed_all(self._inner.feed(data))
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+        except _SHAPE_ERRORS as exc:
+            self._error = RemoteProtocolError(f"malformed {self.dialect} stream: {exc!r}")
+            raise self._error from exc
+
+    def close(self) -> list[Event]:
+        """End of the body: the events that completes, ending with the one ``ResponseEnd``."""
+        if self._closed:
+            return []
+        self._closed = True
+        if self._error is None:
+            try:
+                return self.timeline.feed_all(self._inner.close()) + self.timeline.close()
+            except RemoteProtocolError as exc:
+                self._error = exc
+            except _SHAPE_ERRORS as exc:
+                self._error = RemoteProtocolError(f"malformed {self.dialect} stream: {exc!r}")
+        return self.timeline.fail(
+            StreamError("protocol", str(self._error), retryable=False, raw=None)
+        )
+
+    def cancel(self) -> list[Event]:
+        """The consumer stopped reading: close open blocks as incomplete and end ``cancelled``."""
+        self._closed = True
+        return self.timeline.cancel()
+
+    def fail(self, error: StreamError) -> list[Event]:
+        """The transport failed (e.g. the connection dropped with an error): end ``failed``."""
+        self._closed = True
+        return self.timeline.fail(error)
+
+
+class Encoder(abc.ABC):
+    """Events -> a provider's wire bytes. The inverse of the dialect's decoder.
+
+    :meth:`encode` is incremental (one event in, the bytes it produces out, possibly none); the
+    simulator streams with it. :meth:`encode_message` writes a whole Message.
+    """
+
+    dialect: str = ""
+
+    @abc.abstractmethod
+    def encode(self, event: Event) -> bytes:
+        """The bytes for one event (``b""`` when the provider writes it later or never)."""
+
+    def encode_all(self, events: Iterable[Event]) -> bytes:
+        """The bytes of a whole event sequence."""
+        return b"".join(self.encode(event) for event in events)
+
+    def encode_message(self, message: Message) -> bytes:
+        """The bytes of a stream that decodes back to ``message``."""
+        return self.encode_all(events_from_message(message))

@@ -1,0 +1,188 @@
+"""Server-sent events, as the WHATWG HTML standard defines the ``text/event-stream`` format.
+
+:class:`SSEDecoder` is sans-IO: feed it bytes as they arrive, in any split, and it returns the events
+completed so far. It follows the standard's parsing rules:
+
+* lines end in CRLF, LF or CR, also when a CR ends one chunk and its LF starts the next;
+* one leading byte-order mark is stripped; UTF-8 split across chunks decodes right (invalid bytes become
+  U+FFFD, as the standard says);
+* ``:`` starts a comment; ``field: value`` drops one leading space; a line without a colon is a field
+  with an empty value;
+* several ``data`` lines are joined with LF; an event whose data is empty is not dispatched;
+* ``id`` containing NUL is ignored; ``retry`` is used only when it is all ASCII digits;
+* an unterminated event at EOF is discarded.
+
+Lines and events are bounded (``max_line``, ``max_event``, in characters): input beyond a bound raises
+:class:`~midstream.errors.LimitExceeded` instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+from midstream.errors import LimitExceeded, LocalError
+
+__all__ = ["DEFAULT_MAX_EVENT", "DEFAULT_MAX_LINE", "SSEDecoder", "SSEEvent", "encode_sse"]
+
+DEFAULT_MAX_LINE = 16 * 1024 * 1024
+DEFAULT_MAX_EVENT = 32 * 1024 * 1024
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event: its type (``"message"`` by default), data, last event id and retry."""
+
+    event: str
+    data: str
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Incremental ``text/event-stream`` decoder: ``feed(bytes) -> list[SSEEvent]``, ``close()``."""
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+        self.max_line = max_line
+        self.max_event = max_event
+        self.last_event_id: str | None = None
+        self.retry: int | None = None
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._tail = ""  # an unterminated line
+        self._skip_lf = False  # the previous chunk ended in CR: an LF starting this one is its pair
+        self._bom_checked = False
+        self._closed = False
+        self._event_type = ""
+        self._data: list[str] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        """Decode ``data``; return the events it completed."""
+        if self._closed:
+            raise LocalError("SSEDecoder.feed() called after close()")
+        return self._feed_text(self._utf8.decode(data))
+
+    def close(self) -> list[SSEEvent]:
+        """End of input. A line without its terminator still counts; an undispatched event does not."""
+        if self._closed:
+            return []
+        out = self._feed_text(self._utf8.decode(b"", final=True))
+        self._closed = True
+        if self._tail:
+            self._line(self._tail, out)
+            self._tail = ""
+        # The standard discards an event whose blank line never came.
+        self._data, self._event_type, self._size = [], "", 0
+        return out
+
+    def _feed_text(self, text: str) -> list[SSEEvent]:
+        if not self._bom_checked and text:
+            self._bom_checked = True
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if self._skip_lf and text:
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+        if not text:
+            return []
+        buf = self._tail + text if self._tail else text
+        if "\r" in buf:
+            lines = _LINE_END.split(buf)
+            self._skip_lf = buf[-1] == "\r"
+        else:
+            lines = buf.split("\n")
+        self._tail = lines.pop()
+        if len(self._tail) > self.max_line:
+            raise LimitExceeded(
+                f"SSE line longer than {self.max_line} characters", limit="max_line", value=self.max_line
+            )
+        out: list[SSEEvent] = []
+        for line in lines:
+            self._line(line, out)
+        return out
+
+    def _line(self, line: str, out: list[SSEEvent]) -> None:
+        if not line:
+            self._dispatch(out)
+            return
+        if len(line) > self.max_line:
+            raise LimitExceeded(
+                f"SSE line longer than {self.max_line} characters", limit="max_line", value=self.max_line
+            )
+        if line[0] == ":":
+            return
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._size += len(value) + 1
+            if self._size > self.max_event:
+                raise LimitExceeded(
+                    f"SSE event larger than {self.max_event} characters",
+                    limit="max_event",
+                    value=self.max_event,
+                )
+            self._data.append(value)
+        elif name == "event":
+            self._event_type = value
+        elif name == "id":
+            if "\x00" not in value:
+                self.last_event_id = value
+        elif name == "retry" and _DIGITS.fullmatch(value):
+            self.retry = int(value)
+
+    def _dispatch(self, out: list[SSEEvent]) -> None:
+        data, event_type = self._data, self._event_type
+        self._data, self._event_type, self._size = [], "", 0
+        if not data:
+            return
+        out.append(
+            SSEEvent(
+                event=event_type or "message",
+                data="\n".join(data),
+                id=self.last_event_id,
+                retry=self.retry,
+            )
+        )
+
+
+def encode_sse(
+    data: str | None = None,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+    comment: str | None = None,
+    newline: str = "\n",
+) -> bytes:
+    """One event in ``text/event-stream`` form, ending with a blank line.
+
+    Multi-line ``data`` becomes several ``data:`` lines (the decoder joins them back with LF).
+    ``newline`` may be ``"\\r\\n"`` for servers that frame that way (Gemini).
+    """
+    if newline not in ("\n", "\r\n", "\r"):
+        raise LocalError("newline must be LF, CRLF or CR")
+    parts: list[str] = []
+    if comment is not None:
+        parts.extend(f":{line}" if line.startswith(" ") else f": {line}" for line in comment.split("\n"))
+    if event is not None:
+        _check_field("event", event)
+        parts.append(f"event: {event}")
+    if id is not None:
+        _check_field("id", id)
+        parts.append(f"id: {id}")
+    if retry is not None:
+        parts.append(f"retry: {int(retry)}")
+    if data is not None:
+        parts.extend(f"data: {line}" for line in _LINE_END.split(data))
+    return (newline.join(parts) + newline + newline).encode()
+
+
+def _check_field(name: str, value: str) -> None:
+    if "\n" in value or "\r" in value:
+        raise LocalError(f"an SSE {name} cannot contain a line break")
