@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterable, Sequence
@@ -48,7 +49,7 @@ def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     """``data`` cut at the given offsets."""
     points = sorted({c for c in cuts if 0 < c < len(data)})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def random_splits(data: bytes, rng: random.Random) -> list[bytes]:
@@ -59,7 +60,9 @@ def random_splits(data: bytes, rng: random.Random) -> list[bytes]:
     return split_at(data, rng.sample(range(1, len(data)), n))
 
 
-def assert_split_invariant(dialect: str, data: bytes, *, random_runs: int = 200, seed: int = 0) -> list[Event]:
+def assert_split_invariant(
+    dialect: str, data: bytes, *, random_runs: int = 200, seed: int = 0
+) -> list[Event]:
     """Decode ``data`` whole, one byte at a time and in ``random_runs`` random splits; all must agree.
 
     Returns the events of the whole-input decode.

@@ -3,7 +3,9 @@
 A dialect decoder turns provider frames into events; the :class:`Timeline` checks their order against a
 transition table and normalizes the ending, so that everything downstream can rely on one shape:
 
-* exactly one ``ResponseStart`` first and exactly one ``ResponseEnd`` last;
+* exactly one ``ResponseStart`` first and exactly one ``ResponseEnd`` last: an ``Unknown`` event that
+  arrives before the start is held and passed on right after it, and one that arrives after the end is
+  absorbed (the response is over; nothing after its terminal event can change it);
 * every ``BlockStart`` is matched by one ``BlockStop``; blocks still open when the response ends (or the
   input stops) are closed with ``complete=False``, never as complete;
 * ``UsageUpdate`` and ``ResponseEnd`` carry cumulative usage;
@@ -34,7 +36,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Terminal, Usage
 
-__all__ = ["STATES", "TRANSITIONS", "State", "Timeline"]
+__all__ = ["MAX_HELD", "STATES", "TRANSITIONS", "State", "Timeline"]
 
 State = Literal["idle", "streaming", "ended", "failed"]
 STATES: tuple[State, ...] = ("idle", "streaming", "ended", "failed")
@@ -43,7 +45,8 @@ STATES: tuple[State, ...] = ("idle", "streaming", "ended", "failed")
 TRANSITIONS: dict[tuple[State, str], str] = {
     ("idle", "response_start"): "start",
     ("idle", "stream_error"): "fail",
-    ("idle", "unknown"): "pass",
+    # Providers may send keep-alives before their first real frame; they wait for the start.
+    ("idle", "unknown"): "hold",
     ("streaming", "block_start"): "open_block",
     ("streaming", "text_delta"): "delta",
     ("streaming", "thinking_delta"): "delta",
@@ -55,10 +58,10 @@ TRANSITIONS: dict[tuple[State, str], str] = {
     ("streaming", "unknown"): "pass",
     ("streaming", "response_end"): "end",
     ("streaming", "stream_error"): "fail",
-    ("ended", "unknown"): "pass",
+    ("ended", "unknown"): "absorb",
     # After a failure the provider may still send its own closing frames (OpenAI's ``[DONE]``,
     # Responses' ``response.failed``): the response already ended, so they are absorbed.
-    ("failed", "unknown"): "pass",
+    ("failed", "unknown"): "absorb",
     ("failed", "usage_update"): "absorb",
     ("failed", "response_end"): "absorb",
     ("failed", "stream_error"): "absorb",
@@ -72,6 +75,9 @@ _DELTA_TARGETS: dict[str, tuple[BlockType, ...]] = {
     "signature_delta": ("thinking",),
     "tool_args_delta": ("tool_call", "server_tool"),
 }
+
+MAX_HELD = 1024
+"""How many ``Unknown`` events may wait for ``ResponseStart`` before the stream counts as broken."""
 
 _TRUNCATING: frozenset[StopReason] = frozenset({"max_tokens", "context_window_exceeded"})
 
@@ -100,6 +106,7 @@ class Timeline:
         self.usage = Usage()
         self._open: dict[int, BlockType] = {}
         self._seen: set[int] = set()
+        self._held: list[Event] = []
         self._actions: dict[str, Callable[[Event], list[Event]]] = {
             "start": self._start,
             "open_block": self._open_block,
@@ -108,6 +115,7 @@ class Timeline:
             "usage": self._usage,
             "end": self._end,
             "fail": self._fail,
+            "hold": self._hold,
             "pass": lambda event: [event],
             "absorb": lambda event: [],
         }
@@ -144,10 +152,7 @@ class Timeline:
         """The input ended. Without the provider's terminal event the response is ``truncated``."""
         if self.ended:
             return []
-        out: list[Event] = []
-        if self.state == "idle":
-            out.append(ResponseStart(provider=self.provider))
-            self.state = "streaming"
+        out = self._ensure_started()
         out.extend(self._close_open())
         out.append(self._finish(ResponseEnd(terminal="truncated"), "ended"))
         return out
@@ -156,10 +161,7 @@ class Timeline:
         """The consumer cancelled: close open blocks as incomplete and end ``cancelled``."""
         if self.ended:
             return []
-        out: list[Event] = []
-        if self.state == "idle":
-            out.append(ResponseStart(provider=self.provider))
-            self.state = "streaming"
+        out = self._ensure_started()
         out.extend(self._close_open())
         out.append(self._finish(ResponseEnd(terminal="cancelled"), "ended"))
         return out
@@ -176,7 +178,18 @@ class Timeline:
         assert isinstance(event, ResponseStart)
         self.state = "streaming"
         self.usage = self.usage.merge(event.usage)
-        return [event]
+        held, self._held = self._held, []
+        return [event, *held]
+
+    def _hold(self, event: Event) -> list[Event]:
+        if len(self._held) >= MAX_HELD:
+            raise TimelineError(
+                f"more than {MAX_HELD} unknown events before response_start",
+                state=self.state,
+                event_kind=event.kind,
+            )
+        self._held.append(event)
+        return []
 
     def _open_block(self, event: Event) -> list[Event]:
         assert isinstance(event, BlockStart)
@@ -226,10 +239,7 @@ class Timeline:
 
     def _fail(self, event: Event) -> list[Event]:
         assert isinstance(event, StreamError)
-        out: list[Event] = []
-        if self.state == "idle":
-            out.append(ResponseStart(provider=self.provider))
-            self.state = "streaming"
+        out = self._ensure_started()
         out.extend(self._close_open())
         out.append(event)
         end = ResponseEnd(stop_reason="error", terminal="failed", seq=event.seq)
@@ -237,6 +247,14 @@ class Timeline:
         return out
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _ensure_started(self) -> list[Event]:
+        """A ``ResponseStart`` (and the events held for it) when the provider never sent one."""
+        if self.state != "idle":
+            return []
+        self.state = "streaming"
+        held, self._held = self._held, []
+        return [ResponseStart(provider=self.provider), *held]
 
     def _close_open(self) -> list[Event]:
         stops: list[Event] = [BlockStop(index, complete=False) for index in self._open]

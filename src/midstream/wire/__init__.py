@@ -38,17 +38,6 @@ _MODULES: dict[str, str] = {
 }
 
 
-def _available() -> tuple[str, ...]:
-    names = []
-    for name, module in _MODULES.items():
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        names.append(name)
-    return tuple(names)
-
-
 def _module(dialect: str) -> Any:
     module = _MODULES.get(dialect)
     if module is None:
@@ -67,4 +56,5 @@ def encoder(dialect: str, **options: Any) -> Encoder:
     return enc
 
 
-DIALECTS: tuple[str, ...] = _available()
+DIALECTS: tuple[str, ...] = tuple(_MODULES)
+"""The dialect names ``decoder()`` and ``encoder()`` accept."""

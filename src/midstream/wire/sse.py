@@ -52,7 +52,10 @@ class SSEDecoder:
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._tail = ""  # an unterminated line
+        # The unterminated line, kept in pieces so that a line trickling in one byte at a time costs
+        # linear, not quadratic, time; ``_tail_len`` is its length for the ``max_line`` bound.
+        self._tail: list[str] = []
+        self._tail_len = 0
         self._skip_lf = False  # the previous chunk ended in CR: an LF starting this one is its pair
         self._bom_checked = False
         self._closed = False
@@ -67,15 +70,16 @@ class SSEDecoder:
         return self._feed_text(self._utf8.decode(data))
 
     def close(self) -> list[SSEEvent]:
-        """End of input. A line without its terminator still counts; an undispatched event does not."""
+        """End of input. An unterminated line and an undispatched event are discarded.
+
+        The standard only processes lines that end in a line break, so a final ``id: x`` without one
+        does not change :attr:`last_event_id`, and an event whose blank line never came is dropped.
+        """
         if self._closed:
             return []
         out = self._feed_text(self._utf8.decode(b"", final=True))
         self._closed = True
-        if self._tail:
-            self._line(self._tail, out)
-            self._tail = ""
-        # The standard discards an event whose blank line never came.
+        self._tail, self._tail_len = [], 0
         self._data, self._event_type, self._size = [], "", 0
         return out
 
@@ -90,21 +94,30 @@ class SSEDecoder:
                 text = text[1:]
         if not text:
             return []
-        buf = self._tail + text if self._tail else text
+        if "\n" not in text and "\r" not in text:
+            self._grow_tail(text)
+            return []
+        buf = "".join(self._tail) + text if self._tail else text
         if "\r" in buf:
             lines = _LINE_END.split(buf)
             self._skip_lf = buf[-1] == "\r"
         else:
             lines = buf.split("\n")
-        self._tail = lines.pop()
-        if len(self._tail) > self.max_line:
-            raise LimitExceeded(
-                f"SSE line longer than {self.max_line} characters", limit="max_line", value=self.max_line
-            )
+        self._tail, self._tail_len = [], 0
+        self._grow_tail(lines.pop())
         out: list[SSEEvent] = []
         for line in lines:
             self._line(line, out)
         return out
+
+    def _grow_tail(self, text: str) -> None:
+        if text:
+            self._tail.append(text)
+            self._tail_len += len(text)
+        if self._tail_len > self.max_line:
+            raise LimitExceeded(
+                f"SSE line longer than {self.max_line} characters", limit="max_line", value=self.max_line
+            )
 
     def _line(self, line: str, out: list[SSEEvent]) -> None:
         if not line:
@@ -169,7 +182,10 @@ def encode_sse(
         raise LocalError("newline must be LF, CRLF or CR")
     parts: list[str] = []
     if comment is not None:
-        parts.extend(f":{line}" if line.startswith(" ") else f": {line}" for line in comment.split("\n"))
+        # Split on every line break the decoder knows, or a CR inside a comment would start a field.
+        parts.extend(
+            f":{line}" if line.startswith(" ") else f": {line}" for line in _LINE_END.split(comment)
+        )
     if event is not None:
         _check_field("event", event)
         parts.append(f"event: {event}")

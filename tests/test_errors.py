@@ -1,0 +1,221 @@
+"""The exception tree (whose fault it was) and the provider error classification table."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import midstream.errors as errors_module
+from midstream import wire
+from midstream.errors import (
+    EventStreamError,
+    IncompleteJSON,
+    InvalidJSON,
+    JSONError,
+    LimitExceeded,
+    LocalError,
+    MidstreamError,
+    RemoteError,
+    RemoteProtocolError,
+    TimelineError,
+    UnknownDialect,
+    classify_error,
+)
+
+# -- the tree ---------------------------------------------------------------------------------------
+
+PARENT = {
+    RemoteError: MidstreamError,
+    LocalError: MidstreamError,
+    RemoteProtocolError: RemoteError,
+    JSONError: RemoteError,
+    LimitExceeded: RemoteProtocolError,
+    EventStreamError: RemoteProtocolError,
+    TimelineError: RemoteProtocolError,
+    InvalidJSON: JSONError,
+    IncompleteJSON: JSONError,
+    UnknownDialect: LocalError,
+}
+REMOTE = [
+    RemoteError,
+    RemoteProtocolError,
+    LimitExceeded,
+    EventStreamError,
+    TimelineError,
+    JSONError,
+    InvalidJSON,
+    IncompleteJSON,
+]
+LOCAL = [LocalError, UnknownDialect]
+
+
+@pytest.mark.parametrize(("cls", "parent"), list(PARENT.items()), ids=lambda c: c.__name__)
+def test_direct_parent(cls: type[Exception], parent: type[Exception]) -> None:
+    assert parent in cls.__bases__
+
+
+def test_midstream_error_is_an_exception() -> None:
+    assert MidstreamError.__bases__ == (Exception,)
+
+
+@pytest.mark.parametrize("cls", REMOTE, ids=lambda c: c.__name__)
+def test_remote_errors_are_not_local(cls: type[Exception]) -> None:
+    assert issubclass(cls, RemoteError)
+    assert not issubclass(cls, LocalError)
+    assert issubclass(cls, MidstreamError)
+
+
+@pytest.mark.parametrize("cls", LOCAL, ids=lambda c: c.__name__)
+def test_local_errors_are_not_remote(cls: type[Exception]) -> None:
+    assert issubclass(cls, LocalError)
+    assert not issubclass(cls, RemoteError)
+    assert issubclass(cls, MidstreamError)
+
+
+def test_value_error_compatibility() -> None:
+    # json.loads users catch ValueError; an unknown name is a bad value too.
+    assert issubclass(JSONError, ValueError)
+    assert issubclass(InvalidJSON, ValueError)
+    assert issubclass(UnknownDialect, ValueError)
+    assert not issubclass(RemoteProtocolError, ValueError)
+
+
+def test_every_exception_in_the_module_is_in_the_tree() -> None:
+    classes = {
+        obj
+        for obj in vars(errors_module).values()
+        if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == errors_module.__name__
+    }
+    assert classes == set(PARENT) | {MidstreamError}
+
+
+def test_the_tree_drawn_in_the_docstring_matches_the_classes() -> None:
+    doc = errors_module.__doc__ or ""
+    drawn: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    for line in doc.splitlines():
+        match = re.match(r"^(\s*[│ ├└─]*)(\w+Error|\w+JSON|LimitExceeded|UnknownDialect)\b", line)
+        if not match or ("├" not in line and "└" not in line and line.strip() != "MidstreamError"):
+            continue
+        depth, name = len(match.group(1)), match.group(2)
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        if stack:
+            drawn[name] = stack[-1][1]
+        stack.append((depth, name))
+    assert drawn == {cls.__name__: parent.__name__ for cls, parent in PARENT.items()}
+
+
+def test_limit_exceeded_carries_its_bound() -> None:
+    exc = LimitExceeded("line too long", limit="max_line", value=10)
+    assert (exc.limit, exc.value, str(exc)) == ("max_line", 10, "line too long")
+
+
+def test_timeline_error_carries_state_and_event_kind() -> None:
+    exc = TimelineError("no", state="idle", event_kind="text_delta")
+    assert (exc.state, exc.event_kind, str(exc)) == ("idle", "text_delta", "no")
+
+
+def test_json_error_carries_position_and_reason() -> None:
+    exc = InvalidJSON("unexpected character", position=7, reason="'x' cannot start a value")
+    assert (exc.position, exc.reason) == (7, "'x' cannot start a value")
+    assert str(exc) == "unexpected character at position 7: 'x' cannot start a value"
+    assert isinstance(IncompleteJSON("eof", position=3, reason="object not closed"), JSONError)
+
+
+def test_unknown_dialect_from_the_registry() -> None:
+    with pytest.raises(UnknownDialect, match="no-such-provider"):
+        wire.decoder("no-such-provider")
+    with pytest.raises(UnknownDialect):
+        wire.encoder("no-such-provider")
+
+
+# -- classify_error ---------------------------------------------------------------------------------
+
+BY_TYPE = [
+    # Anthropic
+    ("overloaded_error", "overloaded", True),
+    ("rate_limit_error", "rate_limited", True),
+    ("api_error", "server", True),
+    ("timeout_error", "timeout", True),
+    ("invalid_request_error", "invalid_request", False),
+    ("request_too_large", "invalid_request", False),
+    ("authentication_error", "auth", False),
+    ("permission_error", "permission", False),
+    ("not_found_error", "not_found", False),
+    ("billing_error", "quota", False),
+    # OpenAI
+    ("server_error", "server", True),
+    ("rate_limit_exceeded", "rate_limited", True),
+    ("insufficient_quota", "quota", False),
+    ("invalid_api_key", "auth", False),
+    # Gemini (google.rpc status names)
+    ("UNAVAILABLE", "overloaded", True),
+    ("RESOURCE_EXHAUSTED", "rate_limited", True),
+    ("INTERNAL", "server", True),
+    ("DEADLINE_EXCEEDED", "timeout", True),
+    ("INVALID_ARGUMENT", "invalid_request", False),
+    ("FAILED_PRECONDITION", "invalid_request", False),
+    ("UNAUTHENTICATED", "auth", False),
+    ("PERMISSION_DENIED", "permission", False),
+    ("NOT_FOUND", "not_found", False),
+    # Ollama / generic
+    ("overloaded", "overloaded", True),
+    # Bedrock exception names
+    ("ThrottlingException", "rate_limited", True),
+    ("ServiceUnavailableException", "overloaded", True),
+    ("InternalServerException", "server", True),
+    ("ModelStreamErrorException", "server", True),
+    ("ModelTimeoutException", "timeout", True),
+    ("ValidationException", "invalid_request", False),
+    ("AccessDeniedException", "permission", False),
+]
+
+
+@pytest.mark.parametrize(("error_type", "kind", "retryable"), BY_TYPE)
+def test_classify_by_type(error_type: str, kind: str, retryable: bool) -> None:
+    assert classify_error(error_type) == (kind, retryable)
+    # matching is case-insensitive
+    assert classify_error(error_type.upper()) == (kind, retryable)
+    assert classify_error(error_type.lower()) == (kind, retryable)
+
+
+BY_STATUS = [
+    (408, "timeout", True),
+    (504, "timeout", True),
+    (429, "rate_limited", True),
+    (503, "overloaded", True),
+    (529, "overloaded", True),
+    (500, "server", True),
+    (502, "server", True),
+    (599, "server", True),
+    (401, "auth", False),
+    (403, "permission", False),
+    (404, "not_found", False),
+    (400, "invalid_request", False),
+    (413, "invalid_request", False),
+    (422, "invalid_request", False),
+    (200, "unknown", False),
+    (302, "unknown", False),
+]
+
+
+@pytest.mark.parametrize(("status", "kind", "retryable"), BY_STATUS)
+def test_classify_by_status(status: int, kind: str, retryable: bool) -> None:
+    assert classify_error(None, status) == (kind, retryable)
+    assert classify_error("", status) == (kind, retryable)
+    # an unknown type string defers to the status
+    assert classify_error("some_new_error", status) == (kind, retryable)
+
+
+def test_a_known_type_wins_over_the_status() -> None:
+    assert classify_error("overloaded_error", 500) == ("overloaded", True)
+    assert classify_error("invalid_request_error", 503) == ("invalid_request", False)
+    assert classify_error("rate_limit_error", 400) == ("rate_limited", True)
+
+
+def test_unknown_errors_are_not_retried() -> None:
+    assert classify_error(None) == ("unknown", False)
+    assert classify_error("brand_new_error") == ("unknown", False)
+    assert classify_error("brand_new_error", None) == ("unknown", False)
