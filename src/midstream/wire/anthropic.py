@@ -1,0 +1,621 @@
+"""The Anthropic Messages stream (``POST /v1/messages`` with ``"stream": true``), both ways.
+
+Decoding has two layers:
+
+* :class:`AnthropicEventMapper` maps one Anthropic event *object* (already parsed JSON) to normalized
+  events. It owns no framing, so every transport that carries Anthropic events reuses it: the SSE
+  decoder below, and Bedrock's InvokeModelWithResponseStream (whose frames carry the same objects,
+  base64-encoded). Its whole interface::
+
+      class AnthropicEventMapper:
+          def __init__(self, provider: str = "anthropic") -> None
+          def on_event(self, payload: dict[str, Any]) -> list[Event]   # one event object
+          def close(self) -> list[Event]                               # end of input
+
+  The output is *raw* (not yet checked by the :class:`~midstream.core.timeline.Timeline`); wrap the
+  transport decoder in :class:`~midstream.wire._base.Decoder` as usual. Wrong shapes raise
+  :class:`~midstream.errors.RemoteProtocolError` (a few surface as ``KeyError`` / ``TypeError``, which
+  ``Decoder`` turns into one). Keys it does not know, such as Bedrock's
+  ``amazon-bedrock-invocationMetrics``, are ignored.
+* :class:`AnthropicDecoder` (``DECODER``) frames ``text/event-stream`` bytes with
+  :class:`~midstream.wire.sse.SSEDecoder`, parses each ``data`` as JSON (exactly as ``json.loads``
+  does) and hands the object to the mapper.
+
+What the mapping guarantees:
+
+* ``message_start`` -> ``ResponseStart``, usage normalized (``input_tokens`` = input + cache writes +
+  cache reads); ``message_delta`` -> ``UsageUpdate`` (cumulative), its ``stop_reason`` and
+  ``stop_details`` held for ``message_stop`` -> ``ResponseEnd``.
+* Provider block indices are kept. ``text``, ``thinking`` (``signature_delta`` -> ``SignatureDelta``),
+  ``redacted_thinking`` (``data`` in the ``BlockStart``), ``tool_use`` (``tool_call``) and
+  ``server_tool_use`` / ``mcp_tool_use`` (``server_tool``) map to their block types; every
+  ``input_json_delta`` becomes a ``ToolArgsDelta`` with exactly its ``partial_json`` (the empty first
+  one too). ``*_tool_result`` blocks arrive whole: ``server_tool`` with the block dict as ``data`` and
+  its ``tool_use_id`` as ``id``.
+  Other block types -> ``unknown`` blocks holding the block dict; deltas of unknown types (or aimed at
+  an unknown block) -> ``Unknown``; unknown event types -> ``Unknown``; ``ping`` -> nothing.
+* ``error`` events (with or without ``request_id``, even a non-JSON body) -> ``StreamError`` classified
+  by :func:`~midstream.errors.classify_error`.
+* A block cut off without ``content_block_stop`` is closed ``complete=False`` by the timeline. Input that
+  ends after ``message_delta`` but before ``message_stop`` ends ``truncated``, keeping the stop reason.
+* At EOF the SSE layer's last event is still used when its terminating blank line is missing but its
+  JSON is whole (stored fixtures routinely drop the final newline); a cut-off JSON there is dropped and
+  the response ends ``truncated``.
+
+:class:`AnthropicEncoder` (``ENCODER``) writes the stream the API writes: ``event: <type>`` and compact
+JSON ``data`` in the API's key order, usage back in Anthropic's convention (``input_tokens`` without
+cache), a mid-stream error as an ``error`` event after which nothing more is written. With ``realism``
+(default) it pads data lines with 1-15 spaces before the final ``}``, sends a ``ping`` after the first
+``content_block_start``, an empty ``input_json_delta`` first in every tool block and an empty
+``thinking_delta`` before a signature, as the real API does. ``input_tokens`` and ``output_tokens``,
+which the API always reports, are written as 0 when unknown, so a Message round-trips exactly when both
+are known (as in every Anthropic response); a ``cancelled`` one comes back ``truncated``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import json.scanner
+import random
+from collections.abc import Callable
+from typing import Any, cast
+
+from midstream.core.accumulate import events_from_message
+from midstream.errors import RemoteProtocolError, classify_error
+from midstream.events import (
+    BlockStart,
+    BlockStop,
+    BlockType,
+    CitationDelta,
+    Event,
+    ResponseEnd,
+    ResponseStart,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    Unknown,
+    UsageUpdate,
+)
+from midstream.message import Message, StopReason, Usage
+from midstream.wire._base import Encoder
+from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
+
+__all__ = ["DECODER", "ENCODER", "AnthropicDecoder", "AnthropicEncoder", "AnthropicEventMapper"]
+
+_SAME_STOP: tuple[StopReason, ...] = (
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+)
+_STOP_REASONS: dict[str, StopReason] = {
+    **{reason: reason for reason in _SAME_STOP},
+    "model_context_window_exceeded": "context_window_exceeded",
+}
+# Block types whose input streams as ``input_json_delta`` but that the provider runs itself.
+_SERVER_CALLS = frozenset({"server_tool_use", "mcp_tool_use"})
+
+_Out = list[Event]
+
+# ``json.loads`` spends more time in its wrapper (BOM check, two whitespace regex matches) than the C
+# scanner spends parsing a small event; a payload that is one bare JSON value goes straight to the
+# scanner, anything else (whitespace around it, errors) through ``json.loads`` for the same result.
+_scan = cast(Callable[[str, int], tuple[Any, int]], json.scanner.make_scanner(cast(Any, json.JSONDecoder())))
+
+
+def _loads(text: str) -> Any:
+    """Exactly ``json.loads(text)``, faster for the usual payload."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
+def _bad(what: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"malformed anthropic event: {what}")
+
+
+def _index(payload: dict[str, Any]) -> int:
+    index = payload.get("index")
+    if type(index) is not int:
+        raise _bad(f"{payload.get('type')} without an integer index")
+    return index
+
+
+def _text(value: Any, what: str) -> str:
+    if type(value) is not str:
+        raise _bad(f"{what} is not a string")
+    return value
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def _count(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise _bad(f"usage {what} is not an integer")
+    return value
+
+
+class AnthropicEventMapper:
+    """Anthropic event objects -> raw normalized events. Sans-IO, no framing; see the module docstring."""
+
+    def __init__(self, provider: str = "anthropic") -> None:
+        self.provider = provider
+        self._handlers: dict[str, Callable[[dict[str, Any], _Out], None]] = {
+            "content_block_delta": self._block_delta,
+            "content_block_start": self._block_start,
+            "content_block_stop": self._block_stop,
+            "message_start": self._message_start,
+            "message_delta": self._message_delta,
+            "message_stop": self._message_stop,
+            "ping": self._ping,
+            "error": self._error,
+        }
+        # The stop reason of ``message_delta``, held for ``message_stop``.
+        self._stop: tuple[StopReason | None, str | None, Any] | None = None
+        self._done = False
+        # Raw Anthropic counts: a later usage frame may report only some of them.
+        self._raw_input: int | None = None
+        self._cache_write: int | None = None
+        self._cache_read: int | None = None
+        self._unknown_blocks: set[int] = set()
+        # A tool block whose start carried a non-empty ``input`` and no fragment streamed yet.
+        self._start_input: dict[int, str] = {}
+
+    def on_event(self, payload: dict[str, Any]) -> list[Event]:
+        """Map one event object (the JSON of one SSE ``data``); returns the events it produces."""
+        if type(payload) is not dict:
+            raise _bad("an event is not a JSON object")
+        out: _Out = []
+        self._map(payload.get("type"), payload, out)
+        return out
+
+    def close(self) -> list[Event]:
+        """End of input. After ``message_delta`` without ``message_stop``: end ``truncated``."""
+        if self._done or self._stop is None:
+            return []
+        self._done = True
+        reason, raw, details = self._stop
+        return [ResponseEnd(reason, raw, stop_details=details, terminal="truncated")]
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def _map(self, event_type: Any, payload: dict[str, Any], out: _Out) -> None:
+        handler = self._handlers.get(event_type) if type(event_type) is str else None
+        if handler is None:
+            out.append(Unknown(str(event_type), payload))
+        else:
+            handler(payload, out)
+
+    def _block_delta(self, payload: dict[str, Any], out: _Out) -> None:
+        # The hot path: one call per streamed token or fragment (so checks are inlined).
+        index = payload.get("index")
+        if type(index) is not int:
+            raise _bad("content_block_delta without an integer index")
+        delta = payload["delta"]
+        kind = delta["type"]
+        if self._unknown_blocks and index in self._unknown_blocks:
+            out.append(Unknown(str(kind), payload))
+        elif kind == "text_delta":
+            out.append(TextDelta(index, _text(delta["text"], "text_delta.text")))
+        elif kind == "input_json_delta":
+            fragment = _text(delta["partial_json"], "input_json_delta.partial_json")
+            if self._start_input and fragment:
+                self._start_input.pop(index, None)
+            out.append(ToolArgsDelta(index, fragment))
+        elif kind == "thinking_delta":
+            out.append(ThinkingDelta(index, _text(delta["thinking"], "thinking_delta.thinking")))
+        elif kind == "signature_delta":
+            out.append(SignatureDelta(index, _text(delta["signature"], "signature_delta.signature")))
+        elif kind == "citations_delta":
+            out.append(CitationDelta(index, delta["citation"]))
+        else:
+            out.append(Unknown(str(kind), payload))
+
+    def _block_start(self, payload: dict[str, Any], out: _Out) -> None:
+        index = _index(payload)
+        block = payload["content_block"]
+        if type(block) is not dict:
+            raise _bad("content_block is not an object")
+        kind = block.get("type")
+        if kind == "text":
+            self._text_start(index, block, out)
+        elif kind == "thinking":
+            self._thinking_start(index, block, out)
+        elif kind == "redacted_thinking":
+            data = _text(block["data"], "redacted_thinking.data")
+            out.append(BlockStart(index, "redacted_thinking", raw_type=kind, data=data))
+        elif kind == "tool_use" or kind in _SERVER_CALLS:
+            self._call_start(index, kind, block, out)
+        elif type(kind) is str and kind.endswith("_tool_result"):
+            tool_use_id = _optional_text(block.get("tool_use_id"), "tool_use_id")
+            out.append(BlockStart(index, "server_tool", id=tool_use_id, raw_type=kind, data=block))
+        else:
+            self._unknown_blocks.add(index)
+            out.append(BlockStart(index, "unknown", raw_type=str(kind), data=block))
+
+    def _text_start(self, index: int, block: dict[str, Any], out: _Out) -> None:
+        out.append(BlockStart(index, "text", raw_type="text"))
+        text = _text(block.get("text", ""), "text.text")
+        if text:
+            out.append(TextDelta(index, text))
+        citations = block.get("citations")
+        if citations:
+            if type(citations) is not list:
+                raise _bad("text.citations is not a list")
+            out.extend(CitationDelta(index, citation) for citation in citations)
+
+    def _thinking_start(self, index: int, block: dict[str, Any], out: _Out) -> None:
+        out.append(BlockStart(index, "thinking", raw_type="thinking"))
+        thinking = _text(block.get("thinking", ""), "thinking.thinking")
+        if thinking:
+            out.append(ThinkingDelta(index, thinking))
+        signature = _text(block.get("signature", ""), "thinking.signature")
+        if signature:
+            out.append(SignatureDelta(index, signature))
+
+    def _call_start(self, index: int, kind: str, block: dict[str, Any], out: _Out) -> None:
+        block_type: BlockType = "tool_call" if kind == "tool_use" else "server_tool"
+        call_id = _text(block["id"], f"{kind}.id")
+        name = _text(block["name"], f"{kind}.name")
+        out.append(BlockStart(index, block_type, id=call_id, name=name, raw_type=kind))
+        start_input = block.get("input")
+        if start_input:
+            # Normally ``{}`` with the input streamed after; a whole input here stands in for the
+            # stream if no fragment follows (emitted at the block's stop).
+            self._start_input[index] = json.dumps(start_input, ensure_ascii=False, separators=(",", ":"))
+
+    def _block_stop(self, payload: dict[str, Any], out: _Out) -> None:
+        index = _index(payload)
+        if self._start_input:
+            pending = self._start_input.pop(index, None)
+            if pending is not None:
+                out.append(ToolArgsDelta(index, pending))
+        out.append(BlockStop(index))
+
+    def _message_start(self, payload: dict[str, Any], out: _Out) -> None:
+        message = payload["message"]
+        if type(message) is not dict:
+            raise _bad("message_start.message is not an object")
+        out.append(
+            ResponseStart(
+                provider=self.provider,
+                model=_optional_text(message.get("model"), "message.model"),
+                id=_optional_text(message.get("id"), "message.id"),
+                usage=self._usage(message.get("usage")),
+            )
+        )
+
+    def _message_delta(self, payload: dict[str, Any], out: _Out) -> None:
+        delta = payload.get("delta") or {}
+        if type(delta) is not dict:
+            raise _bad("message_delta.delta is not an object")
+        raw = _optional_text(delta.get("stop_reason"), "stop_reason")
+        reason: StopReason | None = None if raw is None else _STOP_REASONS.get(raw, "other")
+        self._stop = (reason, raw, delta.get("stop_details"))
+        usage = payload.get("usage")
+        if usage is not None:
+            out.append(UsageUpdate(self._usage(usage)))
+
+    def _message_stop(self, payload: dict[str, Any], out: _Out) -> None:
+        reason, raw, details = self._stop or (None, None, None)
+        self._done = True
+        out.append(ResponseEnd(reason, raw, stop_details=details))
+
+    def _ping(self, payload: dict[str, Any], out: _Out) -> None:
+        pass  # keep-alive: nothing to report
+
+    def _error(self, payload: dict[str, Any], out: _Out) -> None:
+        error = payload.get("error")
+        error = error if type(error) is dict else {}
+        error_type = error.get("type") if type(error.get("type")) is str else None
+        message = error.get("message")
+        kind, retryable = classify_error(error_type)
+        text = message if type(message) is str else (error_type or "provider error")
+        self._done = True
+        out.append(StreamError(kind, text, retryable=retryable, raw=payload))
+
+    def _usage(self, raw: Any) -> Usage:
+        """A partial Usage from one Anthropic usage object (only the counts it reports)."""
+        if raw is None:
+            return Usage()
+        if type(raw) is not dict:
+            raise _bad("usage is not an object")
+        reported = False
+        for key, attr in _RAW_COUNTS:
+            if key in raw and raw[key] is not None:
+                setattr(self, attr, _count(raw[key], key))
+                reported = True
+        total = None
+        if reported and self._raw_input is not None:
+            total = self._raw_input + (self._cache_write or 0) + (self._cache_read or 0)
+        return Usage(
+            input_tokens=total,
+            output_tokens=_count(raw.get("output_tokens"), "output_tokens"),
+            cache_read_tokens=_count(raw.get("cache_read_input_tokens"), "cache_read_input_tokens"),
+            cache_write_tokens=_count(raw.get("cache_creation_input_tokens"), "cache_creation_input_tokens"),
+        )
+
+
+_RAW_COUNTS = (
+    ("input_tokens", "_raw_input"),
+    ("cache_creation_input_tokens", "_cache_write"),
+    ("cache_read_input_tokens", "_cache_read"),
+)
+
+
+class AnthropicDecoder:
+    """``text/event-stream`` bytes of an Anthropic Messages stream -> raw normalized events.
+
+    ``max_line`` / ``max_event`` bound the SSE layer (:class:`~midstream.errors.LimitExceeded`).
+    A ``data`` payload that is not a JSON object raises :class:`~midstream.errors.RemoteProtocolError`
+    (except a non-JSON ``error`` event, which still becomes a ``StreamError``).
+    """
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+        self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
+        self._mapper = AnthropicEventMapper("anthropic")
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode a chunk of the body; return the events it completed."""
+        out: _Out = []
+        mapper = self._mapper
+        block_delta = mapper._block_delta
+        for sse in self._sse.feed(data):
+            try:
+                payload = _loads(sse.data)
+            except ValueError:
+                self._not_json(sse, out)
+                continue
+            except RecursionError:
+                raise _bad("data nested too deeply") from None
+            if type(payload) is not dict:
+                raise _bad(f"{sse.event} data is not a JSON object")
+            kind = payload.get("type", sse.event)
+            if kind == "content_block_delta":
+                block_delta(payload, out)
+            else:
+                mapper._map(kind, payload, out)
+        return out
+
+    def close(self) -> list[Event]:
+        """End of the body (see the module docstring for the last, unterminated event)."""
+        out: _Out = []
+        for sse in self._sse.feed(b"\n\n"):
+            try:
+                payload = _loads(sse.data)
+            except (ValueError, RecursionError):
+                continue  # cut off mid-payload: the response is truncated, which the timeline says
+            if type(payload) is dict:
+                self._mapper._map(payload.get("type", sse.event), payload, out)
+        self._sse.close()
+        out.extend(self._mapper.close())
+        return out
+
+    def _not_json(self, sse: SSEEvent, out: _Out) -> None:
+        if sse.event != "error":
+            raise _bad(f"{sse.event} data is not JSON: {sse.data[:80]!r}")
+        # Proxies and gateways send plain-text errors; the SDK reports those too.
+        kind, retryable = classify_error(None)
+        out.append(StreamError(kind, sse.data, retryable=retryable, raw=sse.data))
+
+
+# -- encoding ------------------------------------------------------------------------------------
+
+_WIRE_STOP: dict[str, str] = {
+    "context_window_exceeded": "model_context_window_exceeded",
+    "content_filter": "refusal",
+}
+_WIRE_ERROR: dict[str, str] = {
+    "overloaded": "overloaded_error",
+    "rate_limited": "rate_limit_error",
+    "server": "api_error",
+    "invalid_request": "invalid_request_error",
+    "auth": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "quota": "billing_error",
+    "timeout": "timeout_error",
+}
+_PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+_PAD_PROBABILITY = 0.75
+
+
+def _wire_usage(usage: Usage, *, required: tuple[str, ...]) -> dict[str, int]:
+    """Anthropic's usage object: ``input_tokens`` without cache; unknown counts omitted unless required."""
+    cache_write, cache_read = usage.cache_write_tokens, usage.cache_read_tokens
+    raw_input = None
+    if usage.input_tokens is not None:
+        raw_input = usage.input_tokens - (cache_write or 0) - (cache_read or 0)
+    fields = (
+        ("input_tokens", raw_input),
+        ("cache_creation_input_tokens", cache_write),
+        ("cache_read_input_tokens", cache_read),
+        ("output_tokens", usage.output_tokens),
+    )
+    return {key: (value or 0) for key, value in fields if value is not None or key in required}
+
+
+class AnthropicEncoder(Encoder):
+    """Normalized events -> the bytes the Anthropic Messages API streams.
+
+    ``realism`` adds what the real API adds (padding, pings, empty first deltas); ``seed`` drives the
+    padding through a private ``random.Random``. Output decodes back to the same Message
+    (:meth:`encode_message`) whether realism is on or off.
+    """
+
+    dialect = "anthropic"
+
+    def __init__(self, *, realism: bool = True, seed: int | None = 0) -> None:
+        self.realism = realism
+        self._rng = random.Random(seed)
+        self._usage = Usage()
+        self._pinged = False
+        self._finished = False  # an error or message_stop was written: nothing may follow
+        self._tool_blocks: set[int] = set()
+        self._args_started: set[int] = set()
+        self._writers: dict[str, Callable[[Any], bytes]] = {
+            "response_start": self._response_start,
+            "block_start": self._block_start,
+            "text_delta": lambda e: self._delta(e.index, {"type": "text_delta", "text": e.text}),
+            "thinking_delta": lambda e: self._delta(e.index, {"type": "thinking_delta", "thinking": e.text}),
+            "signature_delta": self._signature,
+            "citation_delta": lambda e: self._delta(
+                e.index, {"type": "citations_delta", "citation": e.citation}
+            ),
+            "tool_args_delta": self._tool_args,
+            "block_stop": self._block_stop,
+            "usage_update": self._usage_update,
+            "response_end": self._response_end,
+            "stream_error": self._stream_error,
+            "unknown": self._unknown,
+        }
+
+    def encode(self, event: Event) -> bytes:
+        """The bytes for ``event`` (``b""`` for events the API folds into later frames)."""
+        if self._finished:
+            return b""
+        return self._writers[event.kind](event)
+
+    def encode_message(self, message: Message) -> bytes:
+        """``message`` as the API streams it: input and cache counts already in ``message_start``."""
+        events = self._message_events(message)
+        return self.encode_all(events)
+
+    def _message_events(self, message: Message) -> list[Event]:
+        events = events_from_message(message)
+        usage = message.usage
+        if message.error is None and usage.output_tokens is not None:
+            # message_start reports output so far (the first token); message_delta the total.
+            usage = dataclasses.replace(usage, output_tokens=min(usage.output_tokens, 1))
+        first = events[0]
+        assert isinstance(first, ResponseStart)
+        events[0] = dataclasses.replace(first, usage=usage)
+        return events
+
+    # -- frames ---------------------------------------------------------------------------------
+
+    def _frame(self, event_type: str, body: dict[str, Any]) -> bytes:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        if self.realism and self._rng.random() < _PAD_PROBABILITY:
+            data = data[:-1] + " " * self._rng.randint(1, 15) + "}"
+        return f"event: {event_type}\ndata: {data}\n\n".encode()
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        body = {"type": "content_block_delta", "index": index, "delta": delta}
+        return self._frame("content_block_delta", body)
+
+    def _response_start(self, event: ResponseStart) -> bytes:
+        self._usage = self._usage.merge(event.usage)
+        message: dict[str, Any] = {
+            "id": event.id,
+            "type": "message",
+            "role": "assistant",
+            "model": event.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "stop_details": None,
+            "usage": _wire_usage(event.usage, required=("input_tokens", "output_tokens")),
+        }
+        return self._frame("message_start", {"type": "message_start", "message": message})
+
+    def _block_start(self, event: BlockStart) -> bytes:
+        block = self._content_block(event)
+        body = {"type": "content_block_start", "index": event.index, "content_block": block}
+        out = self._frame("content_block_start", body)
+        if self.realism and not self._pinged:
+            self._pinged = True
+            out += _PING
+        return out
+
+    def _content_block(self, event: BlockStart) -> dict[str, Any]:
+        if event.type == "text":
+            return {"type": "text", "text": ""}
+        if event.type == "thinking":
+            return {"type": "thinking", "thinking": "", "signature": ""}
+        if event.type == "redacted_thinking":
+            return {"type": "redacted_thinking", "data": event.data or ""}
+        if isinstance(event.data, dict) and "type" in event.data:
+            return event.data  # a server tool result or an unknown block, kept whole
+        if event.type in ("tool_call", "server_tool"):
+            kind = "tool_use" if event.type == "tool_call" else (event.raw_type or "server_tool_use")
+            self._tool_blocks.add(event.index)
+            return {"type": kind, "id": event.id, "name": event.name, "input": {}}
+        return {"type": event.raw_type or "unknown", "data": event.data}
+
+    def _signature(self, event: SignatureDelta) -> bytes:
+        out = b""
+        if self.realism:
+            # The API closes the thinking text with an empty delta before the signature.
+            out = self._delta(event.index, {"type": "thinking_delta", "thinking": ""})
+        return out + self._delta(event.index, {"type": "signature_delta", "signature": event.signature})
+
+    def _tool_args(self, event: ToolArgsDelta) -> bytes:
+        out = b""
+        if self.realism and event.index not in self._args_started and event.fragment:
+            out = self._empty_args(event.index)
+        self._args_started.add(event.index)
+        return out + self._delta(event.index, {"type": "input_json_delta", "partial_json": event.fragment})
+
+    def _empty_args(self, index: int) -> bytes:
+        return self._delta(index, {"type": "input_json_delta", "partial_json": ""})
+
+    def _block_stop(self, event: BlockStop) -> bytes:
+        if not event.complete:
+            return b""  # the API leaves a block cut off by max_tokens without its stop
+        out = b""
+        if self.realism and event.index in self._tool_blocks and event.index not in self._args_started:
+            out = self._empty_args(event.index)  # a tool without arguments still gets one ""
+        body = {"type": "content_block_stop", "index": event.index}
+        return out + self._frame("content_block_stop", body)
+
+    def _usage_update(self, event: UsageUpdate) -> bytes:
+        self._usage = self._usage.merge(event.usage)
+        return b""  # reported by message_delta
+
+    def _response_end(self, event: ResponseEnd) -> bytes:
+        if event.terminal == "failed":
+            return self._stream_error(StreamError("server", "stream failed", retryable=True))
+        self._usage = self._usage.merge(event.usage)
+        raw = event.raw_stop_reason
+        if raw is None and event.stop_reason is not None:
+            raw = _WIRE_STOP.get(event.stop_reason, event.stop_reason)
+        delta = {"stop_reason": raw, "stop_sequence": None, "stop_details": event.stop_details}
+        usage = _wire_usage(self._usage, required=("output_tokens",))
+        out = self._frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+        self._finished = True
+        if event.terminal == "completed" or event.stop_reason in ("max_tokens", "context_window_exceeded"):
+            out += self._frame("message_stop", {"type": "message_stop"})
+        # Otherwise the stream was cut before message_stop (truncated, cancelled).
+        return out
+
+    def _stream_error(self, event: StreamError) -> bytes:
+        self._finished = True  # the API closes the connection after an error event
+        raw = event.raw
+        if not (isinstance(raw, dict) and raw.get("type") == "error" and isinstance(raw.get("error"), dict)):
+            error_type = _WIRE_ERROR.get(event.error_kind, "api_error")
+            raw = {"type": "error", "error": {"details": None, "type": error_type, "message": event.message}}
+        return self._frame("error", raw)
+
+    def _unknown(self, event: Unknown) -> bytes:
+        payload = event.payload
+        if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+            return self._frame(payload["type"], payload)
+        return b""  # nothing Anthropic could have sent
+
+
+DECODER = AnthropicDecoder
+ENCODER = AnthropicEncoder
