@@ -1,0 +1,708 @@
+"""OpenAI Chat Completions streaming (``POST /v1/chat/completions`` with ``"stream": true``).
+
+The body is server-sent events whose ``data`` is one ``chat.completion.chunk`` JSON object each, ending
+with ``data: [DONE]``. :class:`OpenAIChatDecoder` turns it into raw normalized events;
+:class:`OpenAIChatEncoder` writes the same bytes back from events.
+
+How the decoder maps the wire (choices made where the format leaves room):
+
+* The first chunk opens the response (``ResponseStart`` with its ``id`` and ``model``).
+* Only choice ``index`` 0 is decoded. Other choices (``n > 1``) pass through whole as
+  ``Unknown("choice", <choice>)`` so nothing is lost, but they do not become blocks.
+* ``delta.content`` feeds one text block, opened on the first non-empty piece. ``delta.refusal`` feeds a
+  *separate* text block whose ``raw_type`` is ``"refusal"`` (OpenAI keeps refusals apart from content;
+  the finish reason is still ``stop``, so the stop reason stays ``end_turn``). ``delta.reasoning_content``
+  or ``delta.reasoning`` (vLLM, DeepSeek, OpenRouter and other compatible servers) feed one thinking
+  block. ``delta.annotations`` items become citations of the text block.
+* ``delta.tool_calls`` fragments: the first fragment of a call opens a ``tool_call`` block with the
+  next free block index; later fragments give ``ToolArgsDelta`` with exactly the ``arguments`` text. A
+  fragment belongs to the call with the same ``id``; without an ``id``, to the call at the same
+  ``index``; without either, to the last call opened. A *new* ``id`` under an ``index`` already used is
+  a new call, and so is a different function name where the fragment has no ``id``. Fragments of
+  several calls may interleave. The legacy ``delta.function_call`` is one more call (without an id).
+* ``finish_reason`` closes every open block (``complete=False`` for ``length``, and for ``error``,
+  which OpenRouter sends) and is remembered; ``[DONE]`` ends the response with it. ``error`` maps to the
+  ``error`` stop reason (the response failed), the OpenAI values as documented, anything else to
+  ``other``. Content arriving after ``finish_reason`` opens new blocks rather than being dropped.
+* ``usage`` (the ``choices: []`` chunk of ``stream_options.include_usage``, or any chunk carrying it)
+  becomes a partial ``UsageUpdate``: ``input_tokens`` = ``prompt_tokens`` (cached tokens included, as
+  OpenAI counts), ``cache_read_tokens`` = ``prompt_tokens_details.cached_tokens`` (or DeepSeek's
+  ``prompt_cache_hit_tokens``), ``cache_write_tokens`` = ``prompt_tokens_details.cache_write_tokens``
+  (a field the SDK knows), ``output_tokens`` = ``completion_tokens`` and ``reasoning_tokens`` =
+  ``completion_tokens_details.reasoning_tokens``.
+* ``[DONE]`` without any ``finish_reason`` before it, or the end of the body without ``[DONE]``, ends the
+  response ``truncated`` (keeping whatever finish reason did arrive).
+* A payload with a truthy ``error`` (OpenAI's ``{"error": {...}}``, OpenRouter's error inside a normal
+  chunk, a plain string from other servers) or sent as ``event: error`` becomes ``StreamError``,
+  classified by the error's ``type`` or string ``code``, a numeric ``code`` counting as HTTP status. The
+  response has then failed: a later ``[DONE]`` is expected and ignored, other payloads pass as
+  ``Unknown``. Any delta in the failing chunk is decoded first; its ``finish_reason`` is not.
+* Objects that are not chunks, unknown ``delta`` keys, non-null ``logprobs`` and ``moderation`` pass
+  through as ``Unknown``. Payloads that are not JSON objects, or chunks of the wrong shape, raise
+  :class:`~midstream.errors.RemoteProtocolError`. Empty (whitespace-only) payloads are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Callable
+from typing import Any, Literal
+
+from midstream.errors import ErrorKind, LocalError, RemoteProtocolError, classify_error
+from midstream.events import (
+    BlockStart,
+    BlockStop,
+    BlockType,
+    CitationDelta,
+    Event,
+    ResponseEnd,
+    ResponseStart,
+    SignatureDelta,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    Unknown,
+    UsageUpdate,
+)
+from midstream.message import StopReason, Terminal, Usage
+from midstream.wire._base import Encoder
+from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
+
+__all__ = ["DECODER", "DIALECT", "ENCODER", "FINISH_REASONS", "OpenAIChatDecoder", "OpenAIChatEncoder"]
+
+DIALECT = "openai-chat"
+
+FINISH_REASONS: dict[str, StopReason] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "content_filter",
+    "error": "error",
+}
+"""OpenAI ``finish_reason`` -> normalized stop reason (anything else is ``other``)."""
+
+# A block still open when one of these arrives was cut short, not finished.
+_CUTTING_FINISH = frozenset({"length", "error"})
+
+# Fields compatible servers stream reasoning text in, by preference.
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+# Delta keys with a meaning here; any other non-null key passes through as Unknown.
+_OTHER_FIELDS = ("role", "content", "refusal", "annotations", "tool_calls", "function_call")
+_DELTA_KEYS = frozenset(_REASONING_FIELDS + _OTHER_FIELDS)
+
+# The legacy ``function_call`` delta has no index; it gets this key in the call table.
+_LEGACY_CALL = "function_call"
+
+_State = Literal["idle", "streaming", "done", "failed"]
+_Frame = Literal["done", "error", "chunk", "other"]
+
+_FRAMES: tuple[_Frame, ...] = ("done", "error", "chunk", "other")
+
+# (decoder state, kind of payload) -> handler name. Before the end each kind has its handler; after
+# it, everything is late, except the ``[DONE]`` OpenAI often sends after an error payload.
+_TRANSITIONS: dict[tuple[_State, _Frame], str] = {
+    **{(state, frame): f"_{frame}" for state in ("idle", "streaming") for frame in _FRAMES},
+    **{(state, frame): "_late" for state in ("done", "failed") for frame in _FRAMES},
+    ("failed", "done"): "_ignore",
+}
+
+
+class _ToolCalls:
+    """Which block each tool-call fragment belongs to (by id, by provider index, or the last call)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, int] = {}
+        self.by_pos: dict[int | str, int] = {}
+        self.ids: dict[int, str | None] = {}
+        self.names: dict[int, str | None] = {}
+        self.last: int | None = None
+
+    def resolve(self, pos: int | str | None, call_id: str | None, name: str | None) -> int | None:
+        """The block of an existing call, or None when the fragment starts a new call."""
+        if call_id is not None:
+            if call_id in self.by_id:
+                return self.by_id[call_id]
+            known = self.by_pos.get(pos) if pos is not None else None
+            if known is not None and self.ids[known] is None:
+                # The call's first fragment had no id; this one names it.
+                self.by_id[call_id] = known
+                return known
+            return None
+        block = self.by_pos.get(pos) if pos is not None else self.last
+        if block is not None and name and self.names[block] and name != self.names[block]:
+            return None
+        return block
+
+    def add(self, block: int, pos: int | str | None, call_id: str | None, name: str | None) -> None:
+        if pos is not None:
+            self.by_pos[pos] = block
+        if call_id is not None:
+            self.by_id[call_id] = block
+        self.ids[block] = call_id
+        self.names[block] = name
+        self.last = block
+
+
+class OpenAIChatDecoder:
+    """Chat Completions stream bytes -> raw normalized events (see the module docstring for the mapping).
+
+    Sans-IO: ``feed(bytes)`` returns the events the bytes completed, ``close()`` those of the end of the
+    body. ``max_line`` and ``max_event`` bound the SSE framing (:class:`~midstream.errors.LimitExceeded`).
+    """
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+        self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
+        self._state: _State = "idle"
+        self._finish: str | None = None
+        self._next_index = 0
+        self._open: dict[int, None] = {}  # open block indices, in opening order
+        self._slots: dict[str, int] = {}  # "text" / "refusal" / "thinking" -> open block index
+        self._calls = _ToolCalls()
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode a piece of the body; return the events it completed."""
+        out: list[Event] = []
+        for sse in self._sse.feed(data):
+            self._payload(sse, out)
+        return out
+
+    def close(self) -> list[Event]:
+        """End of the body. Without ``[DONE]`` the response ends ``truncated``."""
+        out: list[Event] = []
+        for sse in self._sse.close():
+            self._payload(sse, out)
+        if self._state == "streaming":
+            self._end("truncated", out)
+        return out
+
+    # -- payloads --------------------------------------------------------------------------------
+
+    def _payload(self, sse: SSEEvent, out: list[Event]) -> None:
+        data = sse.data.strip()
+        if not data:
+            return
+        obj: Any = None
+        frame: _Frame
+        if data == "[DONE]":
+            frame = "done"
+        else:
+            obj = _loads(data)
+            frame = _frame_kind(obj, sse.event)
+        handler: Callable[[Any, list[Event]], None] = getattr(self, _TRANSITIONS[(self._state, frame)])
+        handler(obj, out)
+
+    def _start(self, obj: dict[str, Any] | None, out: list[Event]) -> None:
+        if self._state != "idle":
+            return
+        obj = obj or {}
+        out.append(ResponseStart(provider=DIALECT, model=_opt_str(obj, "model"), id=_opt_str(obj, "id")))
+        self._state = "streaming"
+
+    def _chunk(self, obj: dict[str, Any], out: list[Event]) -> None:
+        self._start(obj, out)
+        self._choices(obj, out, finish=True)
+        if obj.get("moderation") is not None:
+            out.append(Unknown("moderation", obj["moderation"]))
+        if obj.get("usage") is not None:
+            out.append(UsageUpdate(_usage(_expect(obj["usage"], dict, "usage"))))
+
+    def _choices(self, obj: dict[str, Any], out: list[Event], *, finish: bool) -> None:
+        for choice in _listed(obj, "choices"):
+            _expect(choice, dict, "a choice")
+            if choice.get("index", 0) != 0:
+                out.append(Unknown("choice", choice))
+                continue
+            self._delta(_expect(_or(choice.get("delta"), {}), dict, "delta"), out)
+            if choice.get("logprobs") is not None:
+                out.append(Unknown("logprobs", choice["logprobs"]))
+            reason = choice.get("finish_reason")
+            if finish and reason is not None:
+                self._finish_with(reason, out)
+
+    def _error(self, obj: dict[str, Any], out: list[Event]) -> None:
+        if "choices" in obj:
+            # OpenRouter: the error rides in an otherwise normal chunk.
+            self._start(obj, out)
+            self._choices(obj, out, finish=False)
+        out.append(_stream_error(obj))
+        self._state = "failed"
+
+    def _done(self, obj: None, out: list[Event]) -> None:
+        self._start(None, out)
+        self._end("completed" if self._finish is not None else "truncated", out)
+
+    def _end(self, terminal: Terminal, out: list[Event]) -> None:
+        reason = self._finish
+        stop = None if reason is None else FINISH_REASONS.get(reason, "other")
+        out.append(ResponseEnd(stop_reason=stop, raw_stop_reason=reason, terminal=terminal))
+        self._state = "done"
+
+    def _other(self, obj: dict[str, Any], out: list[Event]) -> None:
+        out.append(Unknown(_raw_type(obj), obj))
+
+    def _late(self, obj: dict[str, Any] | None, out: list[Event]) -> None:
+        out.append(Unknown("[DONE]" if obj is None else _raw_type(obj), obj))
+
+    def _ignore(self, obj: Any, out: list[Event]) -> None:
+        pass
+
+    # -- deltas ----------------------------------------------------------------------------------
+
+    def _delta(self, delta: dict[str, Any], out: list[Event]) -> None:
+        reasoning = next(filter(None, (_opt_str(delta, key) for key in _REASONING_FIELDS)), None)
+        if reasoning:
+            out.append(ThinkingDelta(self._slot("thinking", out), reasoning))
+        content = _opt_str(delta, "content")
+        if content:
+            out.append(TextDelta(self._slot("text", out), content))
+        refusal = _opt_str(delta, "refusal")
+        if refusal:
+            out.append(TextDelta(self._slot("refusal", out), refusal))
+        if delta.get("annotations"):
+            index = self._slot("text", out)
+            out.extend(CitationDelta(index, c) for c in _expect(delta["annotations"], list, "annotations"))
+        for fragment in _listed(delta, "tool_calls"):
+            self._tool_fragment(_expect(fragment, dict, "a tool call fragment"), out)
+        legacy = delta.get("function_call")
+        if legacy is not None:
+            self._tool_fragment({"index": _LEGACY_CALL, "function": legacy}, out)
+        for key, value in delta.items():
+            if key not in _DELTA_KEYS and value is not None:
+                out.append(Unknown(f"delta.{key}", value))
+
+    def _slot(self, slot: str, out: list[Event]) -> int:
+        index = self._slots.get(slot)
+        if index is None:
+            index = self._open_block(out)
+            kind: BlockType = "thinking" if slot == "thinking" else "text"
+            out.append(BlockStart(index, kind, raw_type=slot))
+            self._slots[slot] = index
+        return index
+
+    def _tool_fragment(self, fragment: dict[str, Any], out: list[Event]) -> None:
+        pos = fragment.get("index")
+        if pos is not None and pos != _LEGACY_CALL:
+            _expect(pos, int, "a tool call index")
+        call_id = _opt_str(fragment, "id") or None
+        function = _expect(_or(fragment.get("function"), {}), dict, "a tool call function")
+        name = _opt_str(function, "name")
+        block = self._calls.resolve(pos, call_id, name)
+        if block is None:
+            block = self._open_block(out)
+            raw_type = _opt_str(fragment, "type") or ("function_call" if pos == _LEGACY_CALL else "function")
+            out.append(BlockStart(block, "tool_call", id=call_id, name=name, raw_type=raw_type))
+            self._calls.add(block, pos, call_id, name)
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            # A few compatible servers send the arguments as an object, whole, instead of JSON text.
+            arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+        elif arguments is not None and not isinstance(arguments, str):
+            raise RemoteProtocolError(f"openai-chat tool call arguments are not text: {arguments!r}")
+        if arguments:
+            out.append(ToolArgsDelta(block, arguments))
+
+    def _open_block(self, out: list[Event]) -> int:
+        index = self._next_index
+        self._next_index += 1
+        self._open[index] = None
+        return index
+
+    def _finish_with(self, reason: Any, out: list[Event]) -> None:
+        self._finish = _expect(reason, str, "finish_reason")
+        complete = reason not in _CUTTING_FINISH
+        out.extend(BlockStop(index, complete=complete) for index in self._open)
+        self._open.clear()
+        self._slots.clear()
+        self._calls = _ToolCalls()
+
+
+# -- payload parsing -------------------------------------------------------------------------------
+
+
+def _expect(value: Any, kind: type, what: str) -> Any:
+    """``value`` if it is a ``kind``; a remote protocol error otherwise (bools are not integers)."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RemoteProtocolError(f"openai-chat {what} is not {kind.__name__}: {value!r}")
+    return value
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _listed(obj: dict[str, Any], key: str) -> list[Any]:
+    """``obj[key]``, a list, or ``[]`` when absent or null."""
+    value: list[Any] = _expect(_or(obj.get(key), []), list, key)
+    return value
+
+
+def _loads(data: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(data)
+    except ValueError as exc:
+        raise RemoteProtocolError(f"openai-chat payload is not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError(f"openai-chat payload is not a JSON object: {data[:80]!r}")
+    return obj
+
+
+def _frame_kind(obj: dict[str, Any], event: str) -> _Frame:
+    if obj.get("error") or event == "error":
+        return "error"
+    if "choices" in obj or obj.get("object") == "chat.completion.chunk":
+        return "chunk"
+    return "other"
+
+
+def _raw_type(obj: dict[str, Any]) -> str:
+    kind = obj.get("object")
+    return kind if isinstance(kind, str) else "unknown"
+
+
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return None if value is None else _expect(value, str, key)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    prompt = raw.get("prompt_tokens_details")
+    completion = raw.get("completion_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else {}
+    completion = completion if isinstance(completion, dict) else {}
+    cached = _count(prompt.get("cached_tokens"))
+    if cached is None:
+        cached = _count(raw.get("prompt_cache_hit_tokens"))
+    return Usage(
+        input_tokens=_count(raw.get("prompt_tokens")),
+        output_tokens=_count(raw.get("completion_tokens")),
+        cache_read_tokens=cached,
+        cache_write_tokens=_count(prompt.get("cache_write_tokens")),
+        reasoning_tokens=_count(completion.get("reasoning_tokens")),
+    )
+
+
+def _stream_error(obj: dict[str, Any]) -> StreamError:
+    error: Any = obj.get("error") or obj
+    if isinstance(error, dict):
+        message, kind_hint, code = error.get("message"), error.get("type"), error.get("code")
+    else:
+        message, kind_hint, code = error, obj.get("error_type"), None
+    status: int | None = None
+    if isinstance(code, int) and not isinstance(code, bool):
+        status = code
+    elif isinstance(code, str) and code.isdigit():
+        status = int(code)
+    kind: ErrorKind = "unknown"
+    retryable = False
+    for hint in (kind_hint, code):
+        if isinstance(hint, str) and hint:
+            kind, retryable = classify_error(hint)
+            if kind != "unknown":
+                break
+    if kind == "unknown":
+        kind, retryable = classify_error(None, status)
+    if not isinstance(message, str) or not message:
+        message = "An error occurred during streaming"
+    return StreamError(kind, message, retryable=retryable, status=status, raw=error)
+
+
+# -- encoder ---------------------------------------------------------------------------------------
+
+# Normalized stop reason -> what OpenAI writes for it (several have no value of their own).
+_FINISH_FOR: dict[StopReason, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "refusal": "stop",
+    "pause_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "context_window_exceeded": "length",
+    "content_filter": "content_filter",
+    "error": "error",
+    "other": "stop",
+}
+
+# Error kind -> OpenAI error ``type``, for errors that do not carry the provider's own payload.
+_ERROR_TYPE: dict[ErrorKind, str] = {
+    "overloaded": "server_error",
+    "server": "server_error",
+    "rate_limited": "rate_limit_exceeded",
+    "invalid_request": "invalid_request_error",
+    "auth": "invalid_api_key",
+    "permission": "permission_error",
+    "not_found": "not_found",
+    "quota": "insufficient_quota",
+    "timeout": "timeout_error",
+}
+
+# Stop reasons after which OpenAI still sends ``[DONE]`` although the answer is truncated.
+_TRUNCATING: frozenset[StopReason | None] = frozenset({"max_tokens", "context_window_exceeded"})
+
+_OBFUSCATION_CHARS = string.ascii_letters + string.digits
+
+_Slot = tuple[Literal["content", "refusal", "reasoning", "tool", "skip"], int]
+
+
+class OpenAIChatEncoder(Encoder):
+    """Events -> Chat Completions SSE bytes, as the API writes them.
+
+    Chunks are ``data: {json}`` with the fields in the order of current captures (``id, object, created,
+    model, service_tier, system_fingerprint, choices, usage, obfuscation``), compact JSON with raw UTF-8.
+    The first delta is ``{"role":"assistant","content":"","refusal":null}``, or carries ``content: null``
+    and the first tool call's start fragment when the answer begins with a tool call. A tool call's start
+    fragment has its ``id``, ``type``, ``name`` and ``arguments: ""``; its arguments follow exactly as
+    the ``ToolArgsDelta`` fragments give them. The end writes a ``delta: {}`` chunk with the finish
+    reason, the ``choices: []`` usage chunk (``include_usage``; only counts that are known are written)
+    and ``data: [DONE]``; a ``truncated`` response that did not run out of tokens ends without
+    ``[DONE]``, as a cut connection would, and a ``cancelled`` one just stops.
+
+    ``StreamError`` writes ``data: {"error": ...}`` (the provider's own payload when ``raw`` is an
+    object) and nothing follows it. Thinking text goes in ``reasoning_field`` (``reasoning_content``
+    by default, as DeepSeek and vLLM write it; OpenAI itself never streams reasoning). Chat Completions
+    cannot carry thinking signatures, redacted thinking, server tool blocks or unknown blocks: with
+    ``strict`` (the default) they raise :class:`~midstream.errors.LocalError`, otherwise they are left
+    out. ``Unknown`` events are not written.
+
+    ``realism`` adds the random ``obfuscation`` padding OpenAI sends, drawn from ``random.Random(seed)``;
+    ``created`` is the chunks' timestamp (no clock is read).
+    """
+
+    dialect = DIALECT
+
+    def __init__(
+        self,
+        *,
+        realism: bool = True,
+        seed: int | None = 0,
+        created: int = 0,
+        service_tier: str | None = "default",
+        system_fingerprint: str | None = "fp_6f2a0c41e7",
+        include_usage: bool = True,
+        reasoning_field: str = "reasoning_content",
+        strict: bool = True,
+    ) -> None:
+        self.realism = realism
+        self.created = created
+        self.service_tier = service_tier
+        self.system_fingerprint = system_fingerprint
+        self.include_usage = include_usage
+        self.reasoning_field = reasoning_field
+        self.strict = strict
+        self._rng = random.Random(seed)
+        self._handlers: dict[str, Callable[[Any], bytes]] = {
+            "response_start": self._response_start,
+            "block_start": self._block_start,
+            "text_delta": self._text,
+            "thinking_delta": self._text,
+            "signature_delta": self._signature,
+            "citation_delta": self._citation,
+            "tool_args_delta": self._tool_args,
+            "block_stop": lambda event: b"",
+            "usage_update": self._usage_update,
+            "stream_error": self._stream_error,
+            "response_end": self._response_end,
+            "unknown": lambda event: b"",
+        }
+        self._reset(None, None)
+        self._started = False
+
+    def encode(self, event: Event) -> bytes:
+        """The bytes for one event (``b""`` for events OpenAI writes later or never)."""
+        if not self._started and event.kind != "response_start":
+            raise LocalError(f"OpenAIChatEncoder got {event.kind} before response_start")
+        if self._finished and event.kind != "response_start":
+            return b""
+        return self._handlers[event.kind](event)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _reset(self, response_id: str | None, model: str | None) -> None:
+        self._id, self._model = response_id, model
+        self._role_pending = True
+        self._slots: dict[int, _Slot] = {}
+        self._tools = 0
+        self._usage = Usage()
+        self._finished = False
+
+    def _response_start(self, event: ResponseStart) -> bytes:
+        self._reset(event.id, event.model)
+        self._started = True
+        self._usage = event.usage
+        return b""
+
+    def _block_start(self, event: BlockStart) -> bytes:
+        if event.type == "tool_call":
+            position = self._tools
+            self._tools += 1
+            self._slots[event.index] = ("tool", position)
+            start = {
+                "index": position,
+                "id": event.id,
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
+            if self._role_pending:
+                self._role_pending = False
+                delta = {"role": "assistant", "content": None, "tool_calls": [start], "refusal": None}
+                return self._chunk(delta)
+            return self._chunk({"tool_calls": [start]})
+        if event.type == "text":
+            self._slots[event.index] = ("refusal" if event.raw_type == "refusal" else "content", 0)
+        elif event.type == "thinking":
+            self._slots[event.index] = ("reasoning", 0)
+        else:
+            self._unrepresentable(f"a {event.type} block")
+            self._slots[event.index] = ("skip", 0)
+            return b""
+        return self._role_chunk()
+
+    def _text(self, event: TextDelta | ThinkingDelta) -> bytes:
+        kind, _ = self._slots.get(event.index, ("skip", 0))
+        if kind == "skip" or not event.text:
+            return b""
+        key = {"content": "content", "refusal": "refusal", "reasoning": self.reasoning_field}.get(kind)
+        if key is None:
+            raise LocalError(f"{event.kind} for block {event.index}, a tool call")
+        return self._chunk({key: event.text})
+
+    def _signature(self, event: SignatureDelta) -> bytes:
+        self._unrepresentable("a thinking signature")
+        return b""
+
+    def _citation(self, event: CitationDelta) -> bytes:
+        if self._slots.get(event.index, ("skip", 0))[0] == "skip":
+            return b""
+        return self._chunk({"annotations": [event.citation]})
+
+    def _tool_args(self, event: ToolArgsDelta) -> bytes:
+        kind, position = self._slots.get(event.index, ("skip", 0))
+        if kind == "skip" or not event.fragment:
+            return b""
+        if kind != "tool":
+            raise LocalError(f"tool_args_delta for block {event.index}, which is not a tool call")
+        return self._chunk({"tool_calls": [{"index": position, "function": {"arguments": event.fragment}}]})
+
+    def _usage_update(self, event: UsageUpdate) -> bytes:
+        self._usage = self._usage.merge(event.usage)
+        return b""
+
+    def _stream_error(self, event: StreamError) -> bytes:
+        self._finished = True
+        error = event.raw
+        if not isinstance(error, dict):
+            error = {
+                "message": event.message,
+                "type": _ERROR_TYPE.get(event.error_kind, "server_error"),
+                "param": None,
+                "code": event.status,
+            }
+        return _data({"error": error})
+
+    def _response_end(self, event: ResponseEnd) -> bytes:
+        self._finished = True
+        if event.terminal == "cancelled":
+            return b""
+        out = [self._role_chunk()]
+        finish = _finish_reason(event)
+        if finish is not None:
+            out.append(self._chunk({}, finish=finish))
+        usage = self._usage.merge(event.usage)
+        if self.include_usage and usage != Usage():
+            out.append(self._usage_chunk(usage))
+        cut_short = event.terminal == "truncated" and event.stop_reason not in _TRUNCATING
+        if not cut_short:
+            out.append(b"data: [DONE]\n\n")
+        return b"".join(out)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _unrepresentable(self, what: str) -> None:
+        if self.strict:
+            raise LocalError(f"OpenAI Chat Completions cannot represent {what} (use strict=False to skip it)")
+
+    def _role_chunk(self) -> bytes:
+        if not self._role_pending:
+            return b""
+        self._role_pending = False
+        return self._chunk({"role": "assistant", "content": "", "refusal": None})
+
+    def _head(self) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self._model,
+            "service_tier": self.service_tier,
+            "system_fingerprint": self.system_fingerprint,
+        }
+
+    def _chunk(self, delta: dict[str, Any], *, finish: str | None = None) -> bytes:
+        body = self._head()
+        body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        body["usage"] = None
+        return self._write(body)
+
+    def _usage_chunk(self, usage: Usage) -> bytes:
+        body = self._head()
+        body["choices"] = []
+        body["usage"] = _usage_json(usage, self.realism)
+        return self._write(body)
+
+    def _write(self, body: dict[str, Any]) -> bytes:
+        if self.realism:
+            body["obfuscation"] = "".join(
+                self._rng.choice(_OBFUSCATION_CHARS) for _ in range(self._rng.randint(0, 15))
+            )
+        return _data(body)
+
+
+def _data(body: dict[str, Any]) -> bytes:
+    # json.dumps escapes CR and LF inside strings, so the payload is always one SSE data line.
+    return b"data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _finish_reason(end: ResponseEnd) -> str | None:
+    if end.stop_reason is None:
+        return end.raw_stop_reason
+    if (
+        end.raw_stop_reason is not None
+        and FINISH_REASONS.get(end.raw_stop_reason, "other") == end.stop_reason
+    ):
+        return end.raw_stop_reason
+    return _FINISH_FOR[end.stop_reason]
+
+
+def _usage_json(usage: Usage, realism: bool) -> dict[str, Any]:
+    """The ``usage`` object: only known counts (so they decode back as written), plus the zero
+    audio and prediction counts OpenAI always includes when ``realism`` is on."""
+    out = _known(
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=usage.total_tokens,
+    )
+    prompt = _known(cached_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens)
+    completion = _known(reasoning_tokens=usage.reasoning_tokens)
+    if realism:
+        prompt["audio_tokens"] = 0
+        completion.update(audio_tokens=0, accepted_prediction_tokens=0, rejected_prediction_tokens=0)
+    if prompt:
+        out["prompt_tokens_details"] = prompt
+    if completion:
+        out["completion_tokens_details"] = completion
+    return out
+
+
+def _known(**counts: int | None) -> dict[str, Any]:
+    return {key: value for key, value in counts.items() if value is not None}
+
+
+DECODER = OpenAIChatDecoder
+ENCODER = OpenAIChatEncoder
