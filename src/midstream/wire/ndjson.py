@@ -7,10 +7,12 @@ new bytes finished, ``close()`` the rest. Parsing each document is the dialect's
 from __future__ import annotations
 
 import codecs
+import re
+from typing import Literal
 
-from midstream.errors import LimitExceeded, LocalError
+from midstream.errors import LimitExceeded, LocalError, RemoteProtocolError
 
-__all__ = ["DEFAULT_MAX_DOCUMENT", "NDJSONSplitter"]
+__all__ = ["DEFAULT_MAX_DOCUMENT", "JSONArraySplitter", "NDJSONSplitter"]
 
 DEFAULT_MAX_DOCUMENT = 32 * 1024 * 1024
 
@@ -65,3 +67,162 @@ class NDJSONSplitter:
             if line:
                 out.append(line)
         return out
+
+
+# Where a JSONArraySplitter is between documents. "inside" means scanning one (see ``_scan_inside``).
+_Place = Literal["start", "first", "next", "after", "inside", "done"]
+
+# (place, character) -> next place, for the characters allowed between documents. The characters that
+# open a document are not consumed: the scan of the document starts on them.
+_BETWEEN: dict[tuple[_Place, str], _Place] = {
+    ("start", "["): "first",
+    ("start", "{"): "inside",  # a lone object (an error body) instead of an array
+    ("first", "{"): "inside",
+    ("first", "["): "inside",
+    ("first", "]"): "done",
+    ("next", "{"): "inside",
+    ("next", "["): "inside",
+    ("after", ","): "next",
+    ("after", "]"): "done",
+}
+_OPENS_DOCUMENT = frozenset("{[")
+_WHERE: dict[_Place, str] = {
+    "start": "before the JSON array",
+    "first": "after '['",
+    "next": "after ','",
+    "after": "after an array element",
+    "done": "after the end of the JSON body",
+}
+_SPACE = re.compile(r"[ \t\r\n]*")
+_STRUCTURAL = re.compile(r'[{}\[\]"]')
+_STRING_SPECIAL = re.compile(r'["\\]')
+
+
+class JSONArraySplitter:
+    """Splits a streamed JSON array body (``[{...}\\n,\\r\\n{...}]``) into its top-level elements.
+
+    ``feed(bytes)`` returns the text of every element the new bytes completed, in order, for any split
+    of the input. Elements must be objects or arrays (what streaming APIs send); their inside is only
+    scanned for nesting and strings, not validated: parsing each element is the caller's job. A body
+    that is a single JSON object instead of an array (an error body such as ``{"error": {...}}``) is
+    returned as one element.
+
+    Garbage between elements, a body that does not start with ``[`` or ``{`` and anything but
+    whitespace after the end raise :class:`~midstream.errors.RemoteProtocolError`; an element longer
+    than ``max_document`` characters raises :class:`~midstream.errors.LimitExceeded`. A body cut short
+    is not an error here: :meth:`close` returns nothing for the unfinished element and
+    :attr:`finished` stays ``False``.
+    """
+
+    def __init__(self, *, max_document: int = DEFAULT_MAX_DOCUMENT) -> None:
+        self.max_document = max_document
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._place: _Place = "start"
+        self._lone = False  # the body is one object, not an array
+        self._buf = ""  # text not yet consumed; while inside an element, it starts with the element
+        self._pos = 0  # how far into ``_buf`` the scan got
+        self._depth = 0
+        self._in_string = False
+        self._bom_checked = False
+        self._closed = False
+
+    @property
+    def finished(self) -> bool:
+        """True once the closing ``]`` (or the end of a lone object) has been seen."""
+        return self._place == "done"
+
+    def feed(self, data: bytes) -> list[str]:
+        """The elements that ``data`` completed."""
+        if self._closed:
+            raise LocalError("JSONArraySplitter.feed() called after close()")
+        return self.feed_text(self._utf8.decode(data))
+
+    def feed_text(self, text: str) -> list[str]:
+        """Like :meth:`feed` for already decoded text (do not mix the two on one splitter)."""
+        if self._closed:
+            raise LocalError("JSONArraySplitter.feed_text() called after close()")
+        if not self._bom_checked and text:
+            self._bom_checked = True
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if not text:
+            return []
+        self._buf = self._buf + text if self._buf else text
+        out: list[str] = []
+        self._scan(out)
+        return out
+
+    def close(self) -> list[str]:
+        """End of input: any element the last bytes completed. An unfinished element is dropped."""
+        if self._closed:
+            return []
+        out = self.feed_text(self._utf8.decode(b"", final=True))
+        self._closed = True
+        self._buf, self._pos = "", 0
+        return out
+
+    def _scan(self, out: list[str]) -> None:
+        buf, pos = self._buf, self._pos
+        while True:
+            if self._place == "inside":
+                end, pos = self._scan_inside(buf, pos)
+                if end < 0:
+                    self._check_size(len(buf))
+                    self._buf, self._pos = buf, pos
+                    return
+                self._check_size(end)
+                out.append(buf[:end])
+                self._place = "done" if self._lone else "after"
+                buf, pos = buf[end:], 0
+                continue
+            pos = _SPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos >= len(buf):
+                self._buf, self._pos = "", 0
+                return
+            char = buf[pos]
+            place = _BETWEEN.get((self._place, char))
+            if place is None:
+                raise RemoteProtocolError(f"unexpected {char!r} {_WHERE[self._place]} in a JSON array body")
+            if place == "inside":
+                self._lone = self._place == "start"
+                self._depth, self._in_string = 0, False
+                buf, pos = buf[pos:], 0
+            else:
+                pos += 1
+            self._place = place
+
+    def _scan_inside(self, buf: str, pos: int) -> tuple[int, int]:
+        """Scan an element from ``pos``: ``(end, _)`` once it is complete, else ``(-1, resume_at)``."""
+        while True:
+            if self._in_string:
+                found = _STRING_SPECIAL.search(buf, pos)
+                if found is None:
+                    return -1, len(buf)
+                at = found.start()
+                if buf[at] == "\\":
+                    if at + 1 >= len(buf):
+                        return -1, at  # resume on the backslash once the escaped character arrives
+                    pos = at + 2
+                    continue
+                self._in_string, pos = False, at + 1
+                continue
+            found = _STRUCTURAL.search(buf, pos)
+            if found is None:
+                return -1, len(buf)
+            char, pos = found.group(), found.end()
+            if char == '"':
+                self._in_string = True
+            elif char in _OPENS_DOCUMENT:
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth == 0:
+                    return pos, pos
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_document:
+            raise LimitExceeded(
+                f"JSON array element longer than {self.max_document} characters",
+                limit="max_document",
+                value=self.max_document,
+            )
