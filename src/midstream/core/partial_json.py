@@ -1,0 +1,650 @@
+"""An incremental JSON parser: every character is examined once, whatever the splits.
+
+Tool-call arguments stream as fragments that may end anywhere: inside a string, inside an escape
+(``\\u00``), between the halves of a surrogate pair, inside a number or a literal. :class:`PartialJSON`
+is fed those fragments and
+
+* returns :data:`JsonEvent` values as they become known (container start / end, object keys, string
+  start and string text deltas, completed values), each with its JSON path;
+* keeps the value built so far, so :meth:`PartialJSON.snapshot` is cheap enough for a display loop and
+  shows only what was really received (no invented literals, no number that may still grow);
+* checks the grammar strictly (RFC 8259: no NaN / Infinity, no trailing commas, no comments, exactly one
+  top-level value) and raises :class:`~midstream.errors.InvalidJSON` as soon as the input can never be
+  valid, and :class:`~midstream.errors.IncompleteJSON` from :meth:`PartialJSON.finish` for a truncated
+  document.
+
+The work per :meth:`PartialJSON.feed` is proportional to the new text only: string contents are scanned
+in bulk with a regular expression and decoded with the standard library's C string decoder; state that
+spans fragments (a partial escape, a partial number or literal) is carried, never re-scanned from the
+start of the document. Nesting is handled with an explicit stack, so no recursion limit is involved.
+
+Completed values equal what :func:`json.loads` gives for the same text (``int`` vs ``float`` as it
+decides, big integers exact, lone surrogate escapes kept as lone surrogates, a duplicated object key:
+the last member wins, at the position of the first).
+"""
+
+from __future__ import annotations
+
+import json.decoder
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NoReturn
+
+from midstream.errors import IncompleteJSON, InvalidJSON, LimitExceeded, LocalError
+
+# The standard library's C string decoder (the one json.loads uses): same escapes, same surrogate rules.
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+
+__all__ = [
+    "ContainerEnd",
+    "ContainerStart",
+    "JsonEvent",
+    "JsonPath",
+    "Key",
+    "PartialJSON",
+    "StringDelta",
+    "StringStart",
+    "ValueComplete",
+]
+
+JsonPath = tuple[str | int, ...]
+"""Where a value sits: object keys (``str``) and array indices (``int``) from the root; ``()`` is the root."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStart:
+    """An object or array opened at ``path``."""
+
+    kind: ClassVar[Literal["container_start"]] = "container_start"
+    path: JsonPath
+    type: Literal["object", "array"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEnd:
+    """The object or array at ``path`` is complete; ``value`` is it (shared with the parser: don't mutate)."""
+
+    kind: ClassVar[Literal["container_end"]] = "container_end"
+    path: JsonPath
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """An object member's key is complete; ``path`` is the member's path (the object's path + ``key``)."""
+
+    kind: ClassVar[Literal["key"]] = "key"
+    path: JsonPath
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StringStart:
+    """A string value opened at ``path`` (its text follows as :class:`StringDelta` events)."""
+
+    kind: ClassVar[Literal["string_start"]] = "string_start"
+    path: JsonPath
+
+
+@dataclass(frozen=True, slots=True)
+class StringDelta:
+    """More decoded text of the string value at ``path``; the deltas concatenate to the final string."""
+
+    kind: ClassVar[Literal["string_delta"]] = "string_delta"
+    path: JsonPath
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValueComplete:
+    """The string, number, ``true``, ``false`` or ``null`` at ``path`` is complete and will not change."""
+
+    kind: ClassVar[Literal["value_complete"]] = "value_complete"
+    path: JsonPath
+    value: Any
+
+
+JsonEvent = ContainerStart | ContainerEnd | Key | StringStart | StringDelta | ValueComplete
+"""Every value completes with exactly one event: :class:`ValueComplete` for a scalar, :class:`ContainerEnd`
+for an object or array."""
+
+# -- lexical pieces ------------------------------------------------------------------------------------
+
+# A run of valid string content: plain characters and whole escapes. It stops at the closing quote, at a
+# control character, at an invalid or incomplete escape, or at the end of the text.
+_STR_RUN = re.compile(r'(?:[^"\\\x00-\x1f]+|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*')
+# An escape cut by the end of the text: it may still become valid.
+_PARTIAL_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3})?\Z")
+# A high-surrogate escape: held back at the end of a fragment, since a low one may follow and the pair
+# decodes to one character.
+_HIGH_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
+_WHITESPACE = frozenset(" \t\n\r")
+_LITERALS: dict[str, tuple[str, Any]] = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
+
+# Number grammar as a table, used only when a number may continue in the next fragment.
+_N_START, _N_MINUS, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_EXP_MARK, _N_EXP_SIGN, _N_EXP = range(9)
+_N_ACCEPT = frozenset({_N_ZERO, _N_INT, _N_FRAC, _N_EXP})
+_N_CLASS: dict[str, str] = {"0": "0", "-": "-", "+": "+", ".": ".", "e": "e", "E": "e"}
+_N_CLASS.update(dict.fromkeys("123456789", "d"))
+_N_NEXT: dict[tuple[int, str], int] = {
+    (_N_START, "-"): _N_MINUS, (_N_START, "0"): _N_ZERO, (_N_START, "d"): _N_INT,
+    (_N_MINUS, "0"): _N_ZERO, (_N_MINUS, "d"): _N_INT,
+    (_N_ZERO, "."): _N_DOT, (_N_ZERO, "e"): _N_EXP_MARK,
+    (_N_INT, "0"): _N_INT, (_N_INT, "d"): _N_INT, (_N_INT, "."): _N_DOT, (_N_INT, "e"): _N_EXP_MARK,
+    (_N_DOT, "0"): _N_FRAC, (_N_DOT, "d"): _N_FRAC,
+    (_N_FRAC, "0"): _N_FRAC, (_N_FRAC, "d"): _N_FRAC, (_N_FRAC, "e"): _N_EXP_MARK,
+    (_N_EXP_MARK, "+"): _N_EXP_SIGN, (_N_EXP_MARK, "-"): _N_EXP_SIGN,
+    (_N_EXP_MARK, "0"): _N_EXP, (_N_EXP_MARK, "d"): _N_EXP,
+    (_N_EXP_SIGN, "0"): _N_EXP, (_N_EXP_SIGN, "d"): _N_EXP,
+    (_N_EXP, "0"): _N_EXP, (_N_EXP, "d"): _N_EXP,
+}
+
+# -- parser modes ------------------------------------------------------------------------------------
+
+# Between tokens: what the grammar expects next. Inside a token: which token is being read.
+_VALUE, _VALUE_OR_CLOSE, _KEY_OR_CLOSE, _KEY, _COLON, _AFTER_OBJ, _AFTER_ARR, _END = range(8)
+_STRING, _KEY_STRING, _NUMBER_TOKEN, _LITERAL = range(8, 12)
+
+_EXPECTED: dict[int, str] = {
+    _VALUE: "expected a value",
+    _VALUE_OR_CLOSE: "expected a value or ']'",
+    _KEY_OR_CLOSE: "expected a string key or '}'",
+    _KEY: "expected a string key",
+    _COLON: "expected ':'",
+    _AFTER_OBJ: "expected ',' or '}'",
+    _AFTER_ARR: "expected ',' or ']'",
+    _END: "extra data after the top-level value",
+    _STRING: "unterminated string",
+    _KEY_STRING: "unterminated object key",
+    _NUMBER_TOKEN: "unterminated number",
+    _LITERAL: "unterminated literal",
+}
+
+# Character classes for the structural table.
+_CLASS: dict[str, str] = {c: c for c in '{}[],:"'}
+_CLASS.update(dict.fromkeys("-0123456789", "num"))
+_CLASS.update(dict.fromkeys("tfn", "lit"))
+
+_Action = Callable[["PartialJSON", str, int], int]
+
+
+class _Frame:
+    """One open container: the live object or list, its place in its parent (``step``), its path (kept
+    only when events are on) and, for objects, the current member's key."""
+
+    __slots__ = ("container", "is_obj", "key", "path", "step")
+
+    def __init__(self, container: Any, is_obj: bool, step: str | int, path: JsonPath) -> None:
+        self.container = container
+        self.is_obj = is_obj
+        self.step = step
+        self.path = path
+        self.key = ""
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _number_value(lexeme: str) -> int | float:
+    if "." in lexeme or "e" in lexeme or "E" in lexeme:
+        return float(lexeme)
+    try:
+        return int(lexeme)
+    except ValueError:  # Python's int() digit limit (sys.set_int_max_str_digits), as json.loads has
+        raise LimitExceeded(
+            f"integer of {len(lexeme)} digits exceeds the interpreter's conversion limit",
+            limit="int_max_str_digits",
+            value=len(lexeme),
+        ) from None
+
+
+def _decode(text: str, start: int, stop: int) -> str:
+    """The decoded string content ``text[start:stop]`` (already checked by ``_STR_RUN``)."""
+    if text.find("\\", start, stop) < 0:
+        return text[start:stop]
+    if stop < len(text) and text[stop] == '"':
+        return _scanstring(text, start)[0]
+    return _scanstring(text[start:stop] + '"', 0)[0]
+
+
+def _holdback(text: str, start: int, stop: int) -> int:
+    """Where a trailing high-surrogate escape of the run ``text[start:stop]`` begins (else ``stop``)."""
+    k = stop - 6
+    if k < start or _HIGH_SURROGATE.match(text, k) is None:
+        return stop
+    # The backslash at k opens an escape only if an even number of backslashes precede it in the run.
+    b = k
+    while b > start and text[b - 1] == "\\":
+        b -= 1
+    return k if (k - b) % 2 == 0 else stop
+
+
+class PartialJSON:
+    """Incremental, strict JSON parser for one document fed as text fragments.
+
+    ``max_depth`` bounds nesting and ``max_bytes`` bounds the document's size in UTF-8 bytes (``None``:
+    unbounded); exceeding either raises :class:`~midstream.errors.LimitExceeded` (``limit`` is
+    ``"max_depth"`` or ``"max_bytes"``). With ``events=False`` :meth:`feed` returns no events (the parse,
+    snapshot and final value are the same, only cheaper).
+
+    Cost: each character is examined once. With events on, each value's event also carries its path, a
+    tuple as long as the value's depth, so a document's cost is its length times its typical depth
+    (bounded by ``max_depth``); with events off it is its length alone.
+
+    After :class:`~midstream.errors.InvalidJSON` or :class:`~midstream.errors.LimitExceeded` the parser
+    stays failed: every later call raises the same error.
+    """
+
+    def __init__(
+        self, *, max_depth: int | None = 1000, max_bytes: int | None = 32 * 1024 * 1024, events: bool = True
+    ) -> None:
+        self.max_depth = max_depth
+        self.max_bytes = max_bytes
+        self._events = events
+        self._mode = _VALUE
+        self._stack: list[_Frame] = []
+        self._root: Any = None
+        self._out: list[JsonEvent] = []
+        self._error: Exception | None = None
+        self._finished = False
+        self._size = 0  # UTF-8 bytes fed
+        self._pos = 0  # characters fed
+        self._base = 0  # document position of text[0] in the current feed
+        self._carry = ""  # text of an unfinished escape, re-read at the next feed
+        self._chunks: list[str] = []  # decoded pieces of the open string (or key)
+        self._spath: JsonPath = ()  # path of the open string value
+        self._num_state = _N_START
+        self._lit_word = ""
+        self._lit_value: Any = None
+        self._lit_got = 0
+        self._version = 0
+        self._snap_version = -1
+        self._snap: Any = None
+
+    # -- public API --------------------------------------------------------------------------------
+
+    def feed(self, text: str) -> list[JsonEvent]:
+        """Parse more of the document; the events it completes, in document order.
+
+        Raises :class:`~midstream.errors.InvalidJSON` at the first character that can never be valid
+        (with its document position and the reason) and :class:`~midstream.errors.LimitExceeded` when a
+        bound is crossed (before any of ``text`` is parsed, for ``max_bytes``).
+        """
+        if self._error is not None:
+            raise self._error
+        if self._finished:
+            raise LocalError("PartialJSON.feed() called after finish()")
+        if not text:
+            return []
+        self._count(text)
+        carry, self._carry = self._carry, ""
+        self._base = self._pos - len(carry)
+        self._pos += len(text)
+        self._version += 1
+        out: list[JsonEvent] = []
+        self._out = out
+        try:
+            self._run(carry + text if carry else text)
+        except (InvalidJSON, LimitExceeded) as exc:
+            self._error = exc
+            raise
+        return out
+
+    def finish(self) -> Any:
+        """The document ended: its value, parsed strictly.
+
+        Raises :class:`~midstream.errors.IncompleteJSON` when the document stopped before its top-level
+        value was complete (a valid prefix), or the error that already failed a :meth:`feed`. Calling it
+        again returns the same value; :meth:`feed` is not allowed afterwards. (A top-level number is only
+        known complete here, so it gets no :class:`ValueComplete` event: this return value is its end.)
+        """
+        if self._error is not None:
+            raise self._error
+        if self._finished:
+            return self._root
+        if self._mode == _NUMBER_TOKEN and self._num_state in _N_ACCEPT:  # the end ends the number
+            self._out = []
+            self._complete(_number_value("".join(self._chunks)))
+        if self._mode != _END:
+            reason = "empty document" if self._pos == 0 and self._mode == _VALUE else _EXPECTED[self._mode]
+            self._error = IncompleteJSON("JSON document ended early", position=self._pos, reason=reason)
+            raise self._error
+        self._finished = True
+        self._version += 1
+        return self._root
+
+    @property
+    def done(self) -> bool:
+        """True once the top-level value is complete (a top-level number: once something followed it)."""
+        return self._mode == _END
+
+    def snapshot(self) -> Any:
+        """The value so far, with only what was really received.
+
+        Complete values are as :meth:`finish` will give them. Open objects and arrays hold their
+        complete members plus the open one; an open string holds the text received so far; a number,
+        ``true``, ``false`` or ``null`` that is not complete yet is absent (for an object member: the
+        key is absent too). Before any value has started, or while the top-level value is an unfinished
+        number or literal, the snapshot is ``None`` (use :meth:`is_complete` to tell it from ``null``).
+
+        A snapshot never changes afterwards (later feeds do not alter it), and it shares the complete
+        sub-values with the parser and with other snapshots: do not mutate it. Its cost is the size of
+        the open containers' own member lists plus the open string's length, not the document size.
+        """
+        if self._snap_version != self._version:
+            self._snap = self._build_snapshot()
+            self._snap_version = self._version
+        return self._snap
+
+    def is_complete(self, path: JsonPath = ()) -> bool:
+        """True if the value at ``path`` has been received completely (it will not change)."""
+        if self._mode != _END:
+            open_path = self._open_path()
+            if open_path is None or open_path[: len(path)] == tuple(path):
+                return False
+        node = self._root
+        for step in path:
+            if isinstance(node, dict):
+                if not isinstance(step, str) or step not in node:
+                    return False
+            elif not (isinstance(node, list) and type(step) is int and 0 <= step < len(node)):
+                return False
+            node = node[step]
+        return True
+
+    # -- the scanner -------------------------------------------------------------------------------
+
+    def _run(self, text: str) -> None:
+        i, n = 0, len(text)
+        table, classes, tokens = _TABLE, _CLASS, _TOKEN_READERS
+        while i < n:
+            mode = self._mode
+            if mode >= _STRING:
+                i = tokens[mode](self, text, i)
+                continue
+            c = text[i]
+            if c in _WHITESPACE:
+                i = _WS.match(text, i).end()  # type: ignore[union-attr]
+                continue
+            action = table.get((mode, classes.get(c, "")))
+            if action is None:
+                self._unexpected(c, i)
+            if type(action) is int:  # punctuation: only the expectation changes
+                self._mode = action
+                i += 1
+            else:
+                i = action(self, text, i)  # type: ignore[operator]
+
+    def _count(self, text: str) -> None:
+        size = self._size + _utf8_length(text)
+        if self.max_bytes is not None and size > self.max_bytes:
+            self._error = LimitExceeded(
+                f"JSON document larger than {self.max_bytes} bytes", limit="max_bytes", value=self.max_bytes
+            )
+            raise self._error
+        self._size = size
+
+    def _unexpected(self, c: str, i: int) -> NoReturn:
+        mode, stack = self._mode, self._stack
+        reason = _EXPECTED[mode]
+        if (mode == _KEY and c == "}") or (mode == _VALUE and c == "]" and stack and not stack[-1].is_obj):
+            reason = "trailing comma"
+        elif c in "NI":
+            reason = "NaN and Infinity are not JSON"
+        raise InvalidJSON(f"unexpected {c!r}", position=self._base + i, reason=reason)
+
+    def _value_path(self) -> JsonPath:
+        """Path of the value starting now (the current member or next array element); events only."""
+        if not self._stack:
+            return ()
+        f = self._stack[-1]
+        return (*f.path, f.key) if f.is_obj else (*f.path, len(f.container))
+
+    def _open_path(self) -> JsonPath | None:
+        """Path of the innermost value being received (``None`` before anything started)."""
+        stack = self._stack
+        path: list[str | int] = [f.step for f in stack[1:]]
+        if self._mode in (_STRING, _NUMBER_TOKEN, _LITERAL):
+            if stack:
+                f = stack[-1]
+                path.append(f.key if f.is_obj else len(f.container))
+            return tuple(path)
+        return tuple(path) if stack else None
+
+    def _complete(self, value: Any) -> None:
+        """A scalar value is complete: attach it to its parent and move on."""
+        stack = self._stack
+        if self._events:
+            path = self._spath if self._mode == _STRING else self._value_path()
+            self._out.append(ValueComplete(path, value))
+        if not stack:
+            self._root, self._mode = value, _END
+            return
+        f = stack[-1]
+        if f.is_obj:
+            f.container[f.key] = value
+            self._mode = _AFTER_OBJ
+        else:
+            f.container.append(value)
+            self._mode = _AFTER_ARR
+
+    # -- structure ---------------------------------------------------------------------------------
+
+    def _push(self, container: Any, is_obj: bool, i: int) -> int:
+        stack = self._stack
+        if self.max_depth is not None and len(stack) >= self.max_depth:
+            raise LimitExceeded(
+                f"JSON nesting deeper than {self.max_depth}", limit="max_depth", value=self.max_depth
+            )
+        # A path costs its depth to build: it is built only for the events.
+        path = self._value_path() if self._events else ()
+        step: str | int = ""
+        if stack:
+            parent = stack[-1]
+            if parent.is_obj:
+                step = parent.key
+                parent.container[step] = container
+            else:
+                step = len(parent.container)
+                parent.container.append(container)
+        else:
+            self._root = container
+        stack.append(_Frame(container, is_obj, step, path))
+        self._mode = _KEY_OR_CLOSE if is_obj else _VALUE_OR_CLOSE
+        if self._events:
+            self._out.append(ContainerStart(path, "object" if is_obj else "array"))
+        return i + 1
+
+    def _open_object(self, text: str, i: int) -> int:
+        return self._push({}, True, i)
+
+    def _open_array(self, text: str, i: int) -> int:
+        return self._push([], False, i)
+
+    def _close(self, text: str, i: int) -> int:
+        stack = self._stack
+        f = stack.pop()
+        if self._events:
+            self._out.append(ContainerEnd(f.path, f.container))
+        if stack:
+            self._mode = _AFTER_OBJ if stack[-1].is_obj else _AFTER_ARR
+        else:
+            self._mode = _END
+        return i + 1
+
+    # -- strings -----------------------------------------------------------------------------------
+
+    def _open_string(self, text: str, i: int) -> int:
+        self._mode = _STRING
+        self._chunks = []
+        if self._events:
+            self._spath = self._value_path()
+            self._out.append(StringStart(self._spath))
+        return self._string(text, i + 1)
+
+    def _open_key(self, text: str, i: int) -> int:
+        self._mode = _KEY_STRING
+        self._chunks = []
+        return self._string(text, i + 1)
+
+    def _string(self, text: str, i: int) -> int:
+        """Read string content from ``i``: a bulk run, then whatever stopped it."""
+        n = len(text)
+        j = _STR_RUN.match(text, i).end()  # type: ignore[union-attr]
+        if j < n and text[j] == '"':
+            if j > i:
+                self._piece(_decode(text, i, j))
+            self._end_string()
+            return j + 1
+        if j < n and _PARTIAL_ESCAPE.match(text, j) is None:
+            reason = "invalid escape" if text[j] == "\\" else "control character in string"
+            raise InvalidJSON(f"unexpected {text[j]!r} in string", position=self._base + j, reason=reason)
+        # The text ends inside the string (possibly inside an escape): keep the undecidable tail.
+        k = _holdback(text, i, j)
+        if k > i:
+            self._piece(_decode(text, i, k))
+        self._carry = text[k:]
+        return n
+
+    def _piece(self, piece: str) -> None:
+        self._chunks.append(piece)
+        if self._events and self._mode == _STRING:
+            self._out.append(StringDelta(self._spath, piece))
+
+    def _end_string(self) -> None:
+        chunks = self._chunks
+        value = "".join(chunks) if chunks else ""
+        self._chunks = []
+        if self._mode == _STRING:
+            self._complete(value)
+            return
+        f = self._stack[-1]
+        f.key = value
+        self._mode = _COLON
+        if self._events:
+            self._out.append(Key((*f.path, value), value))
+
+    def _open_text(self) -> str:
+        """The open string's text so far, joined once and cached as a single chunk."""
+        chunks = self._chunks
+        if len(chunks) > 1:
+            chunks[:] = ["".join(chunks)]
+        return chunks[0] if chunks else ""
+
+    # -- numbers and literals ----------------------------------------------------------------------
+
+    def _number(self, text: str, i: int) -> int:
+        m = _NUMBER.match(text, i)
+        if m is not None:
+            j = m.end()
+            if j < len(text) and text[j] not in _NUMBER_CHARS:
+                self._complete(_number_value(m.group()))
+                return j
+        # The number may continue in the next fragment, or is malformed: read it with the table.
+        self._mode = _NUMBER_TOKEN
+        self._num_state = _N_START
+        self._chunks = []
+        return self._number_more(text, i)
+
+    def _number_more(self, text: str, i: int) -> int:
+        state, j, n = self._num_state, i, len(text)
+        while j < n:
+            nxt = _N_NEXT.get((state, _N_CLASS.get(text[j], "")))
+            if nxt is None:
+                break
+            state = nxt
+            j += 1
+        if j > i:
+            self._chunks.append(text[i:j])
+        if j == n:
+            self._num_state = state
+            return n
+        if state not in _N_ACCEPT:
+            raise InvalidJSON(
+                f"unexpected {text[j]!r} in number", position=self._base + j, reason="expected a digit"
+            )
+        lexeme = "".join(self._chunks)
+        self._chunks = []
+        self._complete(_number_value(lexeme))
+        return j
+
+    def _literal(self, text: str, i: int) -> int:
+        word, value = _LITERALS[text[i]]
+        if text.startswith(word, i):
+            self._complete(value)
+            return i + len(word)
+        self._mode, self._lit_word, self._lit_value, self._lit_got = _LITERAL, word, value, 0
+        return self._literal_more(text, i)
+
+    def _literal_more(self, text: str, i: int) -> int:
+        word, got, n = self._lit_word, self._lit_got, len(text)
+        while got < len(word) and i < n:
+            if text[i] != word[got]:
+                raise InvalidJSON(
+                    f"unexpected {text[i]!r}", position=self._base + i, reason=f"expected {word!r}"
+                )
+            got += 1
+            i += 1
+        self._lit_got = got
+        if got == len(word):
+            self._complete(self._lit_value)
+        return i
+
+    # -- snapshots ---------------------------------------------------------------------------------
+
+    def _build_snapshot(self) -> Any:
+        stack, mode = self._stack, self._mode
+        open_string = self._open_text() if mode == _STRING else None
+        if not stack:
+            return open_string if mode == _STRING else self._root
+        f = stack[-1]
+        copy: Any = dict(f.container) if f.is_obj else list(f.container)
+        if open_string is not None:
+            if f.is_obj:
+                copy[f.key] = open_string
+            else:
+                copy.append(open_string)
+        for parent in reversed(stack[:-1]):
+            outer: Any = dict(parent.container) if parent.is_obj else list(parent.container)
+            if parent.is_obj:
+                outer[parent.key] = copy
+            else:
+                outer[-1] = copy
+            copy = outer
+        return copy
+
+
+# (mode, character class) -> the next mode, or the action that reads a token or changes the nesting.
+# A missing pair is invalid JSON.
+_VALUE_STARTS: dict[str, _Action] = {
+    "{": PartialJSON._open_object,
+    "[": PartialJSON._open_array,
+    '"': PartialJSON._open_string,
+    "num": PartialJSON._number,
+    "lit": PartialJSON._literal,
+}
+_TABLE: dict[tuple[int, str], _Action | int] = {
+    **{(_VALUE, cls): action for cls, action in _VALUE_STARTS.items()},
+    **{(_VALUE_OR_CLOSE, cls): action for cls, action in _VALUE_STARTS.items()},
+    (_VALUE_OR_CLOSE, "]"): PartialJSON._close,
+    (_KEY_OR_CLOSE, '"'): PartialJSON._open_key,
+    (_KEY_OR_CLOSE, "}"): PartialJSON._close,
+    (_KEY, '"'): PartialJSON._open_key,
+    (_COLON, ":"): _VALUE,
+    (_AFTER_OBJ, ","): _KEY,
+    (_AFTER_OBJ, "}"): PartialJSON._close,
+    (_AFTER_ARR, ","): _VALUE,
+    (_AFTER_ARR, "]"): PartialJSON._close,
+}
+# Readers of a token that continues from the previous fragment.
+_TOKEN_READERS: dict[int, _Action] = {
+    _STRING: PartialJSON._string,
+    _KEY_STRING: PartialJSON._string,
+    _NUMBER_TOKEN: PartialJSON._number_more,
+    _LITERAL: PartialJSON._literal_more,
+}
