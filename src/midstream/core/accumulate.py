@@ -9,11 +9,11 @@ The fold is the same for a streamed and a non-streamed response: it only sees ev
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from midstream.core.toolargs import ToolArgs, ToolCallInvalid, ToolCallReady
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -42,26 +42,30 @@ from midstream.message import (
 __all__ = ["Accumulator", "accumulate", "events_from_message", "parse_tool_input"]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+# Tool input is parsed by the same parser as the live tool events (midstream.core.toolargs), in one
+# pass once the block has stopped: before that the input is None whatever the text says, so parsing
+# earlier would be work without a use. These bounds are generous: they only stop hostile input.
+TOOL_INPUT_MAX_DEPTH = 1000
+TOOL_INPUT_MAX_BYTES = 64 * 1024 * 1024
 
 
 def parse_tool_input(raw: str, complete: bool) -> tuple[dict[str, Any] | None, str | None]:
     """Strictly parse a tool call's whole input text: ``(object, None)`` or ``(None, reason)``.
 
-    An empty input from a block that closed normally is ``{}`` (a tool without arguments).
+    ``reason`` is ``"truncated"`` (the block did not close normally, or its text stops mid-value, as
+    when ``max_tokens`` cut a buffered input) or ``"invalid_json"`` (not JSON, not an object, or beyond
+    the size bounds). An empty input from a block that closed normally is ``{}`` (a tool without
+    arguments).
     """
     if not complete:
         return None, "truncated"
-    if raw.strip() == "":
-        return {}, None
-    try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except ValueError:
-        return None, "invalid_json"
-    if not isinstance(value, dict):
-        return None, "invalid_json"
-    return value, None
+    args = ToolArgs(0, max_depth=TOOL_INPUT_MAX_DEPTH, max_bytes=TOOL_INPUT_MAX_BYTES, events=False)
+    args.feed(raw)
+    result = args.stop(True)[0]
+    if isinstance(result, ToolCallReady):
+        return result.input, None
+    assert isinstance(result, ToolCallInvalid)
+    return None, "truncated" if result.reason == "truncated" else "invalid_json"
 
 
 @dataclass
@@ -72,6 +76,15 @@ class _Builder:
     citations: list[Any] = field(default_factory=list)
     stopped: bool = False
     complete: bool = False
+    _input: tuple[dict[str, Any] | None, str | None] | None = None
+
+    def tool_input(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The parsed input once the block has stopped (parsed once, then kept)."""
+        if not self.stopped:
+            return None, "truncated"
+        if self._input is None:
+            self._input = parse_tool_input("".join(self.parts), self.complete)
+        return self._input
 
     def build(self) -> Block:
         start, text = self.start, "".join(self.parts)
@@ -84,13 +97,13 @@ class _Builder:
         if start.type == "redacted_thinking":
             return RedactedThinkingBlock(str(start.data or "") + text, complete=done)
         if start.type == "tool_call":
-            value, error = parse_tool_input(text, done) if self.stopped else (None, "truncated")
+            value, error = self.tool_input()
             return ToolCall(
                 id=start.id or "", name=start.name or "", raw_input=text, input=value,
                 complete=done, error=error,
             )
         if start.type == "server_tool":
-            value = parse_tool_input(text, done)[0] if text else None
+            value = self.tool_input()[0] if text and done else None
             return ServerToolBlock(
                 raw_type=start.raw_type or "server_tool", id=start.id, name=start.name,
                 raw_input=text, input=value, content=start.data, complete=done,
