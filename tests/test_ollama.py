@@ -384,12 +384,15 @@ def test_encoder_writes_go_json_exactly() -> None:
     got = OllamaEncoder(realism=False, created_at=BASE).encode_message(message)
     expected = (
         r'{"model":"llama3.2","created_at":"2024-05-06T07:08:09.01Z","message":{"role":"assistant",'
-        r'"content":"a\u003cb\u003e\u0026c\u2028é\"\n\u0001"},"done":false}' "\n"
+        r'"content":"a\u003cb\u003e\u0026c\u2028é\"\n\u0001"},"done":false}'
+        "\n"
         r'{"model":"llama3.2","created_at":"2024-05-06T07:08:09.02Z","message":{"role":"assistant",'
         r'"content":"","tool_calls":[{"id":"call_k3x9","function":{"index":0,"name":"search",'
-        r'"arguments":{"q":"\u003cx\u003e \u0026 y"}}}]},"done":false}' "\n"
+        r'"arguments":{"q":"\u003cx\u003e \u0026 y"}}}]},"done":false}'
+        "\n"
         r'{"model":"llama3.2","created_at":"2024-05-06T07:08:09.03Z","message":{"role":"assistant",'
-        r'"content":""},"done":true,"done_reason":"stop","prompt_eval_count":26,"eval_count":259}' "\n"
+        r'"content":""},"done":true,"done_reason":"stop","prompt_eval_count":26,"eval_count":259}'
+        "\n"
     ).encode()
     assert got == expected
     _, decoded = decode(got)
@@ -522,7 +525,7 @@ def test_encoder_error_and_eof_endings() -> None:
 # -- round trip ------------------------------------------------------------------------------------------
 
 TEXT = st.text(
-    alphabet=st.one_of(st.characters(codec="utf-8"), st.sampled_from("<>&\u2028\u2029\"\\\n\r\t\x00")),
+    alphabet=st.one_of(st.characters(codec="utf-8"), st.sampled_from('<>&\u2028\u2029"\\\n\r\t\x00')),
     min_size=1,
     max_size=30,
 )
@@ -576,8 +579,13 @@ def ollama_messages(draw: st.DrawFn) -> Message:
             output_tokens=draw(st.none() | st.integers(1, 10**6)),
         )
         return Message(
-            provider="ollama", model=model, blocks=tuple(blocks), stop_reason=stop, raw_stop_reason=reason,
-            usage=usage, terminal="truncated" if stop == "max_tokens" else "completed",
+            provider="ollama",
+            model=model,
+            blocks=tuple(blocks),
+            stop_reason=stop,
+            raw_stop_reason=reason,
+            usage=usage,
+            terminal="truncated" if stop == "max_tokens" else "completed",
         )
     # The stream stops early: the block still streaming stays incomplete; with nothing sent, no model.
     if blocks and not isinstance(blocks[-1], ToolCall):

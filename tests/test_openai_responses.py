@@ -63,8 +63,14 @@ def created(seq: int = 0, rid: str = "resp_1", model: str = "gpt-5") -> dict[str
 
 
 def fc_item(status: str = "in_progress", arguments: str = "", n: int = 1) -> dict[str, Any]:
-    return {"id": f"fc_{n}", "type": "function_call", "status": status, "arguments": arguments,
-            "call_id": f"call_{n}", "name": f"tool_{n}"}
+    return {
+        "id": f"fc_{n}",
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": f"call_{n}",
+        "name": f"tool_{n}",
+    }
 
 
 def decode(data: bytes) -> tuple[list[Event], Message]:
@@ -79,7 +85,9 @@ def sdk_final_response(data: bytes) -> Any:
         return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=data)
 
     client = openai.OpenAI(
-        api_key="test", base_url="http://test/v1", max_retries=0,
+        api_key="test",
+        base_url="http://test/v1",
+        max_retries=0,
         http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
     )
     with client.responses.stream(model="gpt-test", input="hi") as stream:
@@ -101,8 +109,12 @@ def test_recorded_reasoning_then_function_call() -> None:
     assert redacted.data.startswith("gAAAAABoyXvxI6jwG5j6rvTGC7PD6JN5758K")
     assert redacted.data.endswith("IVgXKYQko02bg-rk3VE=") and len(redacted.data) == 3896
     assert m.tool_calls == [
-        ToolCall(id="call_CWXgs68YprAjp6t0371hiPOI", name="final_result", raw_input='{"result":6666}',
-                 input={"result": 6666})
+        ToolCall(
+            id="call_CWXgs68YprAjp6t0371hiPOI",
+            name="final_result",
+            raw_input='{"result":6666}',
+            input={"result": 6666},
+        )
     ]
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("tool_use", "completed", "completed")
     assert m.usage == Usage(input_tokens=53, output_tokens=469, cache_read_tokens=0, reasoning_tokens=448)
@@ -125,17 +137,24 @@ def test_recorded_text_then_function_call_2026_key_order() -> None:
     assert m.blocks[0].data.endswith("qnYrFieJls_UcqGK8PU=") and len(m.blocks[0].data) == 1080
     assert m.text == NARRATION and m.blocks[1] == TextBlock(NARRATION)
     assert m.tool_calls == [
-        ToolCall(id="call_LabG58Uhrq9kZvR52BYKjToD", name="get_capital",
-                 raw_input='{"country":"PotatoLand"}', input={"country": "PotatoLand"})
+        ToolCall(
+            id="call_LabG58Uhrq9kZvR52BYKjToD",
+            name="get_capital",
+            raw_input='{"country":"PotatoLand"}',
+            input={"country": "PotatoLand"},
+        )
     ]
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("tool_use", "completed", "completed")
-    assert m.usage == Usage(input_tokens=63, output_tokens=69, cache_read_tokens=0, cache_write_tokens=0,
-                            reasoning_tokens=26)
+    assert m.usage == Usage(
+        input_tokens=63, output_tokens=69, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=26
+    )
     text_seqs = [e.seq for e in events if isinstance(e, TextDelta)]
     assert text_seqs == list(range(6, 19))
     starts = [e for e in events if isinstance(e, BlockStart)]
     assert [(s.type, s.raw_type, s.seq) for s in starts] == [
-        ("redacted_thinking", "reasoning", 3), ("text", "output_text", 5), ("tool_call", "function_call", 22)
+        ("redacted_thinking", "reasoning", 3),
+        ("text", "output_text", 5),
+        ("tool_call", "function_call", 22),
     ]
     assert events[-1].seq == 32
 
@@ -145,8 +164,12 @@ def test_recorded_2025_03_without_sequence_numbers() -> None:
     m = accumulate(events)
     assert (m.model, m.id) == ("gpt-4o-2024-08-06", "resp_67e554a155508191900ee113293c4c830794405d35281ae2")
     assert m.blocks == (
-        ToolCall(id="call_kL0PCQV7M2WMoVX8V8OtYSAL", name="get_capital", raw_input='{"country":"France"}',
-                 input={"country": "France"}),
+        ToolCall(
+            id="call_kL0PCQV7M2WMoVX8V8OtYSAL",
+            name="get_capital",
+            raw_input='{"country":"France"}',
+            input={"country": "France"},
+        ),
     )
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("tool_use", "completed", "completed")
     assert m.usage == Usage(input_tokens=255, output_tokens=16, cache_read_tokens=0, reasoning_tokens=0)
@@ -199,20 +222,48 @@ def test_incomplete_max_output_tokens_mid_function_call() -> None:
     data = sse(
         created(),
         {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": fc_item()},
-        {"type": "response.function_call_arguments.delta", "sequence_number": 2, "item_id": "fc_1",
-         "output_index": 0, "delta": '{"city": '},
-        {"type": "response.function_call_arguments.delta", "sequence_number": 3, "item_id": "fc_1",
-         "output_index": 0, "delta": '"Pa'},
-        {"type": "response.incomplete", "sequence_number": 4, "response": {
-            "id": "resp_1", "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"},
-            "output": [fc_item("incomplete", '{"city": "Pa')],
-            "usage": {"input_tokens": 40, "input_tokens_details": {"cached_tokens": 32}, "output_tokens": 16,
-                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 56}}},
+        {
+            "type": "response.function_call_arguments.delta",
+            "sequence_number": 2,
+            "item_id": "fc_1",
+            "output_index": 0,
+            "delta": '{"city": ',
+        },
+        {
+            "type": "response.function_call_arguments.delta",
+            "sequence_number": 3,
+            "item_id": "fc_1",
+            "output_index": 0,
+            "delta": '"Pa',
+        },
+        {
+            "type": "response.incomplete",
+            "sequence_number": 4,
+            "response": {
+                "id": "resp_1",
+                "status": "incomplete",
+                "incomplete_details": {"reason": "max_output_tokens"},
+                "output": [fc_item("incomplete", '{"city": "Pa')],
+                "usage": {
+                    "input_tokens": 40,
+                    "input_tokens_details": {"cached_tokens": 32},
+                    "output_tokens": 16,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": 56,
+                },
+            },
+        },
     )
     events, m = decode(data)
     assert m.tool_calls == [
-        ToolCall(id="call_1", name="tool_1", raw_input='{"city": "Pa', input=None, complete=False,
-                 error="truncated")
+        ToolCall(
+            id="call_1",
+            name="tool_1",
+            raw_input='{"city": "Pa',
+            input=None,
+            complete=False,
+            error="truncated",
+        )
     ]
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("max_tokens", "max_output_tokens", "truncated")
     assert m.usage == Usage(input_tokens=40, output_tokens=16, cache_read_tokens=32, reasoning_tokens=0)
@@ -231,10 +282,21 @@ def test_incomplete_content_filter_after_finished_text() -> None:
         {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": msg},
         {"type": "response.content_part.added", "sequence_number": 2, **where, "part": part},
         {"type": "response.output_text.delta", "sequence_number": 3, **where, "delta": "Sure, here"},
-        {"type": "response.output_item.done", "sequence_number": 4, "output_index": 0,
-         "item": {**msg, "status": "incomplete", "content": [{**part, "text": "Sure, here"}]}},
-        {"type": "response.incomplete", "sequence_number": 5, "response": {
-            "id": "resp_1", "status": "incomplete", "incomplete_details": {"reason": "content_filter"}}},
+        {
+            "type": "response.output_item.done",
+            "sequence_number": 4,
+            "output_index": 0,
+            "item": {**msg, "status": "incomplete", "content": [{**part, "text": "Sure, here"}]},
+        },
+        {
+            "type": "response.incomplete",
+            "sequence_number": 5,
+            "response": {
+                "id": "resp_1",
+                "status": "incomplete",
+                "incomplete_details": {"reason": "content_filter"},
+            },
+        },
     )
     _, m = decode(data)
     assert m.blocks == (TextBlock("Sure, here", complete=False),)
@@ -242,8 +304,13 @@ def test_incomplete_content_filter_after_finished_text() -> None:
 
 
 def test_error_event_sdk_shape() -> None:
-    error = {"type": "error", "sequence_number": 3, "code": "rate_limit_exceeded", "message": "Slow down",
-             "param": None}
+    error = {
+        "type": "error",
+        "sequence_number": 3,
+        "code": "rate_limit_exceeded",
+        "message": "Slow down",
+        "param": None,
+    }
     msg = {"id": "msg_1", "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
     where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
     data = sse(
@@ -260,14 +327,25 @@ def test_error_event_sdk_shape() -> None:
 
 
 def test_error_event_captured_shape_then_failed() -> None:
-    inner = {"type": "server_error", "code": "server_error", "message": "The server had an error",
-             "param": None}
+    inner = {
+        "type": "server_error",
+        "code": "server_error",
+        "message": "The server had an error",
+        "param": None,
+    }
     data = sse(
         created(),
         {"type": "error", "sequence_number": 1, "error": inner},
-        {"type": "response.failed", "sequence_number": 2, "response": {
-            "id": "resp_1", "status": "failed", "error": {"code": "server_error", "message": "boom"},
-            "usage": {"input_tokens": 5, "output_tokens": 0}}},
+        {
+            "type": "response.failed",
+            "sequence_number": 2,
+            "response": {
+                "id": "resp_1",
+                "status": "failed",
+                "error": {"code": "server_error", "message": "boom"},
+                "usage": {"input_tokens": 5, "output_tokens": 0},
+            },
+        },
     )
     events, m = decode(data)
     assert [type(e) for e in events] == [ResponseStart, StreamError, ResponseEnd]
@@ -278,8 +356,15 @@ def test_error_event_captured_shape_then_failed() -> None:
 def test_response_failed_without_error_event() -> None:
     data = sse(
         created(),
-        {"type": "response.failed", "sequence_number": 1, "response": {
-            "id": "resp_1", "status": "failed", "error": {"code": "invalid_prompt", "message": "no"}}},
+        {
+            "type": "response.failed",
+            "sequence_number": 1,
+            "response": {
+                "id": "resp_1",
+                "status": "failed",
+                "error": {"code": "invalid_prompt", "message": "no"},
+            },
+        },
     )
     _, m = decode(data)
     assert m.terminal == "failed"
@@ -288,10 +373,18 @@ def test_response_failed_without_error_event() -> None:
 
 def test_unknown_events_and_server_tool_items() -> None:
     ws_added = {"id": "ws_1", "type": "web_search_call", "status": "in_progress"}
-    ws_done = {"id": "ws_1", "type": "web_search_call", "status": "completed",
-               "action": {"type": "search", "query": "weather"}}
-    searching = {"type": "response.web_search_call.searching", "sequence_number": 2, "output_index": 0,
-                 "item_id": "ws_1"}
+    ws_done = {
+        "id": "ws_1",
+        "type": "web_search_call",
+        "status": "completed",
+        "action": {"type": "search", "query": "weather"},
+    }
+    searching = {
+        "type": "response.web_search_call.searching",
+        "sequence_number": 2,
+        "output_index": 0,
+        "item_id": "ws_1",
+    }
     future = {"type": "response.hologram.delta", "sequence_number": 4, "delta": "?"}
     data = sse(
         created(),
@@ -303,12 +396,12 @@ def test_unknown_events_and_server_tool_items() -> None:
     )
     events, m = decode(data)
     unknowns = [e for e in events if isinstance(e, Unknown)]
-    assert unknowns == [Unknown("response.web_search_call.searching", searching),
-                        Unknown("response.hologram.delta", future)]
+    assert unknowns == [
+        Unknown("response.web_search_call.searching", searching),
+        Unknown("response.hologram.delta", future),
+    ]
     assert [u.seq for u in unknowns] == [2, 4]
-    assert m.blocks == (
-        ServerToolBlock(raw_type="web_search_call", id="ws_1", name=None, content=ws_done),
-    )
+    assert m.blocks == (ServerToolBlock(raw_type="web_search_call", id="ws_1", name=None, content=ws_done),)
     assert (m.stop_reason, m.terminal) == ("end_turn", "completed")
 
 
@@ -331,12 +424,15 @@ def test_malformed_json_is_a_protocol_error() -> None:
     assert isinstance(tail[-1], ResponseEnd) and tail[-1].terminal == "failed"
 
 
-@pytest.mark.parametrize("payload", [
-    b"[1, 2]",
-    b'{"type": "response.output_text.delta", "output_index": "0", "content_index": 0, "delta": "x"}',
-    b'{"type": "response.output_item.added", "output_index": 0, "item": null}',
-    b'{"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": 5}',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[1, 2]",
+        b'{"type": "response.output_text.delta", "output_index": "0", "content_index": 0, "delta": "x"}',
+        b'{"type": "response.output_item.added", "output_index": 0, "item": null}',
+        b'{"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": 5}',
+    ],
+)
 def test_wrong_shapes_are_protocol_errors(payload: bytes) -> None:
     dec = wire.decoder(DIALECT)
     with pytest.raises(RemoteProtocolError):
@@ -348,9 +444,16 @@ def test_eof_mid_arguments_and_mid_text() -> None:
     cut = data.index(b'"sequence_number":27}')  # inside the delta after "Pot"
     _, m = decode(data[:cut])
     assert m.blocks[1] == TextBlock(NARRATION)
-    assert m.tool_calls == [ToolCall(id="call_LabG58Uhrq9kZvR52BYKjToD", name="get_capital",
-                                     raw_input='{"country":"Pot', input=None, complete=False,
-                                     error="truncated")]
+    assert m.tool_calls == [
+        ToolCall(
+            id="call_LabG58Uhrq9kZvR52BYKjToD",
+            name="get_capital",
+            raw_input='{"country":"Pot',
+            input=None,
+            complete=False,
+            error="truncated",
+        )
+    ]
     assert (m.terminal, m.stop_reason, m.usage) == ("truncated", None, Usage())
     cut = data.index(b"event: response.output_text.delta", data.index(b'"delta":" capital"'))
     _, m = decode(data[:cut])
@@ -360,13 +463,23 @@ def test_eof_mid_arguments_and_mid_text() -> None:
 
 
 def test_done_events_without_deltas_carry_the_text() -> None:
-    msg = {"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
-           "content": [{"type": "output_text", "annotations": [], "text": "Hi!"}]}
+    msg = {
+        "id": "msg_1",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "annotations": [], "text": "Hi!"}],
+    }
     data = sse(
         created(),
         {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": fc_item()},
-        {"type": "response.function_call_arguments.done", "sequence_number": 2, "item_id": "fc_1",
-         "output_index": 0, "arguments": '{"a":1}'},
+        {
+            "type": "response.function_call_arguments.done",
+            "sequence_number": 2,
+            "item_id": "fc_1",
+            "output_index": 0,
+            "arguments": '{"a":1}',
+        },
         {"type": "response.output_item.done", "sequence_number": 3, "output_index": 1, "item": msg},
         {"type": "response.completed", "sequence_number": 4, "response": COMPLETED},
     )
@@ -394,16 +507,28 @@ def test_reasoning_summaries_refusal_citations_parallel_calls() -> None:
         {"type": "response.reasoning_summary_part.done", **rs_at, "summary_index": 0, "part": summary[0]},
         {"type": "response.reasoning_summary_part.added", **rs_at, "summary_index": 1, "part": summary[1]},
         {"type": "response.reasoning_summary_text.delta", **rs_at, "summary_index": 1, "delta": "Look up."},
-        {"type": "response.output_item.done", "output_index": 0,
-         "item": {**rs, "encrypted_content": "enc==", "summary": summary}},
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": {**rs, "encrypted_content": "enc==", "summary": summary},
+        },
         {"type": "response.output_item.added", "output_index": 1, "item": msg},
         {"type": "response.content_part.added", **at, "content_index": 0, "part": text_part},
         {"type": "response.output_text.delta", **at, "content_index": 0, "delta": "Ok"},
-        {"type": "response.output_text.annotation.added", **at, "content_index": 0, "annotation_index": 0,
-         "annotation": cite},
+        {
+            "type": "response.output_text.annotation.added",
+            **at,
+            "content_index": 0,
+            "annotation_index": 0,
+            "annotation": cite,
+        },
         {"type": "response.output_text.done", **at, "content_index": 0, "text": "Ok"},
-        {"type": "response.content_part.added", **at, "content_index": 1,
-         "part": {"type": "refusal", "refusal": ""}},
+        {
+            "type": "response.content_part.added",
+            **at,
+            "content_index": 1,
+            "part": {"type": "refusal", "refusal": ""},
+        },
         {"type": "response.refusal.delta", **at, "content_index": 1, "delta": "I can't do that."},
         {"type": "response.refusal.done", **at, "content_index": 1, "refusal": "I can't do that."},
         {"type": "response.output_item.added", "output_index": 2, "item": fc_item(n=2)},
@@ -431,8 +556,13 @@ def test_reasoning_summaries_refusal_citations_parallel_calls() -> None:
     assert (m.stop_reason, m.terminal) == ("tool_use", "completed")
     starts = {e.index: e for e in events if isinstance(e, BlockStart)}
     assert [starts[i].raw_type for i in range(7)] == [
-        "summary_text", "summary_text", "reasoning", "output_text", "refusal",
-        "function_call", "function_call",
+        "summary_text",
+        "summary_text",
+        "reasoning",
+        "output_text",
+        "refusal",
+        "function_call",
+        "function_call",
     ]
     assert [e.seq for e in events if isinstance(e, CitationDelta)] == [12]
     # The second summary part had no .done events: the item's done closes it (seq of output_item.done).
@@ -452,8 +582,19 @@ def test_reasoning_item_without_summary_or_encrypted_content() -> None:
 
 
 def test_missing_created_done_marker_and_limits() -> None:
-    data = sse({"type": "response.output_text.delta", "sequence_number": 5, "item_id": "m", "output_index": 0,
-                "content_index": 0, "delta": "hi"}) + b"data: [DONE]\n\n"
+    data = (
+        sse(
+            {
+                "type": "response.output_text.delta",
+                "sequence_number": 5,
+                "item_id": "m",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "hi",
+            }
+        )
+        + b"data: [DONE]\n\n"
+    )
     events, m = decode(data)
     assert isinstance(events[0], ResponseStart) and events[0].id is None
     assert m.blocks == (TextBlock("hi", complete=False),) and m.terminal == "truncated"
@@ -482,12 +623,21 @@ def test_encoder_writes_the_real_sequence() -> None:
     m = recorded_message(TEXT_THEN_CALL)
     out = frames(wire.encoder(DIALECT).encode_message(m))
     assert [name for name, _ in out] == [
-        "response.created", "response.in_progress",
-        "response.output_item.added", "response.output_item.done",
-        "response.output_item.added", "response.content_part.added", "response.output_text.delta",
-        "response.output_text.done", "response.content_part.done", "response.output_item.done",
-        "response.output_item.added", "response.function_call_arguments.delta",
-        "response.function_call_arguments.done", "response.output_item.done", "response.completed",
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
     ]
     assert all(name == payload["type"] for name, payload in out)
     assert [p["sequence_number"] for _, p in out] == list(range(len(out)))
@@ -495,8 +645,12 @@ def test_encoder_writes_the_real_sequence() -> None:
     # Key order of the 2025-09 capture, event by event and for the whole response object.
     capture = dict(frames(recorded(FUNCTION_CALL)))
     ours = dict(out)
-    for name in ("response.created", "response.function_call_arguments.delta",
-                 "response.function_call_arguments.done", "response.completed"):
+    for name in (
+        "response.created",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.completed",
+    ):
         assert list(ours[name]) == list(capture[name]), name
     assert list(ours["response.completed"]["response"]) == list(capture["response.completed"]["response"])
     done_item = capture["response.output_item.done"]["item"]
@@ -506,9 +660,13 @@ def test_encoder_writes_the_real_sequence() -> None:
     assert [item["type"] for item in completed["output"]] == ["reasoning", "message", "function_call"]
     assert completed["output"][1]["content"][0]["text"] == m.text
     assert completed["output"][2]["call_id"] == "call_LabG58Uhrq9kZvR52BYKjToD"
-    assert completed["usage"] == {"input_tokens": 63, "input_tokens_details": {"cached_tokens": 0,
-                                  "cache_write_tokens": 0}, "output_tokens": 69,
-                                  "output_tokens_details": {"reasoning_tokens": 26}, "total_tokens": 132}
+    assert completed["usage"] == {
+        "input_tokens": 63,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": 69,
+        "output_tokens_details": {"reasoning_tokens": 26},
+        "total_tokens": 132,
+    }
 
 
 def test_encoder_obfuscation_and_seed() -> None:
@@ -522,7 +680,9 @@ def test_encoder_obfuscation_and_seed() -> None:
     plain = wire.encoder(DIALECT, realism=False).encode_message(m)
     assert b"obfuscation" not in plain
     assert [p["item"]["id"] for n, p in frames(plain) if n == "response.output_item.added"] == [
-        "rs_1", "msg_2", "fc_3"
+        "rs_1",
+        "msg_2",
+        "fc_3",
     ]
 
 
@@ -535,19 +695,30 @@ def test_encoder_reencodes_a_live_stream() -> None:
         assert accumulate(decode_chunks(DIALECT, [data])) == accumulate(events)
         assert enc.encode(ResponseStart(provider=DIALECT)) == b""  # nothing after the end
     future: dict[str, Any] = {"type": "response.hologram.delta", "sequence_number": 9, "delta": "?"}
-    events = [ResponseStart(provider=DIALECT, id="resp_9", model="m"), Unknown(future["type"], future),
-              ResponseEnd("end_turn", "completed")]
+    events = [
+        ResponseStart(provider=DIALECT, id="resp_9", model="m"),
+        Unknown(future["type"], future),
+        ResponseEnd("end_turn", "completed"),
+    ]
     out = frames(wire.encoder(DIALECT).encode_all(events))
-    assert out[2] == ("response.hologram.delta", {"type": "response.hologram.delta", "sequence_number": 2,
-                                                  "delta": "?"})
+    assert out[2] == (
+        "response.hologram.delta",
+        {"type": "response.hologram.delta", "sequence_number": 2, "delta": "?"},
+    )
 
 
 def test_encoder_incomplete_and_failed_endings() -> None:
     truncated = Message(
-        provider=DIALECT, id="resp_1", model="gpt-5",
-        blocks=(TextBlock("Hello"), ToolCall("call_1", "f", '{"a":', None, complete=False,
-                                             error="truncated")),
-        stop_reason="max_tokens", raw_stop_reason="max_output_tokens", usage=Usage(10, 20),
+        provider=DIALECT,
+        id="resp_1",
+        model="gpt-5",
+        blocks=(
+            TextBlock("Hello"),
+            ToolCall("call_1", "f", '{"a":', None, complete=False, error="truncated"),
+        ),
+        stop_reason="max_tokens",
+        raw_stop_reason="max_output_tokens",
+        usage=Usage(10, 20),
         terminal="truncated",
     )
     data = wire.encoder(DIALECT).encode_message(truncated)
@@ -558,8 +729,12 @@ def test_encoder_incomplete_and_failed_endings() -> None:
     assert b"function_call_arguments.done" not in data
     assert accumulate(decode_chunks(DIALECT, [data])) == truncated
     sdk_failed = Message(
-        provider=DIALECT, id="resp_2", model="gpt-5",
-        blocks=(TextBlock("Par", complete=False),), stop_reason="error", terminal="failed",
+        provider=DIALECT,
+        id="resp_2",
+        model="gpt-5",
+        blocks=(TextBlock("Par", complete=False),),
+        stop_reason="error",
+        terminal="failed",
         error=StreamError("rate_limited", "Slow down", True),
     )
     data = wire.encoder(DIALECT).encode_message(sdk_failed)
@@ -569,8 +744,12 @@ def test_encoder_incomplete_and_failed_endings() -> None:
     assert m.blocks == sdk_failed.blocks and (m.terminal, m.stop_reason) == ("failed", "error")
     assert m.error is not None
     assert (m.error.error_kind, m.error.message, m.error.retryable) == ("rate_limited", "Slow down", True)
-    assert m.error.raw == {"type": "rate_limit_exceeded", "code": "rate_limit_exceeded",
-                           "message": "Slow down", "param": None}
+    assert m.error.raw == {
+        "type": "rate_limit_exceeded",
+        "code": "rate_limit_exceeded",
+        "message": "Slow down",
+        "param": None,
+    }
 
 
 # -- round trip ------------------------------------------------------------------------------------
@@ -589,8 +768,17 @@ _raw_inputs = st.one_of(
     st.text(max_size=12),  # not JSON: kept raw, input None
 )
 _citations = st.lists(
-    st.builds(lambda url, title: {"type": "url_citation", "start_index": 0, "end_index": 1, "title": title,
-                                  "url": url}, _ids.map("https://{}.example".format), st.text(max_size=8)),
+    st.builds(
+        lambda url, title: {
+            "type": "url_citation",
+            "start_index": 0,
+            "end_index": 1,
+            "title": title,
+            "url": url,
+        },
+        _ids.map("https://{}.example".format),
+        st.text(max_size=8),
+    ),
     max_size=2,
 ).map(tuple)
 
@@ -601,8 +789,12 @@ def _tool_call(call_id: str, name: str, raw: str, complete: bool) -> ToolCall:
 
 
 def _server(ws_id: str, query: str, complete: bool) -> ServerToolBlock:
-    item = {"id": f"ws_{ws_id}", "type": "web_search_call", "status": "completed",
-            "action": {"type": "search", "query": query}}
+    item = {
+        "id": f"ws_{ws_id}",
+        "type": "web_search_call",
+        "status": "completed",
+        "action": {"type": "search", "query": query},
+    }
     return ServerToolBlock("web_search_call", f"ws_{ws_id}", None, content=item, complete=complete)
 
 
@@ -650,8 +842,16 @@ def messages(draw: st.DrawFn) -> Message:
     else:
         stop = "max_tokens" if ending == "max_output_tokens" else "content_filter"
         raw, usage = ending, draw(_usages)
-    return Message(provider=DIALECT, id=f"resp_{draw(_ids)}", model=draw(_ids), blocks=tuple(blocks),
-                   stop_reason=stop, raw_stop_reason=raw, usage=usage, terminal=terminal)
+    return Message(
+        provider=DIALECT,
+        id=f"resp_{draw(_ids)}",
+        model=draw(_ids),
+        blocks=tuple(blocks),
+        stop_reason=stop,
+        raw_stop_reason=raw,
+        usage=usage,
+        terminal=terminal,
+    )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
