@@ -374,8 +374,11 @@ def _resolve(ref: str, root: Mapping[str, Any]) -> Mapping[str, Any]:
     if not ref.startswith("#"):
         raise LocalError(f"only local $ref is supported, got {ref!r}")
     node: Any = root
-    for part in ref[1:].split("/")[1:] if ref != "#" else []:
-        node = node[part.replace("~1", "/").replace("~0", "~")]
+    try:
+        for part in ref[1:].split("/")[1:] if ref != "#" else []:
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise LocalError(f"the tool schema's $ref {ref!r} does not resolve") from exc
     return node  # type: ignore[no-any-return]
 
 

@@ -1,0 +1,253 @@
+"""Each provider's HTTP request for a :class:`~midstream.client.request.ChatRequest`.
+
+Nothing here opens a connection. The outside state read is the environment (keys, AWS region) and, for
+Bedrock without explicit credentials, botocore's default credential chain (files, and possibly the
+instance metadata service, exactly as boto3 would).
+
+:func:`build_request` returns an :class:`HTTPRequest` (method, URL, headers, body bytes and the wire
+dialect that decodes the answer); the transport sends it. Bodies and the headers that matter are those
+the official SDKs send for the same call (anthropic, openai, google-genai, boto3; Ollama's documented
+shape), which the tests check against the SDKs themselves.
+
+Base URLs follow each SDK's convention: OpenAI's includes the API version (``https://api.openai.com/v1``;
+a base URL with no path at all gets ``/v1``, so a server root such as the simulator's works), the others
+are the server root and the builder adds the versioned path. The Bedrock default has a ``{region}``
+placeholder.
+
+Credentials: an explicit ``api_key`` wins, else the provider's environment variable (:data:`ENV_KEYS`).
+Bedrock sends a Bedrock API key as a bearer token (``api_key``, or the environment's when no
+``aws_credentials`` are given), otherwise signs with SigV4 using ``aws_credentials`` or botocore's default
+credential chain. A key is never put in a URL, a message or a
+repr: :meth:`HTTPRequest.redacted_headers` is what may be shown.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from midstream.client._providers import anthropic, bedrock, gemini, ollama, openai
+from midstream.client._providers._common import compact_json, spaced_json
+from midstream.client.request import ChatRequest
+from midstream.errors import LocalError
+
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "ENV_KEYS",
+    "PROVIDERS",
+    "HTTPRequest",
+    "MissingCredentials",
+    "build_request",
+]
+
+PROVIDERS: tuple[str, ...] = (
+    "anthropic",
+    "openai-chat",
+    "openai-responses",
+    "gemini",
+    "bedrock",
+    "ollama",
+    "openai-compatible",
+)
+"""The provider names :func:`build_request` accepts."""
+
+ENV_KEYS: dict[str, str] = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai-chat": "OPENAI_API_KEY",
+    "openai-responses": "OPENAI_API_KEY",
+    "gemini": "GEMINI_API_KEY",  # GOOGLE_API_KEY is read too, as google-genai does
+    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",  # a Bedrock API key; without it, AWS credentials and SigV4
+    "ollama": "OLLAMA_API_KEY",  # optional: local servers need none
+    # Optional, and deliberately not OPENAI_API_KEY: an OpenAI key must not leak to another server.
+    "openai-compatible": "OPENAI_COMPATIBLE_API_KEY",
+}
+"""Provider -> the environment variable its key is read from when ``api_key`` is not given."""
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com",
+    "openai-chat": "https://api.openai.com/v1",
+    "openai-responses": "https://api.openai.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "bedrock": "https://bedrock-runtime.{region}.amazonaws.com",
+    "ollama": "http://localhost:11434",
+    "openai-compatible": "http://localhost:8000/v1",  # vLLM's default
+}
+"""Provider -> the base URL used when ``base_url`` is not given."""
+
+_DIALECTS: dict[str, str] = {name: name for name in PROVIDERS} | {"openai-compatible": "openai-chat"}
+_OPTIONAL_KEY = frozenset({"ollama", "openai-compatible"})
+# Header names whose values are credentials (substring match, lower case).
+_SECRET_MARKS = ("auth", "key", "token", "secret", "password", "cookie", "credential", "signature")
+_REDACTED = "***"
+
+
+class MissingCredentials(LocalError):
+    """A provider that needs a key got none. ``env_var`` names where it is looked for."""
+
+    def __init__(self, provider: str, env_var: str, hint: str = "") -> None:
+        super().__init__(f"no credentials for {provider}: pass api_key= or set {env_var}{hint}")
+        self.provider = provider
+        self.env_var = env_var
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class HTTPRequest:
+    """One HTTP request, ready to send: ``body`` is exactly the bytes to post, and ``dialect`` names
+    the wire decoder (:func:`midstream.wire.decoder`) for the response body."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    dialect: str
+
+    def redacted_headers(self) -> dict[str, str]:
+        """The headers with every credential value (authorization, API keys, tokens, ...) as ``***``."""
+        return {
+            name: _REDACTED if any(mark in name.lower() for mark in _SECRET_MARKS) else value
+            for name, value in self.headers.items()
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"HTTPRequest(method={self.method!r}, url={self.url!r}, headers={self.redacted_headers()!r}, "
+            f"body=<{len(self.body)} bytes>, dialect={self.dialect!r})"
+        )
+
+
+def build_request(
+    provider: str,
+    request: ChatRequest,
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    stream: bool = True,
+    extra_headers: Mapping[str, str] | None = None,
+    region: str | None = None,
+    aws_credentials: Any = None,
+) -> HTTPRequest:
+    """The HTTP request asking ``provider`` for ``request``.
+
+    ``stream=False`` asks for one whole response instead of a stream. ``extra_headers`` are added last
+    (overriding ours; on Bedrock they are signed too). ``region`` and ``aws_credentials`` matter to
+    Bedrock only (``region`` defaults to ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else ``us-east-1``).
+    Raises :class:`MissingCredentials` when a required key is absent, :class:`LocalError` for an
+    unknown provider.
+    """
+    if provider not in PROVIDERS:
+        raise LocalError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    base = base_url or DEFAULT_BASE_URLS[provider]
+    extra = {name.lower(): value for name, value in (extra_headers or {}).items()}
+    if provider == "bedrock":
+        return _bedrock(request, api_key, base, stream, extra, region, aws_credentials)
+    url, headers, body = _BUILDERS[provider](request, _key(provider, api_key), base.rstrip("/"), stream)
+    return HTTPRequest("POST", url, headers | extra, body, _DIALECTS[provider])
+
+
+_Built = tuple[str, dict[str, str], bytes]
+_JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+
+
+def _anthropic(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
+    headers = _JSON_HEADERS | {"anthropic-version": anthropic.API_VERSION} | _bearer(key)
+    return f"{base}/v1/messages", headers, compact_json(anthropic.body(request, stream=stream))
+
+
+def _openai_chat(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
+    body = openai.chat_body(request, stream=stream)
+    return f"{_versioned(base)}/chat/completions", _JSON_HEADERS | _bearer(key), compact_json(body)
+
+
+def _openai_compatible(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
+    body = openai.chat_body(request, stream=stream, compatible=True)
+    return f"{_versioned(base)}/chat/completions", _JSON_HEADERS | _bearer(key), compact_json(body)
+
+
+def _openai_responses(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
+    body = openai.responses_body(request, stream=stream)
+    return f"{_versioned(base)}/responses", _JSON_HEADERS | _bearer(key), compact_json(body)
+
+
+def _gemini(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
+    model = request.model.removeprefix("models/")
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    url = f"{base}/{gemini.API_VERSION}/models/{model}:{method}"
+    headers = {"content-type": "application/json", "x-goog-api-key": key or ""}
+    return url, headers, spaced_json(gemini.body(request))
+
+
+def _ollama(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
+    return f"{base}/api/chat", _JSON_HEADERS | _bearer(key), compact_json(ollama.body(request, stream=stream))
+
+
+# Bedrock is not here: it signs the request (see _bedrock).
+_BUILDERS: dict[str, Callable[[ChatRequest, str | None, str, bool], _Built]] = {
+    "anthropic": _anthropic,
+    "openai-chat": _openai_chat,
+    "openai-responses": _openai_responses,
+    "gemini": _gemini,
+    "ollama": _ollama,
+    "openai-compatible": _openai_compatible,
+}
+
+
+def _bedrock(
+    request: ChatRequest,
+    api_key: str | None,
+    base: str,
+    stream: bool,
+    extra: dict[str, str],
+    region: str | None,
+    aws_credentials: Any,
+) -> HTTPRequest:
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    path = f"/model/{quote(request.model, safe='')}/{'converse-stream' if stream else 'converse'}"
+    url = base.format(region=region).rstrip("/") + path
+    body = spaced_json(bedrock.body(request))
+    headers = {"content-type": "application/json"} | extra
+    # An explicit key, then explicit AWS credentials, then the environment's key, then botocore's chain.
+    token = _clean(api_key)
+    if token is None and aws_credentials is None:
+        token = _clean(os.environ.get(ENV_KEYS["bedrock"]))
+    if token is not None:
+        return HTTPRequest("POST", url, headers | _bearer(token), body, "bedrock")
+    try:
+        credentials = bedrock.frozen_credentials(aws_credentials)
+        if credentials is None:
+            hint = " (a Bedrock API key), or AWS credentials (AWS_ACCESS_KEY_ID, a profile, aws_credentials=)"
+            raise MissingCredentials("bedrock", ENV_KEYS["bedrock"], hint)
+        signed = bedrock.sign(url, body, headers, region, credentials)
+    except ImportError as exc:
+        raise LocalError("Bedrock's SigV4 signing needs botocore: pip install botocore") from exc
+    return HTTPRequest("POST", url, {k.lower(): v for k, v in signed.items()}, body, "bedrock")
+
+
+def _key(provider: str, api_key: str | None) -> str | None:
+    """The key to use: ``api_key``, else the environment; ``None`` only where a key is optional."""
+    key = _clean(api_key) or _clean(os.environ.get(ENV_KEYS[provider]))
+    if key is None and provider == "gemini":
+        key = _clean(os.environ.get("GOOGLE_API_KEY"))
+    if key is None and provider not in _OPTIONAL_KEY:
+        raise MissingCredentials(provider, ENV_KEYS[provider])
+    return key
+
+
+def _clean(key: str | None) -> str | None:
+    if not key:
+        return None
+    if not key.isascii() or not key.isprintable() or key != key.strip():
+        # Said without the value: a header error from the transport would echo it.
+        raise LocalError("the API key contains characters an HTTP header cannot carry")
+    return key
+
+
+def _bearer(key: str | None) -> dict[str, str]:
+    return {} if key is None else {"authorization": f"Bearer {key}"}
+
+
+def _versioned(base: str) -> str:
+    """OpenAI's base URL carries the API version; a bare server root gets ``/v1``."""
+    return base if urlsplit(base).path not in ("", "/") else f"{base.rstrip('/')}/v1"

@@ -1,0 +1,212 @@
+"""One request model for every provider.
+
+A :class:`ChatRequest` says what to ask, independent of who is asked: the conversation (user text,
+earlier assistant :class:`~midstream.message.Message` objects, tool results), a system prompt, tools,
+the output budget and thinking. The provider modules translate it into each provider's request body
+and headers (see :mod:`midstream.client.providers`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, create_model
+
+from midstream.errors import LocalError
+from midstream.message import Message
+
+__all__ = [
+    "ChatRequest",
+    "ToolResult",
+    "ToolSpec",
+    "Turn",
+    "UserText",
+    "as_turns",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the model may call: its name, description, JSON schema, and whether to stream eagerly.
+
+    ``eager=True`` asks for fine-grained (unbuffered, possibly invalid) argument streaming where the
+    provider supports it (Anthropic's ``eager_input_streaming``).
+    """
+
+    name: str
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    description: str = ""
+    eager: bool = False
+
+    @classmethod
+    def from_model(cls, model: type[BaseModel], *, name: str | None = None, eager: bool = False) -> ToolSpec:
+        """A tool whose input is a pydantic model (its JSON schema and docstring)."""
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        description = inspect.getdoc(model) or ""
+        return cls(name or model.__name__, schema, description, eager)
+
+    @classmethod
+    def from_function(cls, fn: Callable[..., Any], *, eager: bool = False) -> ToolSpec:
+        """A tool from a typed function: parameters become the schema, the docstring the description."""
+        fields: dict[str, Any] = {}
+        for pname, param in inspect.signature(fn).parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise LocalError(f"tool {fn.__name__}: *args / **kwargs cannot be described as a schema")
+            annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[pname] = (annotation, default)
+        # One model for all parameters, so shared definitions land in one top-level "$defs".
+        model = create_model(f"{fn.__name__}_arguments", **fields)
+        generated = model.model_json_schema()
+        properties = generated.get("properties", {})
+        for prop in properties.values():
+            prop.pop("title", None)
+            if "default" in prop:
+                prop["default"] = prop.pop("default")  # after the type, as hand-written schemas have it
+        schema: dict[str, Any] = {"type": "object", "properties": properties}
+        if generated.get("required"):
+            schema["required"] = generated["required"]
+        if "$defs" in generated:
+            schema["$defs"] = generated["$defs"]
+        return cls(fn.__name__, schema, inspect.getdoc(fn) or "", eager)
+
+    @classmethod
+    def coerce(cls, tool: ToolSpec | type[BaseModel] | Callable[..., Any] | dict[str, Any]) -> ToolSpec:
+        """Accept a ToolSpec, a pydantic model class, a typed function, or a dict with name/input_schema."""
+        if isinstance(tool, ToolSpec):
+            return tool
+        if isinstance(tool, dict):
+            try:
+                return cls(
+                    tool["name"],
+                    tool.get("input_schema")
+                    or tool.get("parameters")
+                    or {"type": "object", "properties": {}},
+                    tool.get("description", ""),
+                    bool(tool.get("eager", tool.get("eager_input_streaming", False))),
+                )
+            except KeyError as exc:
+                raise LocalError(f"a tool dict needs a name: {tool!r}") from exc
+        if isinstance(tool, type) and issubclass(tool, BaseModel):
+            return cls.from_model(tool)
+        if callable(tool):
+            return cls.from_function(tool)
+        raise LocalError(f"cannot make a tool of {tool!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserText:
+    """Text from the user."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The result of running a tool call, sent back to the model. ``is_error`` marks a failure."""
+
+    tool_call_id: str
+    content: str
+    name: str = ""  # Gemini and some OpenAI-compatible servers match results by tool name
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One conversation turn: the user's text and tool results, or an assistant Message."""
+
+    role: Literal["user", "assistant"]
+    parts: tuple[UserText | ToolResult, ...] = ()
+    message: Message | None = None  # for assistant turns
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What to ask a model, provider-neutral. Build one with :meth:`create`."""
+
+    model: str
+    turns: tuple[Turn, ...]
+    system: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    max_tokens: int = 1024
+    thinking_budget: int | None = None  # None: no extended thinking
+    temperature: float | None = None
+    tool_choice: Literal["auto", "any", "none"] | str | None = None  # a tool name forces that tool
+
+    @classmethod
+    def create(
+        cls,
+        model: str,
+        messages: str | Sequence[Any],
+        *,
+        system: str | None = None,
+        tools: Sequence[Any] = (),
+        max_tokens: int = 1024,
+        thinking_budget: int | None = None,
+        temperature: float | None = None,
+        tool_choice: str | None = None,
+        eager: bool | None = None,
+    ) -> ChatRequest:
+        """Normalize friendly inputs: ``messages`` may be a prompt string or a list of turns.
+
+        ``eager`` (when given) overrides every tool's own setting.
+        """
+        specs = tuple(ToolSpec.coerce(t) for t in tools)
+        if eager is not None:
+            specs = tuple(ToolSpec(s.name, s.input_schema, s.description, eager) for s in specs)
+        if max_tokens <= 0:
+            raise LocalError("max_tokens must be positive")
+        return cls(
+            model=model,
+            turns=as_turns(messages),
+            system=system,
+            tools=specs,
+            max_tokens=max_tokens,
+            thinking_budget=thinking_budget,
+            temperature=temperature,
+            tool_choice=tool_choice,
+        )
+
+
+def as_turns(messages: str | Sequence[Any]) -> tuple[Turn, ...]:
+    """Turns from a prompt string, or a list of: strings (user text), ``{"role", "content"}`` dicts,
+    assistant :class:`Message` objects, :class:`ToolResult` objects and :class:`Turn` objects.
+
+    Consecutive user items (text and tool results) merge into one user turn.
+    """
+    if isinstance(messages, str):
+        return (Turn("user", (UserText(messages),)),)
+    turns: list[Turn] = []
+    pending: list[UserText | ToolResult] = []
+
+    def flush() -> None:
+        if pending:
+            turns.append(Turn("user", tuple(pending)))
+            pending.clear()
+
+    for item in messages:
+        if isinstance(item, Turn):
+            flush()
+            turns.append(item)
+        elif isinstance(item, str):
+            pending.append(UserText(item))
+        elif isinstance(item, ToolResult):
+            pending.append(item)
+        elif isinstance(item, Message):
+            flush()
+            turns.append(Turn("assistant", message=item))
+        elif isinstance(item, dict) and item.get("role") == "user":
+            pending.append(UserText(str(item.get("content", ""))))
+        else:
+            raise LocalError(
+                f"cannot use {item!r} as a message: give a str, a Message, a ToolResult, a Turn "
+                "or a {'role': 'user', 'content': ...} dict"
+            )
+    flush()
+    if not turns:
+        raise LocalError("a request needs at least one message")
+    return tuple(turns)
