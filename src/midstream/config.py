@@ -1,0 +1,346 @@
+"""The settings file: ``midstream.toml`` or ``midstream.json``, validated, with errors that say where.
+
+A settings file is optional: every key has a default, and :func:`load_settings` with no file returns
+:class:`Settings()`. Unknown keys are errors (a typo must not be silently ignored), and every error names
+the file and the key path, e.g. ``midstream.toml: errors.backoff.initial: Input should be greater than
+0 (got -1)``.
+
+The sections (TOML shown; the JSON file has the same shape)::
+
+    [streaming]
+    enabled = true                    # stream responses at all
+    enable_for_agents = ["coder"]     # agents that get fine-grained (eager) tool streaming; absent: all
+
+    [streaming.eager]                 # fine-grained argument streaming ("eager = true" sets the default)
+    default = false
+    tools = { write_file = true }     # per-tool override
+
+    [errors]
+    invalid_json_wrapper = "INVALID_JSON"   # bad tool input is echoed back as {"INVALID_JSON": raw}
+    retry_on_incomplete = true        # re-request when a tool input was cut by max_tokens
+    retry_on_stream_error = true      # re-request after a retryable mid-stream error (overloaded, 5xx)
+    max_retries = 2
+    max_tokens_growth = 2.0           # each retry of a truncated response multiplies max_tokens by this
+    max_tokens_cap = 64000            # ... up to this (absent: no cap)
+    eager_fallback_after = 1          # invalid eager inputs of one tool before it falls back to buffered
+
+    [errors.backoff]                  # delay before retry n (n = 0, 1, ...): min(initial * factor**n, max)
+    initial = 2.0                     # seconds
+    factor = 2.0
+    max = 30.0
+    scale = 1.0                       # multiplies every delay (tests use e.g. 0.001)
+
+    [[hooks.PreToolUse]]              # event name -> list of shell hooks
+    matcher = "write_.*|delete_.*"    # regex, full match on the tool name (tool events only)
+    command = "./hooks/check.sh"
+    timeout = 10.0
+
+    [metrics]                         # thresholds above which the streaming monitor warns
+    ttft_ms_warn = 2000
+
+    [tools]
+    max_concurrency = 4               # tool calls of one response run concurrently, at most this many
+    timeout = 60.0                    # per tool call, seconds (absent: none)
+
+    [agent]
+    name = "coder"                    # matched against streaming.enable_for_agents
+    max_iterations = 10               # model round trips before the loop stops
+
+Example::
+
+    from midstream.config import load_settings
+
+    settings = load_settings("midstream.toml")
+    settings.errors.backoff.delay(1)                    # 4.0 seconds (times scale)
+    settings.streaming.eager_for("write_file", agent="coder")
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from midstream.errors import LocalError
+
+__all__ = [
+    "HOOK_EVENTS",
+    "SETTINGS_FILENAMES",
+    "AgentSettings",
+    "BackoffSettings",
+    "EagerSettings",
+    "ErrorSettings",
+    "HookCommand",
+    "HookEventName",
+    "MetricsSettings",
+    "Settings",
+    "SettingsError",
+    "StreamingSettings",
+    "ToolSettings",
+    "find_settings",
+    "load_settings",
+]
+
+HookEventName = Literal[
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Stop",
+    "StreamStart",
+    "FirstToken",
+    "StreamError",
+    "Cancel",
+]
+HOOK_EVENTS: tuple[HookEventName, ...] = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Stop",
+    "StreamStart",
+    "FirstToken",
+    "StreamError",
+    "Cancel",
+)
+
+SETTINGS_FILENAMES = ("midstream.toml", "midstream.json")
+"""The names :func:`find_settings` looks for, in this order."""
+
+
+class SettingsError(LocalError, ValueError):
+    """A settings file that cannot be read or does not validate.
+
+    ``source`` is the file (or ``"<settings>"``); ``problems`` lists ``(key path, message)`` pairs, the
+    key path dotted with list indices in brackets (``hooks.PreToolUse[0].timeout``).
+    """
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems]
+        super().__init__("invalid settings\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0])
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EagerSettings(_Section):
+    """Fine-grained (eager) tool-argument streaming: a default and per-tool overrides."""
+
+    default: bool = False
+    tools: dict[str, bool] = Field(default_factory=dict)
+
+
+class StreamingSettings(_Section):
+    """Whether to stream, and which tools stream their arguments eagerly for which agents."""
+
+    enabled: bool = True
+    eager: EagerSettings = Field(default_factory=EagerSettings)
+    enable_for_agents: list[str] | None = None
+
+    @field_validator("eager", mode="before")
+    @classmethod
+    def _eager_shorthand(cls, value: Any) -> Any:
+        return {"default": value} if isinstance(value, bool) else value
+
+    def eager_for(self, tool: str, *, agent: str | None = None, tool_default: bool | None = None) -> bool:
+        """Whether ``tool`` streams eagerly for ``agent``.
+
+        False when streaming is off, or when ``enable_for_agents`` is set and does not name ``agent``
+        (``"*"`` names every agent). Otherwise the per-tool setting, else ``tool_default`` (the tool's
+        own ``eager`` option), else the default.
+        """
+        if not self.enabled:
+            return False
+        allowed = self.enable_for_agents
+        if allowed is not None and "*" not in allowed and agent not in allowed:
+            return False
+        if tool in self.eager.tools:
+            return self.eager.tools[tool]
+        return self.eager.default if tool_default is None else tool_default
+
+
+class BackoffSettings(_Section):
+    """Exponential backoff: retry ``n`` (from 0) waits ``min(initial * factor**n, max) * scale`` s."""
+
+    initial: float = Field(default=2.0, ge=0)
+    factor: float = Field(default=2.0, ge=1)
+    max: float = Field(default=30.0, ge=0)
+    scale: float = Field(default=1.0, ge=0)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
+        if attempt < 0:
+            raise LocalError("a retry attempt number cannot be negative")
+        base = self.initial * self.factor ** min(attempt, 64)  # the cap keeps huge attempts finite
+        return min(base, self.max) * self.scale
+
+
+class ErrorSettings(_Section):
+    """How the agent recovers: invalid input echo, retries, backoff and the eager fallback."""
+
+    invalid_json_wrapper: str = Field(default="INVALID_JSON", min_length=1)
+    retry_on_incomplete: bool = True
+    retry_on_stream_error: bool = True
+    max_retries: int = Field(default=2, ge=0)
+    max_tokens_growth: float = Field(default=2.0, ge=1)
+    max_tokens_cap: int | None = Field(default=None, gt=0)
+    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+    eager_fallback_after: int = Field(default=1, ge=1)
+
+    def wrap_invalid(self, raw: str) -> dict[str, str]:
+        """The object standing for tool input that did not parse: ``{invalid_json_wrapper: raw}``."""
+        return {self.invalid_json_wrapper: raw}
+
+    def next_max_tokens(self, current: int) -> int:
+        """The output budget for a retry of a response that ``current`` tokens did not fit.
+
+        Always larger than ``current`` unless ``max_tokens_cap`` stops it (then the cap).
+        """
+        grown = max(current + 1, int(current * self.max_tokens_growth))
+        return grown if self.max_tokens_cap is None else min(grown, max(self.max_tokens_cap, current))
+
+
+class HookCommand(_Section):
+    """A shell hook: ``command`` runs with the hook's JSON on stdin (see :mod:`midstream.agent.hooks`)."""
+
+    command: str = Field(min_length=1)
+    matcher: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("matcher")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class MetricsSettings(_Section):
+    """Thresholds above which the streaming monitor records a warning (absent: never)."""
+
+    enabled: bool = True
+    ttft_ms_warn: float | None = Field(default=None, gt=0)
+    idle_ms_warn: float | None = Field(default=None, gt=0)
+    tool_ready_ms_warn: float | None = Field(default=None, gt=0)
+    tool_args_bytes_warn: int | None = Field(default=None, gt=0)
+    invalid_json_warn: int | None = Field(default=None, gt=0)
+
+
+class ToolSettings(_Section):
+    """How tool calls run."""
+
+    max_concurrency: int = Field(default=4, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class AgentSettings(_Section):
+    """The agent loop."""
+
+    name: str | None = None
+    max_iterations: int = Field(default=10, ge=1)
+
+
+class Settings(_Section):
+    """All settings; every section and key has a default. Immutable: use ``model_copy(update=...)``."""
+
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
+    errors: ErrorSettings = Field(default_factory=ErrorSettings)
+    hooks: dict[HookEventName, list[HookCommand]] = Field(default_factory=dict)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError("settings must be a table / object")
+        return value
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<settings>") -> Settings:
+        """Validate already-parsed settings; raises :class:`SettingsError` naming every bad key."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SettingsError(source, _problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        path = _key_path(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["loc"][-1:] == ("[key]",) and err["loc"][:1] == ("hooks",):
+            msg = f"unknown hook event {err['input']!r} (known: {', '.join(HOOK_EVENTS)})"
+        elif err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        out.append((path, msg))
+    return out
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "[" not in part and not part.startswith(("function-", "literal[")):
+            text += f".{part}" if text else part
+    return text
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a settings file (``.toml`` or ``.json``; other names are sniffed).
+
+    ``path=None`` looks for ``midstream.toml`` / ``midstream.json`` in the current directory (see
+    :func:`find_settings`) and returns the defaults when there is none. Raises :class:`SettingsError`
+    for a missing or unreadable file, a syntax error (with its line) or any invalid key.
+    """
+    if path is None:
+        found = find_settings()
+        return Settings() if found is None else load_settings(found)
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(source, [("", f"cannot read the file: {exc}")]) from None
+    return Settings.from_mapping(_parse(text, path.suffix.lower(), source), source=source)
+
+
+def _parse(text: str, suffix: str, source: str) -> Any:
+    as_json = suffix == ".json" or (suffix != ".toml" and text.lstrip().startswith("{"))
+    try:
+        return json.loads(text) if as_json else tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise SettingsError(source, [("", f"invalid JSON at {where}: {exc.msg}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(source, [("", f"invalid TOML: {exc}")]) from None
+
+
+def find_settings(directory: str | Path | None = None) -> Path | None:
+    """The first of ``midstream.toml``, ``midstream.json`` in ``directory`` (default: the current one)."""
+    base = Path.cwd() if directory is None else Path(directory)
+    for name in SETTINGS_FILENAMES:
+        candidate = base / name
+        if candidate.is_file():
+            return candidate
+    return None
