@@ -303,6 +303,15 @@ def test_eof_without_done_is_truncated() -> None:
     assert events[-2:] == [BlockStop(0, complete=False), ResponseEnd(terminal="truncated")]
 
 
+def test_a_line_cut_at_eof_truncates_the_response() -> None:
+    # The connection dropped mid-line: the half line is dropped and the response is cut short.
+    data = ndjson(chat("Partial ")) + ndjson(chat("answer"))[:-9]
+    events, message = decode(data)
+    assert message.text == "Partial "
+    assert message.terminal == "truncated"
+    assert not any(e.kind == "stream_error" for e in events)
+
+
 def test_last_line_without_newline_is_decoded() -> None:
     data = ndjson(chat("ok")) + json.dumps(final()).encode()
     _, message = decode(data)

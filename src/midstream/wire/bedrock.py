@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from midstream.errors import LocalError, RemoteProtocolError, classify_error
+from midstream.errors import EventStreamError, LocalError, RemoteProtocolError, classify_error
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -477,8 +477,15 @@ class BedrockDecoder:
         return out
 
     def close(self) -> list[Event]:
-        """End of the body: a held ``ResponseEnd`` is released; a cut frame raises ``EventStreamError``."""
-        self._frames.close()
+        """End of the body: a held ``ResponseEnd`` is released.
+
+        Bytes of an unfinished frame at EOF mean the connection was cut mid-frame: the frame is
+        dropped and the response ends ``truncated`` (the timeline), like any stream cut short.
+        """
+        try:
+            self._frames.close()
+        except EventStreamError:
+            pass
         if self._invoke is not None:
             return self._invoke.close()
         return self._converse.close()

@@ -184,8 +184,19 @@ class OllamaDecoder:
         return self._decode(self._lines.feed(data))
 
     def close(self) -> list[Event]:
-        """End of body: the events of a last line without its newline (the timeline handles EOF)."""
-        return self._decode(self._lines.close())
+        """End of body: the events of a last line without its newline (the timeline handles EOF).
+
+        A last line that does not parse was cut mid-line by a dropped connection: it is ignored, and
+        the response ends ``truncated`` like any other stream cut short, not ``failed``.
+        """
+        out: list[Event] = []
+        for line in self._lines.close():
+            try:
+                obj = _load_line(line)
+            except RemoteProtocolError:
+                continue
+            out.extend(self._line(obj))
+        return out
 
     def _decode(self, lines: list[str]) -> list[Event]:
         out: list[Event] = []
