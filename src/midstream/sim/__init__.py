@@ -1,0 +1,97 @@
+"""The provider simulator: a local HTTP server speaking every provider's streaming protocol.
+
+It is midstream's embedded default (no API key, no network): scripted responses chosen by rules on the
+request (:mod:`midstream.sim.scenarios`), a latency model, faults on demand, and a request log at
+``GET /_sim/requests``. Start it with ``midstream sim`` or, in tests and examples, with :func:`running`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from midstream.errors import LocalError
+from midstream.sim.scenarios import FaultSpec, LatencySpec, Scenario, ScenarioBook, ScenarioError
+from midstream.sim.server import Simulator
+from midstream.sim.stream import RequestRecord
+
+__all__ = [
+    "FaultSpec",
+    "LatencySpec",
+    "RequestRecord",
+    "Scenario",
+    "ScenarioBook",
+    "ScenarioError",
+    "SimURL",
+    "Simulator",
+    "running",
+]
+
+
+class SimURL(str):
+    """The base URL of a running simulator (a ``str``), with the :class:`Simulator` behind it."""
+
+    simulator: Simulator
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log, as ``GET /_sim/requests`` returns it."""
+        return [r.as_dict() for r in self.simulator.records]
+
+
+def _book(scenarios: ScenarioBook | str | Path | None) -> ScenarioBook | None:
+    if scenarios is None or isinstance(scenarios, ScenarioBook):
+        return scenarios
+    return ScenarioBook.load(scenarios)
+
+
+@contextmanager
+def running(
+    scenarios: ScenarioBook | str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    speed: float = 1.0,
+    seed: int = 0,
+    realism: bool = True,
+    startup_timeout: float = 10.0,
+) -> Iterator[SimURL]:
+    """Run the simulator in a background thread on a free loopback port; yield its base URL.
+
+    ``scenarios`` is a :class:`ScenarioBook` or the path of a scenario file. ``speed`` divides every
+    delay of the latency model (``0``: no waiting, for tests); ``seed`` makes ids, padding and jitter
+    reproducible per request number (a request's ``x-midstream-seed`` header pins its own);
+    ``realism=False`` turns off the providers' byte-level quirks. The server keeps no headers and
+    writes no access log, and its loggers (``uvicorn.*``) go to the host program's logging as
+    configured there. It stops when the block exits.
+    """
+    sim = Simulator(_book(scenarios), speed=speed, seed=seed, realism=realism)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    # log_config=None: the server's loggers propagate to the host program's logging, untouched.
+    config = uvicorn.Config(sim.app, log_config=None, log_level="warning", lifespan="off", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise LocalError(f"the simulator did not start on {host}:{bound_port}")
+        time.sleep(0.005)
+    url = SimURL(f"http://{host}:{bound_port}")
+    url.simulator = sim
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5.0)
+        sock.close()

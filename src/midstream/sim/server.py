@@ -1,0 +1,438 @@
+"""The simulator's HTTP server: every provider's streaming endpoint, scripted, paced and faulty on demand.
+
+Routes (all ``POST`` unless noted):
+
+* ``/v1/messages`` (Anthropic), ``/v1/chat/completions`` (OpenAI Chat, and any OpenAI-compatible
+  client), ``/v1/responses`` (OpenAI Responses);
+* ``/v1beta/models/{model}:streamGenerateContent`` (``?alt=sse`` for SSE, a JSON array otherwise) and
+  ``:generateContent`` (Gemini API); the same methods under Vertex AI's
+  ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}`` and ``/v1/publishers/google/...``;
+* ``/model/{model_id}/converse-stream`` and ``/converse`` (Bedrock), ``/api/chat`` and
+  ``/api/generate`` (Ollama);
+* ``GET /_sim/requests``: one record per request (provider, scenario, tokens generated, whether and
+  when the client disconnected, tokens generated after that); ``DELETE`` clears it and the fault
+  counters; ``GET /_sim/health``.
+
+Request headers the simulator reads: ``x-midstream-scenario`` picks a scenario by name,
+``x-midstream-fault`` injects faults (see :class:`~midstream.sim.scenarios.FaultSpec`) and
+``x-midstream-seed`` pins the seed of that one response (same seed, same body, same bytes).
+Credentials in requests are never stored or printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from midstream import wire
+from midstream.errors import MidstreamError
+from midstream.sim.nonstream import error_body, nonstream_body
+from midstream.sim.requests import SimRequest, parse_request
+from midstream.sim.scenarios import (
+    FaultSpec,
+    LatencySpec,
+    Scenario,
+    ScenarioBook,
+    ScenarioError,
+    default_parts,
+    parts_for,
+    pick_turn,
+)
+from midstream.sim.script import ArgsMode, Part, Step, ThinkingPart, ToolPart, plan
+from midstream.sim.stream import RequestRecord, SimStream, chunks
+from midstream.wire.gemini import synthetic_call_id
+
+__all__ = ["RequestRecord", "Simulator"]
+
+_MEDIA = {
+    "anthropic": "text/event-stream; charset=utf-8",
+    "openai-chat": "text/event-stream; charset=utf-8",
+    "openai-responses": "text/event-stream; charset=utf-8",
+    "gemini": "text/event-stream",
+    "bedrock": "application/vnd.amazon.eventstream",
+    "ollama": "application/x-ndjson",
+}
+# provider -> (response id prefix, None: no response id; tool call id prefix; random characters in ids)
+_IDS: dict[str, tuple[str | None, str, int]] = {
+    "anthropic": ("msg_01", "toolu_01", 22),
+    "openai-chat": ("chatcmpl-", "call_", 24),
+    "openai-responses": ("resp_", "call_", 24),
+    "gemini": ("", "call_", 22),
+    "bedrock": (None, "tooluse_", 22),
+    "ollama": (None, "call_", 8),
+}
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_GEMINI_METHODS = ("streamGenerateContent", "generateContent")
+_STATUS_KINDS = {429: "rate_limited", 503: "overloaded", 529: "overloaded"}
+_READ_HEADERS = ("anthropic-beta",)
+
+
+def _random_id(rng: random.Random, prefix: str, length: int = 24) -> str:
+    return prefix + "".join(rng.choice(_ALNUM) for _ in range(length))
+
+
+@dataclasses.dataclass
+class _Call:
+    """One request on its way through :meth:`Simulator._serve`."""
+
+    provider: str
+    req: SimRequest
+    scenario: Scenario | None
+    fault: FaultSpec
+    record: RequestRecord
+    rng: random.Random
+    request_id: str
+    api: str | None = None  # Ollama's endpoint, Gemini's framing
+
+
+class Simulator:
+    """The simulator as a Starlette app (:attr:`app`), with its request log and fault counters.
+
+    ``speed`` scales every delay (``0``: no waiting), ``seed`` makes ids, padding and jitter
+    reproducible per request number, ``realism`` turns on each provider's byte-level quirks.
+    """
+
+    def __init__(
+        self,
+        scenarios: ScenarioBook | None = None,
+        *,
+        speed: float = 1.0,
+        seed: int = 0,
+        realism: bool = True,
+        max_records: int = 1000,
+        latency: LatencySpec | None = None,
+    ) -> None:
+        self.book = scenarios or ScenarioBook()
+        self.speed = speed
+        self.seed = seed
+        self.realism = realism
+        self.latency = latency or LatencySpec()
+        self.records: deque[RequestRecord] = deque(maxlen=max_records)
+        self._count = 0
+        self._fault_hits: dict[str, int] = {}
+        self._t0 = time.monotonic()
+        self.app = Starlette(routes=self._routes())
+
+    def _routes(self) -> list[Route]:
+        vertex = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
+        return [
+            Route("/v1/messages", self._anthropic, methods=["POST"]),
+            Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
+            Route("/v1/responses", self._openai_responses, methods=["POST"]),
+            Route("/v1beta/models/{target}", self._gemini, methods=["POST"]),
+            Route("/v1/models/{target}", self._gemini, methods=["POST"]),
+            Route(vertex, self._gemini, methods=["POST"]),
+            Route("/{version}/publishers/google/models/{target}", self._gemini, methods=["POST"]),
+            Route("/model/{model_id:path}/converse-stream", self._bedrock_stream, methods=["POST"]),
+            Route("/model/{model_id:path}/converse", self._bedrock, methods=["POST"]),
+            Route("/api/chat", self._ollama, methods=["POST"]),
+            Route("/api/generate", self._ollama_generate, methods=["POST"]),
+            Route("/_sim/requests", self._requests, methods=["GET", "DELETE"]),
+            Route("/_sim/health", self._health, methods=["GET"]),
+        ]
+
+    # -- endpoints ---------------------------------------------------------------------------------
+
+    async def _anthropic(self, request: Request) -> Response:
+        return await self._serve("anthropic", request)
+
+    async def _openai_chat(self, request: Request) -> Response:
+        return await self._serve("openai-chat", request)
+
+    async def _openai_responses(self, request: Request) -> Response:
+        return await self._serve("openai-responses", request)
+
+    async def _gemini(self, request: Request) -> Response:
+        model, _, method = request.path_params["target"].partition(":")
+        if method not in _GEMINI_METHODS:
+            payload, _ = error_body("gemini", 404, "invalid_request", f"unknown method {method!r}")
+            return Response(payload, 404, media_type="application/json")
+        stream = method == "streamGenerateContent"
+        framing = "sse" if request.query_params.get("alt") == "sse" else "json-array"
+        return await self._serve("gemini", request, model=model, stream=stream, api=framing)
+
+    async def _bedrock_stream(self, request: Request) -> Response:
+        return await self._serve("bedrock", request, model=request.path_params["model_id"], stream=True)
+
+    async def _bedrock(self, request: Request) -> Response:
+        return await self._serve("bedrock", request, model=request.path_params["model_id"], stream=False)
+
+    async def _ollama(self, request: Request) -> Response:
+        return await self._serve("ollama", request, api="chat")
+
+    async def _ollama_generate(self, request: Request) -> Response:
+        return await self._serve("ollama", request, api="generate")
+
+    async def _requests(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.records.clear()
+            self._fault_hits.clear()
+            return JSONResponse({"cleared": True})
+        return JSONResponse([r.as_dict() for r in self.records])
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True, "requests": self._count})
+
+    # -- the common path ---------------------------------------------------------------------------
+
+    async def _serve(
+        self,
+        provider: str,
+        request: Request,
+        *,
+        model: str | None = None,
+        stream: bool | None = None,
+        api: str | None = None,
+    ) -> Response:
+        self._count += 1
+        call = await self._read(provider, request, self._count, model, stream, api)
+        if isinstance(call, Response):
+            return call
+        http_fault = self._http_fault(call)
+        if http_fault is not None:
+            return http_fault
+        steps = self._plan(call)
+        call.record.stop_reason = _stop_reason(steps)
+        if not call.req.stream:
+            return await self._nonstream(call, steps)
+        try:
+            encoder = wire.encoder(provider, **self._encoder_options(call))
+        except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
+            return self._error(call, 500, "server", f"the simulator cannot write {provider}: {exc}")
+        body = chunks(provider, encoder, call.record, steps, call.fault, call.request_id)
+        media = "application/json" if api == "json-array" else _MEDIA[provider]
+        delay = (call.fault.first_byte_delay_ms or 0) / 1000.0
+        return SimStream(call.record, body, media, self._headers(call), first_byte_delay=delay)
+
+    async def _read(
+        self,
+        provider: str,
+        request: Request,
+        number: int,
+        model: str | None,
+        stream: bool | None,
+        api: str | None,
+    ) -> _Call | Response:
+        """The request read and its scenario and faults chosen, or the 400 answer to a bad one."""
+        headers = request.headers
+        seed = headers.get("x-midstream-seed")
+        rng = random.Random(f"{self.seed}:{number}" if seed is None else f"pinned:{seed}")
+        request_id = _random_id(rng, "req_011C", 20)
+        try:
+            body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
+            # Only the headers that change the answer are handed on; credentials stay behind.
+            wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
+            req = parse_request(provider, body, wanted, model=model)
+            scenario = self._scenario(provider, req, headers.get("x-midstream-scenario"))
+            fault = self._fault(scenario, headers.get("x-midstream-fault"))
+        except (ValueError, KeyError, TypeError, AttributeError, ScenarioError) as exc:
+            record = self._record(number, provider, request, model or "", None, stream=bool(stream))
+            record.status, record.completed = 400, True
+            self.records.append(record)
+            payload, extra = error_body(provider, 400, "invalid_request", f"bad request: {exc}", request_id)
+            return Response(payload, 400, headers=extra, media_type="application/json")
+        if stream is not None:
+            req.stream = stream
+        record = self._record(number, provider, request, req.model, scenario, stream=req.stream)
+        self.records.append(record)
+        return _Call(provider, req, scenario, fault or FaultSpec(), record, rng, request_id, api)
+
+    def _record(
+        self,
+        number: int,
+        provider: str,
+        request: Request,
+        model: str,
+        scenario: Scenario | None,
+        *,
+        stream: bool,
+    ) -> RequestRecord:
+        # The path only: a query string may carry a key (Gemini's ?key=).
+        now = time.monotonic()
+        return RequestRecord(
+            id=number,
+            provider=provider,
+            path=request.url.path,
+            model=model,
+            scenario=scenario.name if scenario else None,
+            stream=stream,
+            received_ms=round((now - self._t0) * 1000.0, 3),
+            _t0=now,
+        )
+
+    def _scenario(self, provider: str, req: SimRequest, name: str | None) -> Scenario | None:
+        if name:
+            scenario = self.book.named(name)
+            if scenario is None:
+                raise ScenarioError(f"no scenario named {name!r}")
+            return scenario
+        return self.book.choose(provider, req.last_user, req.tools)
+
+    def _fault(self, scenario: Scenario | None, header: str | None) -> FaultSpec | None:
+        if header:
+            return FaultSpec.from_header(header)
+        return scenario.faults if scenario else None
+
+    def _http_fault(self, call: _Call) -> Response | None:
+        fault = call.fault
+        if fault.http_status is None:
+            return None
+        # HTTP faults count per scenario and fault: the first ``times`` such requests fail.
+        key = f"{call.scenario.name if call.scenario else ''}|{fault.model_dump_json()}"
+        hits = self._fault_hits.get(key, 0)
+        if hits >= fault.times:
+            return None
+        self._fault_hits[key] = hits + 1
+        status = fault.http_status
+        response = self._error(call, status, _STATUS_KINDS.get(status, "server"), f"simulated {status}")
+        if fault.retry_after is not None:
+            response.headers["retry-after"] = fault.retry_after
+        if fault.retry_after_ms is not None:
+            response.headers["retry-after-ms"] = str(fault.retry_after_ms)
+        call.record.fault = f"http {status}"
+        return response
+
+    def _error(self, call: _Call, status: int, kind: str, message: str) -> Response:
+        payload, extra = error_body(call.provider, status, kind, message, call.request_id)
+        call.record.status, call.record.completed = status, True
+        call.record.finished_ms = call.record.elapsed_ms()
+        headers = {**self._headers(call), **extra}
+        return Response(payload, status, headers=headers, media_type="application/json")
+
+    # -- planning ----------------------------------------------------------------------------------
+
+    def _plan(self, call: _Call) -> list[Step]:
+        provider, req, rng = call.provider, call.req, call.rng
+        prefix, tool_prefix, id_length = _IDS[provider]
+
+        def new_id() -> str:
+            return _random_id(rng, tool_prefix, id_length)
+
+        if call.scenario is not None:
+            turn = pick_turn(call.scenario, req.assistant_turns, req.last_tool_result)
+            parts = parts_for(turn, new_id)
+        else:
+            parts = default_parts(req.last_user, req.tools, req.last_tool_result is not None, new_id)
+        parts = [self._fit(provider, p, rng) for p in parts if self._keeps(provider, req, p)]
+        response_id = None if prefix is None else _random_id(rng, prefix, id_length)
+        if provider == "gemini":
+            parts = _gemini_ids(parts, response_id)
+        spec = call.scenario.latency if call.scenario and call.scenario.latency else self.latency
+        return plan(
+            parts,
+            provider=provider,
+            model=req.model,
+            response_id=response_id,
+            input_tokens=req.input_tokens,
+            args_mode=_args_mode(provider, req),
+            max_tokens=req.max_tokens,
+            latency=spec.latency(self.speed),
+            rng=rng,
+            cut_text_closes=provider == "anthropic",
+            report_reasoning=provider in ("openai-responses", "gemini"),
+            running_usage=provider == "gemini",
+        )
+
+    @staticmethod
+    def _keeps(provider: str, req: SimRequest, part: Part) -> bool:
+        # Reasoning is sent only when asked for, and never by OpenAI Chat Completions.
+        return not isinstance(part, ThinkingPart) or (req.thinking and provider != "openai-chat")
+
+    @staticmethod
+    def _fit(provider: str, part: Part, rng: random.Random) -> Part:
+        """Give a part the provider's own habits: signatures on reasoning, compact JSON but Claude's."""
+        if isinstance(part, ThinkingPart) and part.signature is None and provider in ("anthropic", "bedrock"):
+            return ThinkingPart(part.text, base64.b64encode(rng.randbytes(48)).decode())
+        if isinstance(part, ToolPart) and provider not in ("anthropic", "bedrock"):
+            return dataclasses.replace(part, compact=True)
+        return part
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _encoder_options(self, call: _Call) -> dict[str, Any]:
+        provider, req = call.provider, call.req
+        realism = self.realism and (req.obfuscation or provider != "openai-chat")
+        options: dict[str, Any] = {"realism": realism, "seed": call.rng.randrange(1 << 30)}
+        now = datetime.now(UTC)
+        if provider == "openai-chat":
+            options.update(include_usage=req.include_usage, created=int(now.timestamp()))
+        elif provider == "openai-responses":
+            options["created_at"] = int(now.timestamp())
+        elif provider == "gemini":
+            options.update(framing=call.api or "sse", partial_args=req.partial_args)
+        elif provider == "ollama":
+            options.update(api=call.api or "chat", created_at=now)
+        return options
+
+    async def _nonstream(self, call: _Call, steps: list[Step]) -> Response:
+        record = call.record
+        wait = sum(step.delay for step in steps) + (call.fault.first_byte_delay_ms or 0) / 1000.0
+        if wait:
+            await asyncio.sleep(wait)  # a non-streamed answer arrives when generation is done
+        events = [step.event for step in steps]
+        seed = call.rng.randrange(1 << 30)
+        try:
+            payload = nonstream_body(call.provider, events, api=call.api, realism=self.realism, seed=seed)
+        except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
+            return self._error(call, 500, "server", f"the simulator cannot write {call.provider}: {exc}")
+        record.tokens_generated = sum(s.tokens for s in steps)
+        record.bytes_sent, record.completed, record.finished_ms = len(payload), True, record.elapsed_ms()
+        return Response(payload, headers=self._headers(call), media_type="application/json")
+
+    def _headers(self, call: _Call) -> dict[str, str]:
+        """The provider's usual response headers (request ids), nothing taken from the request."""
+        if call.provider == "anthropic":
+            return {"request-id": call.request_id}
+        if call.provider in ("openai-chat", "openai-responses"):
+            return {"x-request-id": call.request_id, "openai-processing-ms": "1"}
+        if call.provider == "bedrock":
+            return {"x-amzn-requestid": str(uuid.UUID(int=call.rng.getrandbits(128), version=4))}
+        if call.provider == "gemini" and call.api == "sse":
+            return {"content-disposition": "attachment"}
+        return {}
+
+
+def _args_mode(provider: str, req: SimRequest) -> Callable[[str], ArgsMode]:
+    """How ``provider`` streams a tool's arguments (see :data:`~midstream.sim.script.ArgsMode`)."""
+    eager = {t.name for t in req.tools if t.eager}
+
+    def mode(name: str) -> ArgsMode:
+        if provider == "anthropic":
+            return "eager" if name in eager else "buffered"
+        if provider == "gemini":
+            return "eager" if req.partial_args else "whole"
+        return "whole" if provider == "ollama" else "eager"
+
+    return mode
+
+
+def _gemini_ids(parts: list[Part], response_id: str | None) -> list[Part]:
+    """The Gemini API sends no call ids: give calls the ids its decoder derives, so none is written."""
+    out: list[Part] = []
+    for part in parts:
+        if isinstance(part, ToolPart):
+            n = sum(isinstance(p, ToolPart) for p in out)
+            part = dataclasses.replace(part, id=synthetic_call_id(response_id, n))
+        out.append(part)
+    return out
+
+
+def _stop_reason(steps: list[Step]) -> str | None:
+    end = steps[-1].event if steps else None
+    return getattr(end, "stop_reason", None)

@@ -1,0 +1,254 @@
+"""Streaming a planned response over HTTP: pacing, faults, and noticing the client leave.
+
+:func:`chunks` turns planned :class:`~midstream.sim.script.Step` s into the provider's bytes with the
+dialect's encoder, sleeping each step's delay and injecting the faults of a
+:class:`~midstream.sim.scenarios.FaultSpec` (a mid-stream error in the provider's own shape, a stall, a
+malformed frame, an abrupt disconnect after N bytes). :class:`SimStream` is the ASGI response that
+sends them: it watches for the client's disconnect while it streams and stops generating the moment
+the client goes away, so the request log can show that nothing was generated after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from midstream.events import ResponseEnd, StreamError, UsageUpdate
+from midstream.sim.scenarios import FaultSpec
+from midstream.sim.script import Step
+from midstream.wire import Encoder
+
+__all__ = ["RequestRecord", "SimStream", "chunks", "stream_error"]
+
+
+@dataclass
+class RequestRecord:
+    """What the simulator saw of one request; ``GET /_sim/requests`` lists these.
+
+    ``received_ms`` counts from the simulator's start; the other times count from the request's arrival.
+    ``tokens_after_disconnect`` is what was generated after the client went away (it stays 0: generation
+    stops then). Nothing from the request's headers (API keys included) is kept.
+    """
+
+    id: int
+    provider: str
+    path: str
+    model: str
+    scenario: str | None
+    stream: bool
+    received_ms: float = 0.0
+    status: int = 200
+    fault: str | None = None
+    stop_reason: str | None = None
+    tokens_generated: int = 0
+    tokens_after_disconnect: int = 0
+    bytes_sent: int = 0
+    chunks_sent: int = 0
+    first_byte_ms: float | None = None
+    finished_ms: float | None = None
+    disconnected: bool = False
+    disconnected_ms: float | None = None
+    completed: bool = False
+    _t0: float = 0.0
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the request arrived."""
+        return round((time.monotonic() - self._t0) * 1000.0, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The public JSON form."""
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+
+class AbruptDisconnect(Exception):
+    """Raised inside a response to make the server drop the connection mid-body."""
+
+
+class _QuietAbrupt(logging.Filter):
+    """Keep the server's error log free of the disconnects the simulator causes on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not _contains_abrupt(exc)
+
+
+def _contains_abrupt(exc: BaseException | None) -> bool:
+    if isinstance(exc, AbruptDisconnect):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_contains_abrupt(e) for e in exc.exceptions)
+    return False
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietAbrupt())
+
+# Frames that do not parse, one per framing (Bedrock's: a 32-byte frame whose prelude CRC is wrong).
+_MALFORMED = {
+    "bedrock": b"\x00\x00\x00\x20\x00\x00\x00\x00garbage-frame-with-bad-crc!!",
+    "ollama": b'{"model": not json\n',
+    "gemini": b"data: {not json\r\n\r\n",
+    "anthropic": b"event: content_block_delta\ndata: {not json\n\n",
+    "openai-responses": b"event: response.output_text.delta\ndata: {not json\n\n",
+}
+
+# kind -> (error kind, message, HTTP-like status the provider's error object carries)
+_ERRORS = {
+    "overloaded": ("overloaded", "Overloaded", 503),
+    "rate_limited": ("rate_limited", "Rate limit exceeded", 429),
+    "server": ("server", "Internal server error", 500),
+}
+_OPENAI_MESSAGE = (
+    "The server had an error while processing your request. Sorry about that! You can retry your request."
+)
+_ANTHROPIC_TYPES = {
+    "overloaded": "overloaded_error",
+    "rate_limited": "rate_limit_error",
+    "server": "api_error",
+}
+
+
+def stream_error(provider: str, kind: str, request_id: str) -> StreamError:
+    """The mid-stream error ``kind`` (overloaded, rate_limited, server) in ``provider``'s own shape."""
+    error_kind, message, status = _ERRORS[kind]
+    if provider.startswith("openai") and kind != "rate_limited":
+        message = _OPENAI_MESSAGE  # what OpenAI says for any failure on its side
+    raw: Any = None
+    if provider == "anthropic":
+        error = {"details": None, "type": _ANTHROPIC_TYPES[kind], "message": message}
+        raw = {"type": "error", "error": error, "request_id": request_id}
+    elif provider == "openai-chat":
+        error_type = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"
+        raw = {"message": message, "type": error_type, "param": None, "code": None}
+    elif provider == "openai-responses":
+        # OpenAI has no "overloaded" error type: an overloaded server says server_error.
+        name = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"
+        raw = {"type": name, "code": name, "message": message, "param": None}
+    # Only Gemini's error object carries a status code; the others were answered 200 already.
+    code = status if provider == "gemini" else None
+    return StreamError(error_kind, message, retryable=True, status=code, raw=raw)  # type: ignore[arg-type]
+
+
+async def chunks(
+    provider: str,
+    encoder: Encoder,
+    record: RequestRecord,
+    steps: list[Step],
+    fault: FaultSpec,
+    request_id: str,
+) -> AsyncIterator[bytes]:
+    """The paced body of one streamed response, with ``fault`` injected.
+
+    Fault positions count the events a client would see: ``after N events`` acts before the next one.
+    Running-usage bookkeeping steps (Gemini's) do not count.
+    """
+    shown = 0
+    for step in steps:
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        if not isinstance(step.event, UsageUpdate):
+            shown += 1
+            injected = await _inject(provider, encoder, record, fault, shown, request_id)
+            if injected is not None:
+                yield injected
+                return
+        data = encoder.encode(step.event)
+        record.tokens_generated += step.tokens
+        if record.disconnected:
+            record.tokens_after_disconnect += step.tokens
+        if fault.disconnect_after_bytes is not None:
+            room = fault.disconnect_after_bytes - record.bytes_sent
+            if len(data) >= room:
+                record.fault = f"disconnect after {fault.disconnect_after_bytes} bytes"
+                if room > 0:
+                    yield data[:room]
+                raise AbruptDisconnect
+        if data:
+            yield data
+
+
+async def _inject(
+    provider: str, encoder: Encoder, record: RequestRecord, fault: FaultSpec, shown: int, request_id: str
+) -> bytes | None:
+    """Before the ``shown``-th event: stall, or the bytes that end the body (an error, a bad frame)."""
+    if fault.stall_ms and shown == fault.stall_after_events + 1:
+        record.fault = f"stall {fault.stall_ms} ms"
+        await asyncio.sleep(fault.stall_ms / 1000.0)
+    if fault.error_after_events is not None and shown > fault.error_after_events:
+        record.fault = f"mid-stream {fault.error}"
+        error = encoder.encode(stream_error(provider, fault.error, request_id))
+        # Then what the provider writes after an error, if anything (Responses' response.failed).
+        return error + encoder.encode(ResponseEnd(terminal="failed"))
+    if fault.malformed_after_events is not None and shown > fault.malformed_after_events:
+        record.fault = "malformed frame"
+        return _MALFORMED.get(provider, b"data: {not json\n\n")
+    return None
+
+
+class SimStream(Response):
+    """A streaming response that notices the client going away at once and stops generating.
+
+    ``first_byte_delay`` (seconds) holds back the status line and headers too: a slow first byte.
+    """
+
+    def __init__(
+        self,
+        record: RequestRecord,
+        body: AsyncIterator[bytes],
+        media_type: str,
+        headers: dict[str, str],
+        first_byte_delay: float = 0.0,
+    ) -> None:
+        # Like Starlette's StreamingResponse, this does not take a body up front.
+        self.record = record
+        self.body_iterator = body
+        self.content_type = media_type
+        self.status_code = 200
+        self.background = None
+        self.extra_headers = headers
+        self.first_byte_delay = first_byte_delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        record = self.record
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        if not record.completed:
+                            record.disconnected = True
+                            record.disconnected_ms = record.elapsed_ms()
+                        group.cancel_scope.cancel()
+                        return
+
+            group.start_soon(watch)
+            try:
+                await self._stream(send)
+            finally:
+                group.cancel_scope.cancel()
+
+    async def _stream(self, send: Send) -> None:
+        record = self.record
+        if self.first_byte_delay:
+            await asyncio.sleep(self.first_byte_delay)
+        headers = [(b"content-type", self.content_type.encode()), (b"cache-control", b"no-cache")]
+        headers += [(k.encode(), v.encode()) for k, v in self.extra_headers.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        async for chunk in self.body_iterator:
+            if record.first_byte_ms is None:
+                record.first_byte_ms = record.elapsed_ms()
+            record.bytes_sent += len(chunk)
+            record.chunks_sent += 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        # Recorded before the body's last (empty) chunk, so a client that has read the whole body
+        # always finds the request completed in the log.
+        record.completed, record.finished_ms = True, record.elapsed_ms()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

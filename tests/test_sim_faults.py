@@ -1,0 +1,349 @@
+"""Faults, pacing and hygiene of the simulator: a client that goes away stops generation, abrupt
+disconnects, stalls, malformed frames, slow first bytes, the latency model, bad requests, and
+credentials that never reach the request log or the logs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import boto3
+import httpx2
+import openai
+import pytest
+from botocore.config import Config
+from google import genai
+from google.genai import types
+
+from midstream import wire
+from midstream.core.accumulate import accumulate
+from midstream.errors import RemoteProtocolError
+from midstream.message import Message
+from midstream.sim import ScenarioBook, SimURL, running
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
+LONG_TEXT = " ".join(f"word{n}" for n in range(300))
+BOOK = ScenarioBook.model_validate(
+    {
+        "scenarios": [
+            {
+                "name": "long",
+                "match": {"last_user": "(?i)long"},
+                "latency": {"ttft_ms": 20, "tokens_per_second": 500, "jitter": 0.1},
+                "turns": [{"blocks": [{"text": LONG_TEXT}]}],
+            },
+            {
+                "name": "paced",
+                "match": {"last_user": "(?i)paced"},
+                "latency": {"ttft_ms": 150, "tokens_per_second": 100, "jitter": 0.2},
+                "turns": [{"blocks": [{"text": "one two three four five six seven eight nine ten"}]}],
+            },
+            {
+                "name": "short",
+                "match": {"last_user": "(?i)short"},
+                "turns": [
+                    {"blocks": [{"text": "A short answer that has a few words in it for the faults."}]}
+                ],
+            },
+        ]
+    }
+)
+
+_USER = [{"role": "user", "content": "short"}]
+# provider -> (path, body)
+REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "anthropic": ("/v1/messages", {"model": "c", "max_tokens": 500, "stream": True, "messages": _USER}),
+    "openai-chat": ("/v1/chat/completions", {"model": "g", "stream": True, "messages": _USER}),
+    "openai-responses": ("/v1/responses", {"model": "g", "stream": True, "input": "short"}),
+    "gemini": (
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        {"contents": [{"role": "user", "parts": [{"text": "short"}]}]},
+    ),
+    "bedrock": (
+        "/model/amazon.nova-pro-v1:0/converse-stream",
+        {"messages": [{"role": "user", "content": [{"text": "short"}]}]},
+    ),
+    "ollama": ("/api/chat", {"model": "llama3.2", "messages": _USER}),
+}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimURL]:
+    with running(BOOK, speed=0) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def paced() -> Iterator[SimURL]:
+    with running(BOOK, speed=1.0) as url:
+        yield url
+
+
+def _decode(dialect: str, data: bytes) -> Message:
+    decoder = wire.decoder(dialect)
+    return accumulate(decoder.feed(data) + decoder.close())
+
+
+def _record(url: SimURL, number: int = -1) -> dict[str, Any]:
+    return url.requests()[number]
+
+
+# -- the client goes away ----------------------------------------------------------------------------
+
+
+def test_a_client_that_stops_reading_halfway_stops_generation(paced: SimURL) -> None:
+    client = anthropic.Anthropic(base_url=paced, api_key="sk-ant-test", max_retries=0)
+    received = 0
+    with client.messages.stream(
+        model="claude-sim-1", max_tokens=1000, messages=[{"role": "user", "content": "something long"}]
+    ) as stream:
+        for event in stream:
+            received += event.type == "text"
+            if received == 40:
+                break  # leaving the block closes the connection
+    time.sleep(0.3)  # longer than the rest of the answer would take to generate
+    record = _record(paced)
+    assert record["scenario"] == "long" and record["disconnected"] is True
+    assert record["completed"] is False and record["disconnected_ms"] is not None
+    assert 40 <= record["tokens_generated"] < 150  # 300 words were scripted
+    assert record["tokens_after_disconnect"] == 0
+    time.sleep(0.2)
+    assert _record(paced)["tokens_generated"] == record["tokens_generated"]  # nothing more was generated
+
+
+def test_a_raw_client_closing_mid_stream_is_seen_too(paced: SimURL) -> None:
+    path, body = REQUESTS["ollama"]
+    with httpx2.stream(
+        "POST", f"{paced}{path}", json={**body, "messages": [{"role": "user", "content": "long"}]}
+    ) as r:
+        for number, _ in enumerate(r.iter_lines(), start=1):
+            if number == 25:
+                break
+    time.sleep(0.3)
+    record = _record(paced)
+    assert record["provider"] == "ollama" and record["disconnected"] is True
+    assert record["tokens_generated"] < 150 and record["tokens_after_disconnect"] == 0
+
+
+def test_a_client_that_reads_everything_is_not_disconnected(paced: SimURL) -> None:
+    path, body = REQUESTS["anthropic"]
+    data = httpx2.post(f"{paced}{path}", json=body).content
+    record = _record(paced)
+    assert record["completed"] is True and record["disconnected"] is False
+    assert record["tokens_generated"] == _decode("anthropic", data).usage.output_tokens == 14
+
+
+# -- faults ------------------------------------------------------------------------------------------
+
+
+def _collect(url: str, provider: str, fault: str) -> tuple[bytes, Exception | None]:
+    path, body = REQUESTS[provider]
+    data, error = b"", None
+    try:
+        with httpx2.stream(
+            "POST", f"{url}{path}", json=body, headers={"x-midstream-fault": fault}
+        ) as response:
+            for chunk in response.iter_raw():
+                data += chunk
+    except httpx2.TransportError as exc:
+        error = exc
+    return data, error
+
+
+@pytest.mark.parametrize("provider", sorted(REQUESTS))
+def test_abrupt_disconnect_after_n_bytes(sim: SimURL, provider: str) -> None:
+    data, error = _collect(sim, provider, "disconnect_after_bytes=700")
+    assert isinstance(error, httpx2.RemoteProtocolError)  # the body ended without its last chunk
+    assert len(data) == 700
+    assert _record(sim)["fault"] == "disconnect after 700 bytes"
+    decoder = wire.decoder(provider)
+    events = decoder.feed(data) + decoder.close()
+    message = accumulate(events)
+    # A cut body is never complete: the unfinished event, line or frame is dropped and every provider
+    # ends truncated (cut short), not failed.
+    assert message.partial
+    assert message.terminal == "truncated"
+
+
+@pytest.mark.parametrize("provider", sorted(REQUESTS))
+def test_malformed_frame(sim: SimURL, provider: str) -> None:
+    data, error = _collect(sim, provider, "malformed_after_events=3")
+    assert error is None and _record(sim)["fault"] == "malformed frame"
+    decoder = wire.decoder(provider)
+    with pytest.raises(RemoteProtocolError):
+        decoder.feed(data)
+        decoder.close()
+    message = accumulate(decoder.close())
+    assert message.terminal == "failed" and message.error.error_kind == "protocol"
+
+
+@pytest.mark.parametrize("provider", sorted(REQUESTS))
+@pytest.mark.parametrize("kind", ["overloaded", "rate_limited", "server"])
+def test_mid_stream_error_in_each_providers_shape(sim: SimURL, provider: str, kind: str) -> None:
+    data, error = _collect(sim, provider, f"error_after_events=4;error={kind}")
+    assert error is None
+    message = _decode(provider, data)
+    assert message.terminal == "failed" and message.error is not None and message.error.retryable
+    # OpenAI has no "overloaded" error: its servers say server_error.
+    expected = "server" if kind == "overloaded" and provider.startswith("openai") else kind
+    assert message.error.error_kind == expected
+    assert message.text == "A short"  # start, block start, two tokens, then the error
+    assert _record(sim)["fault"] == f"mid-stream {kind}"
+
+
+def test_stall(sim: SimURL) -> None:
+    path, body = REQUESTS["openai-chat"]
+    arrivals: list[tuple[float, bytes]] = []
+    start = time.monotonic()
+    headers = {"x-midstream-fault": "stall_ms=300;stall_after_events=3"}
+    with httpx2.stream("POST", f"{sim}{path}", json=body, headers=headers) as response:
+        for chunk in response.iter_raw():
+            arrivals.append((time.monotonic() - start, chunk))
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
+    assert max(gaps) >= 0.28  # one long pause ...
+    assert sorted(gaps)[-2] < 0.2  # ... and only one
+    assert _decode("openai-chat", b"".join(c for _, c in arrivals)).terminal == "completed"
+    assert _record(sim)["fault"] == "stall 300 ms"
+
+
+def test_a_stall_trips_the_sdks_read_timeout(sim: SimURL) -> None:
+    client = openai.OpenAI(
+        base_url=f"{sim}/v1", api_key="sk-test", max_retries=0, timeout=httpx2.Timeout(5, read=0.1)
+    )
+    with pytest.raises(openai.APITimeoutError):  # noqa: SIM117
+        with client.chat.completions.stream(
+            model="g",
+            messages=[{"role": "user", "content": "short"}],
+            extra_headers={"x-midstream-fault": "stall_ms=400;stall_after_events=2"},
+        ) as stream:
+            for _ in stream:
+                pass
+
+
+def test_slow_first_byte_holds_back_the_headers_too(sim: SimURL) -> None:
+    path, body = REQUESTS["anthropic"]
+    start = time.monotonic()
+    with httpx2.stream(
+        "POST", f"{sim}{path}", json=body, headers={"x-midstream-fault": "first_byte_delay_ms=250"}
+    ) as r:
+        headers_at = time.monotonic() - start
+        r.read()
+    assert headers_at >= 0.24
+    assert _record(sim)["first_byte_ms"] >= 240
+    client = anthropic.Anthropic(
+        base_url=sim, api_key="k", max_retries=0, timeout=httpx2.Timeout(5, read=0.1)
+    )
+    with pytest.raises(anthropic.APITimeoutError):
+        client.messages.create(
+            model="c",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "short"}],
+            extra_headers={"x-midstream-fault": "first_byte_delay_ms=400"},
+        )
+
+
+def test_latency_model(paced: SimURL) -> None:
+    path, body = REQUESTS["openai-chat"]
+    body = {**body, "messages": [{"role": "user", "content": "paced"}]}
+    start = time.monotonic()
+    first_text = None
+    with httpx2.stream("POST", f"{paced}{path}", json=body) as response:
+        for line in response.iter_lines():
+            if first_text is None and '"content":"one"' in line:
+                first_text = time.monotonic() - start
+    assert first_text is not None and first_text >= 0.11  # ttft 150 ms, jitter 20 %
+    record = _record(paced)
+    assert record["first_byte_ms"] < 100  # the response starts at once; the first token takes ttft
+    assert record["finished_ms"] >= 120 + 9 * 8  # then nine more tokens at 100/s, jitter 20 %
+    with running(BOOK, speed=0) as instant:
+        httpx2.post(f"{instant}{path}", json=body).raise_for_status()
+        assert _record(instant)["finished_ms"] < record["finished_ms"] / 2  # speed 0 skips every delay
+
+
+def test_scenario_faults_from_the_example_file() -> None:
+    with running(EXAMPLES / "faults.yaml", speed=0) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=2)
+        message = client.messages.create(
+            model="c", max_tokens=100, messages=[{"role": "user", "content": "are you overloaded?"}]
+        )
+        assert message.content[0].type == "text" and message.content[0].text == "Third time lucky."
+        assert [r["status"] for r in url.requests()] == [529, 529, 200]
+        data = httpx2.post(
+            f"{url}/v1/messages",
+            json={
+                "model": "c",
+                "max_tokens": 100,
+                "stream": True,
+                "messages": [{"role": "user", "content": "invalid json"}],
+            },
+        ).content
+    call = _decode("anthropic", data).tool_calls[0]
+    assert call.raw_input == '{"query": "partial safety", "limit": 5,}' and call.error == "invalid_json"
+
+
+# -- bad requests ------------------------------------------------------------------------------------
+
+
+def test_bad_requests_get_a_400_in_the_providers_shape(sim: SimURL) -> None:
+    broken = httpx2.post(
+        f"{sim}/v1/messages", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
+    unknown = httpx2.post(
+        f"{sim}/v1/chat/completions",
+        json={"messages": []},
+        headers={"x-midstream-scenario": "no-such-scenario"},
+    )
+    assert unknown.status_code == 400 and "no scenario named" in unknown.json()["error"]["message"]
+    fault = httpx2.post(
+        f"{sim}/api/chat", json={"messages": []}, headers={"x-midstream-fault": "stall_ms=soon"}
+    )
+    assert fault.status_code == 400 and "x-midstream-fault" in fault.json()["error"]
+    method = httpx2.post(f"{sim}/v1beta/models/gemini:countTokens", json={})
+    assert method.status_code == 404 and method.json()["error"]["status"] == "NOT_FOUND"
+
+
+# -- credentials -------------------------------------------------------------------------------------
+
+
+def test_credentials_are_never_stored_or_logged(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with running(BOOK, speed=0) as url:
+        anthropic.Anthropic(base_url=url, api_key="sk-ant-SECRET-1", max_retries=0).messages.create(
+            model="c", max_tokens=50, messages=[{"role": "user", "content": "short"}]
+        )
+        openai.OpenAI(base_url=f"{url}/v1", api_key="sk-SECRET-2", max_retries=0).chat.completions.create(
+            model="g", messages=[{"role": "user", "content": "short"}]
+        )
+        client = genai.Client(api_key="AIza-SECRET-3", http_options=types.HttpOptions(base_url=url))
+        client.models.generate_content(model="gemini-2.5-flash", contents="short")
+        boto3.client(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            endpoint_url=url,
+            aws_access_key_id="AKIA-SECRET-4",
+            aws_secret_access_key="SECRET-5",
+            config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+        ).converse(modelId="m", messages=[{"role": "user", "content": [{"text": "short"}]}])
+        auth = {"authorization": "Bearer sk-SECRET-6", "x-api-key": "sk-SECRET-7"}
+        httpx2.post(f"{url}/v1/messages", content=b"{bad", headers=auth)  # the 400 path
+        _collect(url, "anthropic", "disconnect_after_bytes=10")  # the abrupt-disconnect path
+        httpx2.post(f"{url}/v1beta/models/g:generateContent?key=SECRET-8", json={})
+        log = json.dumps(url.requests()) + httpx2.get(f"{url}/_sim/requests").text
+    assert len(json.loads(log[: log.index("]") + 1])) == 7
+    server_logs = "\n".join(
+        r.getMessage() + str(r.exc_info)
+        for r in caplog.records
+        if r.name.startswith(("uvicorn", "midstream", "starlette"))
+    )
+    out, err = capfd.readouterr()
+    for text in (log, server_logs, out, err):
+        assert "SECRET" not in text
