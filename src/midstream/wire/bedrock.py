@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import random
 from collections.abc import Callable
@@ -482,10 +483,8 @@ class BedrockDecoder:
         Bytes of an unfinished frame at EOF mean the connection was cut mid-frame: the frame is
         dropped and the response ends ``truncated`` (the timeline), like any stream cut short.
         """
-        try:
+        with contextlib.suppress(EventStreamError):
             self._frames.close()
-        except EventStreamError:
-            pass
         if self._invoke is not None:
             return self._invoke.close()
         return self._converse.close()
