@@ -4,6 +4,17 @@ Decode any provider's stream into one typed event stream (:mod:`midstream.wire`)
 honest :class:`Message` (:func:`accumulate`), and never mistake a partial value for a complete one.
 """
 
+from midstream.client.errors import (
+    MidStreamError,
+    MidStreamTimeout,
+    ProviderError,
+    StreamTimeout,
+    TransportError,
+)
+from midstream.client.providers import MissingCredentials
+from midstream.client.request import ChatRequest, ToolResult, ToolSpec
+from midstream.client.stream import AsyncClient, AsyncStream, Client, Stream, StreamEvent
+from midstream.client.timeouts import Timeouts
 from midstream.core.accumulate import Accumulator, accumulate, events_from_message
 from midstream.core.partial_json import (
     ContainerEnd,
@@ -16,6 +27,7 @@ from midstream.core.partial_json import (
     StringStart,
     ValueComplete,
 )
+from midstream.core.retry import RetryPolicy
 from midstream.core.timeline import Timeline
 from midstream.core.toolargs import (
     ToolArgs,
@@ -70,15 +82,20 @@ from midstream.message import (
     UnknownBlock,
     Usage,
 )
+from midstream.metrics import StreamMetrics
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Accumulator",
+    "AsyncClient",
+    "AsyncStream",
     "Block",
     "BlockStart",
     "BlockStop",
+    "ChatRequest",
     "CitationDelta",
+    "Client",
     "ContainerEnd",
     "ContainerStart",
     "Event",
@@ -92,17 +109,26 @@ __all__ = [
     "LimitExceeded",
     "LocalError",
     "Message",
+    "MidStreamError",
+    "MidStreamTimeout",
     "MidstreamError",
+    "MissingCredentials",
     "PartialJSON",
+    "ProviderError",
     "RedactedThinkingBlock",
     "RemoteError",
     "RemoteProtocolError",
     "ResponseEnd",
     "ResponseStart",
+    "RetryPolicy",
     "ServerToolBlock",
     "SignatureDelta",
     "StopReason",
+    "Stream",
     "StreamError",
+    "StreamEvent",
+    "StreamMetrics",
+    "StreamTimeout",
     "StringDelta",
     "StringStart",
     "Terminal",
@@ -112,6 +138,7 @@ __all__ = [
     "ThinkingDelta",
     "Timeline",
     "TimelineError",
+    "Timeouts",
     "ToolArgs",
     "ToolArgsDelta",
     "ToolCall",
@@ -122,7 +149,10 @@ __all__ = [
     "ToolFieldDelta",
     "ToolFieldStart",
     "ToolInputError",
+    "ToolResult",
+    "ToolSpec",
     "ToolTracker",
+    "TransportError",
     "Unknown",
     "UnknownBlock",
     "UnknownDialect",

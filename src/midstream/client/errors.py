@@ -1,0 +1,228 @@
+"""The client's typed errors, and the redaction that keeps credentials out of them.
+
+::
+
+    RemoteError
+    ├── ProviderError       the provider answered with an error (HTTP status, or an error event before
+    │                       any content): status, kind, retryable, the provider's payload (redacted)
+    ├── TransportError      the connection could not be made, or broke before any content arrived
+    ├── StreamTimeout       one of the client's timeouts fired; ``which`` names it
+    │   └── MidStreamTimeout    ... after content had arrived (also a MidStreamError)
+    └── MidStreamError      a failure after the first content event: ``partial`` is the Message so
+                            far (never ``completed``), ``cause`` the error behind it
+
+Every message and payload passes through :func:`redact` before it is stored: an API key never appears
+in ``str()``, ``repr()`` or the payload of these errors, even when a provider echoes it back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from midstream.core.retry import Failure, worth_retrying
+from midstream.errors import ErrorKind, RemoteError, classify_error
+from midstream.message import Message
+
+__all__ = [
+    "MidStreamError",
+    "MidStreamTimeout",
+    "ProviderError",
+    "StreamTimeout",
+    "TimeoutName",
+    "TransportError",
+    "redact",
+]
+
+TimeoutName = Literal["connect", "first_byte", "idle", "total"]
+
+REDACTED = "***"
+_MIN_SECRET = 4  # shorter strings would redact ordinary words
+_MAX_MESSAGE = 2000
+
+
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with every occurrence of each secret replaced by ``***``.
+
+    Strings are scrubbed; dicts, lists and tuples are copied with their keys and items scrubbed;
+    anything else is returned as is.
+    """
+    ordered = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True)
+    return _scrub(value, ordered) if ordered else value
+
+
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v, secrets) for v in value)
+    return value
+
+
+class ProviderError(RemoteError):
+    """The provider refused or failed the request before any content reached the caller.
+
+    ``status`` is the HTTP status (``None`` for an error event inside a 200 stream); ``kind`` and
+    ``retryable`` are the normalized classification; ``payload`` is the provider's error body (parsed
+    JSON where possible, else text), redacted; ``request_id`` the provider's request id header.
+    ``partial`` is the (empty, ``failed``) Message of the attempt, when there was a stream.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        kind: ErrorKind,
+        retryable: bool,
+        provider: str,
+        payload: Any = None,
+        request_id: str | None = None,
+        partial: Message | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind: ErrorKind = kind
+        self.retryable = retryable
+        self.provider = provider
+        self.payload = payload
+        self.request_id = request_id
+        self.partial = partial
+
+    def __repr__(self) -> str:
+        return f"ProviderError({self.args[0]!r}, status={self.status}, kind={self.kind!r})"
+
+    @classmethod
+    def from_response(
+        cls, provider: str, status: int, headers: Mapping[str, str], body: bytes, secrets: Iterable[str]
+    ) -> ProviderError:
+        """The error for an HTTP error response, its body parsed in any provider's error shape."""
+        secrets = list(secrets)
+        text = body.decode("utf-8", "replace")
+        try:
+            payload: Any = json.loads(text) if text.strip() else None
+        except ValueError:
+            payload = text[:_MAX_MESSAGE]
+        error_type, detail = _error_fields(payload, headers)
+        kind, _ = classify_error(error_type, status)
+        # Whether a retry may help is the retry rules' call (status, x-should-retry), not the type's.
+        retryable, _ = worth_retrying(Failure("status", status=status, headers=dict(headers)))
+        message = f"{provider} answered HTTP {status}"
+        if error_type:
+            message += f" ({error_type})"
+        if detail:
+            message += f": {detail[:_MAX_MESSAGE]}"
+        request_id = _request_id(headers)
+        return cls(
+            redact(message, secrets),
+            status=status,
+            kind=kind,
+            retryable=retryable,
+            provider=provider,
+            payload=redact(payload, secrets),
+            request_id=request_id,
+        )
+
+
+def _error_fields(payload: Any, headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(error type, message) from Anthropic, OpenAI, Gemini, Bedrock and Ollama error bodies."""
+    error_type = headers.get("x-amzn-errortype") or None  # Bedrock: "ThrottlingException:http://..."
+    if error_type:
+        error_type = error_type.split(":", 1)[0]
+    if isinstance(payload, list) and payload:  # Gemini's JSON-array framing wraps the error
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return error_type, payload if isinstance(payload, str) and payload else None
+    inner = payload.get("error", payload)
+    if isinstance(inner, str):  # Ollama: {"error": "..."}
+        return error_type, inner
+    if not isinstance(inner, dict):
+        return error_type, None
+    if error_type is None:
+        error_type = _best_type(inner)
+    message = inner.get("message") or inner.get("Message")
+    return error_type, message if isinstance(message, str) else None
+
+
+def _best_type(error: dict[str, Any]) -> str | None:
+    """The error's type string: the first that :func:`classify_error` knows, else the first given
+    (OpenAI's 429 says ``type: requests`` but ``code: rate_limit_exceeded``)."""
+    found = [
+        value.rsplit("#", 1)[-1]
+        for value in (error.get(key) for key in ("type", "code", "status", "__type"))
+        if isinstance(value, str) and value
+    ]
+    for value in found:
+        if classify_error(value)[0] != "unknown":
+            return value
+    return found[0] if found else None
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in ("request-id", "x-request-id", "x-amzn-requestid"):
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+class TransportError(RemoteError):
+    """The connection could not be made, or it broke before any content reached the caller."""
+
+    def __init__(self, message: str, *, provider: str, partial: Message | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.partial = partial
+
+
+class StreamTimeout(RemoteError):
+    """One of the client's timeouts fired. ``which`` is ``connect`` (making the connection),
+    ``first_byte`` (waiting for the response to begin), ``idle`` (silence between two chunks) or
+    ``total`` (the whole call, retries included); ``seconds`` is its configured value."""
+
+    def __init__(
+        self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message | None = None
+    ) -> None:
+        # Explicit base call: in MidStreamTimeout the next class in line is MidStreamError.
+        RemoteError.__init__(self, f"{which} timeout ({seconds} s) while streaming from {provider}")
+        self.which: TimeoutName = which
+        self.seconds = seconds
+        self.provider = provider
+        self.partial: Message | None = partial
+
+
+class MidStreamError(RemoteError):
+    """The stream failed after content had reached the caller, so it was not retried.
+
+    ``partial`` is the Message so far: its ``terminal`` is ``failed`` and its content is incomplete;
+    never use it as a complete answer. ``cause`` is the typed error behind the failure
+    (:class:`ProviderError` for a provider's error event, :class:`TransportError`,
+    :class:`~midstream.errors.RemoteProtocolError`).
+    """
+
+    def __init__(self, message: str, *, partial: Message, cause: BaseException | None = None) -> None:
+        RemoteError.__init__(self, message)
+        self.partial: Message = partial
+        self.cause = cause
+
+    @property
+    def kind(self) -> ErrorKind:
+        """The normalized kind of the failure (``transport``, ``timeout``, ``overloaded``, ...)."""
+        error = self.partial.error
+        kind: ErrorKind = getattr(error, "error_kind", "unknown")
+        return kind
+
+
+# ``partial`` is ``Message | None`` on a StreamTimeout and a ``Message`` here, which satisfies both.
+class MidStreamTimeout(StreamTimeout, MidStreamError):  # type: ignore[misc]
+    """A timeout that fired after content had arrived: ``which`` names it, ``partial`` holds the rest."""
+
+    def __init__(self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message) -> None:
+        StreamTimeout.__init__(self, which, seconds, provider=provider, partial=partial)
+        self.cause = None
