@@ -30,6 +30,7 @@ run: $(RUN_STAMP)
 
 ## test: the whole suite: pytest, ruff and mypy --strict on src/
 test: $(TEST_STAMP)
+	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || echo "tmux could not be installed: the terminal test will be skipped"
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy --strict src

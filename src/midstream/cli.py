@@ -1,23 +1,34 @@
-"""The ``midstream`` command line."""
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay`` and ``sim``.
+
+``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
+the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
+``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 
 from midstream import wire
-from midstream.errors import MidstreamError
+from midstream.client.errors import MidStreamError
+from midstream.client.request import ToolSpec
+from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
+from midstream.errors import LocalError, MidstreamError
 from midstream.events import Event, to_dict
-from midstream.message import Message, TextBlock, ToolCall, Usage
-from midstream.view import LiveView, play
+from midstream.view import LiveDisplay, LiveView, play
+
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     help="midstream: partial-safe LLM streaming. Decode any provider's stream into one typed event "
@@ -25,6 +36,32 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+DEFAULT_MODELS = {
+    "anthropic": "claude-sonnet-4-5",
+    "openai-chat": "gpt-4.1-mini",
+    "openai-responses": "gpt-4.1-mini",
+    "gemini": "gemini-2.5-flash",
+    "bedrock": "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    "ollama": "llama3.2",
+}
+
+
+def event_json(event: Event | ToolEvent) -> str:
+    """One event as a JSON line: ``{"kind": ..., <fields>}`` (tool events too; errors as text)."""
+    if isinstance(event, ToolEvent):
+        data: dict[str, Any] = {"kind": event.kind}
+        for f in dataclasses.fields(event):
+            value = getattr(event, f.name)
+            if f.name == "validated" and (value is None or value is getattr(event, "input", None)):
+                continue
+            data[f.name] = str(value) if isinstance(value, BaseException) else value
+    else:
+        data = to_dict(event)
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+# -- replay ------------------------------------------------------------------------------------------
 
 
 def _chunks(data: bytes, rng: random.Random, low: int = 8, high: int = 96) -> Iterator[bytes]:
@@ -35,9 +72,7 @@ def _chunks(data: bytes, rng: random.Random, low: int = 8, high: int = 96) -> It
         pos += step
 
 
-def _decode_live(
-    dialect: str, data: bytes, *, delay: float, seed: int = 0
-) -> Iterator[Event]:
+def _decode_live(dialect: str, data: bytes, *, delay: float, seed: int = 0) -> Iterator[Event]:
     """Decode ``data`` in random chunks, pausing ``delay`` seconds per chunk as a network would."""
     dec = wire.decoder(dialect)
     rng = random.Random(seed)
@@ -56,77 +91,215 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines instead.")] = False,
 ) -> None:
     """Play a recorded provider stream through the decoder and the live view."""
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
     delay = 0.02 / speed if speed > 0 else 0.0
     try:
         if as_json:
-            for event in _decode_live(dialect, data, delay=0.0):
-                typer.echo(json.dumps(to_dict(event), ensure_ascii=False, default=str))
+            for event in with_tool_events(_decode_live(dialect, data, delay=0.0)):
+                typer.echo(event_json(event))
             return
         play(_decode_live(dialect, data, delay=delay), title=file.name)
     except MidstreamError as exc:
-        typer.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
+        _fail(f"{type(exc).__name__}: {exc}", 1)
 
 
-_ARTICLE = (
-    "Streaming makes an assistant feel fast, but every frame a client holds is incomplete. "
-    "A tool call whose arguments are still arriving must not run; a value cut by max_tokens "
-    "must not pass for a complete one. "
-)
+# -- chat --------------------------------------------------------------------------------------------
 
 
-def _scripted(provider: str) -> Message:
-    args = {"title": "Partial safety", "content": _ARTICLE * 3, "tags": ["streaming", "agents"]}
-    return Message(
-        provider=provider,
-        id="msg_demo",
-        model="demo-model",
-        blocks=(
-            TextBlock("I'll save the article now; the call runs only once its input is whole."),
-            ToolCall(
-                id="call_demo_1",
-                name="save_article",
-                raw_input=json.dumps(args, separators=(",", ":")),
-                input=args,
-            ),
-        ),
-        stop_reason="tool_use",
-        raw_stop_reason=None,
-        usage=Usage(input_tokens=120, output_tokens=95),
-        terminal="completed",
+def load_tools(path: Path) -> list[ToolSpec]:
+    """Tools from a JSON or YAML file: a list (or ``{"tools": [...]}``) of ``{name, description,
+    input_schema}`` objects; ``parameters`` is accepted for the schema, ``eager`` per tool."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise LocalError(f"cannot read tools from {path}: {exc}") from exc
+    if isinstance(data, dict):
+        data = data.get("tools", [data])
+    if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
+        raise LocalError(f"{path}: expected a list of tool objects")
+    return [ToolSpec.coerce(t) for t in data]
+
+
+@dataclasses.dataclass
+class _ChatOptions:
+    prompt: str
+    model: str
+    tools: list[ToolSpec]
+    eager: bool | None
+    max_tokens: int
+    system: str | None
+    thinking: int | None
+
+
+_PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
+_EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
+
+
+@app.command()
+def chat(
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    provider: Annotated[str, typer.Option(help=_PROVIDERS_HELP)] = "anthropic",
+    model: Annotated[str | None, typer.Option(help="Model name (a default per provider).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server to talk to instead of the provider's.")] = None,
+    tools: Annotated[Path | None, typer.Option(help="Tools file (JSON or YAML list of tools).")] = None,
+    eager: Annotated[bool | None, typer.Option("--eager/--buffered", help=_EAGER_HELP)] = None,
+    max_tokens: Annotated[int, typer.Option(help="Output budget.")] = 1024,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    thinking: Annotated[int | None, typer.Option(help="Thinking budget in tokens (off by default).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines for scripts.")] = False,
+    sim: Annotated[bool, typer.Option("--sim", help="Ask the embedded simulator (no key needed).")] = False,
+    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
+    speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
+) -> None:
+    """Stream one answer live: text as markdown, thinking dimmed, a panel per tool call.
+
+    Ctrl-C cancels: the connection is closed at once and what was partial is said.
+    """
+    from midstream.client.stream import Client
+
+    console = Console()
+    try:
+        chosen = model or DEFAULT_MODELS.get(provider)
+        if chosen is None:
+            raise LocalError(f"--model is needed for {provider}")
+        options = _ChatOptions(
+            prompt, chosen, load_tools(tools) if tools else [], eager, max_tokens, system, thinking
+        )
+        if sim:
+            from midstream.sim import running
+
+            with running(scenarios, speed=speed) as url, Client(provider, "sim-key", url) as client:
+                code = _chat(client, options, console, as_json)
+        else:
+            with Client(provider, base_url=base_url) as client:
+                code = _chat(client, options, console, as_json)
+    except KeyboardInterrupt:
+        console.print("cancelled before the response began: nothing was received.", style="magenta")
+        raise typer.Exit(130) from None
+    except LocalError as exc:
+        _fail(str(exc), 2)
+    except MidstreamError as exc:
+        _fail(f"{type(exc).__name__}: {exc}", 1)
+    if code:
+        raise typer.Exit(code)
+
+
+def _chat(client: Any, options: _ChatOptions, console: Console, as_json: bool) -> int:
+    """Stream the answer; the exit code (0, 1 for a failed stream, 130 when cancelled)."""
+    stream = client.stream(
+        options.prompt, model=options.model, tools=options.tools, eager=options.eager,
+        max_tokens=options.max_tokens, system=options.system, thinking_budget=options.thinking,
     )
+    view = LiveView()
+    interrupted, failed = False, None
+    with stream:
+        if as_json:
+            interrupted, failed = _follow(stream, lambda e: typer.echo(event_json(e)))
+            typer.echo(json.dumps({"kind": "metrics", **stream.metrics.as_dict()}))
+        else:
+            with LiveDisplay(view, console=console) as display:
+                interrupted, failed = _follow(stream, display.feed)
+                view.metrics = stream.metrics
+    if interrupted:
+        _say_partial(console, view, stream.message, as_json)
+        return 130
+    if failed is not None:
+        console.print(f"[red]error:[/] {failed}", highlight=False)
+        return 1
+    return 0
+
+
+def _follow(stream: Any, sink: Any) -> tuple[bool, MidStreamError | None]:
+    """Pass every event to ``sink``; on Ctrl-C cancel and pass the cancelled ending too."""
+    try:
+        for event in stream:
+            sink(event)
+    except KeyboardInterrupt:
+        stream.cancel()
+        for event in stream:
+            sink(event)
+        return True, None
+    except MidStreamError as exc:
+        return False, exc
+    return False, None
+
+
+def _say_partial(console: Console, view: LiveView, message: Any, as_json: bool) -> None:
+    not_run = sum(1 for v in view.calls.values() if not isinstance(v, ToolCallReady))
+    calls = len(message.tool_calls)
+    text = (
+        f"cancelled: the connection was closed. Partial output: {len(message.text)} characters of text"
+        f"{f', {calls} tool call(s), {not_run} not executed' if calls else ''}; "
+        f"the response is marked {message.terminal}."
+    )
+    if as_json:
+        sys.stderr.write(text + "\n")
+    else:
+        console.print(text, style="magenta", highlight=False)
+
+
+def _fail(message: str, code: int) -> Any:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+# -- demo --------------------------------------------------------------------------------------------
 
 
 @app.command()
 def demo(
-    speed: Annotated[float, typer.Option(help="Playback speed; 0 runs without pauses.")] = 1.0,
+    speed: Annotated[float, typer.Option(help="Simulator speed factor; 2 runs twice as fast.")] = 1.0,
 ) -> None:
-    """A short tour: one scripted response written by each provider's encoder, decoded live.
+    """A guided tour against the embedded simulator (no key, no network), each step titled.
 
-    Then the same stream cut in the middle of the tool arguments, which ends ``truncated`` and whose
-    tool call is shown as not executable.
+    1. text streaming with its time to first token; 2. a save_article call with a ~500-word argument,
+    streamed buffered and then eager, compared side by side; 3. a tool input cut by max_tokens, shown
+    incomplete and not executed; 4. a cancel mid-stream, confirmed by the simulator; then metrics.
     """
-    console = Console()
-    delay = 0.01 / speed if speed > 0 else 0.0
-    views: list[tuple[str, LiveView]] = []
-    for dialect in wire.DIALECTS:
-        try:
-            message = _scripted(dialect)
-            data = wire.encoder(dialect).encode_message(message)
-        except MidstreamError:
-            continue
-        console.rule(f"[bold]{dialect}[/]: {len(data)} bytes on the wire")
-        views.append((dialect, play(_decode_live(dialect, data, delay=delay), console=console)))
-    if "anthropic" in wire.DIALECTS:
-        data = wire.encoder("anthropic").encode_message(_scripted("anthropic"))
-        cut = data.index(b"agents")  # inside the tool arguments
-        console.rule("[bold]anthropic, connection lost mid tool-call[/]")
-        play(_decode_live("anthropic", data[:cut], delay=delay), console=console)
-    console.print(
-        f"[bold]{len(views)} dialects decoded.[/] Tool calls run only on complete, valid input; "
-        "a cut stream ends truncated."
-    )
+    from midstream._tour import run_tour
+
+    if speed <= 0:
+        _fail("--speed must be positive", 2)
+    run_tour(Console(), speed=speed)
+
+
+# -- sim ---------------------------------------------------------------------------------------------
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one and prints it.")] = 0,
+    scenarios: Annotated[
+        Path | None, typer.Option(help="Scenario file (YAML or JSON); see examples/scenarios/.")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Latency speed factor; 0 streams without delays.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for ids, padding and jitter.")] = 0,
+    realism: Annotated[
+        bool, typer.Option(help="Write each provider's byte-level quirks (padding, obfuscation, ...).")
+    ] = True,
+) -> None:
+    """Run the provider simulator: Anthropic, OpenAI, Gemini, Bedrock and Ollama endpoints, no key needed.
+
+    Point any SDK's base URL at it. GET /_sim/requests lists what it served.
+    """
+    from midstream.sim import running
+
+    try:
+        with running(scenarios, host=host, port=port, speed=speed, seed=seed, realism=realism) as url:
+            typer.echo(f"midstream simulator listening on {url}  (Ctrl-C stops it)")
+            typer.echo(f"  Anthropic  base_url={url}        OpenAI  base_url={url}/v1")
+            typer.echo(f"  Gemini     base_url={url}        Ollama  host={url}")
+            typer.echo(f"  Bedrock    endpoint_url={url}    requests: {url}/_sim/requests")
+            while True:
+                time.sleep(3600)
+    except MidstreamError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
 
 
 def main() -> None:
