@@ -150,15 +150,23 @@ async def chunks(
     Running-usage bookkeeping steps (Gemini's) do not count.
     """
     shown = 0
+    # Sleep until a running deadline rather than for each delay: the overshoot of every sleep would
+    # otherwise add up over hundreds of small steps and slow fine-grained streams down unfairly.
+    due = time.monotonic()
     for step in steps:
         if step.delay:
-            await asyncio.sleep(step.delay)
+            due += step.delay
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
         if not isinstance(step.event, UsageUpdate):
             shown += 1
             injected = await _inject(provider, encoder, record, fault, shown, request_id)
             if injected is not None:
                 yield injected
                 return
+            if fault.stall_ms and shown == fault.stall_after_events + 1:
+                due = time.monotonic()  # a stall shifts the schedule; it is not made up for
         data = encoder.encode(step.event)
         record.tokens_generated += step.tokens
         if record.disconnected:
