@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx2
@@ -18,8 +18,9 @@ from midstream.client.timeouts import Timeouts
 from midstream.core.retry import RetryPolicy
 from midstream.core.toolargs import ToolCallInvalid, ToolCallReady, ToolFieldComplete, ToolFieldDelta
 from midstream.events import BlockStop, ResponseEnd, ResponseStart, StreamError, TextDelta
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
+from simsupport import disconnect_delay, fault, fresh, last, simulator
 
 T = TypeVar("T")
 PROVIDERS = [
@@ -70,22 +71,14 @@ def save_article(title: str, content: str, draft: bool = True) -> str:
     return "saved"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def paced() -> Iterator[SimURL]:
-    with running(BOOK, speed=1.0) as url:
-        yield url
+sim = simulator(BOOK)
+paced = simulator(BOOK, speed=1.0, name="paced")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_fault_counters(sim: SimURL, paced: SimURL) -> None:
     for url in (sim, paced):
-        httpx2.delete(f"{url}/_sim/requests")
+        fresh(url)
 
 
 def run(body: Callable[[], Awaitable[T]]) -> T:
@@ -97,14 +90,6 @@ def client(url: str, provider: str = "anthropic", **options: Any) -> AsyncClient
     return AsyncClient(provider, api_key=KEY, base_url=url, model="sim-model", **options)
 
 
-def fault(spec: str) -> dict[str, str]:
-    return {"x-midstream-fault": spec}
-
-
-def last(url: SimURL) -> RequestRecord:
-    return url.simulator.records[-1]
-
-
 async def drain(stream: AsyncStream) -> list[Any]:
     events: list[Any] = []
     try:
@@ -113,15 +98,6 @@ async def drain(stream: AsyncStream) -> list[Any]:
     except Exception as exc:
         events.append(exc)
     return events
-
-
-def disconnect_delay(record: RequestRecord, since: float) -> float:
-    for _ in range(200):
-        if record.disconnected_ms is not None:
-            break
-        time.sleep(0.005)
-    assert record.disconnected is True and record.disconnected_ms is not None
-    return record._t0 + record.disconnected_ms / 1000.0 - since  # both read time.monotonic()
 
 
 def assert_stopped_generating(record: RequestRecord) -> None:

@@ -39,8 +39,9 @@ from midstream.events import (
 )
 from midstream.message import Message
 from midstream.metrics import MetricsRecorder, percentile
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
+from simsupport import disconnect_delay, fault, fresh, last, simulator
 
 PROVIDERS = [
     "anthropic",
@@ -105,35 +106,19 @@ def save_article(title: str, content: str, tags: list[str], draft: bool = True) 
     return "saved"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def paced() -> Iterator[SimURL]:
-    with running(BOOK, speed=1.0) as url:
-        yield url
+sim = simulator(BOOK)
+paced = simulator(BOOK, speed=1.0, name="paced")
 
 
 @pytest.fixture(autouse=True)
 def _fresh_fault_counters(sim: SimURL, paced: SimURL) -> None:
     for url in (sim, paced):
-        httpx2.delete(f"{url}/_sim/requests")
+        fresh(url)
 
 
 def client(url: str, provider: str = "anthropic", **options: Any) -> Client:
     options.setdefault("retry", FAST)
     return Client(provider, api_key=KEY, base_url=url, model="sim-model", **options)
-
-
-def fault(spec: str) -> dict[str, str]:
-    return {"x-midstream-fault": spec}
-
-
-def last(url: SimURL) -> RequestRecord:
-    return url.simulator.records[-1]
 
 
 def drain(stream: Stream) -> list[Any]:
@@ -150,17 +135,6 @@ def normalized(events: list[Any]) -> list[Any]:
     return [
         e for e in events if isinstance(e, StreamError | ResponseStart | ResponseEnd | TextDelta | BlockStop)
     ]
-
-
-def wait_for_disconnect(url: SimURL, record: RequestRecord, since: float) -> float:
-    """Seconds from ``since`` (our clock) until the simulator saw the client go."""
-    for _ in range(200):
-        if record.disconnected_ms is not None:
-            break
-        time.sleep(0.005)
-    assert record.disconnected is True and record.disconnected_ms is not None
-    # Both sides read time.monotonic() in this process; the record counts from the request's arrival.
-    return record._t0 + record.disconnected_ms / 1000.0 - since
 
 
 def assert_stopped_generating(url: SimURL, record: RequestRecord) -> None:
@@ -472,7 +446,7 @@ def test_idle_timeout_after_content(paced: SimURL) -> None:
     assert error.partial.text and LONG.startswith(error.partial.text) and error.partial.terminal == "failed"
     assert error.partial.error.error_kind == "timeout"
     record = last(paced)
-    wait_for_disconnect(paced, record, 0.0)
+    disconnect_delay(record, 0.0)
     assert_stopped_generating(paced, record)
 
 
@@ -501,7 +475,7 @@ def test_leaving_the_block_early_disconnects(paced: SimURL) -> None:
                 if n == 40:
                     break
             left = time.monotonic()
-        assert wait_for_disconnect(paced, last(paced), left) <= DISCONNECT_BOUND
+        assert disconnect_delay(last(paced), left) <= DISCONNECT_BOUND
     assert_stopped_generating(paced, last(paced))
     message = stream.message
     assert message.terminal == "cancelled" and message.partial and LONG.startswith(message.text)
@@ -516,7 +490,7 @@ def test_cancel_inside_the_loop_ends_the_events_honestly(paced: SimURL) -> None:
             if len(seen) == 30:
                 stream.cancel()
                 cancelled = time.monotonic()
-    assert wait_for_disconnect(paced, last(paced), cancelled) <= DISCONNECT_BOUND
+    assert disconnect_delay(last(paced), cancelled) <= DISCONNECT_BOUND
     assert_stopped_generating(paced, last(paced))
     tail = seen[30:]
     assert [type(e) for e in tail] == [BlockStop, ResponseEnd]
@@ -536,7 +510,7 @@ def test_cancel_from_another_thread_interrupts_a_blocked_read(paced: SimURL) -> 
         threading.Thread(target=cancel_soon).start()
         events = list(stream)
     assert isinstance(events[-1], ResponseEnd) and events[-1].terminal == "cancelled"
-    assert wait_for_disconnect(paced, last(paced), at["cancel"]) <= DISCONNECT_BOUND
+    assert disconnect_delay(last(paced), at["cancel"]) <= DISCONNECT_BOUND
     assert_stopped_generating(paced, last(paced))
 
 
@@ -558,7 +532,7 @@ def test_ctrl_c_closes_the_connection(paced: SimURL) -> None:
             for _ in stream:
                 pass
     assert stream.message.terminal == "cancelled" and stream.message.partial
-    assert wait_for_disconnect(paced, last(paced), at["sigint"]) <= DISCONNECT_BOUND
+    assert disconnect_delay(last(paced), at["sigint"]) <= DISCONNECT_BOUND
     assert_stopped_generating(paced, last(paced))
 
 

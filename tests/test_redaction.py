@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -23,8 +22,9 @@ from midstream.client.stream import Client, Stream
 from midstream.client.timeouts import Timeouts
 from midstream.core.retry import RetryPolicy
 from midstream.events import TextDelta
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import ScenarioBook, SimURL
 from midstream.wire import encode_sse
+from simsupport import simulator
 
 PROVIDERS = [
     "anthropic",
@@ -43,10 +43,7 @@ BOOK = ScenarioBook.model_validate({"scenarios": [STORY]})
 FAST = RetryPolicy(max_retries=1, initial_delay=0.01)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
+sim = simulator(BOOK)
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -18,11 +16,10 @@ import httpx2
 import pytest
 
 from midstream import wire
-from midstream.core.accumulate import accumulate
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import SimURL, running
+from simsupport import ARTICLE_INPUT, decode, example_book, fresh, our_blocks, simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 KEY = "sk-ant-test-SECRET"
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -40,25 +37,9 @@ ARTICLE_TOOL = {
         "properties": {"title": {"type": "string"}, "content": {"type": "string"}},
     },
 }
-ARTICLE_INPUT = {
-    "title": "Partial safety",
-    "content": "Streaming makes an assistant feel fast, but every frame a client holds is incomplete. A tool "
-    "call whose arguments are still arriving must not run, and a value cut by max_tokens must not pass for a "
-    "complete one.",
-    "tags": ["streaming", "agents"],
-    "draft": False,
-}
 
 
-def _book() -> ScenarioBook:
-    books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
-    return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(_book(), speed=0) as url:
-        yield url
+sim = simulator()
 
 
 def _client(url: str, **options: Any) -> anthropic.Anthropic:
@@ -73,8 +54,7 @@ def _raw(url: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
 
 
 def _decode(data: bytes) -> Message:
-    decoder = wire.decoder("anthropic")
-    return accumulate(decoder.feed(data) + decoder.close())
+    return decode("anthropic", data)
 
 
 def _sse(data: bytes) -> list[tuple[str, dict[str, Any]]]:
@@ -93,18 +73,6 @@ def _sdk_blocks(message: anthropic.types.Message) -> list[tuple[Any, ...]]:
     return out
 
 
-def _our_blocks(message: Message) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = []
-    for block in message.blocks:
-        if isinstance(block, TextBlock):
-            out.append(("text", block.text))
-        elif isinstance(block, ThinkingBlock):
-            out.append(("thinking", block.thinking, block.signature))
-        elif isinstance(block, ToolCall):
-            out.append(("tool_call", block.id, block.name, block.input))
-    return out
-
-
 def _both(
     url: str, body: dict[str, Any], seed: str, **headers: str
 ) -> tuple[anthropic.types.Message, Message, bytes]:
@@ -118,20 +86,16 @@ def _both(
 
 def _assert_same(sdk: anthropic.types.Message, ours: Message) -> None:
     assert ours.id == sdk.id and ours.model == sdk.model
-    assert _our_blocks(ours) == _sdk_blocks(sdk)
+    assert our_blocks(ours) == _sdk_blocks(sdk)
     assert ours.raw_stop_reason == sdk.stop_reason
     assert ours.usage.input_tokens == sdk.usage.input_tokens
     assert ours.usage.output_tokens == sdk.usage.output_tokens
 
 
-def _fresh(url: str) -> None:
-    httpx2.delete(f"{url}/_sim/requests")
-
-
 # -- content -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in _book().scenarios])
+@pytest.mark.parametrize("scenario", [s.name for s in example_book().scenarios])
 def test_the_sdk_reads_every_scenario(sim: SimURL, scenario: str) -> None:
     body = {
         "model": "claude-sim-1",
@@ -378,7 +342,7 @@ def test_mid_stream_overloaded_error(sim: SimURL) -> None:
 def test_http_errors_are_retried_by_the_sdk_with_the_servers_delay(
     sim: SimURL, status: int, header: str
 ) -> None:
-    _fresh(sim)
+    fresh(sim)
     body = {"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": "markup"}]}
     fault = f"http_status={status};{header};times=2"
     message = _client(sim, max_retries=2).messages.create(**body, extra_headers={"x-midstream-fault": fault})
@@ -390,7 +354,7 @@ def test_http_errors_are_retried_by_the_sdk_with_the_servers_delay(
 
 
 def test_http_error_body_and_headers(sim: SimURL) -> None:
-    _fresh(sim)
+    fresh(sim)
     response = httpx2.post(
         f"{sim}/v1/messages",
         json={"model": "claude-x", "max_tokens": 10, "messages": []},
@@ -407,7 +371,7 @@ def test_http_error_body_and_headers(sim: SimURL) -> None:
 
 
 def test_errors_the_sdk_gives_up_on(sim: SimURL) -> None:
-    _fresh(sim)
+    fresh(sim)
     with pytest.raises(anthropic.RateLimitError):
         _client(sim, max_retries=1).messages.create(
             model="claude-x",
@@ -432,13 +396,13 @@ def test_non_streaming_answer_has_the_same_content(sim: SimURL) -> None:
     headers = {"x-midstream-seed": "nonstream"}
     whole = _client(sim).messages.create(**body, extra_headers=headers)
     ours = _decode(_raw(sim, body, headers))
-    assert _sdk_blocks(whole) == _our_blocks(ours)
+    assert _sdk_blocks(whole) == our_blocks(ours)
     assert whole.stop_reason == "tool_use" and whole.usage.output_tokens == ours.usage.output_tokens
 
 
 def test_realism_padding_and_ping() -> None:
     body = {"model": "claude-x", "max_tokens": 300, "messages": [{"role": "user", "content": "essay"}]}
-    book = _book()
+    book = example_book()
     with running(book, speed=0) as real, running(book, speed=0, realism=False) as plain:
         realistic = _raw(real, body, {})
         bare = _raw(plain, body, {})

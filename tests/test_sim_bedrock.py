@@ -4,8 +4,6 @@ same request (pinned with ``x-midstream-seed``) must read the same both ways."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,13 +12,11 @@ import httpx2
 import pytest
 from botocore.config import Config
 
-from midstream import wire
-from midstream.core.accumulate import accumulate
-from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.message import Message, ThinkingBlock
+from midstream.sim import SimURL, running
 from midstream.wire.eventstream import EventStreamDecoder
+from simsupport import decode, example_book, fresh, our_blocks, simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 SECRET = "test-SECRET-access-key"
 WEATHER = {
@@ -35,15 +31,7 @@ WEATHER = {
 }
 
 
-def _book() -> ScenarioBook:
-    books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
-    return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(_book(), speed=0) as url:
-        yield url
+sim = simulator()
 
 
 def _client(url: str, headers: dict[str, str] | None = None, attempts: int = 1) -> Any:
@@ -114,18 +102,6 @@ def _as_blocks(sdk: dict[str, Any]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _our_blocks(message: Message) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = []
-    for block in message.blocks:
-        if isinstance(block, TextBlock):
-            out.append(("text", block.text))
-        elif isinstance(block, ThinkingBlock):
-            out.append(("thinking", block.thinking, block.signature))
-        elif isinstance(block, ToolCall):
-            out.append(("tool_call", block.id, block.name, block.raw_input))
-    return out
-
-
 def _raw(url: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
     response = httpx2.post(f"{url}/model/{MODEL}/converse-stream", json=body, headers=headers)
     assert response.status_code == 200
@@ -134,8 +110,7 @@ def _raw(url: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
 
 
 def _decode(data: bytes) -> Message:
-    decoder = wire.decoder("bedrock")
-    return accumulate(decoder.feed(data) + decoder.close())
+    return decode("bedrock", data)
 
 
 def _both(url: str, body: dict[str, Any], seed: str, **headers: str) -> tuple[dict[str, Any], Message, bytes]:
@@ -146,7 +121,7 @@ def _both(url: str, body: dict[str, Any], seed: str, **headers: str) -> tuple[di
 
 
 def _assert_same(sdk: dict[str, Any], ours: Message) -> None:
-    assert _our_blocks(ours) == _as_blocks(sdk)
+    assert our_blocks(ours, raw_input=True) == _as_blocks(sdk)
     assert ours.raw_stop_reason == sdk["stop"]
     usage = sdk["usage"]
     assert (ours.usage.input_tokens, ours.usage.output_tokens) == (
@@ -159,7 +134,7 @@ def _user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"text": text}]}]
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in _book().scenarios])
+@pytest.mark.parametrize("scenario", [s.name for s in example_book().scenarios])
 def test_boto3_reads_every_scenario(sim: SimURL, scenario: str) -> None:
     body = {
         "messages": _user("hello"),
@@ -244,7 +219,7 @@ def test_http_errors(sim: SimURL) -> None:
 
 
 def test_boto3_retries_throttling_on_its_own(sim: SimURL) -> None:
-    httpx2.delete(f"{sim}/_sim/requests")
+    fresh(sim)
     client = _client(sim, {"x-midstream-fault": "http_status=429;retry_after_ms=10;times=1"}, attempts=2)
     response = client.converse_stream(modelId=MODEL, messages=_user("markup"))
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
@@ -271,7 +246,7 @@ def _frames(data: bytes) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 def test_realism_padding() -> None:
     body = {"messages": _user("markup")}
-    with running(_book(), speed=0) as real, running(_book(), speed=0, realism=False) as plain:
+    with running(example_book(), speed=0) as real, running(example_book(), speed=0, realism=False) as plain:
         realistic = _frames(_raw(real, body, {}))
         bare = _frames(_raw(plain, body, {}))
     for headers, payload in realistic:

@@ -43,9 +43,7 @@ from midstream.sim.script import (
     plan,
     tokens,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "scenarios"
+from simsupport import EXAMPLES
 
 
 def _plan(parts: list[Part], mode: ArgsMode = "eager", **kw: Any) -> list[Any]:

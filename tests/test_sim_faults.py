@@ -8,8 +8,6 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -24,10 +22,9 @@ from google.genai import types
 from midstream import wire
 from midstream.core.accumulate import accumulate
 from midstream.errors import RemoteProtocolError
-from midstream.message import Message
 from midstream.sim import ScenarioBook, SimURL, running
+from simsupport import EXAMPLES, decode, simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 LONG_TEXT = " ".join(f"word{n}" for n in range(300))
 BOOK = ScenarioBook.model_validate(
     {
@@ -73,21 +70,8 @@ REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def paced() -> Iterator[SimURL]:
-    with running(BOOK, speed=1.0) as url:
-        yield url
-
-
-def _decode(dialect: str, data: bytes) -> Message:
-    decoder = wire.decoder(dialect)
-    return accumulate(decoder.feed(data) + decoder.close())
+sim = simulator(BOOK)
+paced = simulator(BOOK, speed=1.0, name="paced")
 
 
 def _record(url: SimURL, number: int = -1) -> dict[str, Any]:
@@ -136,7 +120,7 @@ def test_a_client_that_reads_everything_is_not_disconnected(paced: SimURL) -> No
     data = httpx2.post(f"{paced}{path}", json=body).content
     record = _record(paced)
     assert record["completed"] is True and record["disconnected"] is False
-    assert record["tokens_generated"] == _decode("anthropic", data).usage.output_tokens == 14
+    assert record["tokens_generated"] == decode("anthropic", data).usage.output_tokens == 14
 
 
 # -- faults ------------------------------------------------------------------------------------------
@@ -188,7 +172,7 @@ def test_malformed_frame(sim: SimURL, provider: str) -> None:
 def test_mid_stream_error_in_each_providers_shape(sim: SimURL, provider: str, kind: str) -> None:
     data, error = _collect(sim, provider, f"error_after_events=4;error={kind}")
     assert error is None
-    message = _decode(provider, data)
+    message = decode(provider, data)
     assert message.terminal == "failed" and message.error is not None and message.error.retryable
     # OpenAI has no "overloaded" error: its servers say server_error.
     expected = "server" if kind == "overloaded" and provider.startswith("openai") else kind
@@ -208,7 +192,7 @@ def test_stall(sim: SimURL) -> None:
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
     assert max(gaps) >= 0.28  # one long pause ...
     assert sorted(gaps)[-2] < 0.2  # ... and only one
-    assert _decode("openai-chat", b"".join(c for _, c in arrivals)).terminal == "completed"
+    assert decode("openai-chat", b"".join(c for _, c in arrivals)).terminal == "completed"
     assert _record(sim)["fault"] == "stall 300 ms"
 
 
@@ -283,7 +267,7 @@ def test_scenario_faults_from_the_example_file() -> None:
                 "messages": [{"role": "user", "content": "invalid json"}],
             },
         ).content
-    call = _decode("anthropic", data).tool_calls[0]
+    call = decode("anthropic", data).tool_calls[0]
     assert call.raw_input == '{"query": "partial safety", "limit": 5,}' and call.error == "invalid_json"
 
 

@@ -4,8 +4,7 @@ the same request (pinned with ``x-midstream-seed``) must read the same both ways
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import httpx2
@@ -13,12 +12,10 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from midstream import wire
-from midstream.core.accumulate import accumulate
 from midstream.message import Message
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import SimURL, running
+from simsupport import ARTICLE_INPUT, decode, example_book, fresh, simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 KEY = "AIza-test-SECRET"
 MODEL = "gemini-2.5-flash"
 WEATHER = types.FunctionDeclaration(
@@ -29,25 +26,9 @@ WEATHER = types.FunctionDeclaration(
         "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
     },
 )
-ARTICLE_INPUT = {
-    "title": "Partial safety",
-    "content": "Streaming makes an assistant feel fast, but every frame a client holds is incomplete. A tool "
-    "call whose arguments are still arriving must not run, and a value cut by max_tokens must not pass for a "
-    "complete one.",
-    "tags": ["streaming", "agents"],
-    "draft": False,
-}
 
 
-def _book() -> ScenarioBook:
-    books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
-    return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(_book(), speed=0) as url:
-        yield url
+sim = simulator()
 
 
 def _client(url: str, **options: Any) -> genai.Client:
@@ -65,8 +46,7 @@ def _stream(url: str, contents: Any, config: types.GenerateContentConfig) -> dic
 
 
 def _decode(data: bytes) -> Message:
-    decoder = wire.decoder("gemini")
-    return accumulate(decoder.feed(data) + decoder.close())
+    return decode("gemini", data)
 
 
 def _sdk_read(chunks: Iterable[types.GenerateContentResponse]) -> dict[str, Any]:
@@ -114,7 +94,7 @@ def _assert_same(sdk: dict[str, Any], ours: Message) -> None:
     assert ours.usage.output_tokens == (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in _book().scenarios])
+@pytest.mark.parametrize("scenario", [s.name for s in example_book().scenarios])
 def test_the_sdk_reads_every_scenario(sim: SimURL, scenario: str) -> None:
     headers = {"x-midstream-scenario": scenario}
     config = _config(
@@ -146,7 +126,7 @@ def test_text_with_escaping_and_crlf(sim: SimURL) -> None:
 
 
 def test_realism_off_writes_plain_json() -> None:
-    with running(_book(), speed=0, realism=False) as url:
+    with running(example_book(), speed=0, realism=False) as url:
         data = _raw(url, _request_body("markup"), "plain")
         response = httpx2.post(f"{url}/v1beta/models/{MODEL}:streamGenerateContent?alt=sse", json={})
         assert response.headers["content-disposition"] == "attachment"
@@ -256,7 +236,7 @@ def test_vertex_streams_partial_arguments() -> None:
             function_calling_config=types.FunctionCallingConfig(stream_function_call_arguments=True)
         ),
     )
-    with running(_book(), speed=0) as url:
+    with running(example_book(), speed=0) as url:
         client = genai.Client(vertexai=True, api_key=KEY, http_options=types.HttpOptions(base_url=url))
         chunks = list(
             client.models.generate_content_stream(
@@ -302,7 +282,7 @@ def test_mid_stream_error_is_a_raw_error_object(sim: SimURL) -> None:
 
 
 def test_http_errors_and_the_sdks_own_retry(sim: SimURL) -> None:
-    httpx2.delete(f"{sim}/_sim/requests")
+    fresh(sim)
     client = _client(sim)
     with pytest.raises(errors.ClientError) as caught:
         client.models.generate_content(

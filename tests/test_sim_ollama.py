@@ -5,31 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 
-from midstream import wire
-from midstream.core.accumulate import accumulate
 from midstream.message import Message
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import SimURL, running
+from simsupport import decode, example_book, simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 
 
-def _book() -> ScenarioBook:
-    books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
-    return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(_book(), speed=0) as url:
-        yield url
+sim = simulator()
 
 
 def _post(url: str, path: str, body: dict[str, Any], **headers: str) -> httpx2.Response:
@@ -43,8 +30,7 @@ def _lines(data: bytes) -> list[dict[str, Any]]:
 
 
 def _decode(data: bytes) -> Message:
-    decoder = wire.decoder("ollama")
-    return accumulate(decoder.feed(data) + decoder.close())
+    return decode("ollama", data)
 
 
 def _chat(content: str, **extra: Any) -> dict[str, Any]:
@@ -171,7 +157,7 @@ def test_http_error_body(sim: SimURL) -> None:
 
 
 def test_realism_off() -> None:
-    with running(_book(), speed=0, realism=False) as url:
+    with running(example_book(), speed=0, realism=False) as url:
         data = _post(url, "/api/chat", _chat("markup")).content
     final = _lines(data)[-1]
     assert "total_duration" not in final and final["eval_count"] == 23

@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -16,11 +14,10 @@ import pytest
 from openai.types.responses import Response
 
 from midstream import wire
-from midstream.core.accumulate import accumulate
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import SimURL, running
+from simsupport import decode, example_book, fresh, simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 KEY = "sk-test-SECRET"
 WEATHER_PARAMS = {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}}
 CHAT_TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_PARAMS}}]
@@ -29,15 +26,7 @@ ARTICLE_CHAT = [{"type": "function", "function": {"name": "save_article", "param
 ARTICLE_RESPONSES = [{"type": "function", "name": "save_article", "parameters": {"type": "object"}}]
 
 
-def _book() -> ScenarioBook:
-    books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
-    return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(_book(), speed=0) as url:
-        yield url
+sim = simulator()
 
 
 def _client(url: str, **options: Any) -> openai.OpenAI:
@@ -51,19 +40,10 @@ def _raw(url: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> 
     return response.content
 
 
-def _decode(dialect: str, data: bytes) -> Message:
-    decoder = wire.decoder(dialect)
-    return accumulate(decoder.feed(data) + decoder.close())
-
-
 def _payloads(data: bytes) -> list[tuple[str | None, Any]]:
     return [
         (e.event, json.loads(e.data) if e.data != "[DONE]" else e.data) for e in wire.SSEDecoder().feed(data)
     ]
-
-
-def _fresh(url: str) -> None:
-    httpx2.delete(f"{url}/_sim/requests")
 
 
 # -- Chat Completions --------------------------------------------------------------------------------
@@ -78,7 +58,7 @@ def _chat_both(url: str, body: dict[str, Any], seed: str) -> tuple[Any, Message,
         except openai.LengthFinishReasonError as exc:  # the SDK's stream wrapper refuses truncated answers
             sdk = exc.completion
     data = _raw(url, "chat/completions", body, headers)
-    return sdk, _decode("openai-chat", data), data
+    return sdk, decode("openai-chat", data), data
 
 
 def _assert_same_chat(sdk: Any, ours: Message) -> None:
@@ -106,7 +86,7 @@ def _chat_body(content: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("scenario", [s.name for s in _book().scenarios])
+@pytest.mark.parametrize("scenario", [s.name for s in example_book().scenarios])
 def test_the_sdk_reads_every_scenario(sim: SimURL, scenario: str) -> None:
     headers = {"x-midstream-scenario": scenario}
     chat = {**_chat_body("hello"), "extra_headers": headers}
@@ -193,7 +173,7 @@ def test_chat_usage_chunk_and_obfuscation_follow_the_request(sim: SimURL) -> Non
     plain_payloads = [obj for _, obj in _payloads(plain)]
     assert b"obfuscation" not in plain
     assert all(obj["choices"] for obj in plain_payloads[:-1])  # no usage chunk when not asked for
-    assert _decode("openai-chat", plain).text == _decode("openai-chat", realistic).text
+    assert decode("openai-chat", plain).text == decode("openai-chat", realistic).text
 
 
 def test_chat_mid_stream_error(sim: SimURL) -> None:
@@ -204,13 +184,13 @@ def test_chat_mid_stream_error(sim: SimURL) -> None:
                 pass
     data = _raw(sim, "chat/completions", _chat_body("essay"), headers)
     assert data.endswith(b'"type":"server_error","param":null,"code":null}}\n\n')
-    ours = _decode("openai-chat", data)
+    ours = decode("openai-chat", data)
     assert ours.terminal == "failed" and ours.error.error_kind == "server" and ours.text == "Rivers begin as"
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_chat_http_errors_are_retried_with_the_servers_delay(sim: SimURL, status: int) -> None:
-    _fresh(sim)
+    fresh(sim)
     fault = f"http_status={status};retry_after_ms=40;times=2"
     completion = _client(sim, max_retries=2).chat.completions.create(
         model="gpt-sim",
@@ -224,7 +204,7 @@ def test_chat_http_errors_are_retried_with_the_servers_delay(sim: SimURL, status
 
 
 def test_chat_gives_up_when_told_to_wait_too_long(sim: SimURL) -> None:
-    _fresh(sim)
+    fresh(sim)
     with pytest.raises(openai.RateLimitError):
         _client(sim, max_retries=2).chat.completions.create(
             model="gpt-sim",
@@ -238,7 +218,7 @@ def test_chat_non_streaming(sim: SimURL) -> None:
     body = _chat_body("weather in Paris?", tools=CHAT_TOOLS)
     headers = {"x-midstream-seed": "whole"}
     whole = _client(sim).chat.completions.create(**body, extra_headers=headers)
-    ours = _decode("openai-chat", _raw(sim, "chat/completions", body, headers))
+    ours = decode("openai-chat", _raw(sim, "chat/completions", body, headers))
     _assert_same_chat(whole, ours)
 
 
@@ -256,7 +236,7 @@ def _responses_both(url: str, body: dict[str, Any], seed: str) -> tuple[Response
                 final = event.response
     assert final is not None
     data = _raw(url, "responses", body, headers)
-    return final, _decode("openai-responses", data), data
+    return final, decode("openai-responses", data), data
 
 
 def _sdk_items(response: Response) -> list[tuple[Any, ...]]:
@@ -355,7 +335,7 @@ def test_responses_max_output_tokens(sim: SimURL) -> None:
 
 def test_responses_sequence_numbers_and_obfuscation() -> None:
     body = {"model": "gpt-sim", "input": "markup"}
-    with running(_book(), speed=0) as real, running(_book(), speed=0, realism=False) as plain:
+    with running(example_book(), speed=0) as real, running(example_book(), speed=0, realism=False) as plain:
         realistic = _raw(real, "responses", body, {})
         bare = _raw(plain, "responses", body, {})
     events = _payloads(realistic)
@@ -364,7 +344,7 @@ def test_responses_sequence_numbers_and_obfuscation() -> None:
     deltas = [obj for name, obj in events if name == "response.output_text.delta"]
     assert deltas and all((len(d["delta"]) + len(d["obfuscation"])) % 16 == 0 for d in deltas)
     assert b"obfuscation" not in bare and b'"sequence_number":0' in bare
-    assert _decode("openai-responses", bare).text == _decode("openai-responses", realistic).text
+    assert decode("openai-responses", bare).text == decode("openai-responses", realistic).text
 
 
 def test_responses_mid_stream_error_then_failed(sim: SimURL) -> None:
@@ -377,7 +357,7 @@ def test_responses_mid_stream_error_then_failed(sim: SimURL) -> None:
     data = _raw(sim, "responses", body, headers)
     names = [name for name, _ in _payloads(data)]
     assert names[-2:] == ["error", "response.failed"]
-    ours = _decode("openai-responses", data)
+    ours = decode("openai-responses", data)
     assert ours.terminal == "failed" and ours.error.error_kind == "server"
 
 
@@ -385,7 +365,7 @@ def test_responses_mid_stream_error_then_failed(sim: SimURL) -> None:
     ("status", "header"), [(429, "retry_after=0.04"), (500, "retry_after_ms=40"), (503, "retry_after_ms=40")]
 )
 def test_responses_http_errors_retried(sim: SimURL, status: int, header: str) -> None:
-    _fresh(sim)
+    fresh(sim)
     response = _client(sim, max_retries=2).responses.create(
         model="gpt-sim", input="markup", extra_headers={"x-midstream-fault": f"http_status={status};{header}"}
     )

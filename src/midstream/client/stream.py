@@ -34,19 +34,8 @@ from typing import Any
 import anyio
 import httpx2
 
-from midstream.client._session import (
-    CLOCK,
-    ERROR_BODY_LIMIT,
-    ClientBase,
-    Problem,
-    Session,
-    StreamBase,
-    StreamEvent,
-    WireRequest,
-    abort_socket,
-    classify,
-    transport_problem,
-)
+from midstream.client._session import CLOCK, Problem, Session, StreamEvent, WireRequest
+from midstream.client._shell import ERROR_BODY_LIMIT, ClientBase, StreamBase, abort_socket, classify
 from midstream.client.request import ChatRequest
 from midstream.client.timeouts import WATCHDOG, Timeouts
 from midstream.core.retry import Decision
@@ -221,11 +210,6 @@ class Stream(StreamBase):
             return False
         return True
 
-    def _read_problem(self, exc: httpx2.RequestError) -> Problem:
-        if isinstance(exc, httpx2.TimeoutException):
-            return self._timed_out()
-        return transport_problem(exc, self._s.provider, self._s.secrets, connect=False)
-
     def _after(self, decision: Decision | None) -> None:
         """Release the attempt if it is over; wait before a retry (a cancel interrupts the wait)."""
         if decision is None and not self._done:
@@ -251,7 +235,7 @@ class Stream(StreamBase):
             response.close()
 
 
-class Client(ClientBase):
+class Client(ClientBase[Stream]):
     """A streaming client for one provider (see the module docstring for what it guarantees).
 
     ``provider`` is one of ``anthropic``, ``openai-chat``, ``openai-responses``, ``gemini``,
@@ -288,24 +272,6 @@ class Client(ClientBase):
         """Close the connection pool (only one this client made)."""
         if self._owns_http:
             self._http.close()
-
-    def stream(
-        self,
-        messages: Any,
-        *,
-        model: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: Timeouts | None = None,
-        **options: Any,
-    ) -> Stream:
-        """Start streaming a response to ``messages`` (a prompt, a list of turns, or a ChatRequest).
-
-        ``options`` are :meth:`ChatRequest.create`'s: ``system``, ``tools``, ``max_tokens``,
-        ``thinking_budget``, ``temperature``, ``tool_choice``, ``eager``. The request is sent when the
-        ``with`` block is entered (or at the first iteration).
-        """
-        request, chat = self._prepare(messages, model, headers, options)
-        return self.stream_request(request, chat=chat, timeouts=timeouts)
 
     def stream_request(
         self, request: WireRequest, *, chat: ChatRequest | None = None, timeouts: Timeouts | None = None
@@ -464,7 +430,7 @@ class AsyncStream(StreamBase):
             self._expired = s.deadlines.expired(CLOCK(), s.started)
             await self._after(self._settle(self._timed_out()))
         elif failure is not None:
-            await self._after(self._settle(transport_problem(failure, s.provider, s.secrets, connect=False)))
+            await self._after(self._settle(self._read_problem(failure)))
         elif chunk is None:
             await self._after(self._queue_eof())
         else:
@@ -500,7 +466,7 @@ class AsyncStream(StreamBase):
                 await response.aclose()
 
 
-class AsyncClient(ClientBase):
+class AsyncClient(ClientBase[AsyncStream]):
     """The async twin of :class:`Client` (an ``httpx2.AsyncClient`` underneath)."""
 
     def __init__(
@@ -529,19 +495,6 @@ class AsyncClient(ClientBase):
         """Close the connection pool (only one this client made)."""
         if self._owns_http:
             await self._http.aclose()
-
-    def stream(
-        self,
-        messages: Any,
-        *,
-        model: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: Timeouts | None = None,
-        **options: Any,
-    ) -> AsyncStream:
-        """Like :meth:`Client.stream`; use the result with ``async with``."""
-        request, chat = self._prepare(messages, model, headers, options)
-        return self.stream_request(request, chat=chat, timeouts=timeouts)
 
     def stream_request(
         self, request: WireRequest, *, chat: ChatRequest | None = None, timeouts: Timeouts | None = None

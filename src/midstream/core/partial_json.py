@@ -28,9 +28,18 @@ from __future__ import annotations
 import json.decoder
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, NoReturn
+from typing import Any, NoReturn
 
+from midstream.core._json_events import (
+    ContainerEnd,
+    ContainerStart,
+    JsonEvent,
+    JsonPath,
+    Key,
+    StringDelta,
+    StringStart,
+    ValueComplete,
+)
 from midstream.errors import IncompleteJSON, InvalidJSON, LimitExceeded, LocalError
 
 # The standard library's C string decoder (the one json.loads uses): same escapes, same surrogate rules.
@@ -48,66 +57,6 @@ __all__ = [
     "ValueComplete",
 ]
 
-JsonPath = tuple[str | int, ...]
-"""Where a value sits: object keys (``str``) and array indices (``int``) from the root; ``()`` is the root."""
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerStart:
-    """An object or array opened at ``path``."""
-
-    kind: ClassVar[Literal["container_start"]] = "container_start"
-    path: JsonPath
-    type: Literal["object", "array"]
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerEnd:
-    """The object or array at ``path`` is complete; ``value`` is it (shared with the parser: don't mutate)."""
-
-    kind: ClassVar[Literal["container_end"]] = "container_end"
-    path: JsonPath
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """An object member's key is complete; ``path`` is the member's path (the object's path + ``key``)."""
-
-    kind: ClassVar[Literal["key"]] = "key"
-    path: JsonPath
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class StringStart:
-    """A string value opened at ``path`` (its text follows as :class:`StringDelta` events)."""
-
-    kind: ClassVar[Literal["string_start"]] = "string_start"
-    path: JsonPath
-
-
-@dataclass(frozen=True, slots=True)
-class StringDelta:
-    """More decoded text of the string value at ``path``; the deltas concatenate to the final string."""
-
-    kind: ClassVar[Literal["string_delta"]] = "string_delta"
-    path: JsonPath
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ValueComplete:
-    """The string, number, ``true``, ``false`` or ``null`` at ``path`` is complete and will not change."""
-
-    kind: ClassVar[Literal["value_complete"]] = "value_complete"
-    path: JsonPath
-    value: Any
-
-
-JsonEvent = ContainerStart | ContainerEnd | Key | StringStart | StringDelta | ValueComplete
-"""Every value completes with exactly one event: :class:`ValueComplete` for a scalar, :class:`ContainerEnd`
-for an object or array."""
 
 # -- lexical pieces ------------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 The body is server-sent events ``event: <type>`` / ``data: <json>``, one typed object each, with no
 ``[DONE]`` (one is ignored if a compatible server sends it). :class:`OpenAIResponsesDecoder` turns it
-into raw normalized events; :class:`OpenAIResponsesEncoder` writes the same bytes back from events.
+into raw normalized events; :class:`OpenAIResponsesEncoder` (in
+:mod:`midstream.wire._openai_responses_encoder`) writes the same bytes back from events.
 
 How the decoder maps the wire (choices made where the format leaves room):
 
@@ -57,13 +58,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
-import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from midstream.errors import ErrorKind, LocalError, RemoteProtocolError, classify_error
+from midstream.errors import ErrorKind, RemoteProtocolError, classify_error
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -80,23 +79,15 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._base import Encoder
-from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent, encode_sse
+from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
+from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
+from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = [
     "DECODER", "DIALECT", "ENCODER", "INCOMPLETE_REASONS", "OpenAIResponsesDecoder", "OpenAIResponsesEncoder"
 ]
 
-DIALECT = "openai-responses"
-
-INCOMPLETE_REASONS: dict[str, StopReason] = {
-    "max_output_tokens": "max_tokens",
-    "content_filter": "content_filter",
-}
-"""``incomplete_details.reason`` -> normalized stop reason (anything else is ``other``)."""
-
 _Key = tuple[int, str, int]  # (output_index, part family, part index)
-_Payload = dict[str, Any]
 _KNOWN_ITEMS = frozenset({"message", "reasoning", "function_call"})
 _OPENING = frozenset({"response.created", "response.in_progress", "response.queued", "error"})
 _PART_KINDS: dict[str, BlockType] = {"output_text": "text", "refusal": "text", "reasoning_text": "thinking"}
@@ -111,7 +102,7 @@ class _Part:
     raw_type: str
     text: str = ""  # the field with the full text, on .done events ("part" = part["text"])
 
-    def key(self, payload: _Payload) -> _Key:
+    def key(self, payload: Payload) -> _Key:
         index_field = "summary_index" if self.family == "summary" else "content_index"
         return _int(payload, "output_index"), self.family, _int(payload, index_field)
 
@@ -138,34 +129,29 @@ _PART_DONES: dict[str, _Part] = {
 }
 
 
-def _shape(payload: _Payload, key: str, expected: str) -> RemoteProtocolError:
+def _shape(payload: Payload, key: str, expected: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"{DIALECT} event {payload.get('type')!r}: {key!r} must be {expected}")
 
 
-def _dict(payload: _Payload, key: str) -> _Payload:
+def _dict(payload: Payload, key: str) -> Payload:
     value = payload.get(key)
     if not isinstance(value, dict):
         raise _shape(payload, key, "an object")
     return value
 
 
-def _int(payload: _Payload, key: str) -> int:
+def _int(payload: Payload, key: str) -> int:
     value = payload.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise _shape(payload, key, "an integer")
     return value
 
 
-def _str(payload: _Payload, key: str) -> str:
+def _str(payload: Payload, key: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str):
         raise _shape(payload, key, "a string")
     return value
-
-
-def _opt_str(payload: _Payload, key: str) -> str | None:
-    value = payload.get(key)
-    return value if isinstance(value, str) else None
 
 
 def _opt_int(payload: Any, key: str) -> int | None:
@@ -186,7 +172,7 @@ def _usage(raw: Any) -> Usage | None:
     )
 
 
-def _classify(error: _Payload) -> tuple[ErrorKind, bool]:
+def _classify(error: Payload) -> tuple[ErrorKind, bool]:
     # The SDK shape's ``type`` is the event type "error"; the captured shape's is the error's own.
     for name in (error.get("type"), error.get("code")):
         if isinstance(name, str) and name != "error":
@@ -196,9 +182,9 @@ def _classify(error: _Payload) -> tuple[ErrorKind, bool]:
     return "unknown", False
 
 
-def _error_event(error: _Payload, fallback: str, seq: int | None) -> StreamError:
+def _error_event(error: Payload, fallback: str, seq: int | None) -> StreamError:
     kind, retryable = _classify(error)
-    message = _opt_str(error, "message") or fallback
+    message = opt_str(error, "message") or fallback
     return StreamError(kind, message, retryable, raw=error, seq=seq)
 
 
@@ -222,12 +208,12 @@ class _Block:
 @dataclass
 class _Item:
     type: str | None
-    item: _Payload
+    item: Payload
     done: bool = False
     blocks: int = 0
 
 
-_Handler = Callable[[_Payload, int | None], list[Event]]
+_Handler = Callable[[Payload, int | None], list[Event]]
 
 
 class OpenAIResponsesDecoder:
@@ -293,7 +279,7 @@ class OpenAIResponsesDecoder:
             raise RemoteProtocolError(f"{DIALECT} event {frame.event!r} is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
             raise RemoteProtocolError(f"{DIALECT} event {frame.event!r} is not a JSON object")
-        kind = _opt_str(payload, "type") or frame.event
+        kind = opt_str(payload, "type") or frame.event
         seq = _opt_int(payload, "sequence_number")
         handler = self._handlers.get(kind)
         if handler is None:
@@ -346,7 +332,7 @@ class OpenAIResponsesDecoder:
     def _close_part(self, output_index: int, part_index: int, part: Any, seq: int | None,
                     complete: bool = True) -> list[Event]:
         part = part if isinstance(part, dict) else {}
-        raw_type = _opt_str(part, "type") or "unknown"
+        raw_type = opt_str(part, "type") or "unknown"
         btype = _PART_KINDS.get(raw_type, "unknown")
         data = part if btype == "unknown" else None
         block, out = self._open((output_index, "content", part_index), btype, seq, raw_type, data=data)
@@ -357,13 +343,13 @@ class OpenAIResponsesDecoder:
         text = part.get("text") if raw_type != "refusal" else part.get("refusal")
         return out + self._close(block, text, seq, complete)
 
-    def _open_call(self, output_index: int, seq: int | None, item: _Payload | None = None
+    def _open_call(self, output_index: int, seq: int | None, item: Payload | None = None
                    ) -> tuple[_Block, list[Event]]:
         self._tool_calls = True
         info = item if item is not None else self._item(output_index, "function_call").item
         return self._open(
             (output_index, "call", 0), "tool_call", seq, "function_call",
-            id=_opt_str(info, "call_id"), name=_opt_str(info, "name"),
+            id=opt_str(info, "call_id"), name=opt_str(info, "name"),
         )
 
     def _flush_pending(self, seq: int | None) -> list[Event]:
@@ -376,27 +362,27 @@ class OpenAIResponsesDecoder:
             state.done = True
             out.extend(self._open(
                 (output_index, "server", 0), "server_tool", seq, state.type,
-                id=_opt_str(state.item, "id"), name=_opt_str(state.item, "name"), data=state.item,
+                id=opt_str(state.item, "id"), name=opt_str(state.item, "name"), data=state.item,
             )[1])
         return out
 
     # -- response lifecycle ----------------------------------------------------------------------
 
-    def _start(self, response: _Payload, seq: int | None) -> ResponseStart:
+    def _start(self, response: Payload, seq: int | None) -> ResponseStart:
         self._started = True
         return ResponseStart(
-            provider=DIALECT, model=_opt_str(response, "model"), id=_opt_str(response, "id"), seq=seq
+            provider=DIALECT, model=opt_str(response, "model"), id=opt_str(response, "id"), seq=seq
         )
 
-    def _on_created(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_created(self, payload: Payload, seq: int | None) -> list[Event]:
         if self._started:
             return [Unknown(_str(payload, "type"), payload, seq=seq)]
         return [self._start(_dict(payload, "response"), seq)]
 
-    def _on_progress(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_progress(self, payload: Payload, seq: int | None) -> list[Event]:
         return [] if self._started else [self._start(_dict(payload, "response"), seq)]
 
-    def _end_usage(self, response: _Payload, seq: int | None) -> list[Event]:
+    def _end_usage(self, response: Payload, seq: int | None) -> list[Event]:
         self._ended = True
         out = self._flush_pending(seq)
         usage = _usage(response.get("usage"))
@@ -404,35 +390,35 @@ class OpenAIResponsesDecoder:
             out.append(UsageUpdate(usage, seq=seq))
         return out
 
-    def _on_completed(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_completed(self, payload: Payload, seq: int | None) -> list[Event]:
         response = _dict(payload, "response")
         output = response.get("output")
         calls = isinstance(output, list) and any(
             isinstance(item, dict) and item.get("type") == "function_call" for item in output
         )
         stop: StopReason = "tool_use" if calls or self._tool_calls else "end_turn"
-        raw = _opt_str(response, "status") or "completed"
+        raw = opt_str(response, "status") or "completed"
         return [*self._end_usage(response, seq), ResponseEnd(stop, raw, seq=seq)]
 
-    def _on_incomplete(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_incomplete(self, payload: Payload, seq: int | None) -> list[Event]:
         response = _dict(payload, "response")
         details = response.get("incomplete_details")
-        reason = _opt_str(details, "reason") if isinstance(details, dict) else None
+        reason = opt_str(details, "reason") if isinstance(details, dict) else None
         stop = INCOMPLETE_REASONS.get(reason or "", "other")
         end = ResponseEnd(stop, reason, terminal="truncated", stop_details=details, seq=seq)
         return [*self._end_usage(response, seq), end]
 
-    def _on_failed(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_failed(self, payload: Payload, seq: int | None) -> list[Event]:
         response = _dict(payload, "response")
         out = self._flush_pending(seq)
         self._ended = True
         error = response.get("error")
         error = error if isinstance(error, dict) else {}
         out.append(_error_event(error, "the response failed", seq))
-        out.append(ResponseEnd("error", _opt_str(response, "status") or "failed", seq=seq))
+        out.append(ResponseEnd("error", opt_str(response, "status") or "failed", seq=seq))
         return out
 
-    def _on_error(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_error(self, payload: Payload, seq: int | None) -> list[Event]:
         # The timeline ends the response here (and starts it first if it had not started).
         self._started = self._failed = True
         nested = payload.get("error")
@@ -440,7 +426,7 @@ class OpenAIResponsesDecoder:
 
     # -- output items ----------------------------------------------------------------------------
 
-    def _on_item_added(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_item_added(self, payload: Payload, seq: int | None) -> list[Event]:
         output_index, item = _int(payload, "output_index"), _dict(payload, "item")
         state = self._item(output_index)
         state.type, state.item = _str(item, "type"), item
@@ -448,7 +434,7 @@ class OpenAIResponsesDecoder:
             return self._open_call(output_index, seq, item)[1]
         return []
 
-    def _on_item_done(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_item_done(self, payload: Payload, seq: int | None) -> list[Event]:
         output_index, item = _int(payload, "output_index"), _dict(payload, "item")
         item_type = _str(item, "type")
         state = self._item(output_index)
@@ -463,7 +449,7 @@ class OpenAIResponsesDecoder:
             return self._reasoning_done(output_index, item, seq, complete)
         block, out = self._open(
             (output_index, "server", 0), "server_tool", seq, item_type,
-            id=_opt_str(item, "id"), name=_opt_str(item, "name"), data=item,
+            id=opt_str(item, "id"), name=opt_str(item, "name"), data=item,
         )
         return out + self._close(block, None, seq, complete)
 
@@ -474,7 +460,7 @@ class OpenAIResponsesDecoder:
         return out
 
     def _reasoning_done(
-        self, output_index: int, item: _Payload, seq: int | None, complete: bool
+        self, output_index: int, item: Payload, seq: int | None, complete: bool
     ) -> list[Event]:
         out: list[Event] = []
         summary = item.get("summary")
@@ -495,33 +481,33 @@ class OpenAIResponsesDecoder:
 
     # -- content ---------------------------------------------------------------------------------
 
-    def _on_part_added(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_part_added(self, payload: Payload, seq: int | None) -> list[Event]:
         output_index, part_index = _int(payload, "output_index"), _int(payload, "content_index")
         part = _dict(payload, "part")
-        raw_type = _opt_str(part, "type") or "unknown"
+        raw_type = opt_str(part, "type") or "unknown"
         btype = _PART_KINDS.get(raw_type, "unknown")
         data = part if btype == "unknown" else None
         return self._open((output_index, "content", part_index), btype, seq, raw_type, data=data)[1]
 
-    def _on_part_done(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_part_done(self, payload: Payload, seq: int | None) -> list[Event]:
         output_index, part_index = _int(payload, "output_index"), _int(payload, "content_index")
         return self._close_part(output_index, part_index, _dict(payload, "part"), seq)
 
-    def _on_annotation(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_annotation(self, payload: Payload, seq: int | None) -> list[Event]:
         block, out = self._open(_TEXT.key(payload), "text", seq, "output_text")
         block.citations = True
         out.append(CitationDelta(block.index, payload.get("annotation"), seq=seq))
         return out
 
-    def _on_added(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_added(self, payload: Payload, seq: int | None) -> list[Event]:
         part = _PART_ADDED[_str(payload, "type")]
         return self._open(part.key(payload), part.btype, seq, part.raw_type)[1]
 
-    def _on_delta(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_delta(self, payload: Payload, seq: int | None) -> list[Event]:
         part = _PART_DELTAS[_str(payload, "type")]
         return self._append(part.key(payload), part.btype, part.raw_type, _str(payload, "delta"), seq)
 
-    def _on_done(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_done(self, payload: Payload, seq: int | None) -> list[Event]:
         part = _PART_DONES[_str(payload, "type")]
         text = payload.get(part.text)
         if isinstance(text, dict):  # reasoning_summary_part.done carries {part: {type, text}}
@@ -529,403 +515,17 @@ class OpenAIResponsesDecoder:
         block, out = self._open(part.key(payload), part.btype, seq, part.raw_type)
         return out + self._close(block, text, seq)
 
-    def _on_args_delta(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_args_delta(self, payload: Payload, seq: int | None) -> list[Event]:
         output_index = _int(payload, "output_index")
         block, out = self._open_call(output_index, seq)
         block.deltas = True
         out.append(ToolArgsDelta(block.index, _str(payload, "delta"), seq=seq))
         return out
 
-    def _on_args_done(self, payload: _Payload, seq: int | None) -> list[Event]:
+    def _on_args_done(self, payload: Payload, seq: int | None) -> list[Event]:
         block, out = self._open_call(_int(payload, "output_index"), seq)
         return out + self._close(block, payload.get("arguments"), seq)
 
-
-# -- encoder -----------------------------------------------------------------------------------------
-
-_HEX = "0123456789abcdef"
-_ALNUM = string.ascii_letters + string.digits
-_REASONS_BACK: dict[str, str] = {stop: reason for reason, stop in INCOMPLETE_REASONS.items()}
-# Error kinds written back as the OpenAI error type that classifies to the same kind.
-_KIND_CODES: dict[str, str] = {
-    "overloaded": "overloaded",
-    "rate_limited": "rate_limit_exceeded",
-    "server": "server_error",
-    "invalid_request": "invalid_request_error",
-    "auth": "invalid_api_key",
-    "permission": "permission_denied",
-    "not_found": "not_found",
-    "quota": "insufficient_quota",
-    "timeout": "timeout_error",
-}
-
-
-@dataclass
-class _OutBlock:
-    kind: str  # text | thinking | call | redacted | server
-    item: _OutItem
-    part: int
-    texts: list[str] = field(default_factory=list)
-    citations: list[Any] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.texts)
-
-
-@dataclass
-class _OutItem:
-    kind: str  # message | reasoning | function_call | server
-    output_index: int
-    id: str
-    blocks: list[_OutBlock] = field(default_factory=list)
-    call_id: str = ""
-    name: str | None = None
-    data: Any = None
-    encrypted: str | None = None
-    open: int = 0
-    sealed: bool = False  # no further block joins this item
-    incomplete: bool = False
-    done: bool = False
-
-    def parts(self, kind: str) -> list[_OutBlock]:
-        return [b for b in self.blocks if b.kind == kind]
-
-    def render(self, final: bool) -> _Payload:
-        """The item as ``output_item.added`` (``final=False``) or ``.done`` / the response show it."""
-        status = ("incomplete" if self.incomplete else "completed") if final else "in_progress"
-        if self.kind == "message":
-            content = [_text_part(b) for b in self.parts("text")] if final else []
-            return {"id": self.id, "type": "message", "status": status, "content": content,
-                    "role": "assistant"}
-        if self.kind == "reasoning":
-            item: _Payload = {"id": self.id, "type": "reasoning"}
-            if self.encrypted is not None:
-                item["encrypted_content"] = self.encrypted
-            summary = self.parts("thinking") if final else []
-            item["summary"] = [{"type": "summary_text", "text": b.text} for b in summary]
-            return item
-        if self.kind == "function_call":
-            arguments = "".join(b.text for b in self.blocks) if final else ""
-            return {"id": self.id, "type": "function_call", "status": status, "arguments": arguments,
-                    "call_id": self.call_id, "name": self.name or ""}
-        return self._server_item()
-
-    def _server_item(self) -> _Payload:
-        if isinstance(self.data, dict) and isinstance(self.data.get("type"), str):
-            return self.data
-        # A server tool from another provider: wrap what the block holds in an item of its raw type.
-        item: _Payload = {"id": self.id, "type": self.name or "server_tool", "status": "completed"}
-        arguments = "".join(b.text for b in self.blocks)
-        if arguments:
-            item["arguments"] = arguments
-        if self.data is not None:
-            item["content"] = self.data
-        return item
-
-
-def _text_part(block: _OutBlock) -> _Payload:
-    return {"type": "output_text", "annotations": list(block.citations), "logprobs": [], "text": block.text}
-
-
-def _usage_object(usage: Usage) -> _Payload | None:
-    # Counts midstream does not know are left out rather than written as 0, so they decode as unknown.
-    if usage == Usage():
-        return None
-    obj: _Payload = {}
-    if usage.input_tokens is not None:
-        obj["input_tokens"] = usage.input_tokens
-    details = {k: v for k, v in (("cached_tokens", usage.cache_read_tokens),
-                                 ("cache_write_tokens", usage.cache_write_tokens)) if v is not None}
-    if details:
-        obj["input_tokens_details"] = details
-    if usage.output_tokens is not None:
-        obj["output_tokens"] = usage.output_tokens
-    if usage.reasoning_tokens is not None:
-        obj["output_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
-    if usage.total_tokens is not None:
-        obj["total_tokens"] = usage.total_tokens
-    return obj
-
-
-class OpenAIResponsesEncoder(Encoder):
-    """Events -> Responses API SSE bytes, as OpenAI writes them (2025-09 key order).
-
-    Writes ``response.created`` and ``response.in_progress``, then per output item
-    ``output_item.added``, its part / delta / ``.done`` events and ``output_item.done`` with the full
-    item, and finally ``response.completed`` (or ``response.incomplete`` / ``response.failed``) with the
-    whole response object, ``output`` and ``usage`` included; ``sequence_number`` counts from 0.
-
-    Blocks become items so that the decoder gives them back in order: consecutive text blocks share one
-    ``message`` item (a content part each); consecutive thinking blocks share one ``reasoning`` item
-    (a summary part each), and a redacted_thinking block right after them is that item's
-    ``encrypted_content`` (alone, it is an item of its own); each tool call is a ``function_call`` item
-    (``call_id`` = the block id); a server_tool block whose ``data`` is a Responses item is written as that
-    item, anything else (and unknown blocks) as an item of its ``raw_type``. Thinking signatures have no
-    place in this format and are dropped. A block stopped ``complete=False`` gets no ``.done`` events,
-    and its item is listed ``incomplete`` in the final response. The stop reason is not written: the
-    decoder derives it (``tool_use`` when a function call is present). A ``truncated`` end without a stop
-    reason, or a ``cancelled`` one, writes no terminal event: the stream just stops. A response without
-    an id gets a generated one.
-
-    ``realism=True`` (the default) adds the ``obfuscation`` padding OpenAI puts on delta events and
-    random ids, drawn from ``random.Random(seed)``; ``realism=False`` writes neither (ids are counters).
-    """
-
-    dialect = DIALECT
-
-    def __init__(self, *, realism: bool = True, seed: int | None = 0, created_at: int = 1758034836) -> None:
-        self.realism = realism
-        self.created_at = created_at
-        self._rng = random.Random(seed)
-        self._seq = 0
-        self._counter = 0
-        self._started = self._ended = self._failed = False
-        self._response_id = ""
-        self._model: str | None = None
-        self._items: list[_OutItem] = []
-        self._blocks: dict[int, _OutBlock] = {}
-        self._usage = Usage()
-        self._error: _Payload | None = None
-        self._handlers: dict[str, Callable[[Any], bytes]] = {
-            "response_start": self._start,
-            "block_start": self._block_start,
-            "text_delta": self._text_delta,
-            "thinking_delta": self._thinking_delta,
-            "tool_args_delta": self._args_delta,
-            "citation_delta": self._citation,
-            "signature_delta": lambda event: b"",
-            "block_stop": self._block_stop,
-            "usage_update": self._usage_update,
-            "stream_error": self._stream_error,
-            "response_end": self._end,
-            "unknown": self._unknown,
-        }
-
-    def encode(self, event: Event) -> bytes:
-        """The bytes for one event (``b""`` for events written later or never; nothing after the end)."""
-        if self._ended:
-            return b""
-        out = b""
-        if not self._started and event.kind != "response_start":
-            out = self._start(ResponseStart(provider=DIALECT))
-        return out + self._handlers[event.kind](event)
-
-    # -- framing ---------------------------------------------------------------------------------
-
-    def _emit(self, event_type: str, fields: _Payload) -> bytes:
-        payload = {"type": event_type, "sequence_number": self._seq, **fields}
-        self._seq += 1
-        return encode_sse(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), event=event_type)
-
-    def _new_id(self, prefix: str) -> str:
-        self._counter += 1
-        if not self.realism:
-            return f"{prefix}_{self._counter}"
-        if prefix == "call":
-            return "call_" + "".join(self._rng.choice(_ALNUM) for _ in range(24))
-        return f"{prefix}_" + "".join(self._rng.choice(_HEX) for _ in range(50))
-
-    def _obfuscation(self, delta: str) -> _Payload:
-        # Captured deltas are padded to a multiple of 16 characters with random letters and digits.
-        if not self.realism:
-            return {}
-        return {"obfuscation": "".join(self._rng.choice(_ALNUM) for _ in range(16 - len(delta) % 16))}
-
-    def _response(self, status: str, **fields: Any) -> _Payload:
-        final = status != "in_progress"
-        return {
-            "id": self._response_id, "object": "response", "created_at": self.created_at, "status": status,
-            "background": False, "error": fields.get("error"),
-            "incomplete_details": fields.get("incomplete_details"), "instructions": None,
-            "max_output_tokens": None, "max_tool_calls": None, "model": self._model,
-            "output": [item.render(True) for item in self._items] if final else [],
-            "parallel_tool_calls": True, "previous_response_id": None, "prompt_cache_key": None,
-            "reasoning": {"effort": None, "summary": None}, "safety_identifier": None,
-            "service_tier": "default", "store": True, "temperature": 1.0,
-            "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
-            "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled",
-            "usage": _usage_object(self._usage) if final else None, "user": None, "metadata": {},
-        }
-
-    # -- items -----------------------------------------------------------------------------------
-
-    def _item_done(self, item: _OutItem) -> bytes:
-        if not item.sealed or item.open or item.incomplete or item.done or self._failed:
-            return b""
-        item.done = True
-        return self._emit("response.output_item.done",
-                          {"output_index": item.output_index, "item": item.render(True)})
-
-    def _new_item(self, kind: str, prefix: str, **fields: Any) -> tuple[_OutItem, bytes]:
-        out = b""
-        if self._items:
-            last = self._items[-1]
-            last.sealed = True
-            out = self._item_done(last)
-        item = _OutItem(kind, len(self._items), self._new_id(prefix), **fields)
-        self._items.append(item)
-        added = {"output_index": item.output_index, "item": item.render(False)}
-        return item, out + self._emit("response.output_item.added", added)
-
-    def _join(self, kind: str, prefix: str) -> tuple[_OutItem, bytes]:
-        last = self._items[-1] if self._items else None
-        if last is not None and last.kind == kind and not last.sealed:
-            return last, b""
-        return self._new_item(kind, prefix)
-
-    def _add_block(self, index: int, kind: str, item: _OutItem) -> _OutBlock:
-        block = _OutBlock(kind, item, len(item.parts(kind)))
-        item.blocks.append(block)
-        item.open += 1
-        self._blocks[index] = block
-        return block
-
-    def _block(self, index: int, *kinds: str) -> _OutBlock:
-        block = self._blocks.get(index)
-        if block is None or block.kind not in kinds:
-            raise LocalError(f"no open {'/'.join(kinds)} block {index} to encode into")
-        return block
-
-    def _where(self, block: _OutBlock) -> _Payload:
-        return {"item_id": block.item.id, "output_index": block.item.output_index}
-
-    # -- events ----------------------------------------------------------------------------------
-
-    def _start(self, event: ResponseStart) -> bytes:
-        self._started = True
-        self._response_id = event.id or self._new_id("resp")
-        self._model = event.model
-        self._usage = self._usage.merge(event.usage)
-        return (self._emit("response.created", {"response": self._response("in_progress")})
-                + self._emit("response.in_progress", {"response": self._response("in_progress")}))
-
-    def _block_start(self, event: BlockStart) -> bytes:
-        if event.type == "text":
-            item, out = self._join("message", "msg")
-            block = self._add_block(event.index, "text", item)
-            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-            fields = {**self._where(block), "content_index": block.part, "part": part}
-            return out + self._emit("response.content_part.added", fields)
-        if event.type == "thinking":
-            item, out = self._join("reasoning", "rs")
-            block = self._add_block(event.index, "thinking", item)
-            part = {"type": "summary_text", "text": ""}
-            fields = {**self._where(block), "summary_index": block.part, "part": part}
-            return out + self._emit("response.reasoning_summary_part.added", fields)
-        if event.type == "redacted_thinking":
-            last = self._items[-1] if self._items else None
-            if last is not None and last.kind == "reasoning" and not last.sealed:
-                item, out = last, b""
-                item.encrypted = str(event.data or "")
-            else:
-                item, out = self._new_item("reasoning", "rs", encrypted=str(event.data or ""))
-            item.sealed = True
-            self._add_block(event.index, "redacted", item)
-            return out
-        if event.type == "tool_call":
-            call_id = event.id or self._new_id("call")
-            item, out = self._new_item("function_call", "fc", call_id=call_id, name=event.name)
-        else:
-            item, out = self._new_item("server", "ws", name=event.raw_type, data=event.data)
-        item.sealed = True
-        self._add_block(event.index, "call" if event.type == "tool_call" else "server", item)
-        return out
-
-    def _text_delta(self, event: TextDelta) -> bytes:
-        block = self._block(event.index, "text")
-        block.texts.append(event.text)
-        fields = {**self._where(block), "content_index": block.part, "delta": event.text, "logprobs": [],
-                  **self._obfuscation(event.text)}
-        return self._emit("response.output_text.delta", fields)
-
-    def _thinking_delta(self, event: ThinkingDelta) -> bytes:
-        block = self._block(event.index, "thinking")
-        block.texts.append(event.text)
-        fields = {**self._where(block), "summary_index": block.part, "delta": event.text,
-                  **self._obfuscation(event.text)}
-        return self._emit("response.reasoning_summary_text.delta", fields)
-
-    def _args_delta(self, event: ToolArgsDelta) -> bytes:
-        block = self._block(event.index, "call", "server")
-        block.texts.append(event.fragment)
-        if block.kind == "server":
-            return b""
-        fields = {**self._where(block), "delta": event.fragment, **self._obfuscation(event.fragment)}
-        return self._emit("response.function_call_arguments.delta", fields)
-
-    def _citation(self, event: CitationDelta) -> bytes:
-        block = self._block(event.index, "text")
-        block.citations.append(event.citation)
-        fields = {**self._where(block), "content_index": block.part,
-                  "annotation_index": len(block.citations) - 1, "annotation": event.citation}
-        return self._emit("response.output_text.annotation.added", fields)
-
-    def _block_stop(self, event: BlockStop) -> bytes:
-        block = self._block(event.index, "text", "thinking", "call", "redacted", "server")
-        del self._blocks[event.index]
-        item = block.item
-        item.open -= 1
-        if not event.complete:
-            item.incomplete = item.sealed = True
-            return b""
-        where, text = self._where(block), block.text
-        out = b""
-        if block.kind == "text":
-            out = self._emit("response.output_text.done",
-                             {**where, "content_index": block.part, "text": text, "logprobs": []})
-            out += self._emit("response.content_part.done",
-                              {**where, "content_index": block.part, "part": _text_part(block)})
-        elif block.kind == "thinking":
-            out = self._emit("response.reasoning_summary_text.done",
-                             {**where, "summary_index": block.part, "text": text})
-            part = {"type": "summary_text", "text": text}
-            out += self._emit("response.reasoning_summary_part.done",
-                              {**where, "summary_index": block.part, "part": part})
-        elif block.kind == "call":
-            out = self._emit("response.function_call_arguments.done", {**where, "arguments": text})
-        return out + self._item_done(item)
-
-    def _usage_update(self, event: UsageUpdate) -> bytes:
-        self._usage = self._usage.merge(event.usage)
-        return b""
-
-    def _stream_error(self, event: StreamError) -> bytes:
-        raw = event.raw if isinstance(event.raw, dict) else {}
-        etype = _opt_str(raw, "type")
-        code = _opt_str(raw, "code")
-        if etype in (None, "error"):
-            etype = code or _KIND_CODES.get(event.error_kind, event.error_kind)
-        error = {"type": etype, "code": code or etype, "message": event.message, "param": raw.get("param")}
-        self._error, self._failed = error, True
-        return self._emit("error", {"error": error})
-
-    def _end(self, event: ResponseEnd) -> bytes:
-        self._usage = self._usage.merge(event.usage)
-        out = b""
-        for item in self._items:
-            item.sealed = True
-            out += self._item_done(item)
-        self._ended = True
-        if event.terminal == "failed" or self._failed:
-            error = self._error or {"code": "server_error", "message": "The response failed."}
-            failed = {"code": error.get("code"), "message": error.get("message")}
-            return out + self._emit("response.failed", {"response": self._response("failed", error=failed)})
-        stop = event.stop_reason
-        if event.terminal == "completed" and stop not in _REASONS_BACK:
-            return out + self._emit("response.completed", {"response": self._response("completed")})
-        if stop is None or event.terminal == "cancelled":
-            return out  # the connection ended without a terminal event
-        reason = _REASONS_BACK.get(stop) or event.raw_stop_reason or stop
-        response = self._response("incomplete", incomplete_details={"reason": reason})
-        return out + self._emit("response.incomplete", {"response": response})
-
-    def _unknown(self, event: Unknown) -> bytes:
-        # Responses events midstream does not normalize (server tool progress, ...) are replayed.
-        if not (isinstance(event.payload, dict) and event.raw_type.startswith("response.")):
-            return b""
-        fields = {k: v for k, v in event.payload.items() if k not in ("type", "sequence_number")}
-        return self._emit(event.raw_type, fields)
 
 
 DECODER = OpenAIResponsesDecoder

@@ -1,0 +1,94 @@
+"""Shared helpers for tests that run the simulator: the example scenarios, a simulator per test module,
+and reading what it sends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from midstream import wire
+from midstream.core.accumulate import accumulate
+from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
+from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim.stream import RequestRecord
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
+
+# What the showcase scenario's ``save_article`` call sends.
+ARTICLE_INPUT = {
+    "title": "Partial safety",
+    "content": "Streaming makes an assistant feel fast, but every frame a client holds is incomplete. A tool "
+    "call whose arguments are still arriving must not run, and a value cut by max_tokens must not pass for a "
+    "complete one.",
+    "tags": ["streaming", "agents"],
+    "draft": False,
+}
+
+
+def example_book() -> ScenarioBook:
+    """The example scenarios (``weather.yaml`` and ``showcase.yaml``) as one book."""
+    books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
+    return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
+
+
+def simulator(book: ScenarioBook | None = None, *, speed: float = 0, name: str = "sim") -> Any:
+    """A module-scoped fixture named ``name``: a simulator serving ``book`` (the example scenarios when
+    ``None``) at ``speed``. Assign it to a module attribute of the same name: ``sim = simulator()``."""
+
+    @pytest.fixture(scope="module", name=name)
+    def fixture() -> Iterator[SimURL]:
+        with running(example_book() if book is None else book, speed=speed) as url:
+            yield url
+
+    return fixture
+
+
+def fresh(url: str) -> None:
+    """Clear the simulator's request log (and with it the fault counters of its scenarios)."""
+    httpx2.delete(f"{url}/_sim/requests")
+
+
+def fault(spec: str) -> dict[str, str]:
+    """The request header that asks the simulator for the fault ``spec``."""
+    return {"x-midstream-fault": spec}
+
+
+def last(url: SimURL) -> RequestRecord:
+    """The simulator's record of the last request it received."""
+    return url.simulator.records[-1]
+
+
+def disconnect_delay(record: RequestRecord, since: float) -> float:
+    """Seconds from ``since`` (our clock) until the simulator saw the client go (waits up to 1 s)."""
+    for _ in range(200):
+        if record.disconnected_ms is not None:
+            break
+        time.sleep(0.005)
+    assert record.disconnected is True and record.disconnected_ms is not None
+    # Both sides read time.monotonic() in this process; the record counts from the request's arrival.
+    return record._t0 + record.disconnected_ms / 1000.0 - since
+
+
+def decode(dialect: str, data: bytes) -> Message:
+    """The Message a whole ``dialect`` body accumulates to."""
+    decoder = wire.decoder(dialect)
+    return accumulate(decoder.feed(data) + decoder.close())
+
+
+def our_blocks(message: Message, *, raw_input: bool = False) -> list[tuple[Any, ...]]:
+    """The text, thinking and tool-call blocks of ``message`` as tuples, to compare with what an SDK
+    read; a tool call carries its parsed ``input``, or with ``raw_input`` its exact argument text."""
+    out: list[tuple[Any, ...]] = []
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            out.append(("text", block.text))
+        elif isinstance(block, ThinkingBlock):
+            out.append(("thinking", block.thinking, block.signature))
+        elif isinstance(block, ToolCall):
+            out.append(("tool_call", block.id, block.name, block.raw_input if raw_input else block.input))
+    return out
