@@ -39,6 +39,7 @@ class SimRequest:
     input_tokens: int = 0
     include_usage: bool = True  # OpenAI Chat: stream_options.include_usage
     obfuscation: bool = True  # OpenAI: stream_options.include_obfuscation
+    prefill: str = ""  # Anthropic: a trailing assistant message the answer continues
 
 
 def _text_of(content: Any) -> str:
@@ -70,7 +71,11 @@ def _anthropic(body: dict[str, Any], headers: dict[str, str], req: SimRequest) -
         for t in body.get("tools") or []
         if "name" in t and "input_schema" in t
     ]
-    for message in body.get("messages") or []:
+    messages = list(body.get("messages") or [])
+    if len(messages) > 1 and messages[-1].get("role") == "assistant":
+        # A prefill: the answer continues this text; it is not a turn of its own.
+        req.prefill = _text_of(messages.pop().get("content"))
+    for message in messages:
         if message.get("role") == "assistant":
             req.assistant_turns += 1
             continue

@@ -52,7 +52,7 @@ from midstream.sim.scenarios import (
     parts_for,
     pick_turn,
 )
-from midstream.sim.script import ArgsMode, Part, Step, ThinkingPart, ToolPart, plan
+from midstream.sim.script import ArgsMode, Part, Step, TextPart, ThinkingPart, ToolPart, plan
 from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
 
@@ -330,6 +330,8 @@ class Simulator:
         else:
             parts = default_parts(req.last_user, req.tools, req.last_tool_result is not None, new_id)
         parts = [self._fit(provider, p, rng) for p in parts if self._keeps(provider, req, p)]
+        if req.prefill:
+            parts = _after_prefill(parts, req.prefill)
         response_id = None if prefix is None else _random_id(rng, prefix, id_length)
         if provider == "gemini":
             parts = _gemini_ids(parts, response_id)
@@ -420,6 +422,20 @@ def _args_mode(provider: str, req: SimRequest) -> Callable[[str], ArgsMode]:
         return "whole" if provider == "ollama" else "eager"
 
     return mode
+
+
+def _after_prefill(parts: list[Part], prefill: str) -> list[Part]:
+    """The model continues a prefilled answer: the scripted text it already wrote is not said again
+    (nor the reasoning before it). A prefill the script does not start with changes nothing."""
+    for i, part in enumerate(parts):
+        if isinstance(part, TextPart):
+            if not part.text.startswith(prefill):
+                return parts
+            rest = part.text[len(prefill):]
+            return ([TextPart(rest)] if rest else []) + parts[i + 1 :]
+        if not isinstance(part, ThinkingPart):
+            return parts
+    return parts
 
 
 def _gemini_ids(parts: list[Part], response_id: str | None) -> list[Part]:

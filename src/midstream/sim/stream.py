@@ -159,6 +159,10 @@ async def chunks(
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+        if record.disconnected:
+            # The disconnect can land in the same loop tick as the end of a sleep, before the
+            # cancellation reaches this generator: generate nothing more for a client that is gone.
+            return
         if not isinstance(step.event, UsageUpdate):
             shown += 1
             injected = await _inject(provider, encoder, record, fault, shown, request_id)
