@@ -14,6 +14,7 @@ import midstream.wire
 
 MIDSTREAM_ALL = [
     "Accumulator",
+    "Agent",
     "AsyncClient",
     "AsyncStream",
     "Block",
@@ -26,6 +27,7 @@ MIDSTREAM_ALL = [
     "ContainerStart",
     "Event",
     "EventStreamError",
+    "Hooks",
     "IncompleteJSON",
     "InvalidJSON",
     "JSONError",
@@ -47,6 +49,8 @@ MIDSTREAM_ALL = [
     "ResponseEnd",
     "ResponseStart",
     "RetryPolicy",
+    "Run",
+    "RunResult",
     "ServerToolBlock",
     "SignatureDelta",
     "StopReason",
@@ -65,6 +69,7 @@ MIDSTREAM_ALL = [
     "Timeline",
     "TimelineError",
     "Timeouts",
+    "Tool",
     "ToolArgs",
     "ToolArgsDelta",
     "ToolCall",
@@ -88,6 +93,7 @@ MIDSTREAM_ALL = [
     "__version__",
     "accumulate",
     "events_from_message",
+    "tool",
     "with_tool_events",
 ]
 

@@ -4,6 +4,7 @@ Decode any provider's stream into one typed event stream (:mod:`midstream.wire`)
 honest :class:`Message` (:func:`accumulate`), and never mistake a partial value for a complete one.
 """
 
+from midstream.agent import Agent, Hooks, Run, RunResult, Tool, tool
 from midstream.client.errors import (
     MidStreamError,
     MidStreamTimeout,
@@ -88,6 +89,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accumulator",
+    "Agent",
     "AsyncClient",
     "AsyncStream",
     "Block",
@@ -100,6 +102,7 @@ __all__ = [
     "ContainerStart",
     "Event",
     "EventStreamError",
+    "Hooks",
     "IncompleteJSON",
     "InvalidJSON",
     "JSONError",
@@ -121,6 +124,8 @@ __all__ = [
     "ResponseEnd",
     "ResponseStart",
     "RetryPolicy",
+    "Run",
+    "RunResult",
     "ServerToolBlock",
     "SignatureDelta",
     "StopReason",
@@ -139,6 +144,7 @@ __all__ = [
     "Timeline",
     "TimelineError",
     "Timeouts",
+    "Tool",
     "ToolArgs",
     "ToolArgsDelta",
     "ToolCall",
@@ -162,5 +168,6 @@ __all__ = [
     "__version__",
     "accumulate",
     "events_from_message",
+    "tool",
     "with_tool_events",
 ]

@@ -302,6 +302,85 @@ def sim(
         raise typer.Exit(2) from exc
 
 
+# -- run ---------------------------------------------------------------------------------------------
+
+_RUN_EXIT = {"completed": 0, "failed": 1, "truncated": 3, "cancelled": 130}
+
+
+@app.command("run")
+def run_agent(
+    prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],
+    settings: Annotated[
+        Path | None, typer.Option("--settings", help="Settings file (midstream.toml or midstream.json).")
+    ] = None,
+    provider: Annotated[str, typer.Option(help=_PROVIDERS_HELP)] = "anthropic",
+    model: Annotated[str | None, typer.Option(help="Model name (a default per provider).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Server to talk to; without it the embedded simulator answers.")
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option(help="Effects journal (.jsonl or .db): a re-run skips what it did.")
+    ] = None,
+    max_iterations: Annotated[int | None, typer.Option(help="Model round trips at most.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Output budget of each response.")] = 1024,
+    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for the simulator.")] = None,
+    speed: Annotated[float, typer.Option(help="Simulator speed factor; 0 streams without delays.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every event as a JSON line.")] = False,
+) -> None:
+    """Run an agent with example tools (get_weather, search, save_article) and watch it live.
+
+    Without --base-url the embedded simulator answers (no key, no network). Tools run only on complete,
+    valid input; Ctrl-C cancels: the stream closes, no pending tool starts and completed side effects
+    are undone. Exit code: 0 completed, 1 failed, 3 truncated, 130 cancelled.
+    """
+    from midstream.agent._console import RunConsole
+    from midstream.agent.events import agent_event_dict
+    from midstream.agent.examples import TOOLS, scenario_book
+    from midstream.agent.loop import Agent
+    from midstream.client.stream import Client
+    from midstream.core.toolargs import ToolEvent as _ToolEvent
+    from midstream.events import Event as _Event
+    from midstream.sim import ScenarioBook, running
+
+    console = Console()
+    view = RunConsole(console)
+
+    def show_json(event: Any) -> None:
+        if isinstance(event, _Event | _ToolEvent):
+            typer.echo(event_json(event))
+        else:
+            typer.echo(json.dumps(agent_event_dict(event), ensure_ascii=False, default=str))
+
+    def go(client: Any) -> Any:
+        agent = Agent(client, TOOLS, settings=settings, journal=journal, model=chosen, max_tokens=max_tokens)
+        on_event = show_json if as_json else view
+        try:
+            return agent.run_sync(prompt, max_iterations=max_iterations, on_event=on_event)
+        finally:
+            view.close()
+
+    try:
+        chosen = model or DEFAULT_MODELS.get(provider)
+        if chosen is None:
+            raise LocalError(f"--model is needed for {provider}")
+        if base_url is None:
+            book = ScenarioBook.load(scenarios) if scenarios else scenario_book()
+            with running(book, speed=speed) as url, Client(provider, "sim-key", url, model=chosen) as client:
+                result = go(client)
+        else:
+            with Client(provider, base_url=base_url, model=chosen) as client:
+                result = go(client)
+    except LocalError as exc:
+        _fail(str(exc), 2)
+    except MidstreamError as exc:
+        _fail(f"{type(exc).__name__}: {exc}", 1)
+    if isinstance(result.error, LocalError):  # a misconfiguration, not a failure of the provider
+        _fail(str(result.error), 2)
+    code = _RUN_EXIT.get(result.terminal, 1)
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     """Entry point of the ``midstream`` script."""
     try:
