@@ -1,8 +1,9 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay`` and ``sim``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim`` and ``run``.
 
 ``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
-``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server.
+``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
+``run`` runs an agent with example tools, showing tool lifecycle events as they happen.
 """
 
 from __future__ import annotations
