@@ -852,3 +852,40 @@ def test_payload_parsing_is_json_loads(text: str) -> None:
 @given(value=_json, before=st.sampled_from(["", " ", "\t"]), after=st.sampled_from(["", " ", "}", "x"]))
 def test_payload_parsing_is_json_loads_generated(value: Any, before: str, after: str) -> None:
     _same_as_json_loads(before + json.dumps(value) + after)
+
+
+_BAD_STOP = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":3,'
+    b'"output_tokens":1}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Hel"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":7}\n\n'
+)
+
+
+@pytest.mark.parametrize("ending", ["close", "fail", "cancel"])
+def test_protocol_error_mid_chunk_still_closes_out_consistently(ending: str) -> None:
+    # The whole body in one chunk: the bad stop raises, and the events the timeline had already
+    # accepted from that chunk (the start, block 0, "Hel") come with the closing events, so the
+    # consumer never sees a BlockStop for a block it did not see start.
+    dec = wire.decoder("anthropic")
+    with pytest.raises(RemoteProtocolError):
+        dec.feed(_BAD_STOP)
+    if ending == "close":
+        events = dec.close()
+    elif ending == "fail":
+        events = dec.fail(StreamError("transport", "gone"))
+    else:
+        events = dec.cancel()
+    assert events[0].kind == "response_start"
+    assert events[1] == BlockStart(0, "text", raw_type="text")
+    assert events[2] == TextDelta(0, "Hel")
+    assert events[3] == BlockStop(0, complete=False)
+    message = accumulate(events)
+    assert message.text == "Hel"
+    assert message.blocks[0].complete is False
+    assert message.terminal == ("cancelled" if ending == "cancel" else "failed")
+    assert dec.close() == []

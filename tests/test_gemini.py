@@ -926,3 +926,38 @@ def test_block_indices_are_distinct_and_stops_match() -> None:
     starts = [e.index for e in events if isinstance(e, BlockStart)]
     stops = [e.index for e in events if isinstance(e, BlockStop)]
     assert len(set(starts)) == len(starts) and sorted(starts) == sorted(stops)
+
+
+def test_long_sse_line_in_many_chunks_is_linear() -> None:
+    # An inline image part arrives as one long data line over many reads. A hang guard (not a speed
+    # assertion): linear work takes a fraction of a second, the quadratic line joining took minutes.
+    import signal
+
+    data = base64.b64encode(b"\x89PNG" + b"\x00" * (6 << 20)).decode()
+    body = sse(chunk({"inlineData": {"mimeType": "image/png", "data": data}}, finish="STOP"))
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise AssertionError("decoding a long SSE line is quadratic in its length")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        dec = wire.decoder("gemini")
+        events = [e for i in range(0, len(body), 1024) for e in dec.feed(body[i : i + 1024])]
+        events += dec.close()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    message = accumulate(events)
+    assert message.terminal == "completed"
+    assert len(body) > 8 << 20
+    assert any(getattr(b, "data", None) is not None for b in message.blocks)
+    # The same body in one piece gives the same events.
+    assert decode(body) == events
+
+
+def test_sse_line_bound_counts_pieces() -> None:
+    dec = wire.decoder("gemini", max_line=10)
+    assert dec.feed(b"data: 1234") == []
+    with pytest.raises(LimitExceeded):
+        dec.feed(b"5")

@@ -184,3 +184,57 @@ def test_array_any_split_any_documents(
     whole, splitter = run(JSONArraySplitter, [data])
     assert whole == texts and splitter.finished
     assert run(JSONArraySplitter, random_splits(data, random.Random(seed)))[0] == texts
+
+
+class _Hang(Exception):
+    pass
+
+
+def _feed_guarded(splitter: NDJSONSplitter | JSONArraySplitter, body: bytes, seconds: int) -> list[str]:
+    """Feed ``body`` in 1 KiB chunks; a hang guard (not a speed assertion) fails the test after
+    ``seconds``, which linear work never comes near and quadratic work on these sizes far exceeds."""
+    import signal
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _Hang(f"splitting took more than {seconds} s: quadratic in the line length")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        out: list[str] = []
+        for i in range(0, len(body), 1024):
+            out.extend(splitter.feed(body[i : i + 1024]))
+        return out + splitter.close()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_ndjson_long_line_in_many_chunks_is_linear() -> None:
+    line = b'{"response":"' + b"x" * (16 << 20) + b'"}'
+    out = _feed_guarded(NDJSONSplitter(), line + b"\n{}\n", 30)
+    assert [len(o) for o in out] == [len(line), 2]
+
+
+def test_ndjson_long_line_bound_counts_pieces() -> None:
+    splitter = NDJSONSplitter(max_line=10)
+    assert splitter.feed(b"12345") == []
+    assert splitter.feed(b"67890") == []
+    with pytest.raises(LimitExceeded):
+        splitter.feed(b"1")
+
+
+def test_json_array_long_element_in_many_chunks_is_linear() -> None:
+    # Escaped backslashes every 1000 characters, so some of them straddle a chunk boundary.
+    element = b'{"text":"' + (b"x" * 1000 + b"\\\\") * (30 << 10) + b'"}'
+    out = _feed_guarded(JSONArraySplitter(), b"[" + element + b",{}]", 15)
+    assert [len(o) for o in out] == [len(element), 2]
+    assert json.loads(out[0])["text"] == ("x" * 1000 + "\\") * (30 << 10)
+
+
+def test_json_array_long_element_bound_counts_pieces() -> None:
+    splitter = JSONArraySplitter(max_document=10)
+    assert splitter.feed(b'[{"a":"1') == []
+    assert splitter.feed(b"23") == []
+    with pytest.raises(LimitExceeded):
+        splitter.feed(b"45")

@@ -840,3 +840,21 @@ def test_encoder_accepts_reasoning_field_and_signature_free_thinking() -> None:
     assert accumulate(decode_chunks(DIALECT, [out])).blocks == (ThinkingBlock("hm"),)
     with pytest.raises(LocalError):
         wire.encoder(DIALECT).encode_all([*events[:3], SignatureDelta(0, "s")])
+
+
+@pytest.mark.parametrize(
+    ("dialect", "body"),
+    [
+        ("openai-chat", b"data: " + b"[" * 100_000 + b"\n\n"),
+        ("openai-responses", b"event: x\ndata: " + b"[" * 100_000 + b"\n\n"),
+        ("gemini", b"data: " + b"[" * 100_000 + b"\r\n\r\n"),
+    ],
+)
+def test_payload_nested_too_deeply_is_a_protocol_error(dialect: str, body: bytes) -> None:
+    # json.loads raises RecursionError on such nesting; it must not escape as a bare crash.
+    dec = wire.decoder(dialect)
+    with pytest.raises(RemoteProtocolError):
+        dec.feed(body)
+    events = dec.close()
+    assert events[-1].kind == "response_end"
+    assert accumulate(events).terminal == "failed"

@@ -15,8 +15,9 @@ from midstream.message import Message
 __all__ = ["Decoder", "DialectDecoder", "Encoder"]
 
 # A dialect decoder that trips over a payload shape it did not expect raises one of these from deep
-# inside; the wrapper turns them into a remote protocol error naming the dialect.
-_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+# inside; the wrapper turns them into a remote protocol error naming the dialect. ``json.loads`` raises
+# RecursionError on a payload nested too deeply for the C scanner.
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
 class DialectDecoder(Protocol):
@@ -32,8 +33,10 @@ class Decoder:
 
     The output is a well-formed response (see :mod:`midstream.events`) for any split of the input.
     Bytes that break the protocol raise :class:`~midstream.errors.RemoteProtocolError`; after that,
-    :meth:`close` ends the response ``failed`` (with a ``protocol`` StreamError) so a consumer can
-    still close out honestly.
+    :meth:`close` (or :meth:`fail`, :meth:`cancel`) ends the response ``failed`` (with a ``protocol``
+    StreamError) so a consumer can still close out honestly: it first returns the events the timeline
+    had already accepted from the chunk that raised, so what the consumer saw and the closing events
+    agree (no ``BlockStop`` for a block it never saw start).
     """
 
     def __init__(self, dialect: DialectDecoder, provider: str) -> None:
@@ -41,6 +44,8 @@ class Decoder:
         self._inner = dialect
         self.timeline = Timeline(provider)
         self._error: RemoteProtocolError | None = None
+        # Events the timeline accepted from the call that raised: not returned then, owed to the consumer.
+        self._owed: list[Event] = []
         self._closed = False
 
     def feed(self, data: bytes) -> list[Event]:
@@ -49,14 +54,17 @@ class Decoder:
             raise LocalError("Decoder.feed() called after close()")
         if self._error is not None:
             raise self._error
+        out: list[Event] = []
         try:
-            return self.timeline.feed_all(self._inner.feed(data))
+            for event in self._inner.feed(data):
+                out.extend(self.timeline.feed(event))
         except RemoteProtocolError as exc:
-            self._error = exc
+            self._error, self._owed = exc, out
             raise
         except _SHAPE_ERRORS as exc:
-            self._error = RemoteProtocolError(f"malformed {self.dialect} stream: {exc!r}")
+            self._error, self._owed = self._malformed(exc), out
             raise self._error from exc
+        return out
 
     def close(self) -> list[Event]:
         """End of the body: the events that completes, ending with the one ``ResponseEnd``."""
@@ -64,25 +72,35 @@ class Decoder:
             return []
         self._closed = True
         if self._error is None:
+            out: list[Event] = []
             try:
-                return self.timeline.feed_all(self._inner.close()) + self.timeline.close()
+                for event in self._inner.close():
+                    out.extend(self.timeline.feed(event))
+                return out + self.timeline.close()
             except RemoteProtocolError as exc:
-                self._error = exc
+                self._error, self._owed = exc, out
             except _SHAPE_ERRORS as exc:
-                self._error = RemoteProtocolError(f"malformed {self.dialect} stream: {exc!r}")
-        return self.timeline.fail(
+                self._error, self._owed = self._malformed(exc), out
+        return self._pay_owed() + self.timeline.fail(
             StreamError("protocol", str(self._error), retryable=False, raw=None)
         )
 
     def cancel(self) -> list[Event]:
         """The consumer stopped reading: close open blocks as incomplete and end ``cancelled``."""
         self._closed = True
-        return self.timeline.cancel()
+        return self._pay_owed() + self.timeline.cancel()
 
     def fail(self, error: StreamError) -> list[Event]:
         """The transport failed (e.g. the connection dropped with an error): end ``failed``."""
         self._closed = True
-        return self.timeline.fail(error)
+        return self._pay_owed() + self.timeline.fail(error)
+
+    def _malformed(self, exc: Exception) -> RemoteProtocolError:
+        return RemoteProtocolError(f"malformed {self.dialect} stream: {exc!r}")
+
+    def _pay_owed(self) -> list[Event]:
+        owed, self._owed = self._owed, []
+        return owed
 
 
 class Encoder(abc.ABC):

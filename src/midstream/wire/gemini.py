@@ -130,7 +130,10 @@ class _SSEFramer:
     def __init__(self, *, max_line: int, max_event: int, max_document: int) -> None:
         self.max_line, self.max_event, self.max_document = max_line, max_event, max_document
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._tail = ""
+        # The unterminated line, kept in pieces so that a long line (an inline image) arriving in many
+        # chunks costs linear, not quadratic, time; ``_tail_len`` is its length for ``max_line``.
+        self._tail: list[str] = []
+        self._tail_len = 0
         self._skip_lf = False
         self._first = True
         self._data: list[str] = []
@@ -146,11 +149,13 @@ class _SSEFramer:
             self._skip_lf, text = False, text.removeprefix("\n")
         if not text:
             return []
-        lines = _LINE_END.split(self._tail + text)
+        if "\n" not in text and "\r" not in text:
+            self._grow_tail(text)
+            return []
+        lines = _LINE_END.split("".join(self._tail) + text if self._tail else text)
         self._skip_lf = text[-1] == "\r"
-        self._tail = lines.pop()
-        if len(self._tail) > self.max_line:
-            raise _limit("SSE line", "max_line", self.max_line)
+        self._tail, self._tail_len = [], 0
+        self._grow_tail(lines.pop())
         out: list[str] = []
         for line in lines:
             self._line(line, out)
@@ -159,9 +164,17 @@ class _SSEFramer:
     def close(self) -> list[str]:
         out = self.feed(b"", final=True)
         if self._tail:
-            self._line(self._tail, out)
-            self._tail = ""
+            tail = "".join(self._tail)
+            self._tail, self._tail_len = [], 0
+            self._line(tail, out)
         return out  # a raw object still open at EOF was cut short: dropped like an unfinished event
+
+    def _grow_tail(self, text: str) -> None:
+        if text:
+            self._tail.append(text)
+            self._tail_len += len(text)
+        if self._tail_len > self.max_line:
+            raise _limit("SSE line", "max_line", self.max_line)
 
     def _line(self, line: str, out: list[str]) -> None:
         if len(line) > self.max_line:

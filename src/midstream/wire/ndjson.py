@@ -26,7 +26,10 @@ class NDJSONSplitter:
     def __init__(self, *, max_line: int = DEFAULT_MAX_DOCUMENT) -> None:
         self.max_line = max_line
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._tail = ""
+        # The unterminated line, kept in pieces so that a long line arriving in many chunks costs
+        # linear, not quadratic, time; ``_tail_len`` is its length for the ``max_line`` bound.
+        self._tail: list[str] = []
+        self._tail_len = 0
         self._closed = False
 
     def feed(self, data: bytes) -> list[str]:
@@ -41,7 +44,8 @@ class NDJSONSplitter:
             return []
         out = self._split(self._utf8.decode(b"", final=True))
         self._closed = True
-        last, self._tail = self._tail.strip(), ""
+        last = "".join(self._tail).strip()
+        self._tail, self._tail_len = [], 0
         if last:
             out.append(last)
         return out
@@ -49,12 +53,12 @@ class NDJSONSplitter:
     def _split(self, text: str) -> list[str]:
         if not text:
             return []
-        lines = (self._tail + text).split("\n")
-        self._tail = lines.pop()
-        if len(self._tail) > self.max_line:
-            raise LimitExceeded(
-                f"NDJSON line longer than {self.max_line} characters", limit="max_line", value=self.max_line
-            )
+        if "\n" not in text:
+            self._grow_tail(text)
+            return []
+        lines = ("".join(self._tail) + text if self._tail else text).split("\n")
+        self._tail, self._tail_len = [], 0
+        self._grow_tail(lines.pop())
         out = []
         for line in lines:
             line = line.strip()
@@ -67,6 +71,15 @@ class NDJSONSplitter:
             if line:
                 out.append(line)
         return out
+
+    def _grow_tail(self, text: str) -> None:
+        if text:
+            self._tail.append(text)
+            self._tail_len += len(text)
+        if self._tail_len > self.max_line:
+            raise LimitExceeded(
+                f"NDJSON line longer than {self.max_line} characters", limit="max_line", value=self.max_line
+            )
 
 
 # Where a JSONArraySplitter is between documents. "inside" means scanning one (see ``_scan_inside``).
@@ -121,6 +134,10 @@ class JSONArraySplitter:
         self._lone = False  # the body is one object, not an array
         self._buf = ""  # text not yet consumed; while inside an element, it starts with the element
         self._pos = 0  # how far into ``_buf`` the scan got
+        # The scanned part of an element still open, moved out of ``_buf`` in pieces so that a long
+        # element arriving in many chunks costs linear, not quadratic, time.
+        self._done: list[str] = []
+        self._done_len = 0
         self._depth = 0
         self._in_string = False
         self._bom_checked = False
@@ -159,6 +176,7 @@ class JSONArraySplitter:
         out = self.feed_text(self._utf8.decode(b"", final=True))
         self._closed = True
         self._buf, self._pos = "", 0
+        self._done, self._done_len = [], 0
         return out
 
     def _scan(self, out: list[str]) -> None:
@@ -167,11 +185,15 @@ class JSONArraySplitter:
             if self._place == "inside":
                 end, pos = self._scan_inside(buf, pos)
                 if end < 0:
-                    self._check_size(len(buf))
-                    self._buf, self._pos = buf, pos
+                    self._check_size(self._done_len + len(buf))
+                    if pos:  # only the text from ``pos`` on is scanned again
+                        self._done.append(buf[:pos])
+                        self._done_len += pos
+                    self._buf, self._pos = buf[pos:], 0
                     return
-                self._check_size(end)
-                out.append(buf[:end])
+                self._check_size(self._done_len + end)
+                out.append("".join(self._done) + buf[:end] if self._done else buf[:end])
+                self._done, self._done_len = [], 0
                 self._place = "done" if self._lone else "after"
                 buf, pos = buf[end:], 0
                 continue
