@@ -3,6 +3,9 @@ and reading what it sends."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,10 +67,9 @@ def last(url: SimURL) -> RequestRecord:
 
 
 def disconnect_delay(record: RequestRecord, since: float) -> float:
-    """Seconds from ``since`` (our clock) until the simulator saw the client go (waits up to 1 s)."""
-    for _ in range(200):
-        if record.disconnected_ms is not None:
-            break
+    """Seconds from ``since`` (our clock) until the simulator saw the client go (waits up to 5 s)."""
+    deadline = time.monotonic() + 5.0  # generous for a loaded machine; it returns as soon as it shows
+    while record.disconnected_ms is None and time.monotonic() < deadline:
         time.sleep(0.005)
     assert record.disconnected is True and record.disconnected_ms is not None
     # Both sides read time.monotonic() in this process; the record counts from the request's arrival.
@@ -92,3 +94,31 @@ def our_blocks(message: Message, *, raw_input: bool = False) -> list[tuple[Any, 
         elif isinstance(block, ToolCall):
             out.append(("tool_call", block.id, block.name, block.raw_input if raw_input else block.input))
     return out
+
+
+@contextlib.contextmanager
+def trickling_error_server(status: int = 503, length: int = 200, every: float = 0.1) -> Iterator[str]:
+    """A server that answers ``status`` at once, then sends its error body one byte every ``every``
+    seconds (for at most 5 s): a body that would take ``length * every`` seconds to read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                head = f"HTTP/1.1 {status} Oops\r\ncontent-type: application/json\r\n"
+                conn.sendall(f"{head}content-length: {length}\r\n\r\n".encode())
+                until = time.monotonic() + 5.0
+                while not stop.wait(every) and time.monotonic() < until:
+                    conn.sendall(b" ")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=6.0)

@@ -13,14 +13,14 @@ import httpx2
 import pytest
 
 from midstream.client.errors import MidStreamError, MidStreamTimeout, ProviderError, StreamTimeout
-from midstream.client.stream import AsyncClient, AsyncStream
+from midstream.client.stream import AsyncClient, AsyncStream, Client
 from midstream.client.timeouts import Timeouts
 from midstream.core.retry import RetryPolicy
 from midstream.core.toolargs import ToolCallInvalid, ToolCallReady, ToolFieldComplete, ToolFieldDelta
 from midstream.events import BlockStop, ResponseEnd, ResponseStart, StreamError, TextDelta
 from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
-from simsupport import disconnect_delay, fault, fresh, last, simulator
+from simsupport import disconnect_delay, fault, fresh, last, simulator, trickling_error_server
 
 T = TypeVar("T")
 PROVIDERS = [
@@ -344,3 +344,71 @@ def test_a_cancelled_tool_call_is_never_ready(paced: SimURL) -> None:
     (invalid,) = [e for e in events if isinstance(e, ToolCallInvalid)]
     assert invalid.reason == "truncated" and stream.message.tool_calls[0].input is None
     assert any(isinstance(e, TextDelta) for e in events) is False
+
+
+def test_a_sync_client_converts_to_an_async_one(sim: SimURL) -> None:
+    timeouts, retry = Timeouts(connect=3.0, first_byte=4.0, idle=5.0, total=6.0), RetryPolicy(max_retries=5)
+    sync = Client(
+        "openai-chat",
+        api_key=KEY,
+        base_url=sim,
+        model="sim-model",
+        timeouts=timeouts,
+        retry=retry,
+        headers={"x-team": "blue"},
+    )
+    converted = sync.to_async()
+    sync.close()
+    assert isinstance(converted, AsyncClient)
+    assert (converted.provider, converted.base_url, converted.model) == ("openai-chat", sim, "sim-model")
+    assert converted.timeouts is timeouts and converted.retry is retry
+    assert converted.headers == {"x-team": "blue"} and converted.headers is not sync.headers
+    assert KEY not in repr(converted)
+
+    async def body() -> tuple[Any, dict[str, str]]:
+        async with converted, converted.stream("tell a story") as stream:
+            return await stream.final(), stream.request.headers
+
+    message, headers = run(body)  # the sync client is closed: the async one has its own pool
+    assert message.text == STORY and message.terminal == "completed"
+    assert headers["authorization"] == f"Bearer {KEY}" and headers["x-team"] == "blue"
+
+
+def test_to_async_keeps_bedrock_credentials_and_takes_a_transport() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(400, json={"message": "no"})
+
+    creds = ("AKIDEXAMPLE0000", "secret-0123456789")
+    sync = Client("bedrock", region="eu-west-3", aws_credentials=creds, model="m", max_retries=0)
+    converted = sync.to_async(transport=httpx2.MockTransport(handler))
+    sync.close()
+    assert converted.region == "eu-west-3"
+
+    async def body() -> None:
+        async with converted:
+            with pytest.raises(ProviderError):
+                async with converted.stream("hi"):
+                    pass
+
+    run(body)
+    (request,) = seen
+    assert request.url.host == "bedrock-runtime.eu-west-3.amazonaws.com"
+    assert "Credential=AKIDEXAMPLE0000/" in request.headers["authorization"]
+
+
+def test_a_trickling_error_body_is_bounded_by_the_first_byte_timeout() -> None:
+    async def body() -> None:
+        timeouts = Timeouts(first_byte=0.5, total=None)
+        async with client(url, timeouts=timeouts, retry=RetryPolicy(max_retries=0)) as c:
+            with pytest.raises(ProviderError) as info:
+                async with c.stream("tell a story"):
+                    pass
+        assert info.value.status == 503
+
+    with trickling_error_server() as url:
+        started = time.monotonic()
+        run(body)
+        assert time.monotonic() - started < 2.0

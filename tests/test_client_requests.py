@@ -37,7 +37,7 @@ from midstream.client.providers import (
     MissingCredentials,
     build_request,
 )
-from midstream.client.request import ChatRequest, ToolResult, ToolSpec
+from midstream.client.request import ChatRequest, ToolResult, ToolSpec, UserText
 from midstream.core.accumulate import accumulate
 from midstream.errors import LocalError
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
@@ -1054,6 +1054,25 @@ def test_bad_key_rejected_without_echo() -> None:
     with pytest.raises(LocalError) as caught:
         build("anthropic", ChatRequest.create("m", "hi"), api_key="sk-SECRET\r\nx-evil: 1")
     assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize("provider", sorted(set(PROVIDERS) - {"openai-compatible"}))
+def test_a_request_json_cannot_carry_is_a_local_error(provider: str) -> None:
+    odd_schema = ChatRequest.create("m", "hi", tools=[{"name": "t", "input_schema": {"enum": {1, 2}}}])
+    nan = float("nan")
+    nan_schema = ChatRequest.create("m", "hi", tools=[{"name": "t", "input_schema": {"maximum": nan}}])
+    for request in (odd_schema, nan_schema):
+        with pytest.raises(LocalError, match="cannot be sent as JSON"):
+            build(provider, request, aws_credentials=(AWS_ID, AWS_SECRET))
+
+
+def test_user_dicts_take_text_content_and_reject_the_rest() -> None:
+    parts = [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]
+    (turn,) = ChatRequest.create("m", [{"role": "user", "content": parts}]).turns
+    assert turn.parts == (UserText("Hello"), UserText("there"))
+    for content in ([{"type": "image_url", "image_url": {"url": "https://x"}}], 42, None):
+        with pytest.raises(LocalError, match="content"):
+            ChatRequest.create("m", [{"role": "user", "content": content}])
 
 
 def test_unknown_provider() -> None:

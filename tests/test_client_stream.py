@@ -41,7 +41,7 @@ from midstream.message import Message
 from midstream.metrics import MetricsRecorder, percentile
 from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
-from simsupport import disconnect_delay, fault, fresh, last, simulator
+from simsupport import disconnect_delay, fault, fresh, last, simulator, trickling_error_server
 
 PROVIDERS = [
     "anthropic",
@@ -572,6 +572,18 @@ def test_connection_refused_is_retried_then_a_transport_error() -> None:
         with pytest.raises(TransportError, match="could not connect to anthropic"), stream:
             pass
     assert stream.metrics.retries == 2 and stream.message.terminal == "failed"
+
+
+def test_a_trickling_error_body_is_bounded_by_the_first_byte_timeout() -> None:
+    timeouts, once = Timeouts(first_byte=0.5, total=None), RetryPolicy(max_retries=0)
+    with trickling_error_server() as url, client(url, timeouts=timeouts, retry=once) as c:
+        started = time.monotonic()
+        stream = c.stream("tell a story")
+        with pytest.raises(ProviderError) as info, stream:
+            pass
+        elapsed = time.monotonic() - started
+    assert info.value.status == 503 and stream.message.terminal == "failed"
+    assert elapsed < 2.0  # not the 5 s the body would take: its bytes come slower than allowed
 
 
 def test_x_should_retry_is_obeyed() -> None:

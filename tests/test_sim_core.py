@@ -306,6 +306,20 @@ def test_scenario_file_errors_say_where(tmp_path: Path) -> None:
     assert ScenarioBook.load(as_json).named("j") is not None
 
 
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {"name": "x", "match": {"last_user": "(unclosed"}, "turns": [{"blocks": [{"text": "a"}]}]},
+        {"name": "y", "turns": [{"when_tool_result": "[z-a]", "blocks": [{"text": "a"}]}]},
+    ],
+)
+def test_a_bad_regex_is_a_scenario_file_error(tmp_path: Path, scenario: dict[str, Any]) -> None:
+    path = tmp_path / "regex.json"
+    path.write_text(json.dumps({"scenarios": [scenario]}))
+    with pytest.raises(ScenarioError, match=r"regex\.json"):
+        ScenarioBook.load(path)
+
 def test_scenarios_are_chosen_by_rules() -> None:
     book = ScenarioBook.load(EXAMPLES / "weather.yaml")
     weather = ToolOffer(name="get_weather", schema={})

@@ -293,6 +293,30 @@ def test_bad_requests_get_a_400_in_the_providers_shape(sim: SimURL) -> None:
     assert method.status_code == 404 and method.json()["error"]["status"] == "NOT_FOUND"
 
 
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"name": "t", "input_schema": {"type": "object", "properties": ["a"]}}]},
+        {"tools": [{"name": "t", "input_schema": {"type": "object", "properties": {"a": "string"}}}]},
+        {"tools": [{"name": "t", "input_schema": {"type": "integer", "minimum": "x"}}]},
+        {"max_tokens": "lots"},
+    ],
+)
+def test_odd_request_shapes_get_a_400_not_a_crash(sim: SimURL, extra: dict[str, Any]) -> None:
+    body = {"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    answer = httpx2.post(f"{sim}/v1/messages", json=body | extra)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert sim.simulator.records[-1].status == 400 and sim.simulator.records[-1].completed is True
+
+
+def test_a_deeply_nested_request_gets_a_400(sim: SimURL) -> None:
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answer = httpx2.post(f"{sim}/v1/messages", content=deep, headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
+
+
 # -- credentials -------------------------------------------------------------------------------------
 
 

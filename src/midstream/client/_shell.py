@@ -391,6 +391,16 @@ class StreamBase:
         at, _ = s.deadlines.read_deadline(CLOCK(), started=False)
         self.deadline = math.inf if at is None else at
 
+    def _error_body_deadline(self, response: httpx2.Response) -> float:
+        """An error status arrived: its body must come within the first-byte (or total) deadline, so a
+        server trickling it cannot hold the call (each read alone would get the whole timeout)."""
+        sock = socket_of(response.extensions.get("network_stream"))
+        if sock is not None:
+            self._sock = sock
+        at, _ = self._s.deadlines.read_deadline(CLOCK(), started=False)
+        self.deadline = math.inf if at is None else at
+        return self.deadline
+
     def _error_response(self, response: httpx2.Response, body: bytes) -> Problem:
         s = self._s
         status, headers = response.status_code, response.headers

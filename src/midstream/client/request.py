@@ -173,7 +173,8 @@ class ChatRequest:
 
 
 def as_turns(messages: str | Sequence[Any]) -> tuple[Turn, ...]:
-    """Turns from a prompt string, or a list of: strings (user text), ``{"role", "content"}`` dicts,
+    """Turns from a prompt string, or a list of: strings (user text), ``{"role": "user", "content"}``
+    dicts (content a string or a list of ``{"type": "text", "text"}`` parts),
     assistant :class:`Message` objects, :class:`ToolResult` objects and :class:`Turn` objects.
 
     Consecutive user items (text and tool results) merge into one user turn.
@@ -200,7 +201,7 @@ def as_turns(messages: str | Sequence[Any]) -> tuple[Turn, ...]:
             flush()
             turns.append(Turn("assistant", message=item))
         elif isinstance(item, dict) and item.get("role") == "user":
-            pending.append(UserText(str(item.get("content", ""))))
+            pending.extend(_user_texts(item.get("content")))
         else:
             raise LocalError(
                 f"cannot use {item!r} as a message: give a str, a Message, a ToolResult, a Turn "
@@ -210,3 +211,17 @@ def as_turns(messages: str | Sequence[Any]) -> tuple[Turn, ...]:
     if not turns:
         raise LocalError("a request needs at least one message")
     return tuple(turns)
+
+
+def _user_texts(content: Any) -> list[UserText]:
+    """A user dict's ``content``: a string, or a list of ``{"type": "text", "text": ...}`` parts."""
+    if isinstance(content, str):
+        return [UserText(content)]
+    if isinstance(content, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+    ):
+        return [UserText(p["text"]) for p in content]
+    # Only the type is named: sending a repr of the value to the model would be silent garbage.
+    raise LocalError(
+        f"a user message's content must be a str or a list of text parts, not {type(content).__name__}"
+    )

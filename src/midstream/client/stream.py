@@ -169,6 +169,8 @@ class Stream(StreamBase):
 
     def _status_problem(self, response: httpx2.Response) -> Problem:
         body = b""
+        if self._error_body_deadline(response) != math.inf:
+            WATCHDOG.watch(self)  # it shuts the socket at the deadline; _release stops the watch
         try:
             for part in response.iter_bytes():
                 body += part
@@ -272,6 +274,33 @@ class Client(ClientBase[Stream]):
         """Close the connection pool (only one this client made)."""
         if self._owns_http:
             self._http.close()
+
+    def to_async(
+        self,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> AsyncClient:
+        """An :class:`AsyncClient` for the same provider, with this client's key, base URL, model,
+        timeouts, retry policy, headers (copied) and Bedrock ``region`` / ``aws_credentials``.
+
+        The connection pool is not shared (a sync pool cannot serve async code): the new client makes
+        its own, closed by :meth:`AsyncClient.aclose`, unless ``http_client`` or ``transport`` is given.
+        Closing this client does not close the new one.
+        """
+        return AsyncClient(
+            self.provider,
+            self._api_key.value,
+            self.base_url,
+            http_client=http_client,
+            transport=transport,
+            model=self.model,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            headers=self.headers,
+            region=self.region,
+            aws_credentials=self._aws,
+        )
 
     def stream_request(
         self, request: WireRequest, *, chat: ChatRequest | None = None, timeouts: Timeouts | None = None
@@ -393,13 +422,17 @@ class AsyncStream(StreamBase):
 
     async def _status_problem(self, response: httpx2.Response) -> Problem:
         body = b""
-        try:
-            async for part in response.aiter_bytes():
-                body += part
-                if len(body) >= ERROR_BODY_LIMIT:
-                    break
-        except httpx2.HTTPError:
-            pass
+        at = self._error_body_deadline(response)
+        with anyio.CancelScope() as scope:
+            if at != math.inf:
+                scope.deadline = anyio.current_time() + (at - CLOCK())
+            try:
+                async for part in response.aiter_bytes():
+                    body += part
+                    if len(body) >= ERROR_BODY_LIMIT:
+                        break
+            except httpx2.HTTPError:
+                pass  # the status says enough
         return self._error_response(response, body)
 
     async def _read(self) -> None:

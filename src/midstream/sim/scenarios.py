@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from midstream.errors import LocalError
 from midstream.sim.script import Latency, Part, TextPart, ThinkingPart, ToolPart
@@ -56,6 +56,16 @@ class ScenarioError(LocalError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _regex(value: str | None) -> str | None:
+    """A pattern that compiles: a bad one is the file's error, not a crash on some later request."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression {value!r}: {exc}") from None
+    return value
 
 
 class ToolCallSpec(_Model):
@@ -89,6 +99,8 @@ class TurnSpec(_Model):
     blocks: list[BlockSpec]
     when_tool_result: str | None = None
 
+    _check_regex = field_validator("when_tool_result")(_regex)
+
 
 class MatchSpec(_Model):
     """Rules on the request; every rule given must hold."""
@@ -96,6 +108,8 @@ class MatchSpec(_Model):
     last_user: str | None = None
     tools: list[str] = Field(default_factory=list)
     provider: list[str] | None = None
+
+    _check_regex = field_validator("last_user")(_regex)
 
 
 class LatencySpec(_Model):

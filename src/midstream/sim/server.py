@@ -205,7 +205,12 @@ class Simulator:
         http_fault = self._http_fault(call)
         if http_fault is not None:
             return http_fault
-        steps = self._plan(call)
+        try:
+            steps = self._plan(call)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+            # Fields the lenient reading let through (a schema or budget of the wrong shape) that the
+            # script cannot use: the client's mistake, answered as the provider would.
+            return self._error(call, 400, "invalid_request", f"bad request: {exc}")
         call.record.stop_reason = _stop_reason(steps)
         if not call.req.stream:
             return await self._nonstream(call, steps)
@@ -241,7 +246,7 @@ class Simulator:
             req = parse_request(provider, body, wanted, model=model)
             scenario = self._scenario(provider, req, headers.get("x-midstream-scenario"))
             fault = self._fault(scenario, headers.get("x-midstream-fault"))
-        except (ValueError, KeyError, TypeError, AttributeError, ScenarioError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, ScenarioError) as exc:
             record = self._record(number, provider, request, model or "", None, stream=bool(stream))
             record.status, record.completed = 400, True
             self.records.append(record)

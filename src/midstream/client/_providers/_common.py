@@ -7,19 +7,34 @@ import json
 from typing import Any
 
 from midstream.client.request import ChatRequest, ToolResult, UserText
+from midstream.errors import LocalError
 from midstream.message import Message, ToolCall
 
 JSON = dict[str, Any]
 
 
 def compact_json(obj: Any) -> bytes:
-    """JSON as the Stainless SDKs (anthropic, openai) and httpx write it: no spaces, raw UTF-8."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """JSON as the Stainless SDKs (anthropic, openai) and httpx write it: no spaces, raw UTF-8.
+
+    Raises :class:`~midstream.errors.LocalError` for what JSON cannot carry (NaN, a set, ...).
+    """
+    return _dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def spaced_json(obj: Any) -> bytes:
-    """JSON as ``json.dumps`` writes it by default (google-genai, botocore): ASCII, ``", "``, ``": "``."""
-    return json.dumps(obj, allow_nan=False).encode()
+    """JSON as ``json.dumps`` writes it by default (google-genai, botocore): ASCII, ``", "``, ``": "``.
+
+    Raises :class:`~midstream.errors.LocalError` for what JSON cannot carry.
+    """
+    return _dumps(obj)
+
+
+def _dumps(obj: Any, **options: Any) -> bytes:
+    try:
+        return json.dumps(obj, allow_nan=False, **options).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        # The caller's values (a tool schema, a temperature) are at fault; json's message names no value.
+        raise LocalError(f"the request cannot be sent as JSON: {exc}") from exc
 
 
 def replays_native(message: Message, dialect: str) -> bool:
