@@ -113,3 +113,19 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
     assert code == 2 and "--model is needed for nope" in output
     code, output = run("hello", "--provider", "nope", "--model", "m")
     assert code == 2 and "unknown provider 'nope'" in output
+
+
+def test_the_lifecycle_lines_of_a_response_follow_its_view() -> None:
+    code, output = run(
+        "What is the weather in Paris and Tokyo?", "--settings", str(ROOT / "examples/midstream.toml")
+    )
+    assert code == 0, output
+    lines = output.splitlines()
+    first_response = next(i for i, line in enumerate(lines) if line.startswith("anthropic · "))
+    first_ready = next(i for i, line in enumerate(lines) if line.startswith("✓ ready"))
+    first_panel = next(i for i, line in enumerate(lines) if "─ get_weather " in line)
+    ended = next(i for i, line in enumerate(lines) if line.startswith("completed  stop=tool_use"))
+    assert lines[first_response - 1].startswith("── iteration 1")
+    assert first_response < first_panel < ended < first_ready
+    started = next(i for i, line in enumerate(lines) if line.startswith("▶ started"))
+    assert started > max(i for i, line in enumerate(lines) if line.startswith("✓ ready"))

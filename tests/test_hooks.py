@@ -330,6 +330,23 @@ def test_shell_hook_past_its_timeout_is_killed(tmp_path: Path) -> None:
     assert _state(pid) in ("gone", "Z")  # the whole process group was killed
 
 
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_a_background_child_left_by_a_finished_shell_hook_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    # The shell itself exits at once, but the child it left holds stdout open: the hook times out, and
+    # the child must not outlive it.
+    pidfile = tmp_path / "pid"
+    hooks = Hooks()
+    hooks.add_command("Stop", f'sleep 30 & echo $! > "{pidfile}"', timeout=0.5)
+    report = run(hooks.run("Stop"))
+    assert report.outcomes[0].status == "timeout"
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 2
+    while _state(pid) not in ("gone", "Z") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _state(pid) in ("gone", "Z")
+
+
 def test_hooks_from_settings(tmp_path: Path) -> None:
     out = tmp_path / "events.txt"
     settings = Settings.from_mapping(

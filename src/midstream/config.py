@@ -8,7 +8,7 @@ the file and the key path, e.g. ``midstream.toml: errors.backoff.initial: Input 
 The sections (TOML shown; the JSON file has the same shape)::
 
     [streaming]
-    enabled = true                    # stream responses at all
+    enabled = true                    # false: no eager argument streaming at all (responses still stream)
     enable_for_agents = ["coder"]     # agents that get fine-grained (eager) tool streaming; absent: all
 
     [streaming.eager]                 # fine-grained argument streaming ("eager = true" sets the default)
@@ -143,7 +143,8 @@ class EagerSettings(_Section):
 
 
 class StreamingSettings(_Section):
-    """Whether to stream, and which tools stream their arguments eagerly for which agents."""
+    """Which tools stream their arguments eagerly for which agents (``enabled = false``: none; the
+    responses themselves always stream)."""
 
     enabled: bool = True
     eager: EagerSettings = Field(default_factory=EagerSettings)

@@ -4,7 +4,9 @@
 :mod:`midstream.view` (text, thinking, a panel per tool call with its verdict), and the run's
 lifecycle (iterations, tools ready / started / finished / failed / denied / not executed /
 compensated, hooks that did something, retries, fallbacks, cancel, the ending) is printed as one
-line per event between them.
+line per event between them. A line that happens while a response is on screen (a call's verdict, a
+hook of its first token) is held until that response has been printed whole, so the scrollback reads
+in order: the response, then what it led to.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RunConsole:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console()
         self._display: LiveDisplay | None = None
+        self._held: list[str] = []
         self.lines = 0
 
     def __call__(self, event: Any) -> None:
@@ -66,7 +69,10 @@ class RunConsole:
             line = renderer(event)
             if line is not None:
                 self.lines += 1
-                self.console.print(line, highlight=False)
+                if self._display is not None:
+                    self._held.append(line)
+                else:
+                    self.console.print(line, highlight=False)
             return
         if self._display is not None:
             self._display.feed(event)
@@ -74,10 +80,14 @@ class RunConsole:
                 self.close()
 
     def close(self) -> None:
-        """End the live region of the response being shown, if any (it is printed once, whole)."""
+        """End the live region of the response being shown, if any (it is printed once, whole), then
+        print the lines held while it was shown."""
         display, self._display = self._display, None
         if display is not None:
             display.__exit__(None, None, None)
+        held, self._held = self._held, []
+        for line in held:
+            self.console.print(line, highlight=False)
 
 
 def _iteration(e: IterationStart) -> str:

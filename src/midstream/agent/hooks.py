@@ -556,12 +556,12 @@ async def _read_capped(stream: asyncio.StreamReader) -> bytes:
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
+    # The group even when the shell itself has exited: a child it left in the background may be what
+    # holds the pipes open (its group lives on, so the id cannot have been reused).
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if os.name == "posix":
             os.killpg(proc.pid, signal.SIGKILL)
-        else:  # pragma: no cover - no process groups
+        elif proc.returncode is None:  # pragma: no cover - no process groups
             proc.kill()
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(proc.wait(), 5.0)
+        await asyncio.wait_for(proc.communicate(), 5.0)  # its pipes too: then its transport closes

@@ -73,17 +73,7 @@ def _as_async(client: Client | AsyncClient) -> AsyncClient:
         return client
     if isinstance(client, Client):
         # Same provider, key, URL and policies; the sync client's own connection pool is not shared.
-        return AsyncClient(
-            client.provider,
-            client._api_key.value,
-            client.base_url,
-            model=client.model,
-            timeouts=client.timeouts,
-            retry=client.retry,
-            headers=client.headers,
-            region=client.region,
-            aws_credentials=client._aws,
-        )
+        return client.to_async()
     raise LocalError(f"an Agent needs a midstream Client or AsyncClient, not {type(client).__name__}")
 
 
