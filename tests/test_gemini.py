@@ -25,6 +25,7 @@ from midstream.events import (
     Event,
     ResponseEnd,
     StreamError,
+    ThinkingDelta,
     ToolArgsDelta,
     Unknown,
 )
@@ -353,8 +354,10 @@ def messages(draw: st.DrawFn) -> Message:
         fields.update(stop_reason="max_tokens", raw_stop_reason="MAX_TOKENS", terminal="truncated")
     else:
         fields["terminal"] = "failed" if ending == "failed" else "truncated"
+    if ending != "completed":
         last = blocks[-1] if blocks else None
-        # Gemini never closes a text block by itself: it ends when the response does.
+        # Gemini never closes a text block by itself: it ends when the response does, and a response
+        # cut short (MAX_TOKENS, an error, EOF) cuts it. A signature closes its thinking block.
         if isinstance(last, TextBlock) or (isinstance(last, ThinkingBlock) and last.signature is None):
             blocks[-1] = dataclasses.replace(last, complete=False)
     if ending == "failed":
@@ -564,9 +567,37 @@ def test_max_tokens() -> None:
     )
     events = assert_split_invariant("gemini", body)
     msg = accumulate(events)
-    assert msg.blocks == (TextBlock("Once upon a time"),)
+    # The token limit cut the answer: never reported as a finished block.
+    assert msg.blocks == (TextBlock("Once upon a time", complete=False),)
     assert (msg.stop_reason, msg.raw_stop_reason, msg.terminal) == ("max_tokens", "MAX_TOKENS", "truncated")
     assert msg.usage == Usage(input_tokens=4, output_tokens=6)
+
+
+def test_max_tokens_closes_open_blocks_incomplete_at_the_finish() -> None:
+    # The BlockStops come with the finishReason chunk itself, before any later usage chunk.
+    thought = chunk({"text": "Let me think", "thought": True}, finish="MAX_TOKENS")
+    events = decode(sse(thought, {"usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 5}}))
+    assert events[1:4] == [
+        BlockStart(0, "thinking", raw_type="thought"),
+        ThinkingDelta(0, "Let me think"),
+        BlockStop(0, complete=False),
+    ]
+    assert BlockStop(0, complete=True) not in events
+    assert accumulate(events).blocks == (ThinkingBlock("Let me think", complete=False),)
+    # A Vertex call still streaming its arguments is cut too; a whole call before it is not.
+    body = sse(
+        chunk({"functionCall": {"name": "done_first", "args": {"a": 1}}}, PARTIAL_CHUNKS[0]),
+        chunk(PARTIAL_CHUNKS[1], finish="MAX_TOKENS"),
+    )
+    events = assert_split_invariant("gemini", body)
+    assert BlockStop(1, complete=False) in events and BlockStop(0, complete=True) in events
+    whole, cut = accumulate(events).tool_calls
+    assert (whole.name, whole.complete, whole.input) == ("done_first", True, {"a": 1})
+    assert (cut.name, cut.complete, cut.input) == ("cook", False, None)
+    assert cut.raw_input == '{"recipe":{"name":"Pan'
+    # Any other finish closes the open block complete.
+    stopped = accumulate(decode(sse(chunk({"text": "All done."}, finish="STOP"))))
+    assert stopped.blocks == (TextBlock("All done."),)
 
 
 def test_safety_finish_and_unknown_candidate_fields() -> None:

@@ -229,8 +229,34 @@ def test_done_reason_length_is_truncated() -> None:
     assert message.raw_stop_reason == "length"
     assert message.terminal == "truncated"
     assert message.partial
-    assert message.text == "The first ten prime numbers are 2, 3, 5"
+    assert message.blocks == (TextBlock("The first ten prime numbers are 2, 3, 5", complete=False),)
     assert message.usage == Usage(input_tokens=26, output_tokens=12)
+
+
+def test_length_closes_only_the_cut_block_incomplete() -> None:
+    data = ndjson(
+        chat("", thinking="Primes: 2, 3"),
+        chat("Answer: 2, 3, 5, 7"),
+        chat(" and 11"),
+        final("length", eval_count=12),
+    )
+    events, message = decode(data)
+    # The thinking block ended when the answer began; the answer is what the token limit cut.
+    assert BlockStop(0, complete=True) in events
+    assert events[-5:-2] == [
+        TextDelta(1, " and 11"),
+        BlockStop(1, complete=False),
+        UsageUpdate(Usage(input_tokens=26, output_tokens=12)),
+    ]
+    assert BlockStop(1, complete=True) not in events
+    assert message.blocks == (
+        ThinkingBlock("Primes: 2, 3"),
+        TextBlock("Answer: 2, 3, 5, 7 and 11", complete=False),
+    )
+    # Thinking cut by the limit is incomplete the same way; a finished call before it is not touched.
+    call = {"id": "c1", "function": {"name": "f", "arguments": {}}}
+    _, cut = decode(ndjson(chat("", tool_calls=[call]), chat("", thinking="next"), final("length")))
+    assert [b.complete for b in cut.blocks] == [True, False]
 
 
 @pytest.mark.parametrize(
@@ -412,7 +438,7 @@ def test_encoder_generate_api_and_thinking() -> None:
     message = Message(
         provider="ollama",
         model="deepseek-r1",
-        blocks=(ThinkingBlock("hmm"), TextBlock("Yes.")),
+        blocks=(ThinkingBlock("hmm"), TextBlock("Yes.", complete=False)),
         stop_reason="max_tokens",
         raw_stop_reason="length",
         usage=Usage(input_tokens=3, output_tokens=4),
@@ -508,7 +534,8 @@ def test_encoder_skips_what_ollama_cannot_carry() -> None:
     assert b"web_search" not in out
     assert b"tool_calls" not in out  # an unfinished call is never written as a whole one
     _, decoded = decode(out)
-    assert decoded.blocks == (ThinkingBlock("think"), TextBlock("answer"))
+    # "length" cuts whichever block the body ends in: here the answer, since the cut call is not written.
+    assert decoded.blocks == (ThinkingBlock("think"), TextBlock("answer", complete=False))
     assert decoded.stop_reason == "max_tokens"
     assert decoded.raw_stop_reason == "length"  # another provider's reason, said Ollama's way
 
@@ -587,6 +614,9 @@ def ollama_messages(draw: st.DrawFn) -> Message:
             input_tokens=draw(st.none() | st.integers(1, 10**6)),
             output_tokens=draw(st.none() | st.integers(1, 10**6)),
         )
+        # "length" cuts the text or thinking block still streaming: it never reads as finished.
+        if stop == "max_tokens" and blocks and not isinstance(blocks[-1], ToolCall):
+            blocks[-1] = replace(blocks[-1], complete=False)
         return Message(
             provider="ollama",
             model=model,

@@ -102,7 +102,9 @@ class GeminiEncoder(Encoder):
 
     Not expressible, so not written: redacted thinking and blocks no Gemini part can hold (both raise
     :class:`~midstream.errors.LocalError`), ``cache_write_tokens``, a tool call that did not complete,
-    :class:`~midstream.events.Unknown` events.
+    :class:`~midstream.events.Unknown` events, and whether a text or thinking block was complete: a
+    ``MAX_TOKENS`` finish reads back as cutting the block the response ends in, any other end as
+    closing it.
     """
 
     dialect = PROVIDER

@@ -25,8 +25,10 @@ Every element is a ``GenerateContentResponse`` chunk; the first candidate's part
   blocks, both carrying the part's value whole; unknown top-level and candidate fields become
   :class:`~midstream.events.Unknown` events, as do candidates other than the first.
 * ``usageMetadata`` (running totals on every chunk) becomes a partial ``UsageUpdate``.
-* The ``finishReason`` chunk closes the open text or thinking block, but Gemini has no end event: usage
-  may still follow in a later chunk, so the ``ResponseEnd`` is held until :meth:`GeminiDecoder.close`.
+* The ``finishReason`` chunk closes the open text or thinking block (``complete=False`` for
+  ``MAX_TOKENS``: the answer was cut there) and a call whose arguments are still streaming (always
+  ``complete=False``: nothing may follow the finish). Gemini has no end event: usage may still follow
+  in a later chunk, so the ``ResponseEnd`` is held until :meth:`GeminiDecoder.close`.
   Content after the ``finishReason`` is a protocol error. No ``finishReason`` by EOF: ``truncated``.
   ``promptFeedback.blockReason`` (a blocked prompt) ends the response ``content_filter`` the same way.
 * Errors, ``data: {"error": ...}`` or a raw pretty-printed ``{"error": ...}`` object between SSE events
@@ -335,12 +337,22 @@ class _Response:
         if "finishReason" in candidate:
             raw = _expect(candidate["finishReason"], str, "finishReason")
             message = candidate.get("finishMessage")
-            out.extend(self._close_text())
+            stop = _stop_reason(raw, self._calls > 0)
+            out.extend(self._close_at_finish(cut=stop == "max_tokens"))
             self._end = ResponseEnd(
-                stop_reason=_stop_reason(raw, self._calls > 0),
+                stop_reason=stop,
                 raw_stop_reason=raw,
                 stop_details={"finishMessage": message} if message is not None else None,
             )
+        return out
+
+    def _close_at_finish(self, cut: bool) -> list[Event]:
+        """Close what the finish leaves open; a ``cut`` (token limit) leaves the text block incomplete."""
+        out = self._close_text(complete=not cut)
+        if self._call is not None:
+            # Its end (the empty functionCall) can no longer come: the arguments stay partial.
+            out.append(BlockStop(self._call.index, complete=False))
+            self._call = None
         return out
 
     def _feedback(self, feedback: dict[str, Any]) -> list[Event]:
@@ -381,11 +393,11 @@ class _Response:
         self._next_index += 1
         return self._next_index - 1
 
-    def _close_text(self) -> list[Event]:
+    def _close_text(self, complete: bool = True) -> list[Event]:
         if self._open is None:
             return []
         index, self._open = self._open.index, None
-        return [BlockStop(index)]
+        return [BlockStop(index, complete=complete)]
 
     def _signature(self, signature: str) -> list[Event]:
         if self._open is not None and self._open.kind == "thinking":

@@ -21,7 +21,8 @@ Decoding (:class:`OllamaDecoder`):
   server sends none), one ``ToolArgsDelta`` with the compact JSON of its ``arguments`` object and a
   ``BlockStop``. Null or missing arguments send no fragment (a tool without parameters: input ``{}``);
   a string is passed through as the JSON text it claims to be;
-* ``done: true``: the open block closes complete; ``prompt_eval_count`` / ``eval_count`` become
+* ``done: true``: the open block closes, complete unless ``done_reason`` is ``length`` (the token
+  limit cut it: ``complete=False``); ``prompt_eval_count`` / ``eval_count`` become
   ``input_tokens`` / ``output_tokens`` (thinking tokens are part of ``eval_count``; Ollama reports no
   cache counts); the durations, when present, pass as ``Unknown("ollama.metrics", {...})`` with the
   provider's fields and nanosecond values verbatim; then ``ResponseEnd``. ``done_reason`` ``stop`` (or
@@ -237,11 +238,11 @@ class OllamaDecoder:
         index, self._next_index = self._next_index, self._next_index + 1
         return index
 
-    def _close_open(self) -> list[Event]:
+    def _close_open(self, complete: bool = True) -> list[Event]:
         if self._open is None:
             return []
         index, self._open = self._open[0], None
-        return [BlockStop(index, complete=True)]
+        return [BlockStop(index, complete=complete)]
 
     def _text(self, block_type: BlockType, raw_type: str, text: str | None) -> list[Event]:
         if not text:
@@ -277,7 +278,9 @@ class OllamaDecoder:
 
     def _done(self, obj: dict[str, Any]) -> list[Event]:
         self._phase = "done"
-        out = self._close_open()
+        done_reason = _optional(obj, "done_reason", str)
+        stop = stop_reason_for(done_reason, self._tool_calls > 0)
+        out = self._close_open(complete=stop != "max_tokens")
         usage = Usage(
             input_tokens=_optional(obj, "prompt_eval_count", int),
             output_tokens=_optional(obj, "eval_count", int),
@@ -287,8 +290,6 @@ class OllamaDecoder:
         metrics = {name: obj[name] for name in METRIC_FIELDS if obj.get(name) is not None}
         if metrics:
             out.append(Unknown("ollama.metrics", metrics))
-        done_reason = _optional(obj, "done_reason", str)
-        stop = stop_reason_for(done_reason, self._tool_calls > 0)
         out.append(ResponseEnd(stop_reason=stop, raw_stop_reason=done_reason))
         return out
 
@@ -405,7 +406,9 @@ class OllamaEncoder(Encoder):
     one Ollama can say: provider ``ollama``, no id, a non-empty model or none; text and thinking blocks
     non-empty and never next to a block of their own kind; tool calls complete, with non-empty ids and
     ``raw_input`` the compact JSON of their ``input``; usage of ``input_tokens`` / ``output_tokens``
-    only (positive: Go omits zeros); ``raw_stop_reason`` set and consistent with ``stop_reason``.
+    only (positive: Go omits zeros); ``raw_stop_reason`` set and consistent with ``stop_reason``; a
+    text or thinking block incomplete exactly when it is the last block of a response cut short
+    (``max_tokens``, an error, or the end of the body), since that is how Ollama's wire reads back.
     """
 
     dialect = PROVIDER
