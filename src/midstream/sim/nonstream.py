@@ -15,30 +15,18 @@ from typing import Any
 from midstream import wire
 from midstream.core.accumulate import Accumulator
 from midstream.events import Event
-from midstream.message import Message, StopReason, TextBlock, ThinkingBlock, ToolCall
+from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
+from midstream.wire._anthropic_encoder import wire_stop_reason
+from midstream.wire._bedrock_encoder import wire_stop_reason as bedrock_stop_reason
+from midstream.wire._gemini_encoder import wire_finish_reason as gemini_finish_reason
+from midstream.wire._openai_chat_encoder import wire_finish_reason
+from midstream.wire.ollama import wire_done_reason
 from midstream.wire.sse import SSEDecoder
 
 __all__ = ["error_body", "nonstream_body", "responses_body"]
 
-_ANTHROPIC_STOP: dict[str, str] = {"context_window_exceeded": "model_context_window_exceeded"}
-_OPENAI_FINISH: dict[str, str] = {
-    "end_turn": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "content_filter": "content_filter",
-}
-_GEMINI_FINISH: dict[str, str] = {"max_tokens": "MAX_TOKENS", "content_filter": "SAFETY"}
-_BEDROCK_STOP: dict[str, str] = {"content_filter": "content_filtered"}
-
-
-def _stop(message: Message, table: dict[str, str], default: str, *, passthrough: bool = False) -> str:
-    """The provider's stop string: from ``table``, else our own name (``passthrough``) or ``default``."""
-    reason: StopReason | None = message.stop_reason
-    if reason is None:
-        return default
-    if reason in table:
-        return table[reason]
-    return reason if passthrough else default
+# Stop reasons are written by the same functions the streaming encoders use, so a response reads the
+# same streamed or not.
 
 
 def _input(call: ToolCall) -> dict[str, Any]:
@@ -63,7 +51,7 @@ def _anthropic(message: Message) -> dict[str, Any]:
         "role": "assistant",
         "model": message.model,
         "content": content,
-        "stop_reason": _stop(message, _ANTHROPIC_STOP, "end_turn", passthrough=True),
+        "stop_reason": wire_stop_reason(message.stop_reason, message.raw_stop_reason) or "end_turn",
         "stop_sequence": None,
         "usage": {
             "input_tokens": usage.input_tokens or 0,
@@ -93,7 +81,7 @@ def _openai_chat(message: Message) -> dict[str, Any]:
                 "index": 0,
                 "message": body,
                 "logprobs": None,
-                "finish_reason": _stop(message, _OPENAI_FINISH, "stop"),
+                "finish_reason": wire_finish_reason(message.stop_reason, message.raw_stop_reason) or "stop",
             }
         ],
         "usage": {
@@ -140,7 +128,7 @@ def _gemini(message: Message) -> dict[str, Any]:
         "candidates": [
             {
                 "content": {"parts": parts, "role": "model"},
-                "finishReason": _stop(message, _GEMINI_FINISH, "STOP"),
+                "finishReason": gemini_finish_reason(message.stop_reason, message.raw_stop_reason),
                 "index": 0,
             }
         ],
@@ -163,7 +151,7 @@ def _bedrock(message: Message) -> dict[str, Any]:
     usage = message.usage
     return {
         "output": {"message": {"role": "assistant", "content": content}},
-        "stopReason": _stop(message, _BEDROCK_STOP, "end_turn", passthrough=True),
+        "stopReason": bedrock_stop_reason(message.stop_reason, message.raw_stop_reason) or "end_turn",
         "usage": {
             "inputTokens": usage.input_tokens or 0,
             "outputTokens": usage.output_tokens or 0,
@@ -195,7 +183,9 @@ def _ollama(message: Message, api: str = "chat") -> dict[str, Any]:
     return {
         **head,
         "done": True,
-        "done_reason": "length" if message.stop_reason == "max_tokens" else "stop",
+        "done_reason": wire_done_reason(
+            message.stop_reason, message.raw_stop_reason, bool(message.tool_calls)
+        ),
         "total_duration": 0,
         "load_duration": 0,
         "prompt_eval_count": usage.input_tokens or 0,

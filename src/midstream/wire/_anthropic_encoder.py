@@ -21,15 +21,24 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import Message, Usage
+from midstream.message import Message, StopReason, Usage
 from midstream.wire._base import Encoder
 
-__all__ = ["AnthropicEncoder"]
+__all__ = ["AnthropicEncoder", "wire_stop_reason"]
 
 _WIRE_STOP: dict[str, str] = {
     "context_window_exceeded": "model_context_window_exceeded",
     "content_filter": "refusal",
 }
+
+
+def wire_stop_reason(stop: StopReason | None, raw: str | None = None) -> str | None:
+    """The ``stop_reason`` Anthropic writes: the raw one when known, else its name for ``stop``."""
+    if raw is not None or stop is None:
+        return raw
+    return _WIRE_STOP.get(stop, stop)
+
+
 _WIRE_ERROR: dict[str, str] = {
     "overloaded": "overloaded_error",
     "rate_limited": "rate_limit_error",
@@ -202,9 +211,7 @@ class AnthropicEncoder(Encoder):
         if event.terminal == "failed":
             return self._stream_error(StreamError("server", "stream failed", retryable=True))
         self._usage = self._usage.merge(event.usage)
-        raw = event.raw_stop_reason
-        if raw is None and event.stop_reason is not None:
-            raw = _WIRE_STOP.get(event.stop_reason, event.stop_reason)
+        raw = wire_stop_reason(event.stop_reason, event.raw_stop_reason)
         delta = {"stop_reason": raw, "stop_sequence": None, "stop_details": event.stop_details}
         usage = _wire_usage(self._usage, required=("output_tokens",))
         out = self._frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})

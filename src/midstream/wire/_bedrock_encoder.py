@@ -23,12 +23,12 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import Message, Usage
+from midstream.message import Message, StopReason, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire.eventstream import encode_message
 
-__all__ = ["BedrockEncoder"]
+__all__ = ["BedrockEncoder", "wire_stop_reason"]
 
 # normalized -> the Converse value written for it when the raw reason does not map back
 _WIRE_STOP: dict[str, str] = {
@@ -156,7 +156,7 @@ class BedrockEncoder(Encoder):
         out = b""
         cut = event.terminal == "truncated" and event.stop_reason is None and event.raw_stop_reason is None
         if not cut:
-            reason = _wire_stop_reason(event)
+            reason = wire_stop_reason(event.stop_reason, event.raw_stop_reason)
             out = self.frame("messageStop", {} if reason is None else {"stopReason": reason})
         elif self._usage == Usage():
             return b""
@@ -230,13 +230,13 @@ def _delta_body(event: Event) -> tuple[int, dict[str, Any]] | None:
     return None
 
 
-def _wire_stop_reason(event: ResponseEnd) -> str | None:
-    raw = event.raw_stop_reason
-    if raw is not None and STOP_REASONS.get(raw, "other") == event.stop_reason:
+def wire_stop_reason(stop: StopReason | None, raw: str | None = None) -> str | None:
+    """The ``stopReason`` Bedrock writes: the raw one when it means ``stop``, else Bedrock's name."""
+    if raw is not None and STOP_REASONS.get(raw, "other") == stop:
         return raw
-    if event.stop_reason is None:
+    if stop is None:
         return raw
-    return _WIRE_STOP.get(event.stop_reason, raw or event.stop_reason)
+    return _WIRE_STOP.get(stop, raw or stop)
 
 
 def _usage_counts(usage: Usage, names: dict[str, str]) -> dict[str, int]:

@@ -24,7 +24,7 @@ from midstream.events import (
     ToolArgsDelta,
     UsageUpdate,
 )
-from midstream.message import Usage
+from midstream.message import StopReason, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._gemini_parts import (
     PART_META,
@@ -38,7 +38,7 @@ from midstream.wire._gemini_parts import (
 )
 from midstream.wire.sse import encode_sse
 
-__all__ = ["EncoderFraming", "ErrorShape", "GeminiEncoder"]
+__all__ = ["EncoderFraming", "ErrorShape", "GeminiEncoder", "wire_finish_reason"]
 
 EncoderFraming = Literal["sse", "json-array"]
 ErrorShape = Literal["raw", "data"]
@@ -53,6 +53,16 @@ _FINISH_FOR_STOP: dict[str, str] = {
     "content_filter": "SAFETY",
     "refusal": "SAFETY",
 }
+
+
+def wire_finish_reason(stop: StopReason | None, raw: str | None = None) -> str:
+    """The ``finishReason`` Gemini writes: the raw one when it is a Gemini name, else Gemini's name for
+    ``stop`` (``STOP`` when there is none)."""
+    if raw and _GEMINI_NAME.fullmatch(raw):
+        return raw
+    return _FINISH_FOR_STOP.get(stop or "end_turn", "OTHER")
+
+
 _BLOCK_REASONS = frozenset({"SAFETY", "OTHER", "BLOCKLIST", "PROHIBITED_CONTENT", "IMAGE_SAFETY"})
 _STATUS_FOR_KIND: dict[str, tuple[int, str]] = {
     "overloaded": (503, "UNAVAILABLE"),
@@ -235,9 +245,7 @@ class GeminiEncoder(Encoder):
             event.stop_reason is None and event.terminal != "completed"
         ):
             return self._finish_parts(None)  # the body just stops: no finishReason, no "]"
-        finish = event.raw_stop_reason
-        if not (finish and _GEMINI_NAME.fullmatch(finish)):
-            finish = _FINISH_FOR_STOP.get(event.stop_reason or "end_turn", "OTHER")
+        finish = wire_finish_reason(event.stop_reason, event.raw_stop_reason)
         blocked = event.stop_reason == "content_filter" and finish in _BLOCK_REASONS
         if blocked and not self._content and self._carry is None:  # nothing answered: a blocked prompt
             out = self._push(_Chunk(None, feedback={"blockReason": finish}))

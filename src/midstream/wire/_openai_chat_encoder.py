@@ -26,7 +26,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 
-__all__ = ["OpenAIChatEncoder"]
+__all__ = ["OpenAIChatEncoder", "wire_finish_reason"]
 
 # Normalized stop reason -> what OpenAI writes for it (several have no value of their own).
 _FINISH_FOR: dict[StopReason, str] = {
@@ -223,7 +223,7 @@ class OpenAIChatEncoder(Encoder):
         if event.terminal == "cancelled":
             return b""
         out = [self._role_chunk()]
-        finish = _finish_reason(event)
+        finish = wire_finish_reason(event.stop_reason, event.raw_stop_reason)
         if finish is not None:
             out.append(self._chunk({}, finish=finish))
         usage = self._usage.merge(event.usage)
@@ -281,15 +281,13 @@ def _data(body: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _finish_reason(end: ResponseEnd) -> str | None:
-    if end.stop_reason is None:
-        return end.raw_stop_reason
-    if (
-        end.raw_stop_reason is not None
-        and FINISH_REASONS.get(end.raw_stop_reason, "other") == end.stop_reason
-    ):
-        return end.raw_stop_reason
-    return _FINISH_FOR[end.stop_reason]
+def wire_finish_reason(stop: StopReason | None, raw: str | None = None) -> str | None:
+    """The ``finish_reason`` OpenAI writes: the raw one when it means ``stop``, else OpenAI's name."""
+    if stop is None:
+        return raw
+    if raw is not None and FINISH_REASONS.get(raw, "other") == stop:
+        return raw
+    return _FINISH_FOR[stop]
 
 
 def _usage_json(usage: Usage, realism: bool) -> dict[str, Any]:

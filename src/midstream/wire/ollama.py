@@ -81,6 +81,7 @@ __all__ = [
     "classify_message",
     "go_json",
     "stop_reason_for",
+    "wire_done_reason",
 ]
 
 PROVIDER = "ollama"
@@ -322,6 +323,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # Which done_reason a normalized stop reason is written as, when the raw one does not fit.
 _DONE_REASON_FOR: dict[StopReason, str] = {"max_tokens": "length", "context_window_exceeded": "length"}
 
+def wire_done_reason(stop: StopReason | None, raw: str | None = None, made_tool_calls: bool = False) -> str:
+    """The ``done_reason`` Ollama writes: the raw one when it means ``stop``, else ``length`` or ``stop``."""
+    if raw and stop is not None and stop_reason_for(raw, made_tool_calls) == stop:
+        return raw
+    return _DONE_REASON_FOR.get(stop or "end_turn", "stop")
+
+
 # Timing model of a realistic stream (nanoseconds): a warm model load, the prompt evaluation before
 # the first token, then one decoding step per chunk.
 _LOAD_NS = (15_000_000, 90_000_000)
@@ -534,11 +542,7 @@ class OllamaEncoder(Encoder):
         return (go_json(chunk) + "\n").encode("utf-8")
 
     def _done_reason(self, event: ResponseEnd) -> str:
-        made_calls = self._r.tool_calls > 0
-        raw = event.raw_stop_reason
-        if raw and event.stop_reason is not None and stop_reason_for(raw, made_calls) == event.stop_reason:
-            return raw
-        return _DONE_REASON_FOR.get(event.stop_reason or "end_turn", "stop")
+        return wire_done_reason(event.stop_reason, event.raw_stop_reason, self._r.tool_calls > 0)
 
     def _metrics(self, usage: Usage) -> dict[str, int]:
         """The metric fields in Go's struct order; zero and unknown values are omitted (omitempty)."""
