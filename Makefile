@@ -28,15 +28,17 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 run: $(RUN_STAMP)
 	$(VENV)/bin/midstream demo
 
-## test: the whole suite: pytest, ruff and mypy --strict on src/
+## test: the whole suite: pytest, ruff check, ruff format --check and mypy --strict on src/
 test: $(TEST_STAMP)
 	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || echo "tmux could not be installed: the terminal test will be skipped"
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy --strict src
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy --strict src

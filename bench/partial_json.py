@@ -52,7 +52,7 @@ CAP_PJP_S = 8.0  # per measurement, partial-json-parser
 # -- documents ---------------------------------------------------------------------------------------
 
 _CODE_LINES = (
-    'def handler_{i}(request, retries=3):',
+    "def handler_{i}(request, retries=3):",
     '    """Return the parsed body of request #{i}."""',
     '    path = "C:\\\\data\\\\in_{i}.json"  # Windows path, escaped',
     "    if request.headers.get('x-trace') == \"on\":",
@@ -328,23 +328,69 @@ def _label(row: Row, sizes: dict[tuple[str, int], int]) -> list[str]:
 def report(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
     every = _table(
         "Process every delta (CPU seconds; ~ = extrapolated past the cap; ratio = peer / midstream feed)",
-        ["shape", "size", "Δ B", "midstream", "jiter partial", "ratio", "jiter trailing", "ratio",
-         "partial-json-parser", "ratio", "ijson (C)", "ratio", "json.loads x1"],
         [
-            [*_label(r, sizes), str(r.ms_feed), str(r.jiter), _ratio(r.jiter, r.ms_feed), str(r.jiter_tr),
-             _ratio(r.jiter_tr, r.ms_feed), str(r.pjp), _ratio(r.pjp, r.ms_feed), str(r.ijson),
-             _ratio(r.ijson, r.ms_feed), str(r.loads)]
+            "shape",
+            "size",
+            "Δ B",
+            "midstream",
+            "jiter partial",
+            "ratio",
+            "jiter trailing",
+            "ratio",
+            "partial-json-parser",
+            "ratio",
+            "ijson (C)",
+            "ratio",
+            "json.loads x1",
+        ],
+        [
+            [
+                *_label(r, sizes),
+                str(r.ms_feed),
+                str(r.jiter),
+                _ratio(r.jiter, r.ms_feed),
+                str(r.jiter_tr),
+                _ratio(r.jiter_tr, r.ms_feed),
+                str(r.pjp),
+                _ratio(r.pjp, r.ms_feed),
+                str(r.ijson),
+                _ratio(r.ijson, r.ms_feed),
+                str(r.loads),
+            ]
             for r in rows
         ],
     )
     display = _table(
         f"Display: a preview after every delta, and at {SNAPSHOT_HZ} Hz ({STREAM_BYTES_PER_S:,} B/s stream)",
-        ["shape", "size", "Δ B", "midstream/Δ", "jiter/Δ", "ratio", "midstream 30Hz", "jiter 30Hz", "ratio",
-         "jiter-trailing 30Hz", "ratio", "p-j-p 30Hz", "ratio"],
         [
-            [*_label(r, sizes), str(r.ms_every), str(r.jiter), _ratio(r.jiter, r.ms_every), str(r.ms_30hz),
-             str(r.jiter_30hz), _ratio(r.jiter_30hz, r.ms_30hz), str(r.jiter_tr_30hz),
-             _ratio(r.jiter_tr_30hz, r.ms_30hz), str(r.pjp_30hz), _ratio(r.pjp_30hz, r.ms_30hz)]
+            "shape",
+            "size",
+            "Δ B",
+            "midstream/Δ",
+            "jiter/Δ",
+            "ratio",
+            "midstream 30Hz",
+            "jiter 30Hz",
+            "ratio",
+            "jiter-trailing 30Hz",
+            "ratio",
+            "p-j-p 30Hz",
+            "ratio",
+        ],
+        [
+            [
+                *_label(r, sizes),
+                str(r.ms_every),
+                str(r.jiter),
+                _ratio(r.jiter, r.ms_every),
+                str(r.ms_30hz),
+                str(r.jiter_30hz),
+                _ratio(r.jiter_30hz, r.ms_30hz),
+                str(r.jiter_tr_30hz),
+                _ratio(r.jiter_tr_30hz, r.ms_30hz),
+                str(r.pjp_30hz),
+                _ratio(r.pjp_30hz, r.ms_30hz),
+            ]
             for r in rows
         ],
     )

@@ -33,8 +33,20 @@ def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     ("command", "options"),
     [
         ([], ["chat", "demo", "replay", "sim"]),
-        (["chat"], ["--provider", "--model", "--base-url", "--tools", "--eager", "--buffered",
-                    "--max-tokens", "--json", "--sim"]),
+        (
+            ["chat"],
+            [
+                "--provider",
+                "--model",
+                "--base-url",
+                "--tools",
+                "--eager",
+                "--buffered",
+                "--max-tokens",
+                "--json",
+                "--sim",
+            ],
+        ),
         (["demo"], ["--speed"]),
         (["replay"], ["--dialect", "--speed", "--json"]),
         (["sim"], ["--port", "--scenarios"]),
@@ -59,8 +71,15 @@ def test_replay_json_has_events_and_tool_events() -> None:
         line["path"] == ["location"] for line in lines if line["kind"] == "tool_field_delta"
     )
     ready = [line for line in lines if line["kind"] == "tool_call_ready"]
-    assert ready == [{"kind": "tool_call_ready", "index": 1, "id": "toolu_01NRLabsLyVHZPKxbKvkfSMn",
-                      "name": "get_weather", "input": {"location": "Paris"}}]
+    assert ready == [
+        {
+            "kind": "tool_call_ready",
+            "index": 1,
+            "id": "toolu_01NRLabsLyVHZPKxbKvkfSMn",
+            "name": "get_weather",
+            "input": {"location": "Paris"},
+        }
+    ]
     assert lines[-1]["terminal"] == "completed" and lines[-1]["usage"]["output_tokens"] == 65
 
 
@@ -89,8 +108,18 @@ def test_chat_against_the_simulator_shows_the_tool_panel() -> None:
 
 def test_chat_json_lines_end_with_metrics() -> None:
     code, output = run(
-        "chat", "--sim", "--speed", "0", "--json", "--provider", "openai-chat", "--tools", str(TOOLS),
-        "--max-tokens", "12", "Save an article",
+        "chat",
+        "--sim",
+        "--speed",
+        "0",
+        "--json",
+        "--provider",
+        "openai-chat",
+        "--tools",
+        str(TOOLS),
+        "--max-tokens",
+        "12",
+        "Save an article",
     )
     assert code == 0
     lines = [json.loads(line) for line in output.splitlines()]
@@ -129,14 +158,19 @@ def test_chat_with_a_bad_tools_file(tmp_path: Path) -> None:
 def test_demo_runs_every_step() -> None:
     code, output = run("demo", "--speed", "8")
     assert code == 0, output
-    steps = ["1 · Text streaming", "2 · A 500-word tool argument", "3 · A tool input cut by max_tokens",
-             "4 · Cancel mid-stream", "Metrics"]
+    steps = [
+        "1 · Text streaming",
+        "2 · A 500-word tool argument",
+        "3 · A tool input cut by max_tokens",
+        "4 · Cancel mid-stream",
+        "Metrics",
+    ]
     positions = [output.index(step) for step in steps]
     assert positions == sorted(positions)
     assert output.count("→ save_article ran: saved “Partial safety” (503 words).") == 2
     assert "→ save_article was not executed: its input was cut short." in output
     assert "✗ not executed: input truncated" in output
-    assert "0 after the disconnect" in output, output[output.index("4 ·"):]
+    assert "0 after the disconnect" in output, output[output.index("4 ·") :]
     for terminal in ("completed", "truncated", "cancelled"):
         assert f"│ {terminal}" in output
 
@@ -201,8 +235,14 @@ def test_in_a_terminal_demo_chat_and_ctrl_c(terminal: Terminal) -> None:
     terminal.type(f"cd {ROOT} && {cmd} demo --speed 4; echo demo-exit=$?")
     screen = terminal.wait_for(r"demo-exit=\d", timeout=90)
     assert "demo-exit=0" in screen
-    for text in ("1 · Text streaming", "2 · A 500-word tool argument", "Seconds from the request",
-                 "✗ not executed: input truncated", "0 after the disconnect", "Metrics (stream.metrics)"):
+    for text in (
+        "1 · Text streaming",
+        "2 · A 500-word tool argument",
+        "Seconds from the request",
+        "✗ not executed: input truncated",
+        "0 after the disconnect",
+        "Metrics (stream.metrics)",
+    ):
         assert text in screen
     assert "Traceback" not in screen
 

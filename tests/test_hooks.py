@@ -330,7 +330,6 @@ def test_shell_hook_past_its_timeout_is_killed(tmp_path: Path) -> None:
     assert _state(pid) in ("gone", "Z")  # the whole process group was killed
 
 
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_a_background_child_left_by_a_finished_shell_hook_is_killed_at_the_timeout(tmp_path: Path) -> None:
     # The shell itself exits at once, but the child it left holds stdout open: the hook times out, and

@@ -151,9 +151,7 @@ def test_completed_answer_is_untouched() -> None:
     assert heal(ANSWER.rstrip("\n")) == ANSWER.rstrip("\n")
 
 
-_MARKDOWNISH = st.text(
-    alphabet=st.sampled_from(list("ab _*`~|-:#>[]()\\\n") + list("12.")), max_size=60
-)
+_MARKDOWNISH = st.text(alphabet=st.sampled_from(list("ab _*`~|-:#>[]()\\\n") + list("12.")), max_size=60)
 
 
 def _core(text: str) -> str:

@@ -112,8 +112,16 @@ WIRE_ALL = [
 # Names that are data, not code: type aliases and constants. ``help()`` on them shows the docs of
 # their type, so they are documented where they are defined (module docs, comments) instead.
 DATA_NAMES = {
-    "Block", "Event", "StopReason", "Terminal", "__version__", "DIALECTS",
-    "JsonEvent", "JsonPath", "ToolEvent", "StreamEvent",
+    "Block",
+    "Event",
+    "StopReason",
+    "Terminal",
+    "__version__",
+    "DIALECTS",
+    "JsonEvent",
+    "JsonPath",
+    "ToolEvent",
+    "StreamEvent",
 }
 
 # Methods of a typing.Protocol that only declare a signature.

@@ -306,7 +306,6 @@ def test_scenario_file_errors_say_where(tmp_path: Path) -> None:
     assert ScenarioBook.load(as_json).named("j") is not None
 
 
-
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -319,6 +318,7 @@ def test_a_bad_regex_is_a_scenario_file_error(tmp_path: Path, scenario: dict[str
     path.write_text(json.dumps({"scenarios": [scenario]}))
     with pytest.raises(ScenarioError, match=r"regex\.json"):
         ScenarioBook.load(path)
+
 
 def test_scenarios_are_chosen_by_rules() -> None:
     book = ScenarioBook.load(EXAMPLES / "weather.yaml")

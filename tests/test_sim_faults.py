@@ -293,7 +293,6 @@ def test_bad_requests_get_a_400_in_the_providers_shape(sim: SimURL) -> None:
     assert method.status_code == 404 and method.json()["error"]["status"] == "NOT_FOUND"
 
 
-
 @pytest.mark.parametrize(
     "extra",
     [

@@ -89,8 +89,16 @@ def test_a_verdict_fed_in_replaces_the_views_own() -> None:
     view = LiveView()
     feed(view, [START, *tool_call(ARGS), BlockStop(0, complete=True)])
     assert "ready to run" in render(view)
-    view.feed(ToolCallInvalid(0, "toolu_1", "save_article", "".join(ARGS), "schema",
-                              ToolInputError("missing required field 'author'")))
+    view.feed(
+        ToolCallInvalid(
+            0,
+            "toolu_1",
+            "save_article",
+            "".join(ARGS),
+            "schema",
+            ToolInputError("missing required field 'author'"),
+        )
+    )
     screen = render(view)
     assert "✗ not executed: input fails the tool's schema: missing required field 'author'" in screen
 
@@ -108,13 +116,26 @@ def test_markdown_is_healed_only_while_the_text_streams() -> None:
 
 def test_thinking_text_and_a_completed_ending() -> None:
     view = LiveView()
-    end = ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn",
-                      usage=Usage(input_tokens=12, output_tokens=34), terminal="completed")
-    feed(view, [
-        START, BlockStart(0, "thinking"), ThinkingDelta(0, "Think first."), BlockStop(0, complete=True),
-        BlockStart(1, "text"), TextDelta(1, "# Answer\n\nDone."), BlockStop(1, complete=True),
-        UsageUpdate(Usage(output_tokens=34)), end,
-    ])
+    end = ResponseEnd(
+        stop_reason="end_turn",
+        raw_stop_reason="end_turn",
+        usage=Usage(input_tokens=12, output_tokens=34),
+        terminal="completed",
+    )
+    feed(
+        view,
+        [
+            START,
+            BlockStart(0, "thinking"),
+            ThinkingDelta(0, "Think first."),
+            BlockStop(0, complete=True),
+            BlockStart(1, "text"),
+            TextDelta(1, "# Answer\n\nDone."),
+            BlockStop(1, complete=True),
+            UsageUpdate(Usage(output_tokens=34)),
+            end,
+        ],
+    )
     screen = render(view)
     order = [screen.index(part) for part in ("anthropic · claude-test · msg_1", "Think first.", "Done.")]
     assert order == sorted(order)
@@ -136,8 +157,9 @@ def test_interrupt_marks_the_output_partial_and_open_calls_not_executed() -> Non
 
 def test_metrics_line() -> None:
     view = LiveView()
-    view.metrics = StreamMetrics(provider="anthropic", ttft=0.212, duration=1.5, bytes=900, chunks=9,
-                                 events=20, terminal="completed")
+    view.metrics = StreamMetrics(
+        provider="anthropic", ttft=0.212, duration=1.5, bytes=900, chunks=9, events=20, terminal="completed"
+    )
     assert "TTFT 212 ms" in render(view, width=200)
 
 
@@ -156,8 +178,16 @@ def test_long_output_is_cropped_to_its_newest_lines_while_live() -> None:
 def test_display_on_a_pipe_prints_the_final_view_once() -> None:
     out = io.StringIO()
     console = Console(file=out, width=90, color_system=None)
-    view = play([START, BlockStart(0, "text"), TextDelta(0, "Hello"), BlockStop(0),
-                 ResponseEnd(stop_reason="end_turn", terminal="completed")], console=console)
+    view = play(
+        [
+            START,
+            BlockStart(0, "text"),
+            TextDelta(0, "Hello"),
+            BlockStop(0),
+            ResponseEnd(stop_reason="end_turn", terminal="completed"),
+        ],
+        console=console,
+    )
     text = out.getvalue()
     assert text.count("Hello") == 1 and "completed" in text
     assert view.max_height is None

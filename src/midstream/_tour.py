@@ -226,22 +226,31 @@ def _step(console: Console, number: int, title: str, note: str) -> None:
 
 
 def _text_step(console: Console, client: Client) -> _Run:
-    _step(console, 1, "Text streaming, and the time to first token",
-          "The answer streams as markdown, healed while half-written (no stray ** or `).")
+    _step(
+        console,
+        1,
+        "Text streaming, and the time to first token",
+        "The answer streams as markdown, healed while half-written (no stray ** or `).",
+    )
     run = _stream(console, client, "text", "What is partial safety?")
     console.print(f"Time to first token: [bold]{_ms(run.metrics.ttft)}[/]")
     return run
 
 
 def _article_step(console: Console, client: Client) -> list[_Run]:
-    _step(console, 2, "A 500-word tool argument: buffered, then eager",
-          "Anthropic buffers tool arguments by default and releases each field only once it is whole; "
-          "with eager_input_streaming the fields type out as they are generated.")
+    _step(
+        console,
+        2,
+        "A 500-word tool argument: buffered, then eager",
+        "Anthropic buffers tool arguments by default and releases each field only once it is whole; "
+        "with eager_input_streaming the fields type out as they are generated.",
+    )
     runs = []
     for label, eager in (("buffered", False), ("eager", True)):
         console.print(f"[bold]{label}[/]")
-        run = _stream(console, client, label, "Save the article.", tools=[_SAVE_ARTICLE], eager=eager,
-                      max_tokens=2000)
+        run = _stream(
+            console, client, label, "Save the article.", tools=[_SAVE_ARTICLE], eager=eager, max_tokens=2000
+        )
         _execute(console, run)
         runs.append(run)
     table = Table(title="Seconds from the request", title_justify="left")
@@ -261,18 +270,27 @@ def _article_step(console: Console, client: Client) -> list[_Run]:
 
 
 def _cut_step(console: Console, client: Client) -> _Run:
-    _step(console, 3, "A tool input cut by max_tokens",
-          "The same call, eager, with max_tokens=150: the content stops mid-string. The view marks it "
-          "incomplete and the call is not executed.")
-    run = _stream(console, client, "cut", "Save the article.", tools=[_SAVE_ARTICLE], eager=True,
-                  max_tokens=150)
+    _step(
+        console,
+        3,
+        "A tool input cut by max_tokens",
+        "The same call, eager, with max_tokens=150: the content stops mid-string. The view marks it "
+        "incomplete and the call is not executed.",
+    )
+    run = _stream(
+        console, client, "cut", "Save the article.", tools=[_SAVE_ARTICLE], eager=True, max_tokens=150
+    )
     _execute(console, run)
     return run
 
 
 def _cancel_step(console: Console, client: Client, url: SimURL) -> _Run:
-    _step(console, 4, "Cancel mid-stream",
-          "After 25 tokens the client cancels: the connection closes, and the simulator stops generating.")
+    _step(
+        console,
+        4,
+        "Cancel mid-stream",
+        "After 25 tokens the client cancels: the connection closes, and the simulator stops generating.",
+    )
     run = _stream(console, client, "cancelled", "Tell me about rivers.", url=url, cancel_after_tokens=25)
     record = _wait_disconnect(url)
     if record is None or not record.disconnected:
@@ -305,8 +323,15 @@ def _metrics_table(runs: list[_Run]) -> Table:
     for run in runs:
         m = run.metrics
         table.add_row(
-            run.label, _ms(m.ttft), _ms(m.time_to_first_tool_byte), _ms(m.gap_p50), _ms(m.gap_p95),
-            _seconds(m.duration), f"{m.bytes:,}", str(m.events), str(m.terminal),
+            run.label,
+            _ms(m.ttft),
+            _ms(m.time_to_first_tool_byte),
+            _ms(m.gap_p50),
+            _ms(m.gap_p95),
+            _seconds(m.duration),
+            f"{m.bytes:,}",
+            str(m.events),
+            str(m.terminal),
         )
     return table
 

@@ -192,8 +192,13 @@ def chat(
 def _chat(client: Any, options: _ChatOptions, console: Console, as_json: bool) -> int:
     """Stream the answer; the exit code (0, 1 for a failed stream, 130 when cancelled)."""
     stream = client.stream(
-        options.prompt, model=options.model, tools=options.tools, eager=options.eager,
-        max_tokens=options.max_tokens, system=options.system, thinking_budget=options.thinking,
+        options.prompt,
+        model=options.model,
+        tools=options.tools,
+        eager=options.eager,
+        max_tokens=options.max_tokens,
+        system=options.system,
+        thinking_budget=options.thinking,
     )
     view = LiveView()
     interrupted, failed = False, None

@@ -352,7 +352,10 @@ class LiveDisplay:
         if self.console.is_terminal:
             self.view.max_height = max(self.console.size.height - 1, 4)
             self._live = Live(
-                self.view, console=self.console, auto_refresh=False, transient=True,
+                self.view,
+                console=self.console,
+                auto_refresh=False,
+                transient=True,
                 vertical_overflow="crop",
             )
             self._live.start()

@@ -33,7 +33,11 @@ log = logging.getLogger("midstream.agent.effects")
 
 EffectStatus = Literal["started", "done", "failed", "compensated", "compensation_failed"]
 EFFECT_STATUSES: tuple[EffectStatus, ...] = (
-    "started", "done", "failed", "compensated", "compensation_failed"
+    "started",
+    "done",
+    "failed",
+    "compensated",
+    "compensation_failed",
 )
 
 
@@ -307,8 +311,15 @@ class SqliteJournal:
     def append(self, record: EffectRecord) -> None:
         """Insert ``record`` (committed when this returns)."""
         row = (
-            record.call_id, record.tool, record.idempotency_key, record.status,
-            json.dumps(record.input), json.dumps(record.result), record.error, record.time, record.run_id,
+            record.call_id,
+            record.tool,
+            record.idempotency_key,
+            record.status,
+            json.dumps(record.input),
+            json.dumps(record.result),
+            record.error,
+            record.time,
+            record.run_id,
         )
         with self._lock:
             self._db.execute(f"INSERT INTO effects ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
@@ -353,12 +364,19 @@ class SqliteJournal:
 
 def _from_row(row: tuple[Any, ...]) -> EffectRecord:
     call_id, tool, key, status, input_json, result_json, error, at, run_id = row
-    return EffectRecord.from_json({
-        "call_id": call_id, "tool": tool, "idempotency_key": key, "status": status,
-        "input": json.loads(input_json) if input_json is not None else None,
-        "result": json.loads(result_json) if result_json is not None else None,
-        "error": error, "time": at, "run_id": run_id,
-    })
+    return EffectRecord.from_json(
+        {
+            "call_id": call_id,
+            "tool": tool,
+            "idempotency_key": key,
+            "status": status,
+            "input": json.loads(input_json) if input_json is not None else None,
+            "result": json.loads(result_json) if result_json is not None else None,
+            "error": error,
+            "time": at,
+            "run_id": run_id,
+        }
+    )
 
 
 def open_journal(path: str | Path) -> Journal:

@@ -85,7 +85,7 @@ class Checkpoint:
                 continue
             answered = {
                 part.tool_call_id
-                for turn in self.turns[i + 1:]
+                for turn in self.turns[i + 1 :]
                 for part in turn.parts
                 if isinstance(part, ToolResult)
             }

@@ -343,14 +343,21 @@ class EffectLedger:
     async def _compensate_one(self, tool: LedgerTool, record: EffectRecord) -> EffectRecord:
         key, call_id = record.idempotency_key, record.call_id
         if not tool.can_compensate:
-            return self._append(call_id, tool.name, key, "compensation_failed", input=record.input,
-                                error="the tool has no compensate function")
+            return self._append(
+                call_id,
+                tool.name,
+                key,
+                "compensation_failed",
+                input=record.input,
+                error="the tool has no compensate function",
+            )
         try:
             await tool.run_compensate(record)
         except Exception as exc:
             log.warning("compensation of %s (%s) failed: %s", call_id, tool.name, exc)
-            return self._append(call_id, tool.name, key, "compensation_failed", input=record.input,
-                                error=_describe(exc))
+            return self._append(
+                call_id, tool.name, key, "compensation_failed", input=record.input, error=_describe(exc)
+            )
         return self._append(call_id, tool.name, key, "compensated", input=record.input)
 
 

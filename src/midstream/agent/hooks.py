@@ -440,8 +440,13 @@ class Hooks:
 
 def _outcome(hook: _Hook, status: OutcomeStatus, result: HookResult) -> HookOutcome:
     return HookOutcome(
-        hook.event, hook.name, status, result.decision, result.reason,
-        updated_input=result.updated_input, additional_context=result.additional_context,
+        hook.event,
+        hook.name,
+        status,
+        result.decision,
+        result.reason,
+        updated_input=result.updated_input,
+        additional_context=result.additional_context,
     )
 
 

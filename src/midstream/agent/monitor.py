@@ -196,11 +196,33 @@ class StreamingMonitor:
 
     def table(self) -> str:
         """The per-tool counters as a plain-text table, one row per tool."""
-        headers = ("tool", "calls", "ready", "invalid", "incomplete", "schema", "bytes max", "ready ms max",
-                   "fallbacks", "runs", "failed")
+        headers = (
+            "tool",
+            "calls",
+            "ready",
+            "invalid",
+            "incomplete",
+            "schema",
+            "bytes max",
+            "ready ms max",
+            "fallbacks",
+            "runs",
+            "failed",
+        )
         rows = [
-            (s.tool, s.calls, s.ready, s.invalid_json, s.incomplete, s.schema_errors, s.args_bytes_max,
-             f"{s.ready_ms_max:.0f}", s.fallbacks, s.executions, s.failures)
+            (
+                s.tool,
+                s.calls,
+                s.ready,
+                s.invalid_json,
+                s.incomplete,
+                s.schema_errors,
+                s.args_bytes_max,
+                f"{s.ready_ms_max:.0f}",
+                s.fallbacks,
+                s.executions,
+                s.failures,
+            )
             for _, s in sorted(self.tools.items())
         ]
         cells = [tuple(str(c) for c in row) for row in (headers, *rows)]

@@ -101,7 +101,12 @@ def _tool_call(d: Mapping[str, Any]) -> Block:
 
 def _server_tool(d: Mapping[str, Any]) -> Block:
     return ServerToolBlock(
-        d["raw_type"], d.get("id"), d.get("name"), d.get("raw_input", ""), d.get("input"), d.get("content"),
+        d["raw_type"],
+        d.get("id"),
+        d.get("name"),
+        d.get("raw_input", ""),
+        d.get("input"),
+        d.get("content"),
         d.get("complete", True),
     )
 
@@ -138,8 +143,11 @@ def _error_to_dict(error: Any) -> Any:
     if isinstance(error, StreamError):
         out = {
             "stream_error": {
-                "error_kind": error.error_kind, "message": error.message, "retryable": error.retryable,
-                "status": error.status, "raw": error.raw,
+                "error_kind": error.error_kind,
+                "message": error.message,
+                "retryable": error.retryable,
+                "status": error.status,
+                "raw": error.raw,
             }
         }
         if error.seq is not None:
@@ -155,10 +163,17 @@ def _error_from_dict(data: Any) -> Any:
         raise SerializeError(f"message error: expected an object, got {type(data).__name__}")
     if "stream_error" in data:
         e = data["stream_error"]
-        return _guard("stream error", lambda: StreamError(
-            e["error_kind"], e["message"], e.get("retryable", False), e.get("status"), e.get("raw"),
-            seq=e.get("seq"),
-        ))
+        return _guard(
+            "stream error",
+            lambda: StreamError(
+                e["error_kind"],
+                e["message"],
+                e.get("retryable", False),
+                e.get("status"),
+                e.get("raw"),
+                seq=e.get("seq"),
+            ),
+        )
     return data.get("value")
 
 
@@ -182,17 +197,20 @@ def message_from_dict(data: Mapping[str, Any]) -> Message:
     """The :class:`Message` of :func:`message_to_dict`."""
     _expect(data, "message")
     blocks = tuple(block_from_dict(b) for b in _list(data, "blocks", "message"))
-    return _guard("message", lambda: Message(
-        provider=data["provider"],
-        id=data.get("id"),
-        model=data.get("model"),
-        blocks=blocks,
-        stop_reason=data.get("stop_reason"),
-        raw_stop_reason=data.get("raw_stop_reason"),
-        usage=usage_from_dict(data.get("usage", {})),
-        terminal=data.get("terminal", "truncated"),
-        error=_error_from_dict(data.get("error")),
-    ))
+    return _guard(
+        "message",
+        lambda: Message(
+            provider=data["provider"],
+            id=data.get("id"),
+            model=data.get("model"),
+            blocks=blocks,
+            stop_reason=data.get("stop_reason"),
+            raw_stop_reason=data.get("raw_stop_reason"),
+            usage=usage_from_dict(data.get("usage", {})),
+            terminal=data.get("terminal", "truncated"),
+            error=_error_from_dict(data.get("error")),
+        ),
+    )
 
 
 # -- turns and requests -------------------------------------------------------------------------------
@@ -202,7 +220,10 @@ def _part_to_dict(part: UserText | ToolResult) -> dict[str, Any]:
     if isinstance(part, UserText):
         return {"type": "user_text", "text": part.text}
     return {
-        "type": "tool_result", "tool_call_id": part.tool_call_id, "content": part.content, "name": part.name,
+        "type": "tool_result",
+        "tool_call_id": part.tool_call_id,
+        "content": part.content,
+        "name": part.name,
         "is_error": part.is_error,
     }
 
@@ -212,9 +233,12 @@ def _part_from_dict(data: Mapping[str, Any]) -> UserText | ToolResult:
     if kind == "user_text":
         return _guard("user text", lambda: UserText(data["text"]))
     if kind == "tool_result":
-        return _guard("tool result", lambda: ToolResult(
-            data["tool_call_id"], data["content"], data.get("name", ""), data.get("is_error", False)
-        ))
+        return _guard(
+            "tool result",
+            lambda: ToolResult(
+                data["tool_call_id"], data["content"], data.get("name", ""), data.get("is_error", False)
+            ),
+        )
     raise SerializeError(f"turn part: unknown type {kind!r}")
 
 
@@ -240,14 +264,21 @@ def turn_from_dict(data: Mapping[str, Any]) -> Turn:
 
 
 def _tool_to_dict(spec: ToolSpec) -> dict[str, Any]:
-    return {"name": spec.name, "input_schema": spec.input_schema, "description": spec.description,
-            "eager": spec.eager}
+    return {
+        "name": spec.name,
+        "input_schema": spec.input_schema,
+        "description": spec.description,
+        "eager": spec.eager,
+    }
 
 
 def _tool_from_dict(data: Mapping[str, Any]) -> ToolSpec:
-    return _guard("tool", lambda: ToolSpec(
-        data["name"], dict(data["input_schema"]), data.get("description", ""), data.get("eager", False)
-    ))
+    return _guard(
+        "tool",
+        lambda: ToolSpec(
+            data["name"], dict(data["input_schema"]), data.get("description", ""), data.get("eager", False)
+        ),
+    )
 
 
 def request_to_dict(request: ChatRequest, *, turns: bool = True) -> dict[str, Any]:
@@ -273,16 +304,19 @@ def request_from_dict(data: Mapping[str, Any], *, turns: tuple[Turn, ...] | None
     if turns is None:
         turns = tuple(turn_from_dict(t) for t in _list(data, "turns", "request"))
     tools = tuple(_tool_from_dict(t) for t in _list(data, "tools", "request"))
-    return _guard("request", lambda: ChatRequest(
-        model=data["model"],
-        turns=turns,
-        system=data.get("system"),
-        tools=tools,
-        max_tokens=data.get("max_tokens", 1024),
-        thinking_budget=data.get("thinking_budget"),
-        temperature=data.get("temperature"),
-        tool_choice=data.get("tool_choice"),
-    ))
+    return _guard(
+        "request",
+        lambda: ChatRequest(
+            model=data["model"],
+            turns=turns,
+            system=data.get("system"),
+            tools=tools,
+            max_tokens=data.get("max_tokens", 1024),
+            thinking_budget=data.get("thinking_budget"),
+            temperature=data.get("temperature"),
+            tool_choice=data.get("tool_choice"),
+        ),
+    )
 
 
 # -- any of them --------------------------------------------------------------------------------------

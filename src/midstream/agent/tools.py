@@ -590,4 +590,3 @@ def tool(
         return Tool(function, **options)
 
     return decorate
-

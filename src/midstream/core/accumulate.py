@@ -99,14 +99,23 @@ class _Builder:
         if start.type == "tool_call":
             value, error = self.tool_input()
             return ToolCall(
-                id=start.id or "", name=start.name or "", raw_input=text, input=value,
-                complete=done, error=error,
+                id=start.id or "",
+                name=start.name or "",
+                raw_input=text,
+                input=value,
+                complete=done,
+                error=error,
             )
         if start.type == "server_tool":
             value = self.tool_input()[0] if text and done else None
             return ServerToolBlock(
-                raw_type=start.raw_type or "server_tool", id=start.id, name=start.name,
-                raw_input=text, input=value, content=start.data, complete=done,
+                raw_type=start.raw_type or "server_tool",
+                id=start.id,
+                name=start.name,
+                raw_input=text,
+                input=value,
+                content=start.data,
+                complete=done,
             )
         return UnknownBlock(raw_type=start.raw_type or "unknown", data=start.data, complete=done)
 
@@ -182,9 +191,7 @@ def events_from_message(message: Message) -> list[Event]:
 
     ``accumulate(events_from_message(m)) == m`` for every Message whose blocks are complete.
     """
-    events: list[Event] = [
-        ResponseStart(provider=message.provider, model=message.model, id=message.id)
-    ]
+    events: list[Event] = [ResponseStart(provider=message.provider, model=message.model, id=message.id)]
     for index, block in enumerate(message.blocks):
         events.extend(_block_events(index, block))
     events.append(UsageUpdate(message.usage))
@@ -223,7 +230,11 @@ def _block_events(index: int, block: Block) -> list[Event]:
     elif isinstance(block, ServerToolBlock):
         out.append(
             BlockStart(
-                index, "server_tool", id=block.id, name=block.name, raw_type=block.raw_type,
+                index,
+                "server_tool",
+                id=block.id,
+                name=block.name,
+                raw_type=block.raw_type,
                 data=block.content,
             )
         )

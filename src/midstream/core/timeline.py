@@ -194,9 +194,7 @@ class Timeline:
     def _open_block(self, event: Event) -> list[Event]:
         assert isinstance(event, BlockStart)
         if event.index in self._seen:
-            raise TimelineError(
-                f"block {event.index} started twice", state=self.state, event_kind=event.kind
-            )
+            raise TimelineError(f"block {event.index} started twice", state=self.state, event_kind=event.kind)
         self._seen.add(event.index)
         self._open[event.index] = event.type
         return [event]

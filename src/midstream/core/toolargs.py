@@ -288,9 +288,12 @@ class ToolTracker:
             return call.feed(event.fragment) if call is not None else []
         if isinstance(event, BlockStart) and event.type == "tool_call":
             self._open[event.index] = ToolArgs(
-                event.index, id=event.id, name=event.name,
+                event.index,
+                id=event.id,
+                name=event.name,
                 schema=self.schemas.get(event.name) if event.name is not None else None,
-                max_depth=self.max_depth, max_bytes=self.max_bytes,
+                max_depth=self.max_depth,
+                max_bytes=self.max_bytes,
             )
         elif isinstance(event, BlockStop):
             call = self._open.pop(event.index, None)
@@ -348,8 +351,9 @@ _TYPES: dict[str, Any] = {
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+    ),
 }
 
 
@@ -359,12 +363,16 @@ def _json_equal(a: Any, b: Any) -> bool:
         return type(a) is type(b) and a == b
     if isinstance(a, dict) or isinstance(b, dict):
         return (
-            isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys()
+            isinstance(a, dict)
+            and isinstance(b, dict)
+            and a.keys() == b.keys()
             and all(_json_equal(a[k], b[k]) for k in a)
         )
     if isinstance(a, list) or isinstance(b, list):
         return (
-            isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+            isinstance(a, list)
+            and isinstance(b, list)
+            and len(a) == len(b)
             and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
         )
     return bool(a == b)

@@ -436,7 +436,7 @@ def _after_prefill(parts: list[Part], prefill: str) -> list[Part]:
         if isinstance(part, TextPart):
             if not part.text.startswith(prefill):
                 return parts
-            rest = part.text[len(prefill):]
+            rest = part.text[len(prefill) :]
             return ([TextPart(rest)] if rest else []) + parts[i + 1 :]
         if not isinstance(part, ThinkingPart):
             return parts

@@ -234,4 +234,3 @@ class AnthropicEncoder(Encoder):
         if isinstance(payload, dict) and isinstance(payload.get("type"), str):
             return self._frame(payload["type"], payload)
         return b""  # nothing Anthropic could have sent
-

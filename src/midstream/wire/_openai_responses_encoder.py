@@ -84,8 +84,13 @@ class _OutItem:
         status = ("incomplete" if self.incomplete else "completed") if final else "in_progress"
         if self.kind == "message":
             content = [_text_part(b) for b in self.parts("text")] if final else []
-            return {"id": self.id, "type": "message", "status": status, "content": content,
-                    "role": "assistant"}
+            return {
+                "id": self.id,
+                "type": "message",
+                "status": status,
+                "content": content,
+                "role": "assistant",
+            }
         if self.kind == "reasoning":
             item: Payload = {"id": self.id, "type": "reasoning"}
             if self.encrypted is not None:
@@ -95,8 +100,14 @@ class _OutItem:
             return item
         if self.kind == "function_call":
             arguments = "".join(b.text for b in self.blocks) if final else ""
-            return {"id": self.id, "type": "function_call", "status": status, "arguments": arguments,
-                    "call_id": self.call_id, "name": self.name or ""}
+            return {
+                "id": self.id,
+                "type": "function_call",
+                "status": status,
+                "arguments": arguments,
+                "call_id": self.call_id,
+                "name": self.name or "",
+            }
         return self._server_item()
 
     def _server_item(self) -> Payload:
@@ -123,8 +134,14 @@ def _usage_object(usage: Usage) -> Payload | None:
     obj: Payload = {}
     if usage.input_tokens is not None:
         obj["input_tokens"] = usage.input_tokens
-    details = {k: v for k, v in (("cached_tokens", usage.cache_read_tokens),
-                                 ("cache_write_tokens", usage.cache_write_tokens)) if v is not None}
+    details = {
+        k: v
+        for k, v in (
+            ("cached_tokens", usage.cache_read_tokens),
+            ("cache_write_tokens", usage.cache_write_tokens),
+        )
+        if v is not None
+    }
     if details:
         obj["input_tokens_details"] = details
     if usage.output_tokens is not None:
@@ -223,17 +240,35 @@ class OpenAIResponsesEncoder(Encoder):
     def _response(self, status: str, **fields: Any) -> Payload:
         final = status != "in_progress"
         return {
-            "id": self._response_id, "object": "response", "created_at": self.created_at, "status": status,
-            "background": False, "error": fields.get("error"),
-            "incomplete_details": fields.get("incomplete_details"), "instructions": None,
-            "max_output_tokens": None, "max_tool_calls": None, "model": self._model,
+            "id": self._response_id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "background": False,
+            "error": fields.get("error"),
+            "incomplete_details": fields.get("incomplete_details"),
+            "instructions": None,
+            "max_output_tokens": None,
+            "max_tool_calls": None,
+            "model": self._model,
             "output": [item.render(True) for item in self._items] if final else [],
-            "parallel_tool_calls": True, "previous_response_id": None, "prompt_cache_key": None,
-            "reasoning": {"effort": None, "summary": None}, "safety_identifier": None,
-            "service_tier": "default", "store": True, "temperature": 1.0,
-            "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto", "tools": [],
-            "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled",
-            "usage": _usage_object(self._usage) if final else None, "user": None, "metadata": {},
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "prompt_cache_key": None,
+            "reasoning": {"effort": None, "summary": None},
+            "safety_identifier": None,
+            "service_tier": "default",
+            "store": True,
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_logprobs": 0,
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": _usage_object(self._usage) if final else None,
+            "user": None,
+            "metadata": {},
         }
 
     # -- items -----------------------------------------------------------------------------------
@@ -242,8 +277,9 @@ class OpenAIResponsesEncoder(Encoder):
         if not item.sealed or item.open or item.incomplete or item.done or self._failed:
             return b""
         item.done = True
-        return self._emit("response.output_item.done",
-                          {"output_index": item.output_index, "item": item.render(True)})
+        return self._emit(
+            "response.output_item.done", {"output_index": item.output_index, "item": item.render(True)}
+        )
 
     def _new_item(self, kind: str, prefix: str, **fields: Any) -> tuple[_OutItem, bytes]:
         out = b""
@@ -285,8 +321,9 @@ class OpenAIResponsesEncoder(Encoder):
         self._response_id = event.id or self._new_id("resp")
         self._model = event.model
         self._usage = self._usage.merge(event.usage)
-        return (self._emit("response.created", {"response": self._response("in_progress")})
-                + self._emit("response.in_progress", {"response": self._response("in_progress")}))
+        return self._emit("response.created", {"response": self._response("in_progress")}) + self._emit(
+            "response.in_progress", {"response": self._response("in_progress")}
+        )
 
     def _block_start(self, event: BlockStart) -> bytes:
         if event.type == "text":
@@ -323,15 +360,24 @@ class OpenAIResponsesEncoder(Encoder):
     def _text_delta(self, event: TextDelta) -> bytes:
         block = self._block(event.index, "text")
         block.texts.append(event.text)
-        fields = {**self._where(block), "content_index": block.part, "delta": event.text, "logprobs": [],
-                  **self._obfuscation(event.text)}
+        fields = {
+            **self._where(block),
+            "content_index": block.part,
+            "delta": event.text,
+            "logprobs": [],
+            **self._obfuscation(event.text),
+        }
         return self._emit("response.output_text.delta", fields)
 
     def _thinking_delta(self, event: ThinkingDelta) -> bytes:
         block = self._block(event.index, "thinking")
         block.texts.append(event.text)
-        fields = {**self._where(block), "summary_index": block.part, "delta": event.text,
-                  **self._obfuscation(event.text)}
+        fields = {
+            **self._where(block),
+            "summary_index": block.part,
+            "delta": event.text,
+            **self._obfuscation(event.text),
+        }
         return self._emit("response.reasoning_summary_text.delta", fields)
 
     def _args_delta(self, event: ToolArgsDelta) -> bytes:
@@ -345,8 +391,12 @@ class OpenAIResponsesEncoder(Encoder):
     def _citation(self, event: CitationDelta) -> bytes:
         block = self._block(event.index, "text")
         block.citations.append(event.citation)
-        fields = {**self._where(block), "content_index": block.part,
-                  "annotation_index": len(block.citations) - 1, "annotation": event.citation}
+        fields = {
+            **self._where(block),
+            "content_index": block.part,
+            "annotation_index": len(block.citations) - 1,
+            "annotation": event.citation,
+        }
         return self._emit("response.output_text.annotation.added", fields)
 
     def _block_stop(self, event: BlockStop) -> bytes:
@@ -360,16 +410,22 @@ class OpenAIResponsesEncoder(Encoder):
         where, text = self._where(block), block.text
         out = b""
         if block.kind == "text":
-            out = self._emit("response.output_text.done",
-                             {**where, "content_index": block.part, "text": text, "logprobs": []})
-            out += self._emit("response.content_part.done",
-                              {**where, "content_index": block.part, "part": _text_part(block)})
+            out = self._emit(
+                "response.output_text.done",
+                {**where, "content_index": block.part, "text": text, "logprobs": []},
+            )
+            out += self._emit(
+                "response.content_part.done",
+                {**where, "content_index": block.part, "part": _text_part(block)},
+            )
         elif block.kind == "thinking":
-            out = self._emit("response.reasoning_summary_text.done",
-                             {**where, "summary_index": block.part, "text": text})
+            out = self._emit(
+                "response.reasoning_summary_text.done", {**where, "summary_index": block.part, "text": text}
+            )
             part = {"type": "summary_text", "text": text}
-            out += self._emit("response.reasoning_summary_part.done",
-                              {**where, "summary_index": block.part, "part": part})
+            out += self._emit(
+                "response.reasoning_summary_part.done", {**where, "summary_index": block.part, "part": part}
+            )
         elif block.kind == "call":
             out = self._emit("response.function_call_arguments.done", {**where, "arguments": text})
         return out + self._item_done(item)
@@ -414,4 +470,3 @@ class OpenAIResponsesEncoder(Encoder):
             return b""
         fields = {k: v for k, v in event.payload.items() if k not in ("type", "sequence_number")}
         return self._emit(event.raw_type, fields)
-

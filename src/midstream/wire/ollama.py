@@ -323,6 +323,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # Which done_reason a normalized stop reason is written as, when the raw one does not fit.
 _DONE_REASON_FOR: dict[StopReason, str] = {"max_tokens": "length", "context_window_exceeded": "length"}
 
+
 def wire_done_reason(stop: StopReason | None, raw: str | None = None, made_tool_calls: bool = False) -> str:
     """The ``done_reason`` Ollama writes: the raw one when it means ``stop``, else ``length`` or ``stop``."""
     if raw and stop is not None and stop_reason_for(raw, made_tool_calls) == stop:

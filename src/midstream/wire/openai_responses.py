@@ -84,7 +84,12 @@ from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = [
-    "DECODER", "DIALECT", "ENCODER", "INCOMPLETE_REASONS", "OpenAIResponsesDecoder", "OpenAIResponsesEncoder"
+    "DECODER",
+    "DIALECT",
+    "ENCODER",
+    "INCOMPLETE_REASONS",
+    "OpenAIResponsesDecoder",
+    "OpenAIResponsesEncoder",
 ]
 
 _Key = tuple[int, str, int]  # (output_index, part family, part index)
@@ -299,8 +304,15 @@ class OpenAIResponsesDecoder:
         return state
 
     def _open(
-        self, key: _Key, btype: BlockType, seq: int | None, raw_type: str | None,
-        *, id: str | None = None, name: str | None = None, data: Any = None,
+        self,
+        key: _Key,
+        btype: BlockType,
+        seq: int | None,
+        raw_type: str | None,
+        *,
+        id: str | None = None,
+        name: str | None = None,
+        data: Any = None,
     ) -> tuple[_Block, list[Event]]:
         block = self._blocks.get(key)
         if block is not None:
@@ -329,8 +341,9 @@ class OpenAIResponsesDecoder:
         out.append(BlockStop(block.index, complete=complete, seq=seq))
         return out
 
-    def _close_part(self, output_index: int, part_index: int, part: Any, seq: int | None,
-                    complete: bool = True) -> list[Event]:
+    def _close_part(
+        self, output_index: int, part_index: int, part: Any, seq: int | None, complete: bool = True
+    ) -> list[Event]:
         part = part if isinstance(part, dict) else {}
         raw_type = opt_str(part, "type") or "unknown"
         btype = _PART_KINDS.get(raw_type, "unknown")
@@ -343,13 +356,18 @@ class OpenAIResponsesDecoder:
         text = part.get("text") if raw_type != "refusal" else part.get("refusal")
         return out + self._close(block, text, seq, complete)
 
-    def _open_call(self, output_index: int, seq: int | None, item: Payload | None = None
-                   ) -> tuple[_Block, list[Event]]:
+    def _open_call(
+        self, output_index: int, seq: int | None, item: Payload | None = None
+    ) -> tuple[_Block, list[Event]]:
         self._tool_calls = True
         info = item if item is not None else self._item(output_index, "function_call").item
         return self._open(
-            (output_index, "call", 0), "tool_call", seq, "function_call",
-            id=opt_str(info, "call_id"), name=opt_str(info, "name"),
+            (output_index, "call", 0),
+            "tool_call",
+            seq,
+            "function_call",
+            id=opt_str(info, "call_id"),
+            name=opt_str(info, "name"),
         )
 
     def _flush_pending(self, seq: int | None) -> list[Event]:
@@ -360,10 +378,17 @@ class OpenAIResponsesDecoder:
             if self._failed or state.done or state.type is None or state.type in _KNOWN_ITEMS:
                 continue
             state.done = True
-            out.extend(self._open(
-                (output_index, "server", 0), "server_tool", seq, state.type,
-                id=opt_str(state.item, "id"), name=opt_str(state.item, "name"), data=state.item,
-            )[1])
+            out.extend(
+                self._open(
+                    (output_index, "server", 0),
+                    "server_tool",
+                    seq,
+                    state.type,
+                    id=opt_str(state.item, "id"),
+                    name=opt_str(state.item, "name"),
+                    data=state.item,
+                )[1]
+            )
         return out
 
     # -- response lifecycle ----------------------------------------------------------------------
@@ -448,8 +473,13 @@ class OpenAIResponsesDecoder:
         if item_type == "reasoning":
             return self._reasoning_done(output_index, item, seq, complete)
         block, out = self._open(
-            (output_index, "server", 0), "server_tool", seq, item_type,
-            id=opt_str(item, "id"), name=opt_str(item, "name"), data=item,
+            (output_index, "server", 0),
+            "server_tool",
+            seq,
+            item_type,
+            id=opt_str(item, "id"),
+            name=opt_str(item, "name"),
+            data=item,
         )
         return out + self._close(block, None, seq, complete)
 
@@ -525,7 +555,6 @@ class OpenAIResponsesDecoder:
     def _on_args_done(self, payload: Payload, seq: int | None) -> list[Event]:
         block, out = self._open_call(_int(payload, "output_index"), seq)
         return out + self._close(block, payload.get("arguments"), seq)
-
 
 
 DECODER = OpenAIResponsesDecoder

@@ -197,9 +197,7 @@ def encode_sse(
     parts: list[str] = []
     if comment is not None:
         # Split on every line break the decoder knows, or a CR inside a comment would start a field.
-        parts.extend(
-            f":{line}" if line.startswith(" ") else f": {line}" for line in _LINE_END.split(comment)
-        )
+        parts.extend(f":{line}" if line.startswith(" ") else f": {line}" for line in _LINE_END.split(comment))
     if event is not None:
         _check_field("event", event)
         parts.append(f"event: {event}")
