@@ -29,7 +29,6 @@ from midstream.core.partial_json import (
     ValueComplete,
 )
 from midstream.core.retry import RetryPolicy
-from midstream.core.timeline import Timeline
 from midstream.core.toolargs import (
     ToolArgs,
     ToolCallInvalid,
@@ -84,6 +83,7 @@ from midstream.message import (
     Usage,
 )
 from midstream.metrics import StreamMetrics
+from midstream.wire.timeline import Timeline
 
 __version__ = "0.1.0"
 
