@@ -12,11 +12,11 @@ import pytest
 from midstream import wire
 from midstream.agent.serialize import usage_to_dict
 from midstream.core.accumulate import accumulate
-from midstream.core.timeline import Timeline
 from midstream.core.toolargs import ToolArgs, ToolCallInvalid, ToolCallReady, ToolFieldComplete
 from midstream.errors import RemoteProtocolError
 from midstream.events import BlockStart, BlockStop, ResponseEnd, ResponseStart, TextDelta, UsageUpdate
 from midstream.message import Message, TextBlock, ToolCall, Usage
+from midstream.wire.timeline import Timeline
 from wiresupport import decode_chunks, recorded
 
 # -- defect 6: completed implies every block complete ------------------------------------------------
@@ -154,7 +154,7 @@ def test_an_encoder_reused_for_a_second_message_writes_a_valid_stream(dialect: s
 
 @pytest.mark.parametrize("dialect", wire.DIALECTS)
 def test_an_encoder_fed_a_second_response_event_by_event_starts_over(dialect: str) -> None:
-    from midstream.core.accumulate import events_from_message
+    from midstream.wire.canonical import events_from_message
 
     reused = wire.encoder(dialect)
     reused.encode_all(events_from_message(FIRST))

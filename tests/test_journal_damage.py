@@ -172,3 +172,23 @@ def test_resumed_calls_left_running_are_uncertain_with_a_reason(tmp_path: Path) 
     assert second.result == "wrote b" and effects.log == []
     assert "'started'" in str(first.error) and "no record" in str(third.error)
     assert "already ran" in str(again.error)
+
+
+def test_the_journal_commands(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from midstream.cli import app
+
+    path = tmp_path / "effects.jsonl"
+    done = line(EffectRecord("c1", "write", "k1", "done", result="ok", time=1.0))
+    started = line(EffectRecord("c2", "write", KEY, "started", input={"path": "a"}, time=2.0))
+    path.write_text(done + started[:40] + "\n" + done)
+    runner = CliRunner()
+    checked = runner.invoke(app, ["journal", "check", str(path)])
+    assert checked.exit_code == 1 and "line 2: damaged" in checked.output
+    assert "journal repair" in checked.output
+    repaired = runner.invoke(app, ["journal", "repair", str(path)])
+    assert repaired.exit_code == 0 and "ok: a run may use it" in repaired.output
+    assert f"{path}.bak" in repaired.output
+    assert runner.invoke(app, ["journal", "check", str(path)]).exit_code == 0
+    assert runner.invoke(app, ["journal", "check", str(tmp_path / "none.jsonl")]).exit_code == 2
