@@ -74,7 +74,7 @@ from midstream.agent._journal import (
     to_jsonable,
 )
 from midstream.agent._journal_repair import JournalReport, check_journal, repair_journal
-from midstream.errors import LocalError
+from midstream.errors import LocalError, renamed
 
 __all__ = [
     "EFFECT_STATUSES",
@@ -82,7 +82,7 @@ __all__ = [
     "EffectLedger",
     "EffectRecord",
     "EffectStatus",
-    "EffectUncertain",
+    "EffectUncertainError",
     "Execution",
     "ExecutionStatus",
     "Journal",
@@ -157,7 +157,7 @@ class LedgerTool(Protocol):
     async def run_compensate(self, record: EffectRecord) -> Any: ...
 
 
-class EffectUncertain(LocalError):
+class EffectUncertainError(LocalError):
     """A non-idempotent effect was started by an earlier run that never recorded its end: running it
     again might do it twice, so it is not run."""
 
@@ -168,7 +168,7 @@ class Execution:
 
     ``status``: ``done`` (ran, ``result``), ``failed`` (ran and raised, ``error``), ``skipped`` (an
     earlier run did it: ``result`` is the recorded one), ``duplicate`` (this call id already ran in this
-    run: nothing done), ``uncertain`` (see :class:`EffectUncertain`: nothing done).
+    run: nothing done), ``uncertain`` (see :class:`EffectUncertainError`: nothing done).
     """
 
     call_id: str
@@ -300,14 +300,14 @@ class EffectLedger:
             return Execution(call_id, tool.name, "skipped", result=prior.result, record=prior)
         if prior.status == "started" and not tool.idempotent:
             why = f" ({prior.error})" if prior.error else ""
-            error = EffectUncertain(
+            error = EffectUncertainError(
                 f"tool {tool.name!r}: an earlier run started this effect and never recorded its end{why}"
             )
             return Execution(call_id, tool.name, "uncertain", error=error, record=prior)
         return None
 
     def _resumed_call(self, tool: LedgerTool, call_id: str, why: str) -> Execution:
-        error = EffectUncertain(
+        error = EffectUncertainError(
             f"tool {tool.name!r}: call {call_id!r} was running when the earlier run stopped and its "
             f"result was not saved ({why}); a call id never runs twice"
         )
@@ -425,3 +425,6 @@ async def _settle(task: asyncio.Future[Any]) -> None:
 def _describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+__getattr__ = renamed(__name__, {"EffectUncertain": EffectUncertainError})
