@@ -1,4 +1,4 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim`` and ``run``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run`` and ``journal``.
 
 Every command follows the conventions of :mod:`midstream.cli._conventions`: one exit-status table,
 ``-h``/``--help``, ``--version``, an unknown ``--provider`` refused before anything starts, and a notice
@@ -7,7 +7,8 @@ on stderr whenever the answers come from the embedded simulator (``--sim``).
 ``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
-``run`` runs an agent with example tools, showing tool lifecycle events as they happen.
+``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
+check`` / ``journal repair`` inspect and mend an effects journal.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from midstream.cli._conventions import (
     show_version,
     usage_message,
 )
+from midstream.cli._journal import journal_app
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
@@ -55,6 +57,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: no type tags after flags
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(journal_app, name="journal")
 
 
 @app.callback()
