@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
 import typer
@@ -90,9 +91,7 @@ def check_provider(value: str | None) -> str | None:
 def show_version(value: bool) -> None:
     """``--version``: print the version and exit."""
     if value:
-        from midstream import __version__
-
-        typer.echo(f"midstream {__version__}")
+        typer.echo(f"midstream {version('midstream')}")
         raise typer.Exit()
 
 
