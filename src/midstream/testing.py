@@ -139,18 +139,18 @@ def _name(dialect: Dialect) -> str:
     return dialect if isinstance(dialect, str) else getattr(dialect, "__name__", repr(dialect))
 
 
-class _SameError(Exception):
-    """An exception that compares equal to another of the same type and message."""
+class _SameError:
+    """A decoder's exception, equal to another of the same type and message."""
 
     def __init__(self, exc: Exception) -> None:
-        super().__init__(f"{type(exc).__name__}: {exc}")
         self.exc = exc
+        self.key = (type(exc), str(exc))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _SameError) and self.args == other.args
+        return isinstance(other, _SameError) and self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self.args)
+        return hash(self.key)
 
 
 class FakeClock:
