@@ -18,6 +18,7 @@ from midstream.core.accumulate import accumulate
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
 from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
+from midstream.testing import simulator_fixture
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 
@@ -36,6 +37,13 @@ def example_book() -> ScenarioBook:
     """The example scenarios (``weather.yaml`` and ``showcase.yaml``) as one book."""
     books = [ScenarioBook.load(EXAMPLES / name) for name in ("weather.yaml", "showcase.yaml")]
     return ScenarioBook(scenarios=[s for book in books for s in book.scenarios])
+
+
+def simulator(book: ScenarioBook | None = None, *, speed: float = 0, name: str = "sim") -> Any:
+    """A module-scoped simulator fixture named ``name`` serving ``book`` (the example scenarios when
+    ``None``), for a module that needs a simulator besides ``sim`` and ``paced`` (``conftest.py``):
+    assign it to a module attribute of the same name."""
+    return simulator_fixture(example_book() if book is None else book, speed=speed, name=name)
 
 
 def fresh(url: str) -> None:
