@@ -17,7 +17,6 @@ from botocore.credentials import Credentials
 
 from midstream.client.stream import Client
 from midstream.sim import ScenarioBook, SimURL
-from simsupport import simulator
 
 ID, SECRET, TOKEN = (
     "AKIAEXAMPLEKEYID7Q2Z",
@@ -26,7 +25,11 @@ ID, SECRET, TOKEN = (
 )
 STORY = {"name": "story", "match": {"last_user": "(?i)story"}, "turns": [{"blocks": [{"text": "A story."}]}]}
 
-sim = simulator(ScenarioBook.model_validate({"scenarios": [STORY]}))
+
+@pytest.fixture(scope="module")
+def book() -> ScenarioBook:
+    return ScenarioBook.model_validate({"scenarios": [STORY]})
+
 
 FORMS: dict[str, Callable[[pytest.MonkeyPatch], Any]] = {
     "botocore": lambda mp: Credentials(ID, SECRET, TOKEN),
