@@ -153,6 +153,7 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "CheckpointError",
         "EffectUncertainError",
         "JournalError",
+        "UnknownProvider",
     }
 
 

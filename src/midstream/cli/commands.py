@@ -30,6 +30,7 @@ from midstream.client.request import ToolSpec
 from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
 from midstream.errors import LocalError, MidstreamError
 from midstream.events import Event, to_dict
+from midstream.wire.profiles import PROFILES
 
 __all__ = ["app", "main"]
 
@@ -41,14 +42,7 @@ app = typer.Typer(
 )
 app.add_typer(journal_app, name="journal")
 
-DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "openai-chat": "gpt-4.1-mini",
-    "openai-responses": "gpt-4.1-mini",
-    "gemini": "gemini-2.5-flash",
-    "bedrock": "anthropic.claude-3-5-sonnet-20240620-v1:0",
-    "ollama": "llama3.2",
-}
+DEFAULT_MODELS = {p.name: p.default_model for p in PROFILES.values() if p.default_model}
 
 
 def event_json(event: Event | ToolEvent) -> str:
@@ -139,7 +133,7 @@ class _ChatOptions:
     thinking: int | None
 
 
-_PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
+_PROVIDERS_HELP = ", ".join(list(PROFILES)[:-1]) + f" or {list(PROFILES)[-1]}."
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
 
 
