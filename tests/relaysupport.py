@@ -113,7 +113,7 @@ def relay_book() -> Any:
 
 
 def sim_factory(sim_url: str) -> Any:
-    from midstream.agent.examples import TOOLS
+    from midstream.cli.examples import TOOLS
     from midstream.relay.runner import AgentFactory
 
     return AgentFactory(

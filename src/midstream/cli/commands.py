@@ -1,9 +1,10 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim`` and ``run``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run`` and ``serve``.
 
 ``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
-``run`` runs an agent with example tools, showing tool lifecycle events as they happen.
+``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``serve`` runs
+the relay (:mod:`midstream.cli.serve`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from rich.console import Console
 
 from midstream import wire
+from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import MidStreamError
 from midstream.client.request import ToolSpec
@@ -307,6 +309,10 @@ def sim(
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
 
+
+# -- serve -------------------------------------------------------------------------------------------
+
+app.command("serve")(serve_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 

@@ -47,6 +47,9 @@ class MemoryLog(EventLog):
         self._clock = clock
         self._created = 0
 
+    def __repr__(self) -> str:
+        return f"MemoryLog(runs={len(self._runs)})"
+
     def _get(self, run: str) -> _Run:
         found = self._runs.get(run)
         if found is None:

@@ -218,6 +218,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await log.runs(limit=1)  # fail at startup, not at the first request, if the store is unreachable
         try:
             yield
         finally:

@@ -220,14 +220,16 @@ class LocalExecutor:
     async def _execute(self, lease: Lease, request: RunRequest) -> None:
         writer = _Writer(self.log, lease, request.agent)
         try:
-            await writer.write([("run_start", request.start_data())])
             try:
                 agent = self.factory(request)
             except (LocalError, ValueError) as exc:
                 reason = f"the run could not start: {exc}"
+                await writer.write([("run_start", request.start_data())])
                 await writer.write([("run_end", {"terminal": "failed", "reason": reason, "iterations": 0})])
                 await self.log.close(lease, "failed")
                 return
+            started = {**request.start_data(), "provider": agent.client.provider, "model": agent.model}
+            await writer.write([("run_start", {**started, "agent": agent.name})])
             try:
                 terminal = await self._drive(agent, request, writer)
             finally:

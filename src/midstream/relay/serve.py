@@ -34,7 +34,7 @@ __all__ = ["RelayURL", "build", "load_tools", "running"]
 
 def load_tools(spec: str) -> list[Tool | Callable[..., Any]]:
     """Tools from a Python entry point ``module:attribute`` naming a list of tools (``Tool`` objects
-    or typed functions) or a single one, e.g. ``midstream.agent.examples:TOOLS``."""
+    or typed functions) or a single one, e.g. ``midstream.cli.examples:TOOLS``."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise LocalError(f"tools must be given as module:attribute, not {spec!r}")
