@@ -162,7 +162,7 @@ class MemoryLog(EventLog):
         alive.sort(key=lambda r: r.order, reverse=True)
         return [r.status for r in alive[:limit]]
 
-    async def _range(self, run: str, after: int, limit: int) -> list[LogEntry]:
+    async def _range(self, run: str, after: int, limit: int, *, live: bool = False) -> list[LogEntry]:
         entries = self._get(run).entries
         if not entries:
             return []

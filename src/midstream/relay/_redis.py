@@ -347,11 +347,13 @@ class RedisLog(EventLog):
             await self._do(lambda: self._r.zrem(f"{self.prefix}:runs", *gone))
         return [s for s in out if isinstance(s, RunStatus)][:limit]
 
-    async def _range(self, run: str, after: int, limit: int) -> list[LogEntry]:
-        recent = self._recent.get(run)
+    async def _range(self, run: str, after: int, limit: int, *, live: bool = False) -> list[LogEntry]:
+        recent = self._recent.get(run) if live else None
         if recent and recent[0].seq <= after + 1 <= recent[-1].seq:
             start = after + 1 - recent[0].seq
             return [recent[i] for i in range(start, min(len(recent), start + limit))]
+        if recent and recent[-1].seq == after:
+            return []  # the fan-out task is at the same point: it wakes the reader when more comes
         key = self._key(run, "log")
         rows = await self._do(lambda: self._r.xrange(key, min=f"0-{after + 1}", max="+", count=limit))
         return [_entry(run, entry_id, fields) for entry_id, fields in rows]

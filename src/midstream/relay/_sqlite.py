@@ -251,7 +251,7 @@ class SQLiteLog(EventLog):
         ).fetchall()
         return [_status(row) for row in rows]
 
-    async def _range(self, run: str, after: int, limit: int) -> list[LogEntry]:
+    async def _range(self, run: str, after: int, limit: int, *, live: bool = False) -> list[LogEntry]:
         rows = self._db.execute(
             "SELECT seq, kind, data, agent, parent, at FROM entries WHERE run = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",

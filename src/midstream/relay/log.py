@@ -243,8 +243,9 @@ class EventLog(ABC):
         """The most recently created runs that are still in the store, newest first."""
 
     @abstractmethod
-    async def _range(self, run: str, after: int, limit: int) -> list[LogEntry]:
-        """Up to ``limit`` entries with ``seq > after``, in order (the earliest kept first)."""
+    async def _range(self, run: str, after: int, limit: int, *, live: bool = False) -> list[LogEntry]:
+        """Up to ``limit`` entries with ``seq > after``, in order (the earliest kept first).
+        ``live``: a follower asks; a store with a fan-out may answer from what it has seen."""
 
     async def aclose(self) -> None:  # noqa: B027
         """Release connections and background tasks."""
@@ -276,56 +277,63 @@ class EventLog(ABC):
         for an unknown run; a run that expires while followed just ends the iteration."""
         if await self.status(run) is None:
             raise RunNotFound(run)
-        cursor = after
-        if follow:
-            self._watch(run, after)
+        if not follow:
+            async for item in self._snapshot(run, after):
+                yield item
+            return
+        cursor, live, last_yield = after, True, time.monotonic()
+        self._watch(run, after)
         try:
             while True:
-                batch = await self._range(run, cursor, _PAGE)
-                if batch and batch[0].seq != cursor + 1:
-                    yield Resync(run=run, earliest=batch[0].seq)
-                for entry in batch:
-                    yield entry
-                    cursor = entry.seq
-                if len(batch) == _PAGE:
-                    continue
-                if not follow:
-                    return
-                status = await self.status(run)
-                if status is None or (status.ended and cursor >= status.last_seq):
-                    return
-                if status.last_seq > cursor:
-                    continue
-                if not await self._wait(run, cursor, heartbeat):
-                    yield HEARTBEAT
+                # Register for the wake-up before looking, so an append in between is not missed.
+                fut = self._waiters.add(run)
+                try:
+                    batch = await self._range(run, cursor, _PAGE, live=live)
+                    live = True
+                    if batch:
+                        if batch[0].seq != cursor + 1:
+                            yield Resync(run=run, earliest=batch[0].seq)
+                        for entry in batch:
+                            yield entry
+                            cursor = entry.seq
+                        last_yield = time.monotonic()
+                        continue
+                    status = await self.status(run)
+                    if status is None or (status.ended and cursor >= status.last_seq):
+                        return
+                    if status.last_seq > cursor:  # written but not seen here yet: ask the store itself
+                        live = False
+                        continue
+                    idle_left = None if heartbeat is None else heartbeat - (time.monotonic() - last_yield)
+                    if idle_left is not None and idle_left <= 0:
+                        yield HEARTBEAT
+                        last_yield = time.monotonic()
+                        continue
+                    steps = [x for x in (idle_left, self.poll_interval or None) if x is not None]
+                    try:
+                        await asyncio.wait_for(asyncio.shield(fut), min(steps) if steps else None)
+                    except TimeoutError:
+                        live = False  # a writer in another process may not have woken us
+                finally:
+                    self._waiters.discard(run, fut)
         finally:
-            if follow:
-                self._unwatch(run)
+            self._unwatch(run)
+
+    async def _snapshot(self, run: str, after: int) -> AsyncIterator[ReadItem]:
+        cursor = after
+        while True:
+            batch = await self._range(run, cursor, _PAGE, live=False)
+            if not batch:
+                return
+            if batch[0].seq != cursor + 1:
+                yield Resync(run=run, earliest=batch[0].seq)
+            for entry in batch:
+                yield entry
+                cursor = entry.seq
 
     async def entries(self, run: str, after: int = 0) -> list[LogEntry]:
         """Every entry kept after ``after`` (no follow), for tests and tools."""
         return [item async for item in self.read(run, after) if isinstance(item, LogEntry)]
-
-    async def _wait(self, run: str, after: int, timeout: float | None) -> bool:
-        """Wait for an entry after ``after``, the end, or ``timeout``; False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            fut = self._waiters.add(run)
-            try:
-                status = await self.status(run)
-                if status is None or status.ended or status.last_seq > after:
-                    return True
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                step = min(x for x in (left, self.poll_interval or None, 3600.0) if x is not None)
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), step)
-                    return True
-                except TimeoutError:
-                    continue
-            finally:
-                self._waiters.discard(run, fut)
 
     def _notify(self, run: str) -> None:
         """Wake this process's readers of ``run``."""
