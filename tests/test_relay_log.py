@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from midstream.errors import LocalError
 from midstream.relay.entry import LogEntry
 from midstream.relay.errors import (
     DuplicateAppend,
@@ -300,7 +301,7 @@ def test_open_log_names_each_store(tmp_path: Any) -> None:
     assert store.name == "sqlite"
     run(store.aclose())
     assert (tmp_path / "x.db").stat().st_mode & 0o077 == 0  # not readable by others
-    with pytest.raises(StoreError):
+    with pytest.raises(LocalError):
         open_log("postgres://x")
 
 
@@ -314,3 +315,17 @@ def test_an_unreachable_redis_is_a_store_error(redis_url: str) -> None:
         await log.aclose()
 
     run(go())
+
+
+def test_the_relay_exports_are_pinned_and_load_lazily() -> None:
+    import subprocess
+    import sys
+
+    import midstream.relay
+
+    assert midstream.relay.__all__ == sorted(midstream.relay._EXPORTS)
+    for name in midstream.relay.__all__:
+        assert getattr(midstream.relay, name) is not None
+    code = "import sys, midstream.relay.entry; print('starlette' in sys.modules, 'redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from midstream.errors import LocalError
 from midstream.relay.entry import LogEntry
 from midstream.relay.errors import (
     DuplicateAppend,
@@ -154,7 +155,7 @@ class RedisLog(EventLog):
             self._r = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
             self._blocking = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
         except ValueError as exc:
-            raise StoreError(f"bad Redis URL {url!r}: {exc}") from exc
+            raise LocalError(f"bad Redis URL {url!r}: {exc}") from exc
         self._scripts = {
             name: self._r.register_script(text)
             for name, text in (

@@ -1,21 +1,23 @@
-"""The relay's exceptions, one tree under :class:`~midstream.errors.MidstreamError`::
+"""The relay's exceptions (drawn with the rest in :mod:`midstream.errors`)::
 
-    RelayError
-    ├── RunNotFound         no such run in the store (never created, or expired)
-    ├── RunExists           create() for an id that is taken
-    ├── RunClosed           append / close on a run that already ended
-    ├── DuplicateAppend     this seq is already in the log (a re-sent append): nothing was written
-    ├── LeaseError          the producer lease fences appends
-    │   ├── LeaseHeld       another producer holds an unexpired lease on the run
-    │   └── LeaseLost       a newer lease superseded this one: this producer must stop
-    └── StoreError          the store itself failed (connection refused, bad URL, I/O)
+    LocalError
+    └── RelayError          the event log refused: the run's state forbids the operation
+        ├── RunNotFound     no such run in the store (never created, or expired)
+        ├── RunExists       create() for an id that is taken
+        ├── RunClosed       append / acquire on a run that already ended
+        ├── DuplicateAppend this seq is already in the log (a re-sent append): nothing was written
+        └── LeaseError      the producer lease fences appends
+            ├── LeaseHeld   another producer holds an unexpired lease on the run
+            └── LeaseLost   a newer lease superseded this one: this producer must stop
+    RemoteError
+    └── StoreError          the store itself failed (connection refused, I/O)
 
 Readers and HTTP handlers turn :class:`RunNotFound` into 404 (or 204 for event-stream clients).
 """
 
 from __future__ import annotations
 
-from midstream.errors import MidstreamError
+from midstream.errors import LocalError, RemoteError
 
 __all__ = [
     "DuplicateAppend",
@@ -30,8 +32,8 @@ __all__ = [
 ]
 
 
-class RelayError(MidstreamError):
-    """Base class of the event log's errors."""
+class RelayError(LocalError):
+    """The event log refused an operation: the run's state forbids it."""
 
 
 class RunNotFound(RelayError, LookupError):
@@ -87,5 +89,5 @@ class LeaseLost(LeaseError):
         self.run, self.generation = run, generation
 
 
-class StoreError(RelayError):
-    """The store failed: cannot connect, bad URL, I/O error."""
+class StoreError(RemoteError):
+    """The store failed: cannot connect, or an I/O error."""

@@ -237,7 +237,7 @@ class LocalExecutor:
             await self.log.close(lease, terminal)
         except LeaseError:
             log.warning("run %s: another producer took over; this one stopped", lease.run)
-        except RelayError as exc:
+        except (RelayError, StoreError) as exc:
             log.error("run %s: the event log failed: %s", lease.run, exc)
 
     async def _drive(self, agent: Agent, request: RunRequest, writer: _Writer) -> str:
@@ -262,7 +262,7 @@ class LocalExecutor:
                 kind, data = entry_data(event)
                 try:
                     await writer.write(coalescer.push(kind, data, now=loop.time()))
-                except RelayError:
+                except (RelayError, StoreError):
                     run.cancel("the event log cannot be written")
                     raise
                 if kind == "run_end":

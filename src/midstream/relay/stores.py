@@ -10,17 +10,17 @@
 
 from __future__ import annotations
 
+from midstream.errors import LocalError
 from midstream.relay._memory import MemoryLog
 from midstream.relay._redis import RedisLog
 from midstream.relay._sqlite import SQLiteLog, default_path
-from midstream.relay.errors import StoreError
 from midstream.relay.log import DEFAULT_REPLAY_TTL, EventLog
 
 __all__ = ["MemoryLog", "RedisLog", "SQLiteLog", "default_path", "open_log"]
 
 
 def open_log(url: str | None = None, *, replay_ttl: float = DEFAULT_REPLAY_TTL) -> EventLog:
-    """The store named by ``url`` (see the module docstring); raises ``StoreError`` for an unknown one.
+    """The store named by ``url`` (see the module docstring); raises ``LocalError`` for an unknown one.
 
     >>> open_log("memory").name
     'memory'
@@ -33,4 +33,4 @@ def open_log(url: str | None = None, *, replay_ttl: float = DEFAULT_REPLAY_TTL) 
         return SQLiteLog(url[len("sqlite://") :], replay_ttl=replay_ttl)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisLog(url, replay_ttl=replay_ttl)
-    raise StoreError(f"unknown store {url!r}: use memory, sqlite, sqlite:///path or redis://host:port/db")
+    raise LocalError(f"unknown store {url!r}: use memory, sqlite, sqlite:///path or redis://host:port/db")
