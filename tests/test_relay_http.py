@@ -114,6 +114,8 @@ def test_invalid_run_requests_are_refused_with_reasons(relay: RelayURL) -> None:
         {"prompt": "hi", "settings": {"hooks": {"Stop": [{"command": "touch /tmp/x"}]}}},
         {"prompt": "hi", "coalesce": {"buffer_timeout_ms": -1}},
         {"prompt": "hi", "surprise": 1},
+        {"prompt": "hi", "settings": {"errors": {"max_retries": -3}}},
+        {"prompt": "hi", "settings": {"nonsense": {}}},
     ):
         response = httpx2.post(f"{relay}/v1/runs", json=body)
         assert response.status_code == 422, body

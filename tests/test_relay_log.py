@@ -323,9 +323,27 @@ def test_the_relay_exports_are_pinned_and_load_lazily() -> None:
 
     import midstream.relay
 
-    assert midstream.relay.__all__ == sorted(midstream.relay._EXPORTS)
+    assert sorted(midstream.relay.__all__) == sorted(midstream.relay._EXPORTS)
     for name in midstream.relay.__all__:
         assert getattr(midstream.relay, name) is not None
     code = "import sys, midstream.relay.entry; print('starlette' in sys.modules, 'redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_latest_finds_the_newest_run_of_a_tag(make_store: StoreMaker) -> None:
+    async def go() -> None:
+        async with make_store(clock=(clock := Clock())) as log:
+            assert await log.latest("chat-1") is None
+            await log.create("m1", tag="chat-1")
+            clock.now += 1
+            await log.create("m2", tag="chat-1")
+            clock.now += 1
+            await log.create("other", tag="chat-2")
+            await log.create("untagged")
+            assert await log.latest("chat-1") == "m2"
+            assert await log.latest("chat-2") == "other"
+            await log.expire("m2", 0)
+            assert await log.latest("chat-1") in (None, "m1")  # Redis keeps only the newest
+
+    run(go())

@@ -44,6 +44,7 @@ class MemoryLog(EventLog):
     ) -> None:
         super().__init__(max_entries=max_entries, replay_ttl=replay_ttl)
         self._runs: dict[str, _Run] = {}
+        self._tags: dict[str, str] = {}
         self._clock = clock
         self._created = 0
 
@@ -71,7 +72,12 @@ class MemoryLog(EventLog):
         r.status = replace(r.status, updated_at=self._clock(), **changes)
 
     async def create(
-        self, run: str, *, meta: Mapping[str, Any] | None = None, ttl: float = DEFAULT_RUN_TTL
+        self,
+        run: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        ttl: float = DEFAULT_RUN_TTL,
+        tag: str | None = None,
     ) -> RunStatus:
         try:
             self._get(run)
@@ -85,7 +91,16 @@ class MemoryLog(EventLog):
         )
         self._created += 1
         self._runs[run] = _Run(status, deque(maxlen=self.max_entries), order=self._created)
+        if tag is not None:
+            self._tags[tag] = run
         return status
+
+    async def latest(self, tag: str) -> str | None:
+        run = self._tags.get(tag)
+        if run is None or await self.status(run) is None:
+            self._tags.pop(tag, None)
+            return None
+        return run
 
     async def acquire(self, run: str, owner: str, *, ttl: float = 30.0) -> Lease:
         r = self._get(run)

@@ -53,6 +53,7 @@ redis.call('HSET', KEYS[1], 'state', 'running', 'last', 0, 'created', ARGV[1], '
   'expires', ARGV[2], 'generation', 0, 'lease_until', 0, 'meta', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[5])
+if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[3]) end
 return 1
 """
 _ACQUIRE = """
@@ -212,20 +213,35 @@ class RedisLog(EventLog):
     # -- writes ----------------------------------------------------------------------------------
 
     async def create(
-        self, run: str, *, meta: Mapping[str, Any] | None = None, ttl: float = DEFAULT_RUN_TTL
+        self,
+        run: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        ttl: float = DEFAULT_RUN_TTL,
+        tag: str | None = None,
     ) -> RunStatus:
         from redis.exceptions import ResponseError
 
         now = self._clock()
-        args = [repr(now), repr(now + ttl), _ms(ttl), json.dumps(dict(meta or {})), run]
+        args = [repr(now), repr(now + ttl), _ms(ttl), json.dumps(dict(meta or {})), run, tag or ""]
+        keys = [self._key(run, "meta"), f"{self.prefix}:runs", self._tag_key(tag or "")]
         try:
-            await self._call("create", [self._key(run, "meta"), f"{self.prefix}:runs"], args)
+            await self._call("create", keys, args)
         except ResponseError:
             raise RunExists(run) from None
         status = await self.status(run)
         if status is None:
             raise RunNotFound(run)
         return status
+
+    def _tag_key(self, tag: str) -> str:
+        return f"{self.prefix}:tag:{tag}"
+
+    async def latest(self, tag: str) -> str | None:
+        run: str | None = await self._do(lambda: self._r.get(self._tag_key(tag)))
+        if run is None or await self.status(run) is None:
+            return None
+        return run
 
     async def acquire(self, run: str, owner: str, *, ttl: float = 30.0) -> Lease:
         from redis.exceptions import ResponseError

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS runs (
   run TEXT PRIMARY KEY, state TEXT NOT NULL, last INTEGER NOT NULL, terminal TEXT,
   created REAL NOT NULL, updated REAL NOT NULL, expires REAL, cancel TEXT,
   owner TEXT, generation INTEGER NOT NULL DEFAULT 0, lease_until REAL NOT NULL DEFAULT 0,
-  meta TEXT NOT NULL DEFAULT '{}'
+  meta TEXT NOT NULL DEFAULT '{}', tag TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
 CREATE TABLE IF NOT EXISTS entries (
@@ -94,6 +94,10 @@ class SQLiteLog(EventLog):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "tag" not in columns:  # a file written before runs had tags
+                self._db.execute("ALTER TABLE runs ADD COLUMN tag TEXT")
+            self._db.execute("CREATE INDEX IF NOT EXISTS runs_tag ON runs (tag, created)")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
@@ -128,19 +132,32 @@ class SQLiteLog(EventLog):
         return row
 
     async def create(
-        self, run: str, *, meta: Mapping[str, Any] | None = None, ttl: float = DEFAULT_RUN_TTL
+        self,
+        run: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        ttl: float = DEFAULT_RUN_TTL,
+        tag: str | None = None,
     ) -> RunStatus:
         self._row(run)  # drops an expired run of the same id
         now = self._clock()
         try:
             self._db.execute(
-                "INSERT INTO runs (run, state, last, created, updated, expires, meta) "
-                "VALUES (?, 'running', 0, ?, ?, ?, ?)",
-                (run, now, now, now + ttl, json.dumps(dict(meta or {}))),
+                "INSERT INTO runs (run, state, last, created, updated, expires, meta, tag) "
+                "VALUES (?, 'running', 0, ?, ?, ?, ?, ?)",
+                (run, now, now, now + ttl, json.dumps(dict(meta or {})), tag),
             )
         except sqlite3.IntegrityError:
             raise RunExists(run) from None
         return _status(self._need(run)[:10])
+
+    async def latest(self, tag: str) -> str | None:
+        row = self._db.execute(
+            "SELECT run FROM runs WHERE tag = ? AND (expires IS NULL OR expires > ?) "
+            "ORDER BY created DESC, rowid DESC LIMIT 1",
+            (tag, self._clock()),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     async def acquire(self, run: str, owner: str, *, ttl: float = 30.0) -> Lease:
         with self._tx():

@@ -191,9 +191,19 @@ class EventLog(ABC):
 
     @abstractmethod
     async def create(
-        self, run: str, *, meta: Mapping[str, Any] | None = None, ttl: float = DEFAULT_RUN_TTL
+        self,
+        run: str,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        ttl: float = DEFAULT_RUN_TTL,
+        tag: str | None = None,
     ) -> RunStatus:
-        """Register a new, running run with no entries; raises ``RunExists`` if the id is taken."""
+        """Register a new, running run with no entries; raises ``RunExists`` if the id is taken.
+        ``tag`` groups runs (the messages of one chat): :meth:`latest` finds the newest."""
+
+    @abstractmethod
+    async def latest(self, tag: str) -> str | None:
+        """The newest run created with ``tag`` that is still in the store, or None."""
 
     @abstractmethod
     async def acquire(self, run: str, owner: str, *, ttl: float = 30.0) -> Lease:

@@ -82,6 +82,8 @@ class RunRequest(BaseModel):
     def _no_hooks(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and "hooks" in value:
             raise ValueError("hooks cannot be set per run; put them in the server's settings file")
+        if value is not None:
+            Settings.from_mapping(value, source="settings")  # every key known, every value valid
         return value
 
     @field_validator("coalesce")
@@ -135,13 +137,8 @@ class AgentFactory:
             raise LocalError(f'no model for provider {provider!r}: pass "model" in the request')
         settings = self.settings
         if request.settings:
-            merged = settings.model_dump()
-            for section, values in request.settings.items():
-                base = merged.get(section)
-                merged[section] = (
-                    {**base, **values} if isinstance(base, dict) and isinstance(values, dict) else values
-                )
-            settings = Settings.model_validate(merged)
+            merged = _merge(settings.model_dump(), request.settings)
+            settings = Settings.from_mapping(merged, source="settings")
         client = AsyncClient(provider, self._api_key, self.base_url, model=model)
         return Agent(
             client,
@@ -151,6 +148,15 @@ class AgentFactory:
             model=model,
             max_tokens=request.max_tokens or self.max_tokens,
         )
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` laid on ``base``, table by table (a key ``over`` does not name keeps its value)."""
+    out = dict(base)
+    for key, value in over.items():
+        inner = out.get(key)
+        out[key] = _merge(inner, value) if isinstance(inner, dict) and isinstance(value, Mapping) else value
+    return out
 
 
 class Executor(Protocol):
