@@ -146,17 +146,13 @@ class _Waiters:
                 del self._by_run[run]
 
     def notify(self, run: str) -> None:
+        """Wake the waiters of ``run`` (called on the event loop's thread)."""
         for fut in self._by_run.pop(run, ()):
             if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+                fut.set_result(None)
 
     def watched(self) -> list[str]:
         return list(self._by_run)
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 class EventLog(ABC):
