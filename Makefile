@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.stamp-run
 TEST_STAMP := $(VENV)/.stamp-test
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test quick lint typecheck bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy --strict src
+
+## quick: the suite without the tests marked slow (the whole suite is `make test`, and what CI runs)
+quick: $(TEST_STAMP)
+	$(PY) -m pytest -m "not slow"
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench

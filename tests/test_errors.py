@@ -163,6 +163,7 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "LeaseLost",
         "StoreError",
         "RedisUnavailable",
+        "JournalError",
     }
 
 

@@ -35,7 +35,8 @@ local: the calling code, or a file or state it handed over) and, below that, wha
         │   └── LeaseError              relay.errors        the producer lease refused
         │       ├── LeaseHeld           relay.errors        another producer holds the run
         │       └── LeaseLost           relay.errors        a newer producer superseded this one
-        └── RedisUnavailable            relay.testing       no redis-server to start for a test
+        ├── RedisUnavailable            relay.testing       no redis-server to start for a test
+        └── JournalError                agent._journal      a damaged effects journal (file and line)
 
 The middle column is the module (under ``midstream.``) that defines the class; every class is also
 importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError`` and

@@ -1,10 +1,12 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run`` and ``serve``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal`` and
+``serve``.
 
 ``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
-``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``serve`` runs
-the relay (:mod:`midstream.cli.serve`).
+``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
+check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
+(:mod:`midstream.cli.serve`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import yaml
 from rich.console import Console
 
 from midstream import wire
+from midstream.cli._journal import journal_app
 from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
@@ -39,6 +42,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(journal_app, name="journal")
 
 DEFAULT_MODELS = {
     "anthropic": "claude-sonnet-4-5",
