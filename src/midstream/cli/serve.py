@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from midstream.cli._conventions import EXIT_FAILED, EXIT_USAGE, check_provider, note_simulator, usage_message
 from midstream.errors import LocalError, MidstreamError
 
 __all__ = ["serve"]
@@ -29,7 +30,7 @@ def serve(
     sim: Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")] = False,
     scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
     speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
-    provider: Annotated[str, typer.Option(help=_PROVIDERS_HELP)] = "anthropic",
+    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
     model: Annotated[str | None, typer.Option(help="Default model (a default per provider).")] = None,
     base_url: Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")] = None,
     tools: Annotated[str | None, typer.Option(help=_TOOLS_HELP)] = None,
@@ -54,9 +55,9 @@ def serve(
     from midstream.relay.serve import build
 
     if replay_ttl <= 0 or heartbeat <= 0:
-        _fail("--replay-ttl and --heartbeat must be positive", 2)
+        _fail("--replay-ttl and --heartbeat must be positive", EXIT_USAGE)
     if sim and base_url:
-        _fail("--sim and --base-url exclude each other", 2)
+        _fail("--sim and --base-url exclude each other", EXIT_USAGE)
     try:
         with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
             factory = _factory(provider, model, url, api_key, tools, settings, sim) if execute else None
@@ -76,11 +77,11 @@ def serve(
             server = uvicorn.Server(config)
             server.run(sockets=[sock])
             if not server.started:
-                _fail("the relay could not start (see the error above)", 1)
+                _fail("the relay could not start (see the error above)", EXIT_FAILED)
     except LocalError as exc:
-        _fail(str(exc), 2)
+        _fail(usage_message(exc), EXIT_USAGE)
     except MidstreamError as exc:
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
 @contextlib.contextmanager
@@ -95,6 +96,7 @@ def _provider_url(
 
     book = ScenarioBook.load(scenarios) if scenarios else scenario_book()
     with running(book, speed=speed) as url:
+        note_simulator(url, how="--sim; drop it to ask the provider")
         yield url, "sim-key"
 
 

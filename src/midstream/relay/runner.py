@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from midstream.agent.loop import Agent
 from midstream.agent.tools import Tool
+from midstream.client.providers import PROVIDERS
 from midstream.client.stream import AsyncClient
 from midstream.config import Settings
 from midstream.errors import LocalError
@@ -40,15 +41,6 @@ __all__ = ["AgentFactory", "Executor", "LocalExecutor", "RunRequest"]
 
 log = logging.getLogger("midstream.relay")
 
-PROVIDERS = (
-    "anthropic",
-    "openai-chat",
-    "openai-responses",
-    "gemini",
-    "bedrock",
-    "ollama",
-    "openai-compatible",
-)
 
 
 class RunRequest(BaseModel):
