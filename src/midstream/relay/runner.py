@@ -42,7 +42,6 @@ __all__ = ["AgentFactory", "Executor", "LocalExecutor", "RunRequest"]
 log = logging.getLogger("midstream.relay")
 
 
-
 class RunRequest(BaseModel):
     """The body of ``POST /v1/runs``.
 
