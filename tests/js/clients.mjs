@@ -111,6 +111,7 @@ async function agUi(c) {
         onEvent: ({ event }) => {
           types.push(event.type);
           if (event.type === 'CUSTOM') custom.push(event.name);
+          if (event.type === 'RUN_ERROR') errors.push(`RUN_ERROR ${event.code}: ${event.message}`);
         },
       },
     );

@@ -198,6 +198,7 @@ class AGUIEvents:
         self._usage: dict[tuple[str, str], dict[str, int]] = {}
         self._model = ("", "")
         self._cancel_notice: dict[str, Any] = {}
+        self._continues = False
         self._handlers: dict[str, Callable[[Mapping[str, Any], int], list[Chunk]]] = {
             "iteration_start": self._iteration_start,
             "response_start": self._response_start,
@@ -355,7 +356,9 @@ class AGUIEvents:
         return out + self._open_step(f"iteration-{p.get('iteration', seq)}")
 
     def _response_start(self, p: Mapping[str, Any], seq: int) -> list[Chunk]:
-        self._response = f"asst-{seq}"
+        if not self._continues:  # a prefilled retry continues the same assistant message
+            self._response = f"asst-{seq}"
+        self._continues = False
         self._model = (str(p.get("provider") or ""), str(p.get("model") or ""))
         self._open.calls.clear()
         return self._open_step("response")
@@ -507,6 +510,7 @@ class AGUIEvents:
     def _retry(self, p: Mapping[str, Any], seq: int) -> list[Chunk]:
         out = self._custom(p, seq)
         if p.get("mode") == "prefill":  # what was shown stands and is continued
+            self._continues = True
             return out
         out = self._end_blocks() + out
         for call_id in list(self._open.names):
