@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from midstream.errors import RemoteError
 from midstream.relay.adapters._replay import Chunk, areplay, parse_cursor, replay, sse_event
 
 __all__ = [
@@ -63,7 +64,7 @@ HEADERS: Mapping[str, str] = {
 """The headers of an AG-UI SSE response."""
 
 
-class RunAgentInputError(ValueError):
+class RunAgentInputError(RemoteError, ValueError):
     """A body that is not an AG-UI ``RunAgentInput`` (the message says what is wrong)."""
 
 

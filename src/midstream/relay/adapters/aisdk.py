@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from midstream.errors import RemoteError
 from midstream.relay.adapters._replay import Chunk, areplay, parse_cursor, replay, sse_event
 
 __all__ = [
@@ -498,7 +499,7 @@ class ChatRequestBody:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-class ChatRequestError(ValueError):
+class ChatRequestError(RemoteError, ValueError):
     """A ``POST /api/chat`` body that is not what ``useChat`` sends (the message says what is wrong)."""
 
 
