@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test quick lint typecheck bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(TEST_STAMP) $(JS_STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy --strict src
+
+## quick: the suite without the tests marked slow (the whole suite is `make test`, and what CI runs)
+quick: $(TEST_STAMP) $(JS_STAMP)
+	$(PY) -m pytest -m "not slow"
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -230,6 +230,7 @@ def midstream_command() -> str:
     return str(script) if script.exists() else f"{sys.executable} -m midstream.cli"
 
 
+@pytest.mark.slow
 def test_in_a_terminal_demo_chat_and_ctrl_c(terminal: Terminal) -> None:
     cmd = midstream_command()
     terminal.type(f"cd {ROOT} && {cmd} demo --speed 4; echo demo-exit=$?")

@@ -152,6 +152,7 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "SerializeError",
         "CheckpointError",
         "EffectUncertainError",
+        "JournalError",
         "ChatRequestError",  # the relay's request bodies: exported from midstream.relay.adapters
         "RunAgentInputError",
     }

@@ -27,7 +27,8 @@ local: the calling code, or a file or state it handed over) and, below that, wha
         ├── ScenarioError               sim.scenarios       a bad scenario file or fault header
         ├── SerializeError              agent.serialize     data that does not describe its object
         ├── CheckpointError             agent.checkpoint    a checkpoint not made, read or understood
-        └── EffectUncertainError        agent.effects       an effect that may already have happened once
+        ├── EffectUncertainError        agent.effects       an effect that may already have happened once
+        └── JournalError                agent._journal      a damaged effects journal (file and line)
 
 The middle column is the module (under ``midstream.``) that defines the class; every class is also
 importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError``, the two

@@ -1,9 +1,10 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim`` and ``run``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run`` and ``journal``.
 
 ``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
-``run`` runs an agent with example tools, showing tool lifecycle events as they happen.
+``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
+check`` / ``journal repair`` inspect and mend an effects journal.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from rich.console import Console
 
 from midstream import wire
+from midstream.cli._journal import journal_app
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
@@ -37,6 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(journal_app, name="journal")
 
 DEFAULT_MODELS = {
     "anthropic": "claude-sonnet-4-5",
