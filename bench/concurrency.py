@@ -6,11 +6,12 @@ loopback), serving a paced Anthropic answer (first token after 200 ms, then 20 t
 about 0.4 s a stream). Each contender runs in a fresh process of its own, one after the other, and
 starts every stream at once with asyncio:
 
-* ``midstream``: ``AsyncClient("anthropic").stream()``, default pool (``max_connections=1000``) and
+* ``midstream``: ``AsyncClient("anthropic").stream()``, default pool (``max_connections=250``) and
   timeouts, iterated to the end;
 * ``midstream before``: the client as it was: httpx2's default pool of 100 connections, and a wait for
   a free one bounded by the 10 s connect timeout (``max_connections=100``, ``Timeouts(pool=10)``); the
-  two midstream rows also size the default pool on measurement rather than by copying;
+  two midstream rows also size the default pool on measurement rather than by copying
+  (``--contenders "midstream pool=100" "midstream pool=1000"`` compares other sizes);
 * ``anthropic SDK``: ``AsyncAnthropic().messages.stream()`` with its defaults (httpx2 pool of 1,000),
   its ``text_stream`` iterated to the end.
 
@@ -58,12 +59,16 @@ def percentile(values: list[float], fraction: float) -> float:
 # -- one contender, in its own process ---------------------------------------------------------------
 
 
-async def _midstream(url: str, n: int, before: bool) -> list[tuple[bool, float | None, str]]:
+async def _midstream(
+    url: str, n: int, before: bool, pool: int | None
+) -> list[tuple[bool, float | None, str]]:
     from midstream.client.stream import AsyncClient
     from midstream.client.timeouts import Timeouts
     from midstream.events import TextDelta
 
     options: dict[str, Any] = {"max_connections": 100, "timeouts": Timeouts(pool=10.0)} if before else {}
+    if pool is not None:
+        options["max_connections"] = pool
     async with AsyncClient("anthropic", api_key="bench", base_url=url, model="m", **options) as c:
 
         async def one() -> tuple[bool, float | None, str]:
@@ -107,7 +112,8 @@ def worker(contender: str, url: str, n: int) -> dict[str, Any]:
     if contender == "anthropic SDK":
         results = asyncio.run(_sdk(url, n))
     else:
-        results = asyncio.run(_midstream(url, n, before=contender.endswith("before")))
+        pool = int(contender.split("pool=")[1]) if "pool=" in contender else None
+        results = asyncio.run(_midstream(url, n, before=contender.endswith("before"), pool=pool))
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_SELF)
     ttfts = [first for ok, first, _ in results if ok and first is not None]
@@ -177,6 +183,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="200 streams only")
     parser.add_argument("--streams", type=int, nargs="*", help="the loads to run (default 200 1000 4000)")
+    parser.add_argument(
+        "--contenders", nargs="*", help='default: the three above; "midstream pool=N" sets max_connections'
+    )
     parser.add_argument("--worker", nargs=3, metavar=("CONTENDER", "URL", "N"), help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker:
@@ -187,7 +196,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with simulator() as url:
         for n in loads:
-            for contender in CONTENDERS:
+            for contender in options.contenders or CONTENDERS:
                 row = run_one(contender, url, n)
                 rows.append(row)
                 if row["errors"]:

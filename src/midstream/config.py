@@ -47,7 +47,7 @@ The sections (TOML shown; the JSON file has the same shape)::
     max_iterations = 10               # model round trips before the loop stops
 
     [client]                          # Client(provider, **settings.client.options())
-    max_connections = 1000            # connections of one client's pool; more streams wait for one
+    max_connections = 250             # connections of one client's pool; more streams wait for one
     max_keepalive_connections = 100   # idle connections kept for the next request
     pool_timeout = 600.0              # seconds a stream may wait for a free connection
     connect_timeout = 10.0            # also first_byte_timeout, idle_timeout, total_timeout

@@ -123,8 +123,12 @@ def build(
     return built
 
 
-DEFAULT_MAX_CONNECTIONS = 1000
-"""Connections one client's pool opens at most (streams beyond it wait for one, up to ``Timeouts.pool``)."""
+DEFAULT_MAX_CONNECTIONS = 250
+"""Connections one client's pool opens at most (streams beyond it wait for one, up to ``Timeouts.pool``).
+
+Sized on measurement (``bench/concurrency.py``): against one local server, 1,000 and 4,000 concurrent
+streams all completed with pools of 100 to 1,000, and 250 gave the lowest TTFT at both loads (a larger
+pool makes the server share its time among more streams at once, so every first token comes later)."""
 DEFAULT_MAX_KEEPALIVE = 100
 """Idle connections a client's pool keeps open for the next request."""
 

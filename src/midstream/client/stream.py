@@ -257,7 +257,7 @@ class Client(ClientBase[Stream]):
     ``transport`` replace the default connection pool; a pool made here is closed by :meth:`close`.
 
     The pool opens at most ``max_connections`` connections (default
-    :data:`~midstream.client._shell.DEFAULT_MAX_CONNECTIONS`, 1,000) and keeps
+    :data:`~midstream.client._shell.DEFAULT_MAX_CONNECTIONS`, 250, sized on measurement) and keeps
     ``max_keepalive_connections`` idle ones (100); a stream beyond the limit waits for a free
     connection up to ``Timeouts.pool`` and then fails with a ``pool`` :class:`StreamTimeout` that
     says how to raise the limit. Each stream holds its connection until it ends.
