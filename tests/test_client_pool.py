@@ -58,3 +58,31 @@ def test_limits_are_configurable_and_come_from_settings() -> None:
     configured = AsyncClient("anthropic", api_key="k", **options)
     assert configured.limits.max_connections == 50 and configured.timeouts.pool == 30
     asyncio.run(configured.aclose())
+
+
+def test_first_byte_counts_from_when_a_connection_was_free(sim: SimURL) -> None:
+    # The queued stream waits about 1.5 s for the only connection, longer than its first_byte timeout:
+    # that wait is the pool's, so the stream still gets its whole answer.
+    timeouts = Timeouts(first_byte=1.0, pool=30)
+
+    async def main() -> tuple[str, str]:
+        async with AsyncClient("anthropic", api_key="k", base_url=sim, model="m", max_connections=1) as c:
+            started = asyncio.Event()
+
+            async def holder() -> str:
+                async with c.stream("slow", headers=STALL) as stream:
+                    async for _ in stream:
+                        started.set()
+                return stream.message.terminal
+
+            async def queued() -> str:
+                await started.wait()
+                async with c.stream("slow", timeouts=timeouts) as stream:
+                    async for _ in stream:
+                        pass
+                return stream.message.terminal
+
+            first, second = await asyncio.gather(holder(), queued())
+            return first, second
+
+    assert asyncio.run(main()) == ("completed", "completed")
