@@ -6,9 +6,10 @@ cut anywhere and resumed (replay + skip) must end in the same state: no gap, no 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ from midstream.relay.adapters import (
     replay,
     sse_event,
 )
+from midstream.relay.adapters import agui as agui_adapter
+from midstream.relay.entry import LogEntry
 from midstream.sim import running
 from relaylogs import BOOK, RunLog, record_all
 
@@ -555,3 +558,46 @@ def test_close_ends_a_log_that_stopped_without_run_end(logs: dict[str, RunLog]) 
     assert got[0]["errors"] == [] and got[1]["errors"] == []
     states = [p["state"] for p in got[0]["message"]["parts"] if p["type"].startswith("tool-")]
     assert states == ["output-error"]
+
+
+async def _follow(entries: list[Any]) -> AsyncIterator[Any]:
+    for entry in entries:
+        await asyncio.sleep(0)
+        yield entry
+
+
+def _body(stream: AsyncIterator[bytes]) -> bytes:
+    async def main() -> bytes:
+        return b"".join([piece async for piece in stream])
+
+    return asyncio.run(main())
+
+
+def test_sse_stream_serves_log_entries_as_the_response_body(logs: dict[str, RunLog]) -> None:
+    payloads = logs["parallel-tools"].payloads
+    entries = [
+        LogEntry(
+            run=p["run"],
+            seq=p["seq"],
+            kind=p["kind"],
+            data={k: v for k, v in p.items() if k not in ("kind", "run", "seq")},
+        )
+        for p in payloads
+    ]
+    whole = ui_chunks(logs["parallel-tools"])
+    body = _body(aisdk.sse_stream(_follow(entries)))
+    assert body.decode() == ui_sse(whole)
+    # A follow read that goes on past the run's end is not read further: the message is finished.
+    assert _body(aisdk.sse_stream(_follow([*payloads, *payloads]))) == body
+    # Resumed by cursor or by count; cut before the end: no [DONE], as a dropped connection.
+    half = len(whole) // 2
+    assert _body(aisdk.sse_stream(_follow(payloads), after=whole[half - 1][0])).decode() == ui_sse(
+        whole[half:]
+    )
+    assert _body(aisdk.sse_stream(_follow(payloads), skip=half)).decode() == ui_sse(whole[half:])
+    assert not _body(aisdk.sse_stream(_follow(payloads[:20]))).endswith(SSE_DONE)
+    ag = _body(agui_adapter.sse_stream(_follow(entries), RUN_INPUT))
+    assert ag.decode() == agui_sse(agui_chunks(logs["parallel-tools"]))
+    got = run_clients([ui_case(body.decode()), agui_case(ag.decode())])
+    assert ui_state(got[0]["message"]) == expected_ui(logs["parallel-tools"])
+    assert agui_state(got[1]["messages"][1:]) == expected_agui(logs["parallel-tools"])
