@@ -38,6 +38,7 @@ run: $(RUN_STAMP)
 ## test: the whole suite: pytest, ruff check, ruff format --check and mypy --strict on src/
 test: $(TEST_STAMP) $(JS_STAMP)
 	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || echo "tmux could not be installed: the terminal test will be skipped"
+	@{ command -v redis-server && command -v curl; } >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server curl; } >/dev/null 2>&1 || echo "redis-server or curl could not be installed: the relay tests that need them will fail or be skipped"
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench

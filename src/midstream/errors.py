@@ -19,7 +19,8 @@ local: the calling code, or a file or state it handed over) and, below that, wha
     │   ├── TransportError              client.errors       no connection, or it broke before content
     │   ├── StreamTimeout               client.errors       a client timeout fired; ``which`` names it
     │   │   └── StreamInterruptedByTimeout  client.errors   ... after content (also StreamInterrupted)
-    │   └── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
+    │   ├── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
+    │   └── StoreError                  relay.errors        the relay's store failed: unreachable, I/O
     └── LocalError                      errors              the calling code must change something
         ├── UnknownDialect              errors              a dialect name midstream does not know
         ├── MissingCredentials          client.providers    a provider that needs a key got none
@@ -28,6 +29,15 @@ local: the calling code, or a file or state it handed over) and, below that, wha
         ├── SerializeError              agent.serialize     data that does not describe its object
         ├── CheckpointError             agent.checkpoint    a checkpoint not made, read or understood
         ├── EffectUncertainError        agent.effects       an effect that may already have happened once
+        ├── RelayError                  relay.errors        a run's log refused: its state forbids it
+        │   ├── RunNotFound             relay.errors        no such run: never created, or expired
+        │   ├── RunExists               relay.errors        a new run with an id that is taken
+        │   ├── RunClosed               relay.errors        an append to a run that has ended
+        │   ├── DuplicateAppend         relay.errors        a seq already written (a re-sent append)
+        │   └── LeaseError              relay.errors        the producer lease refused
+        │       ├── LeaseHeld           relay.errors        another producer holds the run
+        │       └── LeaseLost           relay.errors        a newer producer superseded this one
+        ├── RedisUnavailable            relay.testing       no redis-server to start for a test
         └── JournalError                agent._journal      a damaged effects journal (file and line)
 
 The middle column is the module (under ``midstream.``) that defines the class; every class is also

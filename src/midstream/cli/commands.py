@@ -1,4 +1,5 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run`` and ``journal``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal`` and
+``serve``.
 
 Every command follows the conventions of :mod:`midstream.cli._conventions`: one exit-status table,
 ``-h``/``--help``, ``--version``, an unknown ``--provider`` refused before anything starts, and a notice
@@ -8,7 +9,8 @@ on stderr whenever the answers come from the embedded simulator (``--sim``).
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
 ``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
-check`` / ``journal repair`` inspect and mend an effects journal.
+check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
+(:mod:`midstream.cli.serve`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from midstream.cli._conventions import (
     usage_message,
 )
 from midstream.cli._journal import journal_app
+from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
@@ -408,6 +411,10 @@ def sim(
     except MidstreamError as exc:
         _fail(str(exc), EXIT_USAGE)
 
+
+# -- serve -------------------------------------------------------------------------------------------
+
+app.command("serve", epilog=CLIENT_EPILOG)(serve_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 
