@@ -601,3 +601,34 @@ def test_sse_stream_serves_log_entries_as_the_response_body(logs: dict[str, RunL
     got = run_clients([ui_case(body.decode()), agui_case(ag.decode())])
     assert ui_state(got[0]["message"]) == expected_ui(logs["parallel-tools"])
     assert agui_state(got[1]["messages"][1:]) == expected_agui(logs["parallel-tools"])
+
+
+def test_a_run_served_by_the_relay_reads_the_same_in_both_clients() -> None:
+    """A log as the relay writes it (its run_start entry, coalesced deltas), read back over its SSE."""
+    import httpx2
+
+    from midstream.relay.serve import running as relay_running
+    from relaysupport import FAST_SETTINGS, payloads, read_sse, relay_book, sim_factory
+
+    with running(relay_book(), speed=0) as sim, relay_running("memory", factory=sim_factory(sim)) as relay:
+        body = {"prompt": "What is the weather in Paris and Tokyo?", "settings": FAST_SETTINGS}
+        made = httpx2.post(f"{relay}/v1/runs", json=body).json()
+        status, events = read_sse(f"{relay}/v1/runs/{made['id']}/events")
+    assert status == 200
+    log = payloads(events)
+    assert log[0]["kind"] == "run_start" and log[-1]["kind"] == "run_end"
+    text = log[-1]["message"]["text"]
+    outputs = {p["call_id"]: p["content"] for p in log if p["kind"] == "tool_finished"}
+    results = {p["call_id"]: p["result"] for p in log if p["kind"] == "tool_finished"}
+    assert len(outputs) == 2 and all(isinstance(r, dict) for r in results.values())
+    ui = list(replay(UIMessageStream(), log))
+    ag = list(replay(AGUIEvents(RUN_INPUT), log))
+    got_ui, got_ag = run_clients([ui_case(ui_sse(ui)), agui_case(agui_sse(ag))])
+    assert got_ui["errors"] == [] and got_ag["errors"] == []
+    steps = ui_state(got_ui["message"])
+    assert steps[-1]["text"] == text
+    assert {t[0]: t[4] for t in steps[0]["tools"]} == results  # the AI SDK keeps the structured result
+    assert {t[2] for t in steps[0]["tools"]} == {"output-available"}
+    messages = got_ag["messages"]
+    assert messages[-1] == {"id": messages[-1]["id"], "role": "assistant", "content": text}
+    assert {m["toolCallId"]: m["content"] for m in messages if m["role"] == "tool"} == outputs
