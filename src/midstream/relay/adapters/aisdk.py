@@ -168,8 +168,9 @@ class UIMessageStream:
         return out
 
     def close(self) -> list[Chunk]:
-        """End a message whose log stopped without ``run_end``: open parts are closed and the message
-        finishes with the last response's terminal state (``abort`` when no response ended)."""
+        """End a message whose log stopped without ``run_end``: open parts are closed, then ``abort``
+        (an agent's run did not end). A log of one plain response (no agent) finishes with that
+        response's terminal state once it ended."""
         if self.finished:
             return []
         out: list[Chunk] = []
@@ -179,7 +180,7 @@ class UIMessageStream:
         terminal = self._last_terminal
         out += self._close_step("the stream ended before this call completed")
         self.finished = True
-        if terminal is None or terminal == "cancelled":
+        if self._agent or terminal is None or terminal == "cancelled":
             return [*out, {"type": "abort", "reason": "the log ended before the run did"}]
         return out + self._ending(terminal, None)
 
