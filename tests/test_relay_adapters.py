@@ -80,6 +80,8 @@ def expected_ui(log: RunLog) -> list[dict[str, Any]]:
             res = results.get(call.id)
             if res is not None and not res.is_error:
                 tools.append((call.id, call.name, "output-available", call.input, res.content))
+            elif res is not None and "denied" in res.content:
+                tools.append((call.id, call.name, "output-denied", None, None))
             else:
                 tools.append((call.id, call.name, "output-error", None, None))
         out.append(
@@ -196,6 +198,7 @@ ALL = [
     "max-tokens-truncated",
     "stream-error-restart",
     "stream-error-prefill",
+    "denied",
     "cancel-in-tool",
     "cancel-mid-text",
     "failure",
@@ -632,3 +635,22 @@ def test_a_run_served_by_the_relay_reads_the_same_in_both_clients() -> None:
     messages = got_ag["messages"]
     assert messages[-1] == {"id": messages[-1]["id"], "role": "assistant", "content": text}
     assert {m["toolCallId"]: m["content"] for m in messages if m["role"] == "tool"} == outputs
+
+
+def test_a_cancel_after_a_side_effect_shows_its_compensation(logs: dict[str, RunLog]) -> None:
+    log = logs["compensated"]
+    booked = next(p["call_id"] for p in log.payloads if p["kind"] == "tool_finished")
+    slow = next(p["call_id"] for p in log.payloads if p["kind"] == "tool_failed")
+    ui, ag = ui_chunks(log), agui_chunks(log)
+    got_ui, got_ag = run_clients([ui_case(ui_sse(ui)), agui_case(agui_sse(ag))])
+    assert got_ui["errors"] == [] and got_ag["errors"] == []
+    parts = {p.get("toolCallId") or p.get("id"): p for p in got_ui["message"]["parts"]}
+    assert parts[booked]["state"] == "output-available"  # it ran ...
+    undone = parts[f"compensated-{booked}"]  # ... and was undone: a part that stays in the message
+    assert undone["type"] == "data-midstream-compensated" and undone["data"]["status"] == "compensated"
+    assert parts[slow]["state"] == "output-error" and parts[slow]["errorText"].startswith("cancelled")
+    assert got_ui["chunkTypes"][-1] == "abort"
+    assert got_ag["custom"][-2:] == ["midstream.tool_compensated", "midstream.cancelled"]
+    tools = {m["toolCallId"]: m["content"] for m in got_ag["messages"] if m["role"] == "tool"}
+    assert tools == {booked: "booked A-12", slow: "failed (cancelled): the run was cancelled"}
+    assert got_ag["result"] == {"terminal": "cancelled", "reason": "stopped by the user"}
