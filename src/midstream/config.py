@@ -62,7 +62,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -99,19 +99,7 @@ HookEventName = Literal[
     "StreamError",
     "Cancel",
 ]
-HOOK_EVENTS: tuple[HookEventName, ...] = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PermissionRequest",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "Stop",
-    "StreamStart",
-    "FirstToken",
-    "StreamError",
-    "Cancel",
-)
+HOOK_EVENTS: tuple[HookEventName, ...] = get_args(HookEventName)
 
 SETTINGS_FILENAMES = ("midstream.toml", "midstream.json")
 """The names :func:`find_settings` looks for, in this order."""
