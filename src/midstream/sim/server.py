@@ -25,6 +25,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import math
 import random
 import time
 import uuid
@@ -227,9 +228,10 @@ class Simulator:
         rng = random.Random(f"{self.seed}:{number}" if seed is None else f"pinned:{seed}")
         request_id = _random_id(rng, "req_011C", 20)
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = json.loads(await request.body() or b"{}", parse_constant=_no_constant, parse_float=_finite)
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
+            _valid_unicode(body)
             # Only the headers that change the answer are handed on; credentials stay behind.
             wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
             req = parse_request(provider, body, wanted, model=model)
@@ -404,6 +406,28 @@ class Simulator:
         if call.provider == "gemini" and call.api == "sse":
             headers["content-disposition"] = "attachment"
         return headers
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _valid_unicode(body: dict[str, Any]) -> None:
+    """Providers reject a lone surrogate (``"\\ud800"`` in JSON): it is not Unicode, and no answer
+    could quote it back in UTF-8."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        code = f"\\u{ord(bad[0]):04x}" if bad else "?"
+        raise ValueError(f"the request holds a lone surrogate ({code}), which is not valid Unicode") from None
 
 
 def _args_mode(habits: ProviderProfile, req: SimRequest) -> Callable[[str], ArgsMode]:
