@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from midstream import wire
+from midstream.errors import RemoteProtocolError
 from midstream.events import Event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,23 @@ def decode_chunks(dialect: str, chunks: Iterable[bytes]) -> list[Event]:
     events: list[Event] = []
     for chunk in chunks:
         events.extend(dec.feed(chunk))
+    events.extend(dec.close())
+    return events
+
+
+def decode_until_error(dialect: str, chunks: Iterable[bytes]) -> list[Event]:
+    """Like :func:`decode_chunks`, as a consumer does it when the bytes break the protocol.
+
+    Feeds chunks until one raises :class:`~midstream.errors.RemoteProtocolError`, then closes the
+    decoder (which ends the response ``failed`` unless it already ended): every event seen, in order.
+    """
+    dec = wire.decoder(dialect)
+    events: list[Event] = []
+    try:
+        for chunk in chunks:
+            events.extend(dec.feed(chunk))
+    except RemoteProtocolError:
+        pass
     events.extend(dec.close())
     return events
 

@@ -191,8 +191,19 @@ class Session:
         try:
             events = self.decoder.feed(chunk)
         except RemoteProtocolError as exc:
-            raise protocol_problem(exc, self.secrets) from exc
+            problem = protocol_problem(exc, self.secrets)
+            # The good frames before the bad bytes count as if they had come in a chunk of their own
+            # (so the outcome does not depend on how the network split the body): they may commit
+            # the response, or even finish it. They wait in ``held`` for the closing flush.
+            released = self._take(now, self.decoder.take_owed())
+            if released:
+                self.held = released
+            raise problem from exc
         return self._take(now, events) if events else []
+
+    def wind_up(self, now: float) -> list[StreamEvent]:
+        """Trouble after the response finished changes nothing: release what is still held."""
+        return self._flush(now, [])
 
     def eof(self, now: float) -> list[StreamEvent]:
         """The body ended cleanly: the closing events (``truncated`` without the provider's end)."""

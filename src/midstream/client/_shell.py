@@ -311,6 +311,7 @@ class StreamBase:
         """The retry decision, or (when giving up) the closing events and the error queued."""
         s, now = self._s, CLOCK()
         if s.finished:  # trouble after the provider's terminal event changes nothing
+            self._pending.extend(s.wind_up(now))
             self._done = True
             return None
         if not self._cancel:

@@ -366,12 +366,24 @@ class AnthropicDecoder:
         self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
         self._mapper = AnthropicEventMapper("anthropic")
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body; return the events it completed."""
-        out: _Out = []
+    def feed(self, data: bytes, out: _Out | None = None) -> list[Event]:
+        """Decode a chunk of the body; return the events it completed (appended to ``out``).
+
+        When the bytes break the protocol, the events of every frame before the bad one are already
+        in ``out`` when the error is raised, whatever the split.
+        """
+        out = [] if out is None else out
+        frames: list[SSEEvent] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            self._frames(frames, out)
+        return out
+
+    def _frames(self, frames: list[SSEEvent], out: _Out) -> None:
         mapper = self._mapper
         block_delta = mapper._block_delta
-        for sse in self._sse.feed(data):
+        for sse in frames:
             try:
                 payload = _loads(sse.data)
             except ValueError:
@@ -386,7 +398,6 @@ class AnthropicDecoder:
                 block_delta(payload, out)
             else:
                 mapper._map(kind, payload, out)
-        return out
 
     def close(self) -> list[Event]:
         """End of the body (see the module docstring for the last, unterminated event)."""

@@ -427,11 +427,19 @@ class BedrockDecoder:
         self._converse = _Converse()
         self._invoke: _Invoke | None = None
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body; return the events its complete frames produce."""
-        out: list[Event] = []
-        for message in self._frames.feed(data):
-            out.extend(self._message(message))
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a chunk of the body; return the events its complete frames produce (in ``out``).
+
+        When the bytes break the protocol, the events of every frame before the bad one are already
+        in ``out`` when the error is raised, whatever the split.
+        """
+        out = [] if out is None else out
+        frames: list[EventStreamMessage] = []
+        try:
+            self._frames.feed(data, frames)
+        finally:
+            for message in frames:
+                out.extend(self._message(message))
         return out
 
     def close(self) -> list[Event]:

@@ -142,7 +142,8 @@ class _SSEFramer:
         self._size = 0
         self._raw: JSONArraySplitter | None = None
 
-    def feed(self, data: bytes, final: bool = False) -> list[str]:
+    def feed(self, data: bytes, out: list[str] | None = None, *, final: bool = False) -> list[str]:
+        out = [] if out is None else out
         text = self._utf8.decode(data, final)
         if self._first and text:
             self._first = False
@@ -150,17 +151,17 @@ class _SSEFramer:
         if self._skip_lf and text:
             self._skip_lf, text = False, text.removeprefix("\n")
         if not text:
-            return []
+            return out
         if "\n" not in text and "\r" not in text:
             self._grow_tail(text)
-            return []
+            return out
         lines = _LINE_END.split("".join(self._tail) + text if self._tail else text)
         self._skip_lf = text[-1] == "\r"
         self._tail, self._tail_len = [], 0
-        self._grow_tail(lines.pop())
-        out: list[str] = []
+        tail = lines.pop()
         for line in lines:
             self._line(line, out)
+        self._grow_tail(tail)  # after the complete lines, which come first whatever the split
         return out
 
     def close(self) -> list[str]:
@@ -507,22 +508,32 @@ class GeminiDecoder:
         if framing != "auto":
             self._framer = self._make(framing)
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body."""
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a chunk of the body (events appended to ``out`` when given).
+
+        When the bytes break the protocol, the events of every chunk before the bad one are already
+        in ``out`` when the error is raised, whatever the split.
+        """
+        out = [] if out is None else out
         if self._framer is None:
             self._head += data
             framing = _detect(self._head)
             if framing is None:
                 # Only whitespace so far: nothing to keep but the (possibly partial) byte-order mark.
                 self._head = self._head[:2] if _BOM.startswith(self._head) else b""
-                return []
+                return out
             self._framer, data, self._head = self._make(framing), self._head, b""
-        return self._events(self._framer.feed(data))
+        texts: list[str] = []
+        try:
+            self._framer.feed(data, texts)
+        finally:
+            self._events(texts, out)
+        return out
 
     def close(self) -> list[Event]:
         """End of the body: what it completes, then the held ``ResponseEnd`` if a finish was seen."""
         texts = self._framer.close() if self._framer is not None else []
-        return self._events(texts) + self._response.close()
+        return self._events(texts, []) + self._response.close()
 
     def _make(self, framing: Framing) -> _SSEFramer | JSONArraySplitter:
         if framing == "sse":
@@ -531,8 +542,7 @@ class GeminiDecoder:
             )
         return JSONArraySplitter(max_document=self.max_document)
 
-    def _events(self, texts: list[str]) -> list[Event]:
-        out: list[Event] = []
+    def _events(self, texts: list[str], out: list[Event]) -> list[Event]:
         for text in texts:
             if len(text) > self.max_document:
                 raise _limit("Gemini chunk", "max_document", self.max_document)

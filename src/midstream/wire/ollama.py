@@ -181,9 +181,19 @@ class OllamaDecoder:
         self._open: tuple[int, BlockType] | None = None
         self._tool_calls = 0
 
-    def feed(self, data: bytes) -> list[Event]:
-        """The events of the lines that ``data`` completed."""
-        return self._decode(self._lines.feed(data))
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """The events of the lines that ``data`` completed (appended to ``out`` when given).
+
+        When the bytes break the protocol, the events of every frame before the bad one are already
+        in ``out`` when the error is raised, whatever the split.
+        """
+        out = [] if out is None else out
+        lines: list[str] = []
+        try:
+            self._lines.feed(data, lines)
+        finally:
+            self._decode(lines, out)
+        return out
 
     def close(self) -> list[Event]:
         """End of body: the events of a last line without its newline (the timeline handles EOF).
@@ -200,8 +210,7 @@ class OllamaDecoder:
             out.extend(self._line(obj))
         return out
 
-    def _decode(self, lines: list[str]) -> list[Event]:
-        out: list[Event] = []
+    def _decode(self, lines: list[str], out: list[Event]) -> list[Event]:
         for line in lines:
             out.extend(self._line(_load_line(line)))
         return out

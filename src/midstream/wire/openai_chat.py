@@ -150,11 +150,19 @@ class OpenAIChatDecoder:
         self._slots: dict[str, int] = {}  # "text" / "refusal" / "thinking" -> open block index
         self._calls = _ToolCalls()
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a piece of the body; return the events it completed."""
-        out: list[Event] = []
-        for sse in self._sse.feed(data):
-            self._payload(sse, out)
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a piece of the body; return the events it completed (appended to ``out``).
+
+        When the bytes break the protocol, the events of every frame before the bad one are already
+        in ``out`` when the error is raised, whatever the split.
+        """
+        out = [] if out is None else out
+        frames: list[SSEEvent] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            for sse in frames:
+                self._payload(sse, out)
         return out
 
     def close(self) -> list[Event]:

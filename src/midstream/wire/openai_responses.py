@@ -256,21 +256,30 @@ class OpenAIResponsesDecoder:
         self._handlers.update(dict.fromkeys(_PART_DELTAS, self._on_delta))
         self._handlers.update(dict.fromkeys(_PART_DONES, self._on_done))
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body; return the events it completed."""
-        return self._frames(self._sse.feed(data))
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a chunk of the body; return the events it completed (appended to ``out``).
+
+        When the bytes break the protocol, the events of every frame before the bad one are already
+        in ``out`` when the error is raised, whatever the split.
+        """
+        out = [] if out is None else out
+        frames: list[SSEEvent] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            self._frames(frames, out)
+        return out
 
     def close(self) -> list[Event]:
         """End of the body. Items still pending become blocks the timeline closes as incomplete."""
-        out = self._frames(self._sse.close())
+        out = self._frames(self._sse.close(), [])
         if not self._ended:
             out.extend(self._flush_pending(None))
         return out
 
     # -- framing ---------------------------------------------------------------------------------
 
-    def _frames(self, frames: list[SSEEvent]) -> list[Event]:
-        out: list[Event] = []
+    def _frames(self, frames: list[SSEEvent], out: list[Event]) -> list[Event]:
         for frame in frames:
             out.extend(self._frame(frame))
         return out
