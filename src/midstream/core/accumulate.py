@@ -165,9 +165,9 @@ class Accumulator:
         elif isinstance(event, StreamError):
             self._error = event
         elif isinstance(event, Unknown) and event.index is not None:
-            builder = self._blocks.get(event.index)
-            if builder is not None:  # a delta for a block with no event of its own: kept, in order
-                builder.deltas.append(event.payload)
+            owner = self._blocks.get(event.index)
+            if owner is not None:  # a delta for a block with no event of its own: kept, in order
+                owner.deltas.append(event.payload)
 
     @property
     def message(self) -> Message:
