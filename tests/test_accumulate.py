@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from midstream import Accumulator, Timeline, accumulate, events_from_message
-from midstream.core.timeline import terminal_for
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -39,6 +38,7 @@ from midstream.message import (
     UnknownBlock,
     Usage,
 )
+from midstream.wire.timeline import terminal_for
 
 START = ResponseStart("anthropic", model="claude-x", id="msg_1", usage=Usage(input_tokens=12))
 END = ResponseEnd("end_turn", "end_turn", usage=Usage(input_tokens=12, output_tokens=30))

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from midstream.agent.effects import JsonlJournal
-from midstream.agent.examples import get_weather, save_article, search
 from midstream.cli import app
+from midstream.cli.examples import get_weather, save_article, search
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

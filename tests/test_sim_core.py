@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from midstream import wire
 from midstream.core.accumulate import accumulate
-from midstream.core.timeline import Timeline
 from midstream.events import BlockStop, ResponseEnd, ToolArgsDelta, UsageUpdate
 from midstream.sim import ScenarioBook, ScenarioError, running
 from midstream.sim.nonstream import error_body, nonstream_body
@@ -43,6 +42,7 @@ from midstream.sim.script import (
     plan,
     tokens,
 )
+from midstream.wire.timeline import Timeline
 from simsupport import EXAMPLES
 
 

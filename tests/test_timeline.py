@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from midstream import accumulate
-from midstream.core.timeline import MAX_HELD, Timeline, terminal_for
 from midstream.errors import TimelineError
 from midstream.events import (
     BlockStart,
@@ -30,6 +29,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import STOP_REASONS, TERMINALS, StopReason, Terminal, Usage
+from midstream.wire.timeline import MAX_HELD, Timeline, terminal_for
 
 P = "prov"
 START = ResponseStart(P, model="m", id="r1")

@@ -7,6 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
+from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.core.toolargs import ToolCallInvalid, ToolInputError
 from midstream.events import (
     BlockStart,
@@ -21,7 +22,6 @@ from midstream.events import (
 )
 from midstream.message import Usage
 from midstream.metrics import StreamMetrics
-from midstream.view import LiveDisplay, LiveView, play
 from wiresupport import decode_chunks, recorded
 
 

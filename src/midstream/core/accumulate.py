@@ -1,8 +1,9 @@
 """A pure fold of events into a :class:`~midstream.message.Message`, and its inverse.
 
 :class:`Accumulator` takes events one at a time (its :attr:`~Accumulator.message` is a snapshot at any
-point); :func:`accumulate` folds a whole sequence. :func:`events_from_message` turns a Message back into
-the canonical event sequence, which is what the encoders (and the simulator) replay.
+point); :func:`accumulate` folds a whole sequence. Its inverse, :func:`events_from_message`, turns a
+Message back into the canonical event sequence the encoders replay; it lives in
+:mod:`midstream.wire.canonical` (the wire layer needs it) and is re-exported here.
 
 The fold is the same for a streamed and a non-streamed response: it only sees events.
 """
@@ -39,6 +40,7 @@ from midstream.message import (
     ToolCall,
     UnknownBlock,
 )
+from midstream.wire.canonical import events_from_message
 
 __all__ = ["Accumulator", "accumulate", "events_from_message", "parse_tool_input"]
 
@@ -195,69 +197,3 @@ def accumulate(events: Iterable[Event]) -> Message:
     for event in events:
         acc.feed(event)
     return acc.message
-
-
-def events_from_message(message: Message) -> list[Event]:
-    """The canonical event sequence for ``message`` (one delta per block; what encoders replay).
-
-    ``accumulate(events_from_message(m)) == m`` for every Message whose blocks are complete.
-    """
-    events: list[Event] = [ResponseStart(provider=message.provider, model=message.model, id=message.id)]
-    for index, block in enumerate(message.blocks):
-        events.extend(_block_events(index, block))
-    events.append(UsageUpdate(message.usage))
-    if message.error is not None:
-        events.append(message.error)
-    events.append(
-        ResponseEnd(
-            stop_reason=message.stop_reason,
-            raw_stop_reason=message.raw_stop_reason,
-            usage=message.usage,
-            terminal=message.terminal,
-        )
-    )
-    return events
-
-
-def _block_events(index: int, block: Block) -> list[Event]:
-    out: list[Event] = []
-    if isinstance(block, TextBlock):
-        out.append(BlockStart(index, "text", raw_type="text"))
-        if block.text:
-            out.append(TextDelta(index, block.text))
-        out.extend(CitationDelta(index, c) for c in block.citations)
-    elif isinstance(block, ThinkingBlock):
-        out.append(BlockStart(index, "thinking", raw_type="thinking"))
-        if block.thinking:
-            out.append(ThinkingDelta(index, block.thinking))
-        if block.signature is not None:
-            out.append(SignatureDelta(index, block.signature))
-    elif isinstance(block, RedactedThinkingBlock):
-        out.append(BlockStart(index, "redacted_thinking", raw_type="redacted_thinking", data=block.data))
-    elif isinstance(block, ToolCall):
-        out.append(BlockStart(index, "tool_call", id=block.id, name=block.name, raw_type="tool_use"))
-        if block.raw_input:
-            out.append(ToolArgsDelta(index, block.raw_input))
-    elif isinstance(block, ServerToolBlock):
-        out.append(
-            BlockStart(
-                index,
-                "server_tool",
-                id=block.id,
-                name=block.name,
-                raw_type=block.raw_type,
-                data=block.content,
-            )
-        )
-        if block.raw_input:
-            out.append(ToolArgsDelta(index, block.raw_input))
-    else:
-        out.append(BlockStart(index, "unknown", raw_type=block.raw_type, data=block.data))
-        out.extend(_delta_event(index, delta) for delta in block.deltas)
-    out.append(BlockStop(index, complete=block.complete))
-    return out
-
-
-def _delta_event(index: int, delta: Any) -> Unknown:
-    raw_type = delta.get("type") if isinstance(delta, dict) else None
-    return Unknown(raw_type if isinstance(raw_type, str) else "delta", delta, index=index)

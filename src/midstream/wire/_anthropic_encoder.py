@@ -8,7 +8,6 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from midstream.core.accumulate import events_from_message
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -23,6 +22,7 @@ from midstream.events import (
 )
 from midstream.message import Message, StopReason, Usage
 from midstream.wire._base import Encoder
+from midstream.wire.canonical import events_from_message
 
 __all__ = ["AnthropicEncoder", "wire_stop_reason"]
 

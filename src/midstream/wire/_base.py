@@ -6,11 +6,11 @@ import abc
 from collections.abc import Iterable
 from typing import Protocol
 
-from midstream.core.accumulate import events_from_message
-from midstream.core.timeline import Timeline
 from midstream.errors import LocalError, RemoteProtocolError
 from midstream.events import Event, StreamError
 from midstream.message import Message
+from midstream.wire.canonical import events_from_message
+from midstream.wire.timeline import Timeline
 
 __all__ = ["Decoder", "DialectDecoder", "Encoder"]
 

@@ -12,7 +12,7 @@ Decoding has two layers:
           def on_event(self, payload: dict[str, Any]) -> list[Event]   # one event object
           def close(self) -> list[Event]                               # end of input
 
-  The output is *raw* (not yet checked by the :class:`~midstream.core.timeline.Timeline`); wrap the
+  The output is *raw* (not yet checked by the :class:`~midstream.wire.timeline.Timeline`); wrap the
   transport decoder in :class:`~midstream.wire._base.Decoder` as usual. Wrong shapes raise
   :class:`~midstream.errors.RemoteProtocolError` (a few surface as ``KeyError`` / ``TypeError``, which
   ``Decoder`` turns into one). Keys it does not know, such as Bedrock's

@@ -29,7 +29,7 @@ from midstream.message import (
     ToolCall,
     UnknownBlock,
 )
-from midstream.wire._gemini_parts import synthetic_call_id
+from midstream.wire.gemini import synthetic_call_id
 
 DIALECT = "gemini"
 API_VERSION = "v1"  # google-genai's default for the Gemini API

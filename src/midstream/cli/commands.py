@@ -22,12 +22,12 @@ import yaml
 from rich.console import Console
 
 from midstream import wire
+from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import MidStreamError
 from midstream.client.request import ToolSpec
 from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
 from midstream.errors import LocalError, MidstreamError
 from midstream.events import Event, to_dict
-from midstream.view import LiveDisplay, LiveView, play
 
 __all__ = ["app", "main"]
 
@@ -266,7 +266,7 @@ def demo(
     streamed buffered and then eager, compared side by side; 3. a tool input cut by max_tokens, shown
     incomplete and not executed; 4. a cancel mid-stream, confirmed by the simulator; then metrics.
     """
-    from midstream._tour import run_tour
+    from midstream.cli._tour import run_tour
 
     if speed <= 0:
         _fail("--speed must be positive", 2)
@@ -339,10 +339,10 @@ def run_agent(
     valid input; Ctrl-C cancels: the stream closes, no pending tool starts and completed side effects
     are undone. Exit code: 0 completed, 1 failed, 3 truncated, 130 cancelled.
     """
-    from midstream.agent._console import RunConsole
     from midstream.agent.events import agent_event_dict
-    from midstream.agent.examples import TOOLS, scenario_book
     from midstream.agent.loop import Agent
+    from midstream.cli._console import RunConsole
+    from midstream.cli.examples import TOOLS, scenario_book
     from midstream.client.stream import Client
     from midstream.core.toolargs import ToolEvent as _ToolEvent
     from midstream.events import Event as _Event

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from midstream.cli.view import LiveDisplay, LiveView
 from midstream.client.stream import Client, Stream
 from midstream.core.toolargs import ToolCallInvalid, ToolCallReady, ToolFieldComplete, ToolFieldDelta
 from midstream.events import TextDelta
@@ -24,7 +25,6 @@ from midstream.message import Message
 from midstream.metrics import StreamMetrics
 from midstream.sim import SimURL, running
 from midstream.sim.scenarios import ScenarioBook
-from midstream.view import LiveDisplay, LiveView
 
 __all__ = ["ARTICLE", "run_tour", "tour_book"]
 

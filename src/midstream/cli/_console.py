@@ -1,7 +1,7 @@
 """The live terminal view of an agent run (what ``midstream run`` shows).
 
 :class:`RunConsole` is an ``on_event`` callback: each response streams through the live view of
-:mod:`midstream.view` (text, thinking, a panel per tool call with its verdict), and the run's
+:mod:`midstream.cli.view` (text, thinking, a panel per tool call with its verdict), and the run's
 lifecycle (iterations, tools ready / started / finished / failed / denied / not executed /
 compensated, hooks that did something, retries, fallbacks, cancel, the ending) is printed as one
 line per event between them. A line that happens while a response is on screen (a call's verdict, a
@@ -32,8 +32,8 @@ from midstream.agent.events import (
     ToolReady,
     ToolStarted,
 )
+from midstream.cli.view import LiveDisplay, LiveView
 from midstream.events import ResponseEnd, ResponseStart
-from midstream.view import LiveDisplay, LiveView
 
 __all__ = ["RunConsole"]
 

@@ -1,0 +1,101 @@
+"""The canonical event sequence of a :class:`~midstream.message.Message`: what the encoders replay.
+
+:func:`events_from_message` is the inverse of :func:`midstream.core.accumulate.accumulate`: one
+delta per block, usage, the error if any and the ending, in the order the timeline accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from midstream.events import (
+    BlockStart,
+    BlockStop,
+    CitationDelta,
+    Event,
+    ResponseEnd,
+    ResponseStart,
+    SignatureDelta,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+    Unknown,
+    UsageUpdate,
+)
+from midstream.message import (
+    Block,
+    Message,
+    RedactedThinkingBlock,
+    ServerToolBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolCall,
+)
+
+__all__ = ["events_from_message"]
+
+
+def events_from_message(message: Message) -> list[Event]:
+    """The canonical event sequence for ``message`` (one delta per block; what encoders replay).
+
+    ``accumulate(events_from_message(m)) == m`` for every Message whose blocks are complete.
+    """
+    events: list[Event] = [ResponseStart(provider=message.provider, model=message.model, id=message.id)]
+    for index, block in enumerate(message.blocks):
+        events.extend(_block_events(index, block))
+    events.append(UsageUpdate(message.usage))
+    if message.error is not None:
+        events.append(message.error)
+    events.append(
+        ResponseEnd(
+            stop_reason=message.stop_reason,
+            raw_stop_reason=message.raw_stop_reason,
+            usage=message.usage,
+            terminal=message.terminal,
+        )
+    )
+    return events
+
+
+def _block_events(index: int, block: Block) -> list[Event]:
+    out: list[Event] = []
+    if isinstance(block, TextBlock):
+        out.append(BlockStart(index, "text", raw_type="text"))
+        if block.text:
+            out.append(TextDelta(index, block.text))
+        out.extend(CitationDelta(index, c) for c in block.citations)
+    elif isinstance(block, ThinkingBlock):
+        out.append(BlockStart(index, "thinking", raw_type="thinking"))
+        if block.thinking:
+            out.append(ThinkingDelta(index, block.thinking))
+        if block.signature is not None:
+            out.append(SignatureDelta(index, block.signature))
+    elif isinstance(block, RedactedThinkingBlock):
+        out.append(BlockStart(index, "redacted_thinking", raw_type="redacted_thinking", data=block.data))
+    elif isinstance(block, ToolCall):
+        out.append(BlockStart(index, "tool_call", id=block.id, name=block.name, raw_type="tool_use"))
+        if block.raw_input:
+            out.append(ToolArgsDelta(index, block.raw_input))
+    elif isinstance(block, ServerToolBlock):
+        out.append(
+            BlockStart(
+                index,
+                "server_tool",
+                id=block.id,
+                name=block.name,
+                raw_type=block.raw_type,
+                data=block.content,
+            )
+        )
+        if block.raw_input:
+            out.append(ToolArgsDelta(index, block.raw_input))
+    else:
+        out.append(BlockStart(index, "unknown", raw_type=block.raw_type, data=block.data))
+        out.extend(_delta_event(index, delta) for delta in block.deltas)
+    out.append(BlockStop(index, complete=block.complete))
+    return out
+
+
+def _delta_event(index: int, delta: Any) -> Unknown:
+    raw_type = delta.get("type") if isinstance(delta, dict) else None
+    return Unknown(raw_type if isinstance(raw_type, str) else "delta", delta, index=index)
