@@ -194,7 +194,138 @@ def test_anthropic_thinking_tokens_are_reasoning_tokens() -> None:
     assert accumulate(assert_split_invariant("anthropic", again, random_runs=5)).usage == m.usage
 
 
-_ = openai  # the OpenAI fixtures below use it
+# -- OpenAI-compatible Chat Completions --------------------------------------------------------------
+
+
+def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    choice = {"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "compat-1",
+        "choices": [choice],
+        **extra,
+    }
+
+
+def chat_body(*chunks: dict[str, Any], done: bool = True) -> bytes:
+    return sse(*chunks, event_names=False) + (b"data: [DONE]\n\n" if done else b"")
+
+
+def chat_decode(body: bytes, **options: Any) -> Message:
+    return accumulate(assert_split_invariant("openai-chat", body, random_runs=40, options=options))
+
+
+def chat_sdk(body: bytes) -> Any:
+    client = openai.OpenAI(api_key="test", base_url="http://test/v1", http_client=_transport(body))
+    with client.chat.completions.stream(model="m", messages=[{"role": "user", "content": "hi"}]) as s:
+        for _ in s:
+            pass
+        return s.get_final_completion()
+
+
+def _detail(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "reasoning.text", "text": text, "format": "unknown", "index": 0, **extra}
+
+
+CORTEX = chat_body(
+    chunk({"role": "assistant", "content": "", "reasoning_details": [_detail("The user wants ")]}),
+    chunk({"reasoning_details": [_detail("a greeting.", signature="sig-1")]}),
+    chunk({"content": "Hello"}),
+    chunk({"content": " there."}),
+    chunk({}, usage={"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}),
+)
+
+
+def test_chat_reasoning_details_are_thinking() -> None:
+    """Item 6: ``delta.reasoning_details`` text items are read as thinking, with their signature."""
+    m = chat_decode(CORTEX, finish_required=False)
+    assert m.thinking == "The user wants a greeting." and m.text == "Hello there."
+    assert m.blocks[0].signature == "sig-1"  # type: ignore[union-attr]
+    ref = chat_sdk(CORTEX).choices[0].message
+    (detail,) = ref.model_extra["reasoning_details"]
+    assert detail["text"] == m.thinking and detail["signature"] == "sig-1"
+    assert ref.content == m.text
+
+
+def test_chat_reasoning_sent_twice_is_read_once() -> None:
+    """OpenRouter sends ``reasoning`` and ``reasoning_details`` with the same text, and encrypted items."""
+    body = chat_body(
+        chunk(
+            {
+                "role": "assistant",
+                "content": "",
+                "reasoning": "Think",
+                "reasoning_details": [_detail("Think")],
+            }
+        ),
+        chunk({"reasoning": "ing.", "reasoning_details": [_detail("ing.")]}),
+        chunk({"reasoning_details": [{"type": "reasoning.encrypted", "data": "gAAA==", "index": 1}]}),
+        chunk({"reasoning_details": [{"type": "reasoning.summary", "summary": "Brief.", "index": 2}]}),
+        chunk({"content": "Done."}),
+        chunk({}, "stop"),
+    )
+    m = chat_decode(body)
+    ref = chat_sdk(body).choices[0].message
+    details = ref.model_extra["reasoning_details"]
+    assert m.thinking == "Thinking.Brief." == ref.model_extra["reasoning"] + details[2]["summary"]
+    assert [b.kind for b in m.blocks] == ["thinking", "redacted_thinking", "text"]
+    assert m.blocks[1].data == details[1]["data"] == "gAAA=="  # type: ignore[union-attr]
+    assert m.terminal == "completed" and m.text == ref.content
+
+
+def test_chat_usage_in_x_groq_and_top_level_cached_tokens() -> None:
+    groq = chat_body(
+        chunk({"content": "Hi"}),
+        chunk({}, "stop", x_groq={"id": "req_1", "usage": {"prompt_tokens": 5, "completion_tokens": 2}}),
+    )
+    assert chat_decode(groq).usage == Usage(input_tokens=5, output_tokens=2)
+    cached = chat_body(
+        chunk({"content": "Hi"}),
+        chunk({}, "stop"),
+        {
+            **chunk(),
+            "choices": [],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 2, "cached_tokens": 40},
+        },
+    )
+    m = chat_decode(cached)
+    assert m.usage == Usage(input_tokens=50, output_tokens=2, cache_read_tokens=40)
+    assert chat_sdk(cached).usage.prompt_tokens == m.usage.input_tokens
+
+
+def test_chat_without_finish_reason_is_truncated_for_openai_and_complete_for_compatible_servers() -> None:
+    """Item 7: Snowflake Cortex ends every response with ``[DONE]`` and no ``finish_reason``."""
+    strict = chat_decode(CORTEX)
+    assert strict.terminal == "truncated" and all(not b.complete for b in strict.blocks)
+    lenient = chat_decode(CORTEX, finish_required=False)
+    assert lenient.terminal == "completed" and all(b.complete for b in lenient.blocks)
+    assert (lenient.stop_reason, lenient.raw_stop_reason) == ("end_turn", None)
+    assert lenient.usage == Usage(input_tokens=9, output_tokens=7)
+    # The SDK does not judge completeness; it has the same text and no finish reason.
+    assert chat_sdk(CORTEX).choices[0].finish_reason is None
+
+
+def test_chat_without_finish_reason_tool_call_is_ready_for_compatible_servers() -> None:
+    start = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "now", "arguments": ""}}
+    body = chat_body(
+        chunk({"role": "assistant", "tool_calls": [start]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"tz":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"UTC"}'}}]}),
+    )
+    m = chat_decode(body, finish_required=False)
+    (call,) = m.tool_calls
+    assert call.input == {"tz": "UTC"} and call.complete and m.stop_reason == "tool_use"
+    assert [json.loads(c.function.arguments) for c in chat_sdk(body).choices[0].message.tool_calls] == [
+        call.input
+    ]
+
+
+def test_chat_cut_before_done_stays_truncated_for_compatible_servers() -> None:
+    cut = CORTEX[: CORTEX.index(b"data: [DONE]")]
+    m = chat_decode(cut, finish_required=False)
+    assert m.terminal == "truncated" and m.text == "Hello there."
 
 
 # -- one bound, one verdict (item 9) ------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from midstream import wire
 from midstream.errors import RemoteProtocolError
@@ -36,9 +37,11 @@ def sse_from_jsonl(name: str, *, event_names: bool = False, newline: str = "\n")
     return b"".join(out)
 
 
-def decode_chunks(dialect: str, chunks: Iterable[bytes]) -> list[Event]:
-    """Feed ``chunks`` to a fresh decoder, then close it; all events in order."""
-    dec = wire.decoder(dialect)
+def decode_chunks(
+    dialect: str, chunks: Iterable[bytes], options: dict[str, Any] | None = None
+) -> list[Event]:
+    """Feed ``chunks`` to a fresh decoder (made with ``options``), then close it; all events in order."""
+    dec = wire.decoder(dialect, **(options or {}))
     events: list[Event] = []
     for chunk in chunks:
         events.extend(dec.feed(chunk))
@@ -79,18 +82,23 @@ def random_splits(data: bytes, rng: random.Random) -> list[bytes]:
 
 
 def assert_split_invariant(
-    dialect: str, data: bytes, *, random_runs: int = 200, seed: int = 0
+    dialect: str,
+    data: bytes,
+    *,
+    random_runs: int = 200,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
 ) -> list[Event]:
     """Decode ``data`` whole, one byte at a time and in ``random_runs`` random splits; all must agree.
 
-    Returns the events of the whole-input decode.
+    ``options`` go to :func:`midstream.wire.decoder`. Returns the events of the whole-input decode.
     """
-    whole = decode_chunks(dialect, [data])
-    bytewise = decode_chunks(dialect, [data[i : i + 1] for i in range(len(data))])
+    whole = decode_chunks(dialect, [data], options)
+    bytewise = decode_chunks(dialect, [data[i : i + 1] for i in range(len(data))], options)
     assert bytewise == whole, "byte-at-a-time decode differs from whole decode"
     rng = random.Random(seed)
     for run in range(random_runs):
         chunks = random_splits(data, rng)
-        got = decode_chunks(dialect, chunks)
+        got = decode_chunks(dialect, chunks, options)
         assert got == whole, f"random split #{run} ({len(chunks)} chunks) differs from whole decode"
     return whole

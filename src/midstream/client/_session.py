@@ -26,6 +26,7 @@ from midstream.client.errors import (
     TransportError,
     redact,
 )
+from midstream.client.providers import DECODER_OPTIONS
 from midstream.client.timeouts import Deadlines, Timeouts
 from midstream.core.accumulate import Accumulator
 from midstream.core.retry import Decision, Failure, RetryPolicy, decide, is_content
@@ -160,7 +161,7 @@ class Session:
         self._new_attempt()
 
     def _new_attempt(self) -> None:
-        self.decoder = wire.decoder(self.request.dialect)
+        self.decoder = wire.decoder(self.request.dialect, **DECODER_OPTIONS.get(self.provider, {}))
         self.tracker = ToolTracker(self.schemas)
         self.acc = Accumulator(self.provider)
         self.held: list[StreamEvent] = []

@@ -35,6 +35,7 @@ from midstream.client.request import ChatRequest
 from midstream.errors import LocalError
 
 __all__ = [
+    "DECODER_OPTIONS",
     "DEFAULT_BASE_URLS",
     "ENV_KEYS",
     "PROVIDERS",
@@ -79,6 +80,9 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 _DIALECTS: dict[str, str] = {name: name for name in PROVIDERS} | {"openai-compatible": "openai-chat"}
 _OPTIONAL_KEY = frozenset({"ollama", "openai-compatible"})
+# How each provider's own server differs within its dialect. OpenAI always ends a Chat stream with a
+# finish_reason; some compatible servers (Snowflake Cortex) never send one, then a clean [DONE].
+DECODER_OPTIONS: dict[str, dict[str, Any]] = {"openai-compatible": {"finish_required": False}}
 # Header names whose values are credentials (substring match, lower case).
 _SECRET_MARKS = ("auth", "key", "token", "secret", "password", "cookie", "credential", "signature")
 _REDACTED = "***"
