@@ -25,7 +25,12 @@ from midstream.agent import (
     tool,
 )
 from midstream.agent._recovery import can_prefill, judge, merge_prefill, retryable
-from midstream.client.errors import MidStreamError, MidStreamTimeout, ProviderError, TransportError
+from midstream.client.errors import (
+    ProviderError,
+    StreamInterrupted,
+    StreamInterruptedByTimeout,
+    TransportError,
+)
 from midstream.client.timeouts import Timeouts
 from midstream.config import ErrorSettings
 from midstream.core.toolargs import ToolCallInvalid, ToolFieldComplete, ToolFieldStart
@@ -281,7 +286,7 @@ def test_bytes_that_do_not_parse_end_the_run_failed(sim: SimURL) -> None:
     calls, recorder = Calls(), Recorder({0: "malformed_after_events=6"})
     events, result = run(run_agent(make(sim, calls, recorder), "tell a story"))
     assert result.terminal == "failed" and len(recorder.bodies) == 1 and not of(events, RetryNotice)
-    assert isinstance(result.error, MidStreamError) and isinstance(result.error.cause, RemoteProtocolError)
+    assert isinstance(result.error, StreamInterrupted) and isinstance(result.error.cause, RemoteProtocolError)
     assert check_one_ending(events).error is not None
 
 
@@ -310,13 +315,13 @@ LONG_TEXT = message(TextBlock("long"), terminal="truncated", stop="max_tokens")
 EARLY_EOF = message(TextBlock("cut"), terminal="truncated", stop=None)
 
 
-def mid(cause: BaseException, partial: Message = PARTIAL) -> MidStreamError:
-    return MidStreamError("failed after content", partial=partial, cause=cause)
+def mid(cause: BaseException, partial: Message = PARTIAL) -> StreamInterrupted:
+    return StreamInterrupted("failed after content", partial=partial, cause=cause)
 
 
 OVERLOADED = ProviderError("overloaded", status=None, kind="overloaded", retryable=True, provider="anthropic")
-IDLE = MidStreamTimeout("idle", 1.0, provider="x", partial=PARTIAL)
-TOTAL = MidStreamTimeout("total", 9.0, provider="x", partial=PARTIAL)
+IDLE = StreamInterruptedByTimeout("idle", 1.0, provider="x", partial=PARTIAL)
+TOTAL = StreamInterruptedByTimeout("total", 9.0, provider="x", partial=PARTIAL)
 REFUSED = ProviderError("bad", status=None, kind="invalid_request", retryable=False, provider="anthropic")
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from midstream import wire
 from midstream.core.accumulate import accumulate
-from midstream.errors import EventStreamError, LocalError, RemoteProtocolError, classify_error
+from midstream.errors import EventStreamFrameError, LocalError, RemoteProtocolError, classify_error
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -538,7 +538,7 @@ def test_damaged_frame_is_an_eventstream_error() -> None:
     data = bytearray(START + delta(0, {"text": "hello"}))
     data[-10] ^= 0xFF
     dec = wire.decoder("bedrock")
-    with pytest.raises(EventStreamError, match="message CRC"):
+    with pytest.raises(EventStreamFrameError, match="message CRC"):
         dec.feed(bytes(data))
 
 

@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 import httpx2
 import pytest
 
-from midstream.client.errors import MidStreamError, MidStreamTimeout, ProviderError, StreamTimeout
+from midstream.client.errors import (
+    ProviderError,
+    StreamInterrupted,
+    StreamInterruptedByTimeout,
+    StreamTimeout,
+)
 from midstream.client.stream import AsyncClient, AsyncStream, Client
 from midstream.client.timeouts import Timeouts
 from midstream.core.retry import RetryPolicy
@@ -215,7 +220,7 @@ def test_a_mid_stream_error_after_content(sim: SimURL, provider: str) -> None:
 
     events = run(body)
     error = events[-1]
-    assert isinstance(error, MidStreamError) and isinstance(error.cause, ProviderError)
+    assert isinstance(error, StreamInterrupted) and isinstance(error.cause, ProviderError)
     assert error.partial.terminal == "failed" and error.partial.text and STORY.startswith(error.partial.text)
     assert isinstance(events[-2], ResponseEnd) and events[-2].terminal == "failed"
     assert len(sim.simulator.records) == 1
@@ -227,7 +232,7 @@ def test_first_byte_timeout(paced: SimURL) -> None:
             with pytest.raises(StreamTimeout) as info:
                 async with c.stream("tell a story", headers=fault("first_byte_delay_ms=1500")):
                     pass
-            assert info.value.which == "first_byte" and not isinstance(info.value, MidStreamError)
+            assert info.value.which == "first_byte" and not isinstance(info.value, StreamInterrupted)
 
     run(body)
 
@@ -239,7 +244,7 @@ def test_idle_timeout_after_content(paced: SimURL) -> None:
             return await drain(s)
 
     error = run(body)[-1]
-    assert isinstance(error, MidStreamTimeout) and error.which == "idle"
+    assert isinstance(error, StreamInterruptedByTimeout) and error.which == "idle"
     assert error.partial.text and LONG.startswith(error.partial.text)
     disconnect_delay(last(paced), 0.0)
     assert_stopped_generating(last(paced))
@@ -251,7 +256,7 @@ def test_total_timeout(paced: SimURL) -> None:
             return await drain(s)
 
     error = run(body)[-1]
-    assert isinstance(error, MidStreamTimeout) and error.which == "total"
+    assert isinstance(error, StreamInterruptedByTimeout) and error.which == "total"
 
 
 def test_leaving_the_block_early_disconnects(paced: SimURL) -> None:

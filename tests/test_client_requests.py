@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from midstream import wire
 from midstream.client.providers import (
+    BASE_URL_ENV,
     DEFAULT_BASE_URLS,
     ENV_KEYS,
     PROVIDERS,
@@ -66,7 +67,13 @@ AWS_ENV = (
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No key or AWS setting may leak in from the machine; botocore's chain must find nothing fast."""
-    for name in {*ENV_KEYS.values(), "GOOGLE_API_KEY", "ANTHROPIC_AUTH_TOKEN", *AWS_ENV}:
+    for name in {
+        *ENV_KEYS.values(),
+        *BASE_URL_ENV.values(),
+        "GOOGLE_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        *AWS_ENV,
+    }:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")

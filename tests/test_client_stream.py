@@ -18,9 +18,9 @@ import httpx2
 import pytest
 
 from midstream.client.errors import (
-    MidStreamError,
-    MidStreamTimeout,
     ProviderError,
+    StreamInterrupted,
+    StreamInterruptedByTimeout,
     StreamTimeout,
     TransportError,
 )
@@ -355,7 +355,7 @@ def test_a_mid_stream_error_after_content_carries_the_partial_message(sim: SimUR
     with client(sim, provider) as c, c.stream("tell a story", headers=fault("error_after_events=6")) as s:
         events = drain(s)
     error = events[-1]
-    assert isinstance(error, MidStreamError) and not isinstance(error, StreamTimeout)
+    assert isinstance(error, StreamInterrupted) and not isinstance(error, StreamTimeout)
     partial = error.partial
     assert partial.terminal == "failed" and partial.partial
     assert partial.text and STORY.startswith(partial.text) and partial.text != STORY
@@ -365,7 +365,7 @@ def test_a_mid_stream_error_after_content_carries_the_partial_message(sim: SimUR
     assert isinstance(closing[0], StreamError) and isinstance(closing[1], ResponseEnd)
     assert closing[1].terminal == "failed"
     assert len(sim.simulator.records) == 1  # never retried after content
-    with pytest.raises(MidStreamError):
+    with pytest.raises(StreamInterrupted):
         s.final()
 
 
@@ -376,7 +376,7 @@ def test_a_dropped_connection_after_content(sim: SimURL) -> None:
     ):
         events = drain(s)
     error = events[-1]
-    assert isinstance(error, MidStreamError) and isinstance(error.cause, TransportError)
+    assert isinstance(error, StreamInterrupted) and isinstance(error.cause, TransportError)
     assert error.partial.text and STORY.startswith(error.partial.text)
     assert error.partial.error.error_kind == "transport" and error.kind == "transport"
     assert len(sim.simulator.records) == 1
@@ -390,7 +390,7 @@ def test_malformed_bytes_are_a_protocol_error_never_retried(sim: SimURL) -> None
         assert len(sim.simulator.records) == 1 and stream.message.terminal == "failed"
         with c.stream("tell a story", headers=fault("malformed_after_events=6")) as s:
             error = drain(s)[-1]
-    assert isinstance(error, MidStreamError) and isinstance(error.cause, RemoteProtocolError)
+    assert isinstance(error, StreamInterrupted) and isinstance(error.cause, RemoteProtocolError)
     assert error.partial.error.error_kind == "protocol"
 
 
@@ -422,7 +422,7 @@ def test_connect_timeout(unreachable: str) -> None:
         with pytest.raises(StreamTimeout) as info, stream:
             pass
     assert info.value.which == "connect" and info.value.seconds == 0.2
-    assert not isinstance(info.value, MidStreamError)
+    assert not isinstance(info.value, StreamInterrupted)
 
 
 def test_first_byte_timeout_is_retried_then_raised(paced: SimURL) -> None:
@@ -431,7 +431,7 @@ def test_first_byte_timeout_is_retried_then_raised(paced: SimURL) -> None:
         stream = c.stream("tell a story", headers=fault("first_byte_delay_ms=1500;times=9"))
         with pytest.raises(StreamTimeout) as info, stream:
             pass
-    assert info.value.which == "first_byte" and not isinstance(info.value, MidStreamError)
+    assert info.value.which == "first_byte" and not isinstance(info.value, StreamInterrupted)
     assert len(paced.simulator.records) == 2 and stream.metrics.retries == 1
 
 
@@ -441,8 +441,8 @@ def test_idle_timeout_after_content(paced: SimURL) -> None:
         with stream:
             events = drain(stream)
     error = events[-1]
-    assert isinstance(error, MidStreamTimeout) and isinstance(error, StreamTimeout)
-    assert isinstance(error, MidStreamError) and error.which == "idle" and error.seconds == 0.15
+    assert isinstance(error, StreamInterruptedByTimeout) and isinstance(error, StreamTimeout)
+    assert isinstance(error, StreamInterrupted) and error.which == "idle" and error.seconds == 0.15
     assert error.partial.text and LONG.startswith(error.partial.text) and error.partial.terminal == "failed"
     assert error.partial.error.error_kind == "timeout"
     record = last(paced)
@@ -455,13 +455,13 @@ def test_idle_timeout_before_content(paced: SimURL) -> None:
         stream = c.stream("long", headers=fault("stall_ms=3000;stall_after_events=1"))
         with stream, pytest.raises(StreamTimeout) as info:
             raise drain(stream)[-1]
-    assert info.value.which == "idle" and not isinstance(info.value, MidStreamError)
+    assert info.value.which == "idle" and not isinstance(info.value, StreamInterrupted)
 
 
 def test_total_timeout(paced: SimURL) -> None:
     with client(paced, timeouts=Timeouts(total=0.3)) as c, c.stream("long") as stream:
         error = drain(stream)[-1]
-    assert isinstance(error, MidStreamTimeout) and error.which == "total"
+    assert isinstance(error, StreamInterruptedByTimeout) and error.which == "total"
     assert error.partial.text and error.partial.text != LONG
 
 
@@ -729,5 +729,5 @@ def test_the_watchdog_expires_what_is_due_and_only_that() -> None:
 
 def test_a_partial_message_is_never_complete() -> None:
     # The error classes carry a Message whose terminal says it is partial; a sanity check of the type.
-    error = MidStreamError("x", partial=Message(provider="p", terminal="failed"))
+    error = StreamInterrupted("x", partial=Message(provider="p", terminal="failed"))
     assert error.partial.partial and error.kind == "unknown"

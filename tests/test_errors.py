@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
+import warnings
 
 import pytest
 
+import midstream
 import midstream.errors as errors_module
 from midstream import wire
 from midstream.errors import (
-    EventStreamError,
+    EventStreamFrameError,
     IncompleteJSON,
     InvalidJSON,
     JSONError,
@@ -31,7 +36,7 @@ PARENT = {
     RemoteProtocolError: RemoteError,
     JSONError: RemoteError,
     LimitExceeded: RemoteProtocolError,
-    EventStreamError: RemoteProtocolError,
+    EventStreamFrameError: RemoteProtocolError,
     TimelineError: RemoteProtocolError,
     InvalidJSON: JSONError,
     IncompleteJSON: JSONError,
@@ -41,7 +46,7 @@ REMOTE = [
     RemoteError,
     RemoteProtocolError,
     LimitExceeded,
-    EventStreamError,
+    EventStreamFrameError,
     TimelineError,
     JSONError,
     InvalidJSON,
@@ -73,6 +78,122 @@ def test_local_errors_are_not_remote(cls: type[Exception]) -> None:
     assert issubclass(cls, MidstreamError)
 
 
+# -- the drawing in the docstring is the whole tree -------------------------------------------------
+
+# Exceptions that never leave the module that raises them: control flow, not errors a caller sees.
+INTERNAL = {
+    "midstream.client._session.Problem": "one attempt failed; the session decides retry or give up",
+    "midstream.sim.stream.AbruptDisconnect": "the simulator drops a connection on purpose",
+    "midstream.wire._gemini_parts.Unstreamable": "a part the Gemini encoder writes whole",
+    "midstream.agent._run._Cancelled": "a run's cancel, raced against every wait",
+}
+
+
+def _drawing() -> dict[str, tuple[str | None, str]]:
+    """name -> (parent, module) as drawn in midstream.errors' docstring."""
+    doc = errors_module.__doc__ or ""
+    tree = doc.split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    drawn: dict[str, tuple[str | None, str]] = {}
+    stack: list[str] = []
+    for line in tree.splitlines():
+        match = re.match(r"^ {4}((?:[│ ] {3})*)(?:[├└]── )?([A-Z]\w+)\s+([a-z_.]+)\s", line)
+        assert match, f"not a tree line: {line!r}"
+        depth = len(match[1]) // 4 + (1 if "── " in line else 0)
+        del stack[depth:]
+        drawn[match[2]] = (stack[-1] if stack else None, f"midstream.{match[3]}")
+        stack.append(match[2])
+    return drawn
+
+
+def _every_exception_class() -> dict[str, type[BaseException]]:
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(midstream.__path__, "midstream."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, BaseException) and obj.__module__ == info.name:
+                found[f"{info.name}.{obj.__qualname__}"] = obj
+    return found
+
+
+def test_the_drawing_is_read_whole() -> None:
+    drawn = _drawing()
+    assert drawn["MidstreamError"] == (None, "midstream.errors")
+    assert drawn["StreamInterruptedByTimeout"] == ("StreamTimeout", "midstream.client.errors")
+    assert drawn["EffectUncertainError"] == ("LocalError", "midstream.agent.effects")
+
+
+def test_every_exception_is_drawn_under_its_parent_with_its_module() -> None:
+    drawn = _drawing()
+    classes = _every_exception_class()
+    ours = {path: cls for path, cls in classes.items() if path not in INTERNAL}
+    assert sorted(cls.__name__ for cls in ours.values()) == sorted(drawn)
+    for path, cls in ours.items():
+        parent, module = drawn[cls.__name__]
+        assert cls.__module__ == module, path
+        assert issubclass(cls, MidstreamError)
+        if parent is not None:
+            assert parent in {base.__name__ for base in cls.__bases__}, path
+
+
+def test_internal_exceptions_exist_and_stay_outside_the_tree() -> None:
+    classes = _every_exception_class()
+    for path in INTERNAL:
+        assert path in classes
+        assert not issubclass(classes[path], MidstreamError)
+
+
+def test_every_public_exception_is_exported_from_midstream() -> None:
+    exported = {name for name in midstream.__all__ if isinstance(getattr(midstream, name), type)}
+    assert set(_drawing()) - exported <= {
+        "SettingsError",
+        "ScenarioError",
+        "SerializeError",
+        "CheckpointError",
+        "EffectUncertainError",
+    }
+
+
+# -- renamed names still work for one release, and warn ----------------------------------------------
+
+RENAMED = [
+    ("midstream", "MidStreamError", "StreamInterrupted"),
+    ("midstream", "MidStreamTimeout", "StreamInterruptedByTimeout"),
+    ("midstream", "EventStreamError", "EventStreamFrameError"),
+    ("midstream.client.errors", "MidStreamError", "StreamInterrupted"),
+    ("midstream.client.errors", "MidStreamTimeout", "StreamInterruptedByTimeout"),
+    ("midstream.errors", "EventStreamError", "EventStreamFrameError"),
+    ("midstream.agent.effects", "EffectUncertain", "EffectUncertainError"),
+]
+
+
+@pytest.mark.parametrize(("module_name", "old", "new"), RENAMED)
+def test_an_old_name_is_the_new_class_and_warns(module_name: str, old: str, new: str) -> None:
+    module = importlib.import_module(module_name)
+    namespace: dict[str, object] = {}
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated: it is now called {new}") as caught:
+        exec(f"from {module_name} import {old}", namespace)
+    assert namespace[old] is getattr(module, new)
+    assert caught[0].filename == "<string>"  # the line that used the old name
+    assert old not in getattr(module, "__all__", [])
+
+
+def test_a_new_name_does_not_warn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from midstream import StreamInterrupted  # noqa: F401
+
+
+def test_an_unknown_name_is_still_an_attribute_error() -> None:
+    import midstream.client.errors as client_errors
+
+    with pytest.raises(AttributeError, match="has no attribute 'MidStreamErr'"):
+        _ = client_errors.MidStreamErr  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        _ = midstream.Nope  # type: ignore[attr-defined]
+
+
 def test_value_error_compatibility() -> None:
     # json.loads users catch ValueError; an unknown name is a bad value too.
     assert issubclass(JSONError, ValueError)
@@ -91,19 +212,8 @@ def test_every_exception_in_the_module_is_in_the_tree() -> None:
 
 
 def test_the_tree_drawn_in_the_docstring_matches_the_classes() -> None:
-    doc = errors_module.__doc__ or ""
-    drawn: dict[str, str] = {}
-    stack: list[tuple[int, str]] = []
-    for line in doc.splitlines():
-        match = re.match(r"^(\s*[│ ├└─]*)(\w+Error|\w+JSON|LimitExceeded|UnknownDialect)\b", line)
-        if not match or ("├" not in line and "└" not in line and line.strip() != "MidstreamError"):
-            continue
-        depth, name = len(match.group(1)), match.group(2)
-        while stack and stack[-1][0] >= depth:
-            stack.pop()
-        if stack:
-            drawn[name] = stack[-1][1]
-        stack.append((depth, name))
+    drawn = {name: parent for name, (parent, module) in _drawing().items() if module == "midstream.errors"}
+    assert drawn.pop("MidstreamError") is None
     assert drawn == {cls.__name__: parent.__name__ for cls, parent in PARENT.items()}
 
 

@@ -18,7 +18,7 @@ from botocore.eventstream import EventStreamBuffer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from midstream.errors import EventStreamError, LimitExceeded, LocalError, RemoteProtocolError
+from midstream.errors import EventStreamFrameError, LimitExceeded, LocalError, RemoteProtocolError
 from midstream.wire.eventstream import (
     EventStreamDecoder,
     EventStreamMessage,
@@ -142,7 +142,7 @@ def test_sdk_vectors_decode_and_encode(
     ids=["corrupted_headers", "corrupted_header_len", "corrupted_length", "corrupted_payload"],
 )
 def test_sdk_failure_vectors(encoded: bytes) -> None:
-    with pytest.raises(EventStreamError, match="CRC mismatch"):
+    with pytest.raises(EventStreamFrameError, match="CRC mismatch"):
         decode([encoded])
 
 
@@ -204,7 +204,7 @@ def test_timestamp_header_decodes_to_aware_utc_datetime() -> None:
 
 
 def test_timestamp_outside_datetime_range_is_an_error() -> None:
-    with pytest.raises(EventStreamError, match="timestamp"):
+    with pytest.raises(EventStreamFrameError, match="timestamp"):
         decode([raw_frame(b"\x01t\x08" + struct.pack(">q", 2**62))])
 
 
@@ -316,9 +316,9 @@ def test_any_flipped_byte_is_caught(position: int) -> None:
     damaged = _corrupt(SAMPLE, position, SAMPLE[position] ^ 0x41)
     # The prelude (lengths and its CRC) is checked by the prelude CRC; the rest by the message CRC.
     where = "prelude CRC" if position < 12 else "message CRC"
-    with pytest.raises(EventStreamError, match=where):
+    with pytest.raises(EventStreamFrameError, match=where):
         decode([damaged])
-    with pytest.raises(EventStreamError, match=where):
+    with pytest.raises(EventStreamFrameError, match=where):
         decode([damaged[i : i + 1] for i in range(len(damaged))])
 
 
@@ -327,19 +327,19 @@ def test_damage_in_a_later_frame_after_good_ones() -> None:
     bad = _corrupt(good, len(good) - 1, good[-1] ^ 1)
     dec = EventStreamDecoder()
     assert dec.feed(good) == [EventStreamMessage({"a": "1"}, b"one")]
-    with pytest.raises(EventStreamError):
+    with pytest.raises(EventStreamFrameError):
         dec.feed(bad)
-    with pytest.raises(EventStreamError):  # the decoder stays failed: the stream cannot resync
+    with pytest.raises(EventStreamFrameError):  # the decoder stays failed: the stream cannot resync
         dec.feed(good)
 
 
 def test_frame_shorter_than_minimum() -> None:
-    with pytest.raises(EventStreamError, match="below the minimum"):
+    with pytest.raises(EventStreamFrameError, match="below the minimum"):
         decode([prelude_only(15, 0) + b"\x00" * 3])
 
 
 def test_headers_longer_than_frame() -> None:
-    with pytest.raises(EventStreamError, match="exceeds frame length"):
+    with pytest.raises(EventStreamFrameError, match="exceeds frame length"):
         decode([prelude_only(20, 5)])
 
 
@@ -359,7 +359,7 @@ def test_headers_longer_than_frame() -> None:
 )
 def test_bad_headers_inside_valid_crcs(headers: bytes, match: str) -> None:
     frame = raw_frame(headers, b"{}")
-    with pytest.raises(EventStreamError, match=match):
+    with pytest.raises(EventStreamFrameError, match=match):
         decode([frame])
 
 
@@ -400,7 +400,7 @@ def test_limits_are_inclusive_and_configurable() -> None:
 def test_exact_default_limits_are_accepted_by_the_prelude_check() -> None:
     dec = EventStreamDecoder()
     assert dec.feed(prelude_only(16 + 128 * 1024 + 24 * 1024 * 1024, 128 * 1024)) == []
-    with pytest.raises(EventStreamError, match="truncated"):
+    with pytest.raises(EventStreamFrameError, match="truncated"):
         dec.close()
 
 
@@ -411,7 +411,7 @@ def test_exact_default_limits_are_accepted_by_the_prelude_check() -> None:
 def test_truncated_frame_at_close(keep: int) -> None:
     dec = EventStreamDecoder()
     assert dec.feed(SAMPLE[:keep]) == []
-    with pytest.raises(EventStreamError, match="truncated"):
+    with pytest.raises(EventStreamFrameError, match="truncated"):
         dec.close()
 
 

@@ -8,7 +8,6 @@ import json
 import random
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,14 +27,9 @@ from midstream.core.partial_json import (
     ValueComplete,
 )
 from midstream.errors import IncompleteJSON, InvalidJSON, JSONError, LimitExceeded, LocalError
+from wiresupport import CONFORMANCE
 
-SUITE = (
-    Path(__file__).resolve().parent.parent.parent
-    / "shared"
-    / "conformance"
-    / "JSONTestSuite"
-    / "test_parsing"
-)
+SUITE = CONFORMANCE / "JSONTestSuite" / "test_parsing"
 CASES = sorted(p.name for p in SUITE.iterdir() if p.suffix == ".json")
 # With a duplicated key, a path's value is replaced by the later member (as json.loads does), so "a value
 # reported complete never changes at its path" does not hold for these two documents by design.

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from botocore.credentials import Credentials
 
-from midstream.client.errors import MidStreamError, ProviderError, redact
+from midstream.client.errors import ProviderError, StreamInterrupted, redact
 from midstream.client.stream import Client, Stream
 from midstream.client.timeouts import Timeouts
 from midstream.core.retry import RetryPolicy
@@ -117,7 +117,7 @@ def test_no_output_of_any_outcome_shows_the_key(
             if faults and "401" in faults:
                 assert isinstance(error, ProviderError) and error.status == 401
             if faults and "error_after" in faults:
-                assert isinstance(error, MidStreamError)
+                assert isinstance(error, StreamInterrupted)
         stream, events, error = attempt(c, timeouts=Timeouts(total=0.000001))
         outputs += [stream_text(stream, events), exception_text(error)]
     captured = capsys.readouterr()
@@ -169,7 +169,7 @@ def test_a_mid_stream_error_that_echoes_the_key_is_redacted(caplog: pytest.LogCa
 
     with make_client("http://sse.invalid", "anthropic", transport=httpx2.MockTransport(handler)) as c:
         stream, events, error = attempt(c)
-    assert isinstance(error, MidStreamError) and error.partial.text == "Hello"
+    assert isinstance(error, StreamInterrupted) and error.partial.text == "Hello"
     assert stream.message.error.message == "overloaded for ***"  # the event the caller saw, too
     assert any(isinstance(e, TextDelta) for e in events)
     assert isinstance(error.cause, ProviderError) and "***" in str(error.cause)

@@ -215,3 +215,22 @@ def test_invalid_json_shows_the_raw_text() -> None:
     screen = render(view)
     assert '✗ raw {"query": "rivers", "limit": 5,}' in screen
     assert "✗ not executed: invalid JSON" in screen
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized", "shown"),
+    [
+        ("STOP", "end_turn", "stop=end_turn (STOP)"),  # Gemini's raw reason, in parentheses
+        ("length", "max_tokens", "stop=max_tokens (length)"),
+        ("end_turn", "end_turn", "stop=end_turn  "),  # the same: shown once
+        (None, "tool_use", "stop=tool_use  "),
+    ],
+)
+def test_the_status_line_shows_the_normalized_stop_reason(
+    raw: str | None, normalized: str, shown: str
+) -> None:
+    view = LiveView()
+    end = ResponseEnd(normalized, raw, Usage(3, 4), "completed")  # type: ignore[arg-type]
+    feed(view, [START, BlockStart(0, "text"), TextDelta(0, "hi"), BlockStop(0), end])
+    screen = render(view)
+    assert shown in screen

@@ -9,13 +9,36 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from midstream import wire
 from midstream.errors import RemoteProtocolError
 from midstream.events import Event
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORDED = ROOT.parent / "shared" / "recorded"
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+
+
+def shared_data(root: Path = ROOT) -> Path:
+    """``../shared`` beside the checkout, where the recorded streams and conformance data live.
+
+    Without it every module that needs the data fails to collect with this one message (no traceback),
+    which stops the run before any test: not a ``FileNotFoundError`` deep in a parametrization.
+    """
+    shared = root.parent / "shared"
+    missing = [name for name in ("recorded", "conformance") if not (shared / name).is_dir()]
+    if missing:
+        pytest.fail(
+            f"the tests read recorded provider streams and conformance data from {shared}/ "
+            f"(../shared beside the checkout: shared/recorded and shared/conformance); "
+            f"missing: {', '.join(f'{shared}/{name}' for name in missing)}",
+            pytrace=False,
+        )
+    return shared
+
+
+SHARED = shared_data()
+RECORDED = SHARED / "recorded"
+CONFORMANCE = SHARED / "conformance"
 
 
 def recorded(name: str) -> bytes:

@@ -10,6 +10,7 @@ Every name below is imported on first use (PEP 562), so ``import midstream.wire`
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,9 +23,9 @@ if TYPE_CHECKING:
         tool,
     )
     from midstream.client.errors import (
-        MidStreamError,
-        MidStreamTimeout,
         ProviderError,
+        StreamInterrupted,
+        StreamInterruptedByTimeout,
         StreamTimeout,
         TransportError,
     )
@@ -71,7 +72,7 @@ if TYPE_CHECKING:
         with_tool_events,
     )
     from midstream.errors import (
-        EventStreamError,
+        EventStreamFrameError,
         IncompleteJSON,
         InvalidJSON,
         JSONError,
@@ -126,8 +127,8 @@ _EXPORTS: dict[str, str] = {
     "RunResult": "midstream.agent",
     "Tool": "midstream.agent",
     "tool": "midstream.agent",
-    "MidStreamError": "midstream.client.errors",
-    "MidStreamTimeout": "midstream.client.errors",
+    "StreamInterrupted": "midstream.client.errors",
+    "StreamInterruptedByTimeout": "midstream.client.errors",
     "ProviderError": "midstream.client.errors",
     "StreamTimeout": "midstream.client.errors",
     "TransportError": "midstream.client.errors",
@@ -163,7 +164,7 @@ _EXPORTS: dict[str, str] = {
     "ToolInputError": "midstream.core.toolargs",
     "ToolTracker": "midstream.core.toolargs",
     "with_tool_events": "midstream.core.toolargs",
-    "EventStreamError": "midstream.errors",
+    "EventStreamFrameError": "midstream.errors",
     "IncompleteJSON": "midstream.errors",
     "InvalidJSON": "midstream.errors",
     "JSONError": "midstream.errors",
@@ -217,7 +218,7 @@ __all__ = [
     "ContainerEnd",
     "ContainerStart",
     "Event",
-    "EventStreamError",
+    "EventStreamFrameError",
     "Hooks",
     "IncompleteJSON",
     "InvalidJSON",
@@ -228,8 +229,6 @@ __all__ = [
     "LimitExceeded",
     "LocalError",
     "Message",
-    "MidStreamError",
-    "MidStreamTimeout",
     "MidstreamError",
     "MissingCredentials",
     "PartialJSON",
@@ -248,6 +247,8 @@ __all__ = [
     "Stream",
     "StreamError",
     "StreamEvent",
+    "StreamInterrupted",
+    "StreamInterruptedByTimeout",
     "StreamMetrics",
     "StreamTimeout",
     "StringDelta",
@@ -289,9 +290,21 @@ __all__ = [
 ]
 
 
+# old name -> (module, new name): served for one more release, with a DeprecationWarning
+_RENAMED: dict[str, tuple[str, str]] = {
+    "EventStreamError": ("midstream.errors", "EventStreamFrameError"),
+    "MidStreamError": ("midstream.client.errors", "StreamInterrupted"),
+    "MidStreamTimeout": ("midstream.client.errors", "StreamInterruptedByTimeout"),
+}
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        if name in _RENAMED:
+            where, new = _RENAMED[name]
+            warnings.warn(f"midstream.{name} is deprecated: it is now called {new}", DeprecationWarning, 2)
+            return getattr(importlib.import_module(where), new)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # the next lookup does not come here

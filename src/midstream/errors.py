@@ -1,30 +1,52 @@
-"""The exception tree of midstream.
+"""The exception tree of midstream: every exception the package raises on purpose, in one drawing.
 
-Every exception says whose fault it was::
+Every name says whose fault it was (remote: the peer's bytes, a provider's answer, a model's output;
+local: the calling code, or a file or state it handed over) and, below that, what happened::
 
-    MidstreamError
-    ├── RemoteError                 the peer sent something wrong (bytes off the wire, a model's JSON)
-    │   ├── RemoteProtocolError     framing, order or payload that breaks the protocol
-    │   │   ├── LimitExceeded       input larger or deeper than a configured bound (also a LocalError
-    │   │   │                       of sorts: raise the bound if the input is legitimate)
-    │   │   ├── EventStreamError    AWS eventstream frame damage: CRC mismatch, bad header, truncation
-    │   │   └── TimelineError       an event arrived in a state where it is not allowed
-    │   └── JSONError               a JSON document (tool arguments) that is not valid JSON
-    │       ├── InvalidJSON         a character that can never be valid here (with position and reason)
-    │       └── IncompleteJSON      the document ended before its value did
-    └── LocalError                  misuse of midstream's own API
-        └── UnknownDialect          a dialect name midstream does not know
+    MidstreamError                      errors              the base: catch it to catch them all
+    ├── RemoteError                     errors              the other side sent something wrong
+    │   ├── RemoteProtocolError         errors              framing, order or payload breaks the protocol
+    │   │   ├── LimitExceeded           errors              larger or deeper than a configured bound
+    │   │   ├── EventStreamFrameError   errors              a damaged AWS eventstream frame (CRC, header)
+    │   │   └── TimelineError           errors              an event where the response state forbids it
+    │   ├── JSONError                   errors              a JSON document that is not valid JSON
+    │   │   ├── InvalidJSON             errors              a character never valid where it stands
+    │   │   └── IncompleteJSON          errors              the document ended before its value did
+    │   ├── ToolInputError              core.toolargs       tool input that fails the tool's JSON Schema
+    │   ├── ProviderError               client.errors       the provider refused before any content
+    │   ├── TransportError              client.errors       no connection, or it broke before content
+    │   ├── StreamTimeout               client.errors       a client timeout fired; ``which`` names it
+    │   │   └── StreamInterruptedByTimeout  client.errors   ... after content (also StreamInterrupted)
+    │   └── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
+    └── LocalError                      errors              the calling code must change something
+        ├── UnknownDialect              errors              a dialect name midstream does not know
+        ├── MissingCredentials          client.providers    a provider that needs a key got none
+        ├── SettingsError               config              a settings file that does not validate
+        ├── ScenarioError               sim.scenarios       a bad scenario file or fault header
+        ├── SerializeError              agent.serialize     data that does not describe its object
+        ├── CheckpointError             agent.checkpoint    a checkpoint not made, read or understood
+        └── EffectUncertainError        agent.effects       an effect that may already have happened once
 
-Remote errors are raised on input from outside; local errors mean the calling code must change.
+The middle column is the module (under ``midstream.``) that defines the class; every class is also
+importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError`` and
+the ``LocalError`` classes that reject a value are also ``ValueError``.
+
+Renamed, the old names work for one more release and warn (``DeprecationWarning``) when used:
+``MidStreamError`` is :class:`StreamInterrupted` (it differed from ``MidstreamError`` by one capital),
+``MidStreamTimeout`` is :class:`StreamInterruptedByTimeout`, ``EventStreamError`` is
+:class:`EventStreamFrameError` (it read like the ``StreamError`` event) and ``EffectUncertain`` is
+:class:`EffectUncertainError`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 __all__ = [
     "ErrorKind",
-    "EventStreamError",
+    "EventStreamFrameError",
     "IncompleteJSON",
     "InvalidJSON",
     "JSONError",
@@ -36,6 +58,7 @@ __all__ = [
     "TimelineError",
     "UnknownDialect",
     "classify_error",
+    "renamed",
 ]
 
 ErrorKind = Literal[
@@ -76,7 +99,7 @@ class LimitExceeded(RemoteProtocolError):
         self.value = value
 
 
-class EventStreamError(RemoteProtocolError):
+class EventStreamFrameError(RemoteProtocolError):
     """A damaged AWS eventstream frame: CRC mismatch, bad header type, truncated frame."""
 
 
@@ -179,3 +202,27 @@ def classify_error(error_type: str | None, status: int | None = None) -> tuple[E
         if status >= 400:
             return "invalid_request", False
     return "unknown", False
+
+
+def renamed(module: str, names: Mapping[str, Any]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that serves each old name in ``names`` (old name -> the object it is now
+    called), with a :class:`DeprecationWarning` naming the new one. At the end of a module::
+
+        __getattr__ = renamed(__name__, {"OldName": NewName})
+    """
+
+    def __getattr__(name: str) -> Any:
+        new = names.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{module}.{name} is deprecated: it is now called {new.__name__}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return new
+
+    return __getattr__
+
+
+__getattr__ = renamed(__name__, {"EventStreamError": EventStreamFrameError})

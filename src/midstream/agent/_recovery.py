@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from midstream.agent.events import RetryReason
-from midstream.client.errors import MidStreamError, ProviderError, StreamTimeout, TransportError
+from midstream.client.errors import ProviderError, StreamInterrupted, StreamTimeout, TransportError
 from midstream.config import ErrorSettings
 from midstream.errors import RemoteProtocolError
 from midstream.message import Message, Terminal, TextBlock, ToolCall
@@ -74,7 +74,7 @@ def retryable(error: BaseException) -> bool:
     connect, first-byte and idle timeouts are; the total timeout, protocol errors (bytes that did not
     parse will not parse better) and anything raised before content (already retried) are not.
     """
-    if not isinstance(error, MidStreamError):
+    if not isinstance(error, StreamInterrupted):
         return False
     if isinstance(error, StreamTimeout):
         return error.which != "total"

@@ -41,7 +41,7 @@ from midstream.agent.events import (
     ToolInvalidInput,
 )
 from midstream.agent.hooks import HookEvent, HookOutcome, HookReport
-from midstream.client.errors import MidStreamError
+from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ChatRequest, ToolResult, Turn, UserText
 from midstream.client.stream import AsyncClient, AsyncStream
 from midstream.core.retry import is_content
@@ -513,7 +513,7 @@ class Run:
                     self._on_stream(event, calls)
                     if self._cancel_event.is_set():
                         break
-            except MidStreamError as exc:
+            except StreamInterrupted as exc:
                 error = exc
             except RemoteError as exc:  # before any content: the client already retried
                 error = exc
@@ -525,7 +525,7 @@ class Run:
                 raise _Cancelled
         finally:
             self._stream = None
-        message = error.partial if isinstance(error, MidStreamError) else stream.message
+        message = error.partial if isinstance(error, StreamInterrupted) else stream.message
         return _Attempt(message, error, calls)
 
     def _on_stream(self, event: Any, calls: ResponseCalls) -> None:

@@ -58,7 +58,7 @@ from midstream.agent._journal import (
     open_journal,
     to_jsonable,
 )
-from midstream.errors import LocalError
+from midstream.errors import LocalError, renamed
 
 __all__ = [
     "EFFECT_STATUSES",
@@ -66,7 +66,7 @@ __all__ = [
     "EffectLedger",
     "EffectRecord",
     "EffectStatus",
-    "EffectUncertain",
+    "EffectUncertainError",
     "Execution",
     "ExecutionStatus",
     "Journal",
@@ -136,7 +136,7 @@ class LedgerTool(Protocol):
     async def run_compensate(self, record: EffectRecord) -> Any: ...
 
 
-class EffectUncertain(LocalError):
+class EffectUncertainError(LocalError):
     """A non-idempotent effect was started by an earlier run that never recorded its end: running it
     again might do it twice, so it is not run."""
 
@@ -147,7 +147,7 @@ class Execution:
 
     ``status``: ``done`` (ran, ``result``), ``failed`` (ran and raised, ``error``), ``skipped`` (an
     earlier run did it: ``result`` is the recorded one), ``duplicate`` (this call id already ran in this
-    run: nothing done), ``uncertain`` (see :class:`EffectUncertain`: nothing done).
+    run: nothing done), ``uncertain`` (see :class:`EffectUncertainError`: nothing done).
     """
 
     call_id: str
@@ -263,7 +263,7 @@ class EffectLedger:
         if in_place:
             return Execution(call_id, tool.name, "skipped", result=prior.result, record=prior)
         if prior.status == "started" and not tool.idempotent:
-            error = EffectUncertain(
+            error = EffectUncertainError(
                 f"tool {tool.name!r}: an earlier run started this effect and never recorded its end"
             )
             return Execution(call_id, tool.name, "uncertain", error=error, record=prior)
@@ -381,3 +381,6 @@ async def _settle(task: asyncio.Future[Any]) -> None:
 def _describe(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+__getattr__ = renamed(__name__, {"EffectUncertain": EffectUncertainError})

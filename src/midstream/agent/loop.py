@@ -47,11 +47,15 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import reprlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from midstream.agent._run import EventCallback, Run, RunResult
 from midstream.agent.checkpoint import Checkpoint
@@ -75,6 +79,33 @@ def _as_async(client: Client | AsyncClient) -> AsyncClient:
         # Same provider, key, URL and policies; the sync client's own connection pool is not shared.
         return client.to_async()
     raise LocalError(f"an Agent needs a midstream Client or AsyncClient, not {type(client).__name__}")
+
+
+def _tool_items(tools: Any) -> list[Any]:
+    if isinstance(tools, Tool | dict | str | bytes | type) or inspect.isroutine(tools):
+        raise TypeError(f"tools= takes a list of tools, not a {type(tools).__name__}: write tools=[...]")
+    try:
+        return list(tools)
+    except TypeError:
+        raise TypeError(f"tools= takes a list of tools, not a {type(tools).__name__}") from None
+
+
+def _as_tool(item: Any) -> Tool:
+    """A Tool, or a typed function made one; a schema alone (model, dict) has nothing to run."""
+    if isinstance(item, Tool):
+        return item
+    if inspect.isroutine(item):
+        return Tool(item)
+    if isinstance(item, dict) or (isinstance(item, type) and issubclass(item, BaseModel)):
+        raise TypeError(
+            f"an Agent runs its tools, and a {type(item).__name__} schema has no function to run: "
+            "give it one with @midstream.tool(schema=...) on a function taking the validated input "
+            "(the schema alone is enough for Client.stream(tools=...))"
+        )
+    raise TypeError(
+        f"an Agent's tools are midstream.Tool objects or typed functions, not a {type(item).__name__} "
+        f"({reprlib.repr(item)})"
+    )
 
 
 class Agent:
@@ -112,8 +143,8 @@ class Agent:
         self._sync_source = client if isinstance(client, Client) else None
         self.client = _as_async(client)
         self.tools: dict[str, Tool] = {}
-        for item in tools:
-            made = item if isinstance(item, Tool) else Tool(item)
+        for item in _tool_items(tools):
+            made = _as_tool(item)
             if made.name in self.tools:
                 raise LocalError(f"two tools are called {made.name!r}")
             self.tools[made.name] = made

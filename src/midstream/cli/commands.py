@@ -23,7 +23,7 @@ from rich.console import Console
 
 from midstream import wire
 from midstream.cli.view import LiveDisplay, LiveView, play
-from midstream.client.errors import MidStreamError
+from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
 from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
 from midstream.errors import LocalError, MidstreamError
@@ -219,7 +219,7 @@ def _chat(client: Any, options: _ChatOptions, console: Console, as_json: bool) -
     return 0
 
 
-def _follow(stream: Any, sink: Any) -> tuple[bool, MidStreamError | None]:
+def _follow(stream: Any, sink: Any) -> tuple[bool, StreamInterrupted | None]:
     """Pass every event to ``sink``; on Ctrl-C cancel and pass the cancelled ending too."""
     try:
         for event in stream:
@@ -229,7 +229,7 @@ def _follow(stream: Any, sink: Any) -> tuple[bool, MidStreamError | None]:
         for event in stream:
             sink(event)
         return True, None
-    except MidStreamError as exc:
+    except StreamInterrupted as exc:
         return False, exc
     return False, None
 

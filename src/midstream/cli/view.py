@@ -316,13 +316,21 @@ class LiveView:
             line.append(" (partial output)", style=_TERMINAL_STYLE.get(terminal, "bold"))
         end = self._end
         if end is not None and (end.raw_stop_reason or end.stop_reason):
-            line.append(f"  stop={end.raw_stop_reason or end.stop_reason}")
+            line.append(f"  stop={_stop_reason(end)}")
         if end is not None and end.usage.output_tokens:
             line.append(f"  in={end.usage.input_tokens} out={end.usage.output_tokens}")
         line.append(f"  {self.events} events")
         if self._error is not None:
             line.append(f"  error: {self._error.error_kind}: {self._error.message}", style="red")
         return line
+
+
+def _stop_reason(end: ResponseEnd) -> str:
+    """The normalized reason, as ``--json`` has it; the provider's own in parentheses when different."""
+    normalized, raw = end.stop_reason, end.raw_stop_reason
+    if normalized is None:
+        return str(raw)
+    return normalized if raw in (None, normalized) else f"{normalized} ({raw})"
 
 
 class LiveDisplay:

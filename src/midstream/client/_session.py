@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from midstream import wire
 from midstream.client.errors import (
-    MidStreamError,
-    MidStreamTimeout,
     ProviderError,
+    StreamInterrupted,
+    StreamInterruptedByTimeout,
     StreamTimeout,
     TimeoutName,
     TransportError,
@@ -74,10 +74,12 @@ class Problem(Exception):
         """The exception for the caller, given the Message at the end and whether content was shown."""
         error = self.error
         if committed and isinstance(error, StreamTimeout):
-            return MidStreamTimeout(error.which, error.seconds, provider=error.provider, partial=message)
+            return StreamInterruptedByTimeout(
+                error.which, error.seconds, provider=error.provider, partial=message
+            )
         if committed:
             text = f"{message.provider} stream failed after content arrived: {error}"
-            return MidStreamError(text, partial=message, cause=error)
+            return StreamInterrupted(text, partial=message, cause=error)
         if hasattr(error, "partial"):
             error.partial = message
         return error

@@ -1,15 +1,9 @@
 """The client's typed errors, and the redaction that keeps credentials out of them.
 
-::
-
-    RemoteError
-    ├── ProviderError       the provider answered with an error (HTTP status, or an error event before
-    │                       any content): status, kind, retryable, the provider's payload (redacted)
-    ├── TransportError      the connection could not be made, or broke before any content arrived
-    ├── StreamTimeout       one of the client's timeouts fired; ``which`` names it
-    │   └── MidStreamTimeout    ... after content had arrived (also a MidStreamError)
-    └── MidStreamError      a failure after the first content event: ``partial`` is the Message so
-                            far (never ``completed``), ``cause`` the error behind it
+:class:`ProviderError`, :class:`TransportError` and :class:`StreamTimeout` end a call before any
+content reached the caller (and only they may be retried); :class:`StreamInterrupted` and
+:class:`StreamInterruptedByTimeout` end one after it, with the partial Message. Their place in the
+whole tree is drawn in :mod:`midstream.errors`.
 
 Every message and payload passes through :func:`redact` before it is stored: an API key never appears
 in ``str()``, ``repr()`` or the payload of these errors, even when a provider echoes it back.
@@ -22,13 +16,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from midstream.core.retry import Failure, worth_retrying
-from midstream.errors import ErrorKind, RemoteError, classify_error
+from midstream.errors import ErrorKind, RemoteError, classify_error, renamed
 from midstream.message import Message
 
 __all__ = [
-    "MidStreamError",
-    "MidStreamTimeout",
     "ProviderError",
+    "StreamInterrupted",
+    "StreamInterruptedByTimeout",
     "StreamTimeout",
     "TimeoutName",
     "TransportError",
@@ -189,7 +183,7 @@ class StreamTimeout(RemoteError):
     def __init__(
         self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message | None = None
     ) -> None:
-        # Explicit base call: in MidStreamTimeout the next class in line is MidStreamError.
+        # Explicit base call: in StreamInterruptedByTimeout the next class in line is StreamInterrupted.
         RemoteError.__init__(self, f"{which} timeout ({seconds} s) while streaming from {provider}")
         self.which: TimeoutName = which
         self.seconds = seconds
@@ -197,7 +191,7 @@ class StreamTimeout(RemoteError):
         self.partial: Message | None = partial
 
 
-class MidStreamError(RemoteError):
+class StreamInterrupted(RemoteError):
     """The stream failed after content had reached the caller, so it was not retried.
 
     ``partial`` is the Message so far: its ``terminal`` is ``failed`` and its content is incomplete;
@@ -220,9 +214,14 @@ class MidStreamError(RemoteError):
 
 
 # ``partial`` is ``Message | None`` on a StreamTimeout and a ``Message`` here, which satisfies both.
-class MidStreamTimeout(StreamTimeout, MidStreamError):  # type: ignore[misc]
+class StreamInterruptedByTimeout(StreamTimeout, StreamInterrupted):  # type: ignore[misc]
     """A timeout that fired after content had arrived: ``which`` names it, ``partial`` holds the rest."""
 
     def __init__(self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message) -> None:
         StreamTimeout.__init__(self, which, seconds, provider=provider, partial=partial)
         self.cause = None
+
+
+__getattr__ = renamed(
+    __name__, {"MidStreamError": StreamInterrupted, "MidStreamTimeout": StreamInterruptedByTimeout}
+)

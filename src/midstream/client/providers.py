@@ -14,7 +14,14 @@ a base URL with no path at all gets ``/v1``, so a server root such as the simula
 are the server root and the builder adds the versioned path. The Bedrock default has a ``{region}``
 placeholder.
 
+The base URL is ``base_url`` when given, else the provider's standard variable (:data:`BASE_URL_ENV`:
+``ANTHROPIC_BASE_URL``, ``OPENAI_BASE_URL``, ``GOOGLE_GEMINI_BASE_URL``, ``OLLAMA_HOST``,
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), else :data:`DEFAULT_BASE_URLS`.
+
 Credentials: an explicit ``api_key`` wins, else the provider's environment variable (:data:`ENV_KEYS`).
+A base URL on the loopback interface (``localhost``, ``127.x``, ``::1``: the simulator, a local Ollama
+or vLLM) is used without a key when none is found; anywhere else a missing key is
+:class:`MissingCredentials`.
 Bedrock sends a Bedrock API key as a bearer token (``api_key``, or the environment's when no
 ``aws_credentials`` are given), otherwise signs with SigV4 using ``aws_credentials`` or botocore's default
 credential chain. A key is never put in a URL, a message or a
@@ -23,6 +30,7 @@ repr: :meth:`HTTPRequest.redacted_headers` is what may be shown.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,13 +43,16 @@ from midstream.client.request import ChatRequest
 from midstream.errors import LocalError
 
 __all__ = [
+    "BASE_URL_ENV",
     "DECODER_OPTIONS",
     "DEFAULT_BASE_URLS",
     "ENV_KEYS",
     "PROVIDERS",
     "HTTPRequest",
     "MissingCredentials",
+    "base_url_for",
     "build_request",
+    "is_loopback",
 ]
 
 PROVIDERS: tuple[str, ...] = (
@@ -76,7 +87,20 @@ DEFAULT_BASE_URLS: dict[str, str] = {
     "ollama": "http://localhost:11434",
     "openai-compatible": "http://localhost:8000/v1",  # vLLM's default
 }
-"""Provider -> the base URL used when ``base_url`` is not given."""
+"""Provider -> the base URL used when neither ``base_url`` nor :data:`BASE_URL_ENV` gives one."""
+
+BASE_URL_ENV: dict[str, str] = {
+    "anthropic": "ANTHROPIC_BASE_URL",  # as the anthropic SDK reads it
+    "openai-chat": "OPENAI_BASE_URL",  # as the openai SDK reads it (with the API version: .../v1)
+    "openai-responses": "OPENAI_BASE_URL",
+    "gemini": "GOOGLE_GEMINI_BASE_URL",  # as google-genai reads it
+    "bedrock": "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",  # AWS's per-service endpoint variable
+    "ollama": "OLLAMA_HOST",  # host[:port] or a URL, as the ollama client reads it
+    # openai-compatible: none; it is always given a base_url (and must not borrow OpenAI's).
+}
+"""Provider -> the environment variable naming its base URL when ``base_url`` is not given."""
+
+OLLAMA_PORT = 11434
 
 _DIALECTS: dict[str, str] = {name: name for name in PROVIDERS} | {"openai-compatible": "openai-chat"}
 _OPTIONAL_KEY = frozenset({"ollama", "openai-compatible"})
@@ -92,7 +116,10 @@ class MissingCredentials(LocalError):
     """A provider that needs a key got none. ``env_var`` names where it is looked for."""
 
     def __init__(self, provider: str, env_var: str, hint: str = "") -> None:
-        super().__init__(f"no credentials for {provider}: pass api_key= or set {env_var}{hint}")
+        super().__init__(
+            f"no credentials for {provider}: pass api_key= or set {env_var}{hint} "
+            "(a local server, such as `midstream sim`, needs none: base_url='http://127.0.0.1:PORT')"
+        )
         self.provider = provider
         self.env_var = env_var
 
@@ -143,12 +170,53 @@ def build_request(
     """
     if provider not in PROVIDERS:
         raise LocalError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
-    base = base_url or DEFAULT_BASE_URLS[provider]
+    base = base_url_for(provider, base_url)
     extra = {name.lower(): value for name, value in (extra_headers or {}).items()}
     if provider == "bedrock":
         return _bedrock(request, api_key, base, stream, extra, region, aws_credentials)
-    url, headers, body = _BUILDERS[provider](request, _key(provider, api_key), base.rstrip("/"), stream)
+    key = _key(provider, api_key, local=is_loopback(base))
+    url, headers, body = _BUILDERS[provider](request, key, base.rstrip("/"), stream)
     return HTTPRequest("POST", url, headers | extra, body, _DIALECTS[provider])
+
+
+def base_url_for(provider: str, base_url: str | None) -> str:
+    """``base_url``, else the provider's variable (:data:`BASE_URL_ENV`), else its default URL.
+
+    Example::
+
+        base_url_for("anthropic", None)  # "https://api.anthropic.com" unless ANTHROPIC_BASE_URL is set
+    """
+    if base_url:
+        return base_url
+    variable = BASE_URL_ENV.get(provider)
+    value = (os.environ.get(variable) or "").strip() if variable else ""
+    if not value:
+        return DEFAULT_BASE_URLS[provider]
+    return _ollama_host(value) if provider == "ollama" else value.rstrip("/")
+
+
+def _ollama_host(value: str) -> str:
+    """``OLLAMA_HOST`` as the ollama client reads it: ``host``, ``:port``, ``host:port`` or a URL."""
+    if "://" in value:
+        return value.rstrip("/")
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    return f"http://{host or '127.0.0.1'}:{port or OLLAMA_PORT}"
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine's loopback interface (``localhost``, ``127.x``, ``::1``).
+
+    Example::
+
+        is_loopback("http://127.0.0.1:8080")  # True
+    """
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _Built = tuple[str, dict[str, str], bytes]
@@ -179,7 +247,7 @@ def _gemini(request: ChatRequest, key: str | None, base: str, stream: bool) -> _
     model = request.model.removeprefix("models/")
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     url = f"{base}/{gemini.API_VERSION}/models/{model}:{method}"
-    headers = {"content-type": "application/json", "x-goog-api-key": key or ""}
+    headers = {"content-type": "application/json"} | ({"x-goog-api-key": key} if key else {})
     return url, headers, spaced_json(gemini.body(request))
 
 
@@ -220,6 +288,8 @@ def _bedrock(
         return HTTPRequest("POST", url, headers | _bearer(token), body, "bedrock")
     try:
         credentials = bedrock.frozen_credentials(aws_credentials)
+        if credentials is None and is_loopback(url):
+            return HTTPRequest("POST", url, headers, body, "bedrock")  # a local server: unsigned
         if credentials is None:
             hint = " (a Bedrock API key), or AWS credentials (AWS_ACCESS_KEY_ID, a profile, aws_credentials=)"
             raise MissingCredentials("bedrock", ENV_KEYS["bedrock"], hint)
@@ -229,12 +299,13 @@ def _bedrock(
     return HTTPRequest("POST", url, {k.lower(): v for k, v in signed.items()}, body, "bedrock")
 
 
-def _key(provider: str, api_key: str | None) -> str | None:
-    """The key to use: ``api_key``, else the environment; ``None`` only where a key is optional."""
+def _key(provider: str, api_key: str | None, *, local: bool) -> str | None:
+    """The key to use: ``api_key``, else the environment; ``None`` where a key is optional or the
+    server is on this machine (``local``)."""
     key = _clean(api_key) or _clean(os.environ.get(ENV_KEYS[provider]))
     if key is None and provider == "gemini":
         key = _clean(os.environ.get("GOOGLE_API_KEY"))
-    if key is None and provider not in _OPTIONAL_KEY:
+    if key is None and provider not in _OPTIONAL_KEY and not local:
         raise MissingCredentials(provider, ENV_KEYS[provider])
     return key
 

@@ -19,12 +19,14 @@ from midstream.errors import LocalError
 from midstream.message import Message
 
 __all__ = [
+    "TOOL_KINDS",
     "ChatRequest",
     "ToolResult",
     "ToolSpec",
     "Turn",
     "UserText",
     "as_turns",
+    "coerce_tools",
 ]
 
 
@@ -75,27 +77,74 @@ class ToolSpec:
         return cls(fn.__name__, schema, inspect.getdoc(fn) or "", eager)
 
     @classmethod
-    def coerce(cls, tool: ToolSpec | type[BaseModel] | Callable[..., Any] | dict[str, Any]) -> ToolSpec:
-        """Accept a ToolSpec, a pydantic model class, a typed function, or a dict with name/input_schema."""
+    def coerce(cls, tool: Any) -> ToolSpec:
+        """The spec of anything :data:`TOOL_KINDS` lists; a ``TypeError`` naming anything else.
+
+        Example::
+
+            ToolSpec.coerce({"name": "weather", "input_schema": {"type": "object"}}).name  # "weather"
+        """
         if isinstance(tool, ToolSpec):
             return tool
+        spec = getattr(tool, "spec", None)
+        if isinstance(spec, ToolSpec):  # a midstream.Tool (the agent layer's), or anything shaped like it
+            return spec
         if isinstance(tool, dict):
-            try:
-                return cls(
-                    tool["name"],
-                    tool.get("input_schema")
-                    or tool.get("parameters")
-                    or {"type": "object", "properties": {}},
-                    tool.get("description", ""),
-                    bool(tool.get("eager", tool.get("eager_input_streaming", False))),
-                )
-            except KeyError as exc:
-                raise LocalError(f"a tool dict needs a name: {tool!r}") from exc
+            return cls._from_dict(tool)
         if isinstance(tool, type) and issubclass(tool, BaseModel):
             return cls.from_model(tool)
-        if callable(tool):
+        if inspect.isroutine(tool):
             return cls.from_function(tool)
-        raise LocalError(f"cannot make a tool of {tool!r}")
+        if callable(tool) and not isinstance(tool, type):
+            raise TypeError(
+                f"cannot make a tool of a {type(tool).__name__} instance: it has no function name to "
+                f"call it by; wrap it: midstream.tool(name=...)(obj.__call__). Accepted: {TOOL_KINDS}"
+            )
+        raise TypeError(f"cannot make a tool of {_describe(tool)}; accepted: {TOOL_KINDS}")
+
+    @classmethod
+    def _from_dict(cls, tool: dict[str, Any]) -> ToolSpec:
+        """Anthropic's ``{name, input_schema}``, Gemini's ``{name, parameters}`` or OpenAI's
+        ``{"type": "function", "function": {name, parameters}}``."""
+        body = tool.get("function") if tool.get("type") == "function" else tool
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise LocalError(f"a tool dict needs a name: {sorted(tool)!r} has none")
+        schema = body.get("input_schema") or body.get("parameters") or {"type": "object", "properties": {}}
+        eager = bool(body.get("eager", body.get("eager_input_streaming", False)))
+        return cls(body["name"], schema, body.get("description", ""), eager)
+
+
+TOOL_KINDS = (
+    "a midstream.Tool, a typed function, a pydantic model class, or a JSON-schema dict "
+    "({name, description, input_schema}, or OpenAI's {type: function, function: {...}})"
+)
+"""What every ``tools=`` argument accepts, in a list that may mix them."""
+
+
+def _describe(value: Any) -> str:
+    """``a str ('save')``: the type first, then a short repr (never a long one)."""
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"a {type(value).__name__} ({shown})"
+
+
+def coerce_tools(tools: Any) -> tuple[ToolSpec, ...]:
+    """Specs for a ``tools=`` argument: a list (or any iterable) of :data:`TOOL_KINDS`.
+
+    A single tool given without the list is a ``TypeError`` that says so, not a confusing failure on
+    whatever iterating over it yields.
+
+    Example::
+
+        coerce_tools([{"name": "a"}, {"name": "b"}])  # two ToolSpec
+    """
+    if isinstance(tools, dict | str | bytes | type) or callable(tools) or isinstance(tools, ToolSpec):
+        raise TypeError(f"tools= takes a list of tools, not {_describe(tools)}: write tools=[...]")
+    try:
+        items = list(tools)
+    except TypeError:
+        raise TypeError(f"tools= takes a list of tools, not {_describe(tools)}") from None
+    return tuple(ToolSpec.coerce(t) for t in items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +204,7 @@ class ChatRequest:
 
         ``eager`` (when given) overrides every tool's own setting.
         """
-        specs = tuple(ToolSpec.coerce(t) for t in tools)
+        specs = coerce_tools(tools)
         if eager is not None:
             specs = tuple(ToolSpec(s.name, s.input_schema, s.description, eager) for s in specs)
         if max_tokens <= 0:

@@ -8,7 +8,7 @@ it causes (:mod:`midstream.core.toolargs`: field previews, then one verdict per 
 * **Retries are invisible or absent.** Events are held back until the first content event
   (:func:`midstream.core.retry.is_content`); a failure before it is retried as
   :func:`midstream.core.retry.decide` says, and the caller never sees the failed attempt. After it,
-  nothing is retried: the failure surfaces as :class:`~midstream.client.errors.MidStreamError` carrying
+  nothing is retried: the failure surfaces as :class:`~midstream.client.errors.StreamInterrupted` carrying
   the partial Message.
 * **Exactly one ending.** The events end with one ``ResponseEnd`` whose ``terminal`` is
   ``completed``, ``truncated``, ``failed`` or ``cancelled``; a failure is raised after its events.
@@ -102,7 +102,7 @@ class Stream(StreamBase):
     def final(self) -> Message:
         """Read to the end and return the Message (``completed``, ``truncated`` or ``cancelled``).
 
-        A failed stream raises its error instead (:class:`MidStreamError` carries the partial Message).
+        A failed stream raises its error instead (:class:`StreamInterrupted` carries the partial Message).
         """
         for _ in self:
             pass

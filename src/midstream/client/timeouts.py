@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from midstream.client.errors import MidStreamTimeout, StreamTimeout, TimeoutName
+from midstream.client.errors import StreamInterruptedByTimeout, StreamTimeout, TimeoutName
 
 __all__ = [
     "WATCHDOG",
     "Deadlines",
-    "MidStreamTimeout",
+    "StreamInterruptedByTimeout",
     "StreamTimeout",
     "TimeoutName",
     "Timeouts",

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from midstream.errors import EventStreamError, LocalError, RemoteProtocolError, classify_error
+from midstream.errors import EventStreamFrameError, LocalError, RemoteProtocolError, classify_error
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -448,7 +448,7 @@ class BedrockDecoder:
         Bytes of an unfinished frame at EOF mean the connection was cut mid-frame: the frame is
         dropped and the response ends ``truncated`` (the timeline), like any stream cut short.
         """
-        with contextlib.suppress(EventStreamError):
+        with contextlib.suppress(EventStreamFrameError):
             self._frames.close()
         if self._invoke is not None:
             return self._invoke.close()

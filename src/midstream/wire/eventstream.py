@@ -8,7 +8,7 @@ Every message is one self-delimiting frame, all integers big-endian::
 A header is ``u8 name_len, name (UTF-8), u8 type, value``; the ten value types are listed in
 :data:`HEADER_TYPES`. :class:`EventStreamDecoder` is sans-IO: feed it bytes in any split and it returns
 the messages completed so far, having checked both CRCs, every header and the size bounds. Anything
-damaged raises :class:`~midstream.errors.EventStreamError` (sizes beyond a bound raise
+damaged raises :class:`~midstream.errors.EventStreamFrameError` (sizes beyond a bound raise
 :class:`~midstream.errors.LimitExceeded`, decided from the prelude *before* the frame is buffered).
 
 Decoded header values are Python values: ``bool`` (types 0 and 1), ``int`` (byte, short, integer,
@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
-from midstream.errors import EventStreamError, LimitExceeded, LocalError
+from midstream.errors import EventStreamFrameError, LimitExceeded, LocalError
 
 __all__ = [
     "DEFAULT_MAX_HEADERS",
@@ -149,7 +149,7 @@ class EventStreamDecoder:
     """Incremental eventstream decoder: ``feed(bytes) -> list[EventStreamMessage]``, ``close()``.
 
     Any split of the input yields the same messages. A damaged frame raises
-    :class:`~midstream.errors.EventStreamError` and the decoder stays failed (the stream cannot be
+    :class:`~midstream.errors.EventStreamFrameError` and the decoder stays failed (the stream cannot be
     resynchronized); bytes left over at :meth:`close` are a truncated frame and raise too.
     """
 
@@ -162,7 +162,7 @@ class EventStreamDecoder:
         self._pos = 0  # start of the first unconsumed frame in ``_buf``
         self._need = 0  # total length of that frame once its prelude was checked, else 0
         self._headers_len = 0
-        self._error: EventStreamError | None = None
+        self._error: EventStreamFrameError | None = None
         self._closed = False
 
     def feed(self, data: bytes, out: list[EventStreamMessage] | None = None) -> list[EventStreamMessage]:
@@ -179,7 +179,7 @@ class EventStreamDecoder:
         try:
             while self._step(out):
                 pass
-        except EventStreamError as exc:
+        except EventStreamFrameError as exc:
             self._error = exc
             raise
         finally:
@@ -190,14 +190,16 @@ class EventStreamDecoder:
         return out
 
     def close(self) -> list[EventStreamMessage]:
-        """End of input. Left-over bytes are a truncated frame: :class:`EventStreamError`."""
+        """End of input. Left-over bytes are a truncated frame: :class:`EventStreamFrameError`."""
         if self._closed:
             return []
         self._closed = True
         if self._error is None and len(self._buf) > self._pos:
             have = len(self._buf) - self._pos
             want = f"of {self._need} " if self._need else ""
-            self._error = EventStreamError(f"eventstream truncated: {have} bytes {want}of a frame at EOF")
+            self._error = EventStreamFrameError(
+                f"eventstream truncated: {have} bytes {want}of a frame at EOF"
+            )
         self._buf = bytearray()
         if self._error is not None:
             raise self._error
@@ -221,13 +223,17 @@ class EventStreamDecoder:
         with memoryview(self._buf) as view:
             actual = zlib.crc32(view[self._pos : self._pos + 8])
         if actual != crc:
-            raise EventStreamError(
+            raise EventStreamFrameError(
                 f"eventstream prelude CRC mismatch: frame says {crc:#010x}, bytes give {actual:#010x}"
             )
         if total < _MIN_FRAME:
-            raise EventStreamError(f"eventstream frame length {total} is below the minimum of {_MIN_FRAME}")
+            raise EventStreamFrameError(
+                f"eventstream frame length {total} is below the minimum of {_MIN_FRAME}"
+            )
         if headers_len > total - _MIN_FRAME:
-            raise EventStreamError(f"eventstream headers length {headers_len} exceeds frame length {total}")
+            raise EventStreamFrameError(
+                f"eventstream headers length {headers_len} exceeds frame length {total}"
+            )
         if headers_len > self.max_headers:
             raise LimitExceeded(
                 f"eventstream headers of {headers_len} bytes exceed the limit of {self.max_headers}",
@@ -251,7 +257,7 @@ class EventStreamDecoder:
             headers_start = start + _PRELUDE_LEN
             payload_start = headers_start + self._headers_len
             if actual != crc:
-                raise EventStreamError(
+                raise EventStreamFrameError(
                     f"eventstream message CRC mismatch: frame says {crc:#010x}, bytes give {actual:#010x}"
                 )
             headers = _parse_headers(bytes(view[headers_start:payload_start]))
@@ -268,22 +274,22 @@ def _parse_headers(data: bytes) -> dict[str, HeaderValue]:
         name = _utf8(_take(data, pos, name_len), "header name")
         pos += name_len
         if pos >= end:
-            raise EventStreamError(f"eventstream header {name!r} has no type byte")
+            raise EventStreamFrameError(f"eventstream header {name!r} has no type byte")
         code = data[pos]
         pos += 1
         reader = _READERS.get(code)
         if reader is None:
-            raise EventStreamError(f"eventstream header {name!r} has unknown value type {code}")
+            raise EventStreamFrameError(f"eventstream header {name!r} has unknown value type {code}")
         value, pos = reader(data, pos)
         if name in headers:
-            raise EventStreamError(f"eventstream header {name!r} appears twice")
+            raise EventStreamFrameError(f"eventstream header {name!r} appears twice")
         headers[name] = value
     return headers
 
 
 def _take(data: bytes, pos: int, size: int) -> bytes:
     if pos + size > len(data):
-        raise EventStreamError("eventstream header runs past the end of the headers section")
+        raise EventStreamFrameError("eventstream header runs past the end of the headers section")
     return data[pos : pos + size]
 
 
@@ -291,7 +297,7 @@ def _utf8(raw: bytes, what: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise EventStreamError(f"eventstream {what} is not valid UTF-8: {exc}") from None
+        raise EventStreamFrameError(f"eventstream {what} is not valid UTF-8: {exc}") from None
 
 
 def _read_int(code: int) -> Callable[[bytes, int], tuple[HeaderValue, int]]:
@@ -323,7 +329,9 @@ def _read_timestamp(data: bytes, pos: int) -> tuple[HeaderValue, int]:
     try:
         return _EPOCH + timedelta(milliseconds=millis), pos + 8
     except OverflowError:
-        raise EventStreamError(f"eventstream timestamp {millis} ms is outside the datetime range") from None
+        raise EventStreamFrameError(
+            f"eventstream timestamp {millis} ms is outside the datetime range"
+        ) from None
 
 
 def _read_uuid(data: bytes, pos: int) -> tuple[HeaderValue, int]:
