@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from midstream import wire
+from midstream.agent.serialize import block_from_dict, block_to_dict
 from midstream.client.providers import build_request
 from midstream.client.request import ChatRequest
 from midstream.core.accumulate import accumulate, events_from_message
@@ -25,6 +26,7 @@ from midstream.core.toolargs import (
 )
 from midstream.events import BlockStart, BlockStop, ResponseEnd, ResponseStart, ToolArgsDelta, Unknown
 from midstream.message import Message, ServerToolBlock, TextBlock, ToolCall, UnknownBlock, Usage
+from midstream.sim import ScenarioBook, running
 from wiresupport import assert_split_invariant
 
 
@@ -375,3 +377,197 @@ def test_tool_input_depth_bound_gives_one_verdict_on_both_paths() -> None:
         assert live == folded, f"depth {depth}: the stream said {live}, accumulate() said {folded}"
         seen.add(live)
     assert seen == {"ready", "invalid_json"}
+
+
+# -- OpenAI Responses ---------------------------------------------------------------------------------
+
+
+def responses_body(*events: dict[str, Any]) -> bytes:
+    numbered = [{**event, "sequence_number": n} for n, event in enumerate(events)]
+    return sse(*numbered)
+
+
+def _response(status: str, output: list[Any]) -> dict[str, Any]:
+    usage = {
+        "input_tokens": 30,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 12,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 42,
+    }
+    return {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": "gpt-x",
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": usage if status == "completed" else None,
+    }
+
+
+def _message(item_id: str, text: str, phase: str | None = None, *, done: bool = True) -> dict[str, Any]:
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "message",
+        "status": "completed" if done else "in_progress",
+        "content": [part] if done else [],
+        "role": "assistant",
+    }
+    if phase is not None:
+        item["phase"] = phase
+    return item
+
+
+def _streamed_message(index: int, item_id: str, text: str, phase: str | None = None) -> list[dict[str, Any]]:
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+    where = {"item_id": item_id, "output_index": index, "content_index": 0}
+    return [
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": _message(item_id, "", phase, done=False),
+        },
+        {"type": "response.content_part.added", **where, "part": part},
+        {"type": "response.output_text.delta", **where, "delta": text, "logprobs": []},
+        {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": index, "item": _message(item_id, text, phase)},
+    ]
+
+
+def responses_sdk(body: bytes) -> Any:
+    client = openai.OpenAI(
+        api_key="test", base_url="http://test/v1", max_retries=0, http_client=_transport(body)
+    )
+    with client.responses.stream(model="gpt-x", input="hi") as stream:
+        return stream.get_final_response()
+
+
+LIST_ADDED = {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "wiki", "tools": []}
+LIST_DONE = {
+    **LIST_ADDED,
+    "tools": [{"name": "ask", "input_schema": {"type": "object"}, "annotations": None}],
+}
+SEARCH = {
+    "id": "ws_1",
+    "type": "web_search_call",
+    "status": "completed",
+    "action": {"type": "search", "query": "q"},
+}
+
+
+def test_responses_items_finished_only_by_completed_are_backfilled() -> None:
+    """Item 3: an item announced and never done, and one never announced, come from response.completed."""
+    output = [LIST_DONE, _message("msg_1", "Hi."), SEARCH, _message("msg_2", "Bye.")]
+    body = responses_body(
+        {"type": "response.created", "response": _response("in_progress", [])},
+        {"type": "response.output_item.added", "output_index": 0, "item": LIST_ADDED},
+        *_streamed_message(1, "msg_1", "Hi."),
+        # output 2 is never announced; output 3 is announced and its text never streams
+        {"type": "response.output_item.added", "output_index": 3, "item": _message("msg_2", "", done=False)},
+        {"type": "response.completed", "response": _response("completed", output)},
+    )
+    m = decode("openai-responses", body)
+    assert m.terminal == "completed" and all(b.complete for b in m.blocks)
+    listed, hi, search, bye = m.blocks
+    assert isinstance(listed, ServerToolBlock) and listed.content == LIST_DONE
+    assert isinstance(search, ServerToolBlock) and search.content == SEARCH
+    assert hi == TextBlock("Hi.") and bye == TextBlock("Bye.")
+    ref = responses_sdk(body)
+    assert [item.type for item in ref.output] == [listed.raw_type, "message", search.raw_type, "message"]
+    assert ref.output[0].model_dump(exclude_none=True) == listed.content | {
+        "tools": [{"name": "ask", "input_schema": {"type": "object"}}]
+    }
+    assert [ref.output[1].content[0].text, ref.output[3].content[0].text] == [hi.text, bye.text]
+
+
+def test_responses_item_never_finished_in_a_cut_stream_stays_incomplete() -> None:
+    body = responses_body(
+        {"type": "response.created", "response": _response("in_progress", [])},
+        {"type": "response.output_item.added", "output_index": 0, "item": LIST_ADDED},
+    )
+    (listed,) = decode("openai-responses", body).blocks
+    assert listed == ServerToolBlock("mcp_list_tools", "mcpl_1", None, content=LIST_ADDED, complete=False)
+
+
+def test_responses_message_phase_is_kept_and_sent_back() -> None:
+    """Item 4: ``phase`` on assistant message items is kept on the text block and sent back."""
+    call = {
+        "id": "fc_1",
+        "type": "function_call",
+        "status": "completed",
+        "arguments": "{}",
+        "call_id": "call_1",
+        "name": "now",
+    }
+    output = [_message("msg_1", "Checking.", "commentary"), call, _message("msg_2", "Noon.", "final_answer")]
+    body = responses_body(
+        {"type": "response.created", "response": _response("in_progress", [])},
+        *_streamed_message(0, "msg_1", "Checking.", "commentary"),
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": {**call, "status": "in_progress", "arguments": ""},
+        },
+        {
+            "type": "response.function_call_arguments.delta",
+            "item_id": "fc_1",
+            "output_index": 1,
+            "delta": "{}",
+        },
+        {
+            "type": "response.function_call_arguments.done",
+            "item_id": "fc_1",
+            "output_index": 1,
+            "arguments": "{}",
+        },
+        {"type": "response.output_item.done", "output_index": 1, "item": call},
+        *_streamed_message(2, "msg_2", "Noon.", "final_answer"),
+        {"type": "response.completed", "response": _response("completed", output)},
+    )
+    m = decode("openai-responses", body)
+    first, _, last = m.blocks
+    assert first == TextBlock("Checking.", phase="commentary") and last == TextBlock(
+        "Noon.", phase="final_answer"
+    )
+    ref = responses_sdk(body)
+    assert [ref.output[0].phase, ref.output[2].phase] == [first.phase, last.phase]  # type: ignore[union-attr]
+    # Sent back on the next turn, on each assistant message.
+    request = ChatRequest.create("gpt-x", ["what time is it", m, "thanks"])
+    sent = json.loads(build_request("openai-responses", request, api_key="k", base_url=None).body)["input"]
+    assistant = [item for item in sent if item.get("role") == "assistant"]
+    assert [(a["content"], a["phase"]) for a in assistant] == [
+        ("Checking.", "commentary"),
+        ("Noon.", "final_answer"),
+    ]
+    # The encoder (the simulator's writer) sends it as the API does; the agent's history keeps it.
+    again = wire.encoder("openai-responses").encode_message(m)
+    assert accumulate(assert_split_invariant("openai-responses", again, random_runs=5)).blocks == m.blocks
+    assert block_from_dict(json.loads(json.dumps(block_to_dict(first)))) == first
+
+
+def test_simulator_scenario_asks_for_a_phase() -> None:
+    book = ScenarioBook.model_validate(
+        {
+            "scenarios": [
+                {
+                    "name": "phased",
+                    "match": {"last_user": "phase"},
+                    "turns": [{"blocks": [{"text": "Looking.", "phase": "commentary"}, {"text": "Found."}]}],
+                }
+            ]
+        }
+    )
+    with running(book, speed=0) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-test")
+        with client.responses.stream(model="sim", input="phase please") as stream:
+            ref = stream.get_final_response()
+    assert [(item.content[0].text, item.phase) for item in ref.output] == [
+        ("Looking.", "commentary"),
+        ("Found.", None),
+    ]

@@ -67,7 +67,8 @@ class BlockStart(_Base):
     """A content block opens at ``index``.
 
     ``raw_type`` is the provider's own block type. ``data`` holds content that arrives whole with the
-    start (redacted thinking's ``data``, a server tool result, an unknown block's payload).
+    start (redacted thinking's ``data``, a server tool result, an unknown block's payload, a text
+    block's ``{"phase": ...}`` where OpenAI Responses sends one).
     """
 
     kind: ClassVar[Literal["block_start"]] = "block_start"

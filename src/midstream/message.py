@@ -95,12 +95,17 @@ def _pick(new: int | None, old: int | None) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class TextBlock:
-    """Answer text, with any citations the provider attached (raw provider dicts)."""
+    """Answer text, with any citations the provider attached (raw provider dicts).
+
+    ``phase`` is the OpenAI Responses message phase (``"commentary"`` for text between tool calls,
+    ``"final_answer"``) where the provider sent one; it must be sent back with the message.
+    """
 
     kind: ClassVar[Literal["text"]] = "text"
     text: str
     citations: tuple[Any, ...] = ()
     complete: bool = True
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,7 @@ def block_to_dict(block: Block) -> dict[str, Any]:
 
 
 def _text(d: Mapping[str, Any]) -> Block:
-    return TextBlock(d["text"], tuple(d.get("citations", ())), d.get("complete", True))
+    return TextBlock(d["text"], tuple(d.get("citations", ())), d.get("complete", True), d.get("phase"))
 
 
 def _thinking(d: Mapping[str, Any]) -> Block:

@@ -94,7 +94,7 @@ class _Builder:
         start, text = self.start, "".join(self.parts)
         done = self.stopped and self.complete
         if start.type == "text":
-            return TextBlock(text, tuple(self.citations), complete=done)
+            return TextBlock(text, tuple(self.citations), complete=done, phase=_phase(start.data))
         if start.type == "thinking":
             sig = "".join(self.signature) if self.signature else None
             return ThinkingBlock(text, sig, complete=done)
@@ -121,7 +121,9 @@ class _Builder:
                 name=start.name,
                 raw_input=text,
                 input=value,
-                content=start.data,
+                # A provider that re-sends the whole object when it finishes (OpenAI Responses' items)
+                # does so as an Unknown event for the block: the newest is the content.
+                content=self.deltas[-1] if self.deltas else start.data,
                 complete=done,
             )
         return UnknownBlock(
@@ -197,3 +199,9 @@ def accumulate(events: Iterable[Event]) -> Message:
     for event in events:
         acc.feed(event)
     return acc.message
+
+
+def _phase(data: Any) -> str | None:
+    """A text block's phase travels in its ``BlockStart.data`` (``{"phase": ...}``)."""
+    phase = data.get("phase") if isinstance(data, dict) else None
+    return phase if isinstance(phase, str) else None

@@ -437,7 +437,7 @@ def _after_prefill(parts: list[Part], prefill: str) -> list[Part]:
             if not part.text.startswith(prefill):
                 return parts
             rest = part.text[len(prefill) :]
-            return ([TextPart(rest)] if rest else []) + parts[i + 1 :]
+            return ([TextPart(rest, part.phase)] if rest else []) + parts[i + 1 :]
         if not isinstance(part, ThinkingPart):
             return parts
     return parts

@@ -60,7 +60,8 @@ def events_from_message(message: Message) -> list[Event]:
 def _block_events(index: int, block: Block) -> list[Event]:
     out: list[Event] = []
     if isinstance(block, TextBlock):
-        out.append(BlockStart(index, "text", raw_type="text"))
+        data = None if block.phase is None else {"phase": block.phase}
+        out.append(BlockStart(index, "text", raw_type="text", data=data))
         if block.text:
             out.append(TextDelta(index, block.text))
         out.extend(CitationDelta(index, c) for c in block.citations)
