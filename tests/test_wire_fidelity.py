@@ -25,7 +25,15 @@ from midstream.core.toolargs import (
     ToolTracker,
 )
 from midstream.events import BlockStart, BlockStop, ResponseEnd, ResponseStart, ToolArgsDelta, Unknown
-from midstream.message import Message, ServerToolBlock, TextBlock, ToolCall, UnknownBlock, Usage
+from midstream.message import (
+    Message,
+    ServerToolBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolCall,
+    UnknownBlock,
+    Usage,
+)
 from midstream.sim import ScenarioBook, running
 from wiresupport import assert_split_invariant
 
@@ -570,4 +578,56 @@ def test_simulator_scenario_asks_for_a_phase() -> None:
     assert [(item.content[0].text, item.phase) for item in ref.output] == [
         ("Looking.", "commentary"),
         ("Found.", None),
+    ]
+
+
+# -- Gemini -------------------------------------------------------------------------------------------
+
+SEARCH_CALL = {"id": "tc_1", "toolType": "GOOGLE_SEARCH_WEB", "args": {"queries": ["weather Lisbon"]}}
+SEARCH_RESULT = {"id": "tc_1", "toolType": "GOOGLE_SEARCH_WEB", "response": {"results": [{"title": "Sunny"}]}}
+
+
+def gemini_chunk(parts: list[dict[str, Any]], finish: str | None = None) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    usage = {"promptTokenCount": 8, "candidatesTokenCount": 5, "totalTokenCount": 13}
+    return {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": "gemini-3-pro",
+        "responseId": "r1",
+    }
+
+
+def test_gemini_builtin_tool_parts_are_server_tool_blocks() -> None:
+    """Item 8: Gemini 3 built-in tools' ``toolCall`` / ``toolResponse`` parts, with their signature."""
+    body = sse(
+        gemini_chunk([{"toolCall": SEARCH_CALL, "thoughtSignature": "c2ln"}]),
+        gemini_chunk([{"toolResponse": SEARCH_RESULT}]),
+        gemini_chunk([{"text": "Sunny in Lisbon."}], "STOP"),
+        event_names=False,
+        newline="\r\n",
+    )
+    m = decode("gemini", body)
+    carrier, call, result, text = m.blocks
+    assert carrier == ThinkingBlock("", signature="c2ln")  # the signature travels on the toolCall part
+    assert call == ServerToolBlock(
+        "toolCall",
+        "tc_1",
+        "GOOGLE_SEARCH_WEB",
+        raw_input='{"queries":["weather Lisbon"]}',
+        input={"queries": ["weather Lisbon"]},
+        content=SEARCH_CALL,
+    )
+    assert result == ServerToolBlock("toolResponse", "tc_1", "GOOGLE_SEARCH_WEB", content=SEARCH_RESULT)
+    assert text == TextBlock("Sunny in Lisbon.") and m.terminal == "completed"
+    # Written back as the API sent them: by the encoder (the simulator) and in the next request.
+    again = wire.encoder("gemini").encode_message(m)
+    assert accumulate(assert_split_invariant("gemini", again, random_runs=5)).blocks == m.blocks
+    request = ChatRequest.create("gemini-3-pro", ["weather?", m, "thanks"])
+    sent = json.loads(build_request("gemini", request, api_key="k", base_url=None).body)["contents"][1]
+    assert sent["parts"][:2] == [
+        {"toolCall": SEARCH_CALL, "thoughtSignature": "c2ln"},
+        {"toolResponse": SEARCH_RESULT},
     ]

@@ -21,8 +21,10 @@ Every element is a ``GenerateContentResponse`` chunk; the first candidate's part
   ``functionCall{}``): :class:`~midstream.wire._gemini_parts.ArgsWriter` turns them into JSON text as
   they arrive; a call still streaming when another named call starts ends incomplete. Gemini sends no
   call id; the id is then ``call_<responseId>_<n>`` (``n`` counts calls from 0), the same for any split.
-* ``executableCode`` / ``codeExecutionResult`` parts are server tool blocks, other parts unknown
-  blocks, both carrying the part's value whole; unknown top-level and candidate fields become
+* ``executableCode`` / ``codeExecutionResult`` parts, and the ``toolCall`` / ``toolResponse`` parts of
+  Gemini 3's built-in tools (``id`` and ``toolType`` as the block's id and name; a call's ``args`` also
+  as its input), are server tool blocks, other parts unknown blocks, both carrying the part's value
+  whole (a signature on such a part travels as described above); unknown top-level and candidate fields become
   :class:`~midstream.events.Unknown` events, as do candidates other than the first.
 * ``usageMetadata`` (running totals on every chunk) becomes a partial ``UsageUpdate``.
 * The ``finishReason`` chunk closes the open text or thinking block (``complete=False`` for
@@ -468,8 +470,30 @@ class _Response:
     def _whole(self, key: str, value: Any) -> list[Event]:
         out = self._close_text()
         index = self._new_index()
+        if key in ("toolCall", "toolResponse") and isinstance(value, dict):
+            return [*out, *self._builtin_tool(index, key, value)]
         kind: Literal["server_tool", "unknown"] = "server_tool" if key in SERVER_PARTS else "unknown"
         return [*out, BlockStart(index, kind, raw_type=key, data=value), BlockStop(index)]
+
+    def _builtin_tool(self, index: int, key: str, value: dict[str, Any]) -> list[Event]:
+        """A Gemini 3 built-in tool's call or response: a server tool block named by its ``toolType``.
+
+        A call's ``args`` also stream as its input (``{}`` without any), as other providers' server tool
+        calls do; the part itself stays whole in ``data`` to be sent back.
+        """
+        call_id, tool_type = value.get("id"), value.get("toolType")
+        start = BlockStart(
+            index,
+            "server_tool",
+            id=call_id if isinstance(call_id, str) else None,
+            name=tool_type if isinstance(tool_type, str) else None,
+            raw_type=key,
+            data=value,
+        )
+        if key == "toolResponse":
+            return [start, BlockStop(index)]
+        args = _expect(value.get("args") or {}, dict, "toolCall.args")
+        return [start, ToolArgsDelta(index, _compact(args)), BlockStop(index)]
 
 
 def _detect(head: bytes) -> Framing | None:
