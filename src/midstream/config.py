@@ -46,6 +46,10 @@ The sections (TOML shown; the JSON file has the same shape)::
     name = "coder"                    # matched against streaming.enable_for_agents
     max_iterations = 10               # model round trips before the loop stops
 
+    [limits]
+    max_response_bytes = 268435456    # one response body (256 MiB); 0: no limit. Client(provider,
+                                      # **settings.client_options()) applies it
+
 Example::
 
     from midstream.config import load_settings
@@ -66,6 +70,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from midstream.client.stream import DEFAULT_MAX_RESPONSE_BYTES
 from midstream.errors import LocalError
 
 __all__ = [
@@ -256,6 +261,16 @@ class AgentSettings(_Section):
     max_iterations: int = Field(default=10, ge=1)
 
 
+class LimitSettings(_Section):
+    """Bounds on what one response may cost. ``max_response_bytes = 0`` (or JSON ``null``): no limit."""
+
+    max_response_bytes: int | None = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=0)
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword options for :class:`~midstream.client.stream.Client` / ``AsyncClient``."""
+        return {"max_response_bytes": self.max_response_bytes or None}
+
+
 class Settings(_Section):
     """All settings; every section and key has a default. Immutable: use ``model_copy(update=...)``."""
 
@@ -265,6 +280,11 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    def client_options(self) -> dict[str, Any]:
+        """The client's keyword options these settings give: ``Client(provider, **s.client_options())``."""
+        return self.limits.client_options()
 
     @model_validator(mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from midstream.client.timeouts import Deadlines, Timeouts
 from midstream.core.accumulate import Accumulator
 from midstream.core.retry import Decision, Failure, RetryPolicy, decide, is_content
 from midstream.core.toolargs import ToolEvent, ToolTracker
-from midstream.errors import RemoteProtocolError
+from midstream.errors import LimitExceeded, RemoteProtocolError
 from midstream.events import Event, StreamError
 from midstream.message import Message
 from midstream.metrics import MetricsRecorder
@@ -73,6 +73,9 @@ class Problem(Exception):
     def raise_for(self, message: Message, committed: bool) -> BaseException:
         """The exception for the caller, given the Message at the end and whether content was shown."""
         error = self.error
+        if isinstance(error, LimitExceeded):
+            error.partial = message  # a bound the client enforced: raised as itself, content or not
+            return error
         if committed and isinstance(error, StreamTimeout):
             return StreamInterruptedByTimeout(
                 error.which, error.seconds, provider=error.provider, partial=message
@@ -105,6 +108,21 @@ def protocol_problem(exc: RemoteProtocolError, secrets: Sequence[str]) -> Proble
     """The response's bytes broke the protocol (never retried)."""
     text = redact(str(exc), secrets)
     error = exc if text == str(exc) else RemoteProtocolError(text)  # the bad bytes may quote a key
+    return Problem(Failure("protocol"), StreamError("protocol", text), error)
+
+
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+"""The default bound on one response body (decoded bytes), past which the client stops reading."""
+
+
+def limit_problem(limit: int) -> Problem:
+    """The response grew past ``max_response_bytes`` (never retried: it would grow again)."""
+    text = (
+        f"response body larger than max_response_bytes={limit} bytes; the connection was closed. Raise "
+        "the limit with Client(..., max_response_bytes=N) (None: no limit), or the settings key "
+        "limits.max_response_bytes"
+    )
+    error = LimitExceeded(text, limit="max_response_bytes", value=limit)
     return Problem(Failure("protocol"), StreamError("protocol", text), error)
 
 
@@ -149,6 +167,7 @@ class Session:
         policy: RetryPolicy,
         secrets: Sequence[str],
         now: float,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.request = request
         self.provider = provider
@@ -156,6 +175,7 @@ class Session:
         self.timeouts = timeouts
         self.policy = policy
         self.secrets = secrets
+        self.max_response_bytes = max_response_bytes
         self.deadlines = Deadlines(timeouts, now)
         self.metrics = MetricsRecorder(now, provider)
         self.started = False  # a body chunk arrived in this attempt
@@ -169,6 +189,7 @@ class Session:
         self.held: list[StreamEvent] = []
         self.committed = False
         self.started = False
+        self.received = 0  # body bytes of this attempt, for max_response_bytes
 
     @property
     def ended(self) -> bool:
@@ -191,6 +212,10 @@ class Session:
         """A body chunk: the events to release (none while held). Raises :class:`Problem`."""
         self.started = True
         self.metrics.chunk(now, len(chunk))
+        self.received += len(chunk)
+        if self.max_response_bytes is not None and self.received > self.max_response_bytes:
+            # Nothing of this chunk is decoded: the response stops at the bound, failed.
+            raise limit_problem(self.max_response_bytes)
         try:
             events = self.decoder.feed(chunk)
         except RemoteProtocolError as exc:

@@ -22,6 +22,7 @@ import httpx2
 
 from midstream.client._session import (
     CLOCK,
+    DEFAULT_MAX_RESPONSE_BYTES,
     Problem,
     Session,
     StreamEvent,
@@ -141,7 +142,17 @@ class ClientBase(abc.ABC, Generic[StreamT]):
         headers: Mapping[str, str] | None = None,
         region: str | None = None,
         aws_credentials: Any = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if max_response_bytes is not None and (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise LocalError(
+                f"max_response_bytes must be a positive integer or None, not {max_response_bytes!r}"
+            )
+        self.max_response_bytes = max_response_bytes
         self.provider = provider
         self.base_url = base_url
         self.model = model
@@ -211,6 +222,7 @@ class ClientBase(abc.ABC, Generic[StreamT]):
             policy=self.retry,
             secrets=find_secrets(request, self._api_key.value, self._aws),
             now=CLOCK(),
+            max_response_bytes=self.max_response_bytes,
         )
 
 

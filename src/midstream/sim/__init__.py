@@ -19,7 +19,7 @@ import uvicorn
 
 from midstream.errors import LocalError
 from midstream.sim.scenarios import FaultSpec, LatencySpec, Scenario, ScenarioBook, ScenarioError
-from midstream.sim.server import Simulator
+from midstream.sim.server import DEFAULT_MAX_REQUEST_BYTES, Simulator
 from midstream.sim.stream import RequestRecord
 
 __all__ = [
@@ -61,17 +61,21 @@ def running(
     seed: int = 0,
     realism: bool = True,
     startup_timeout: float = 10.0,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> Iterator[SimURL]:
     """Run the simulator in a background thread on a free loopback port; yield its base URL.
 
     ``scenarios`` is a :class:`ScenarioBook` or the path of a scenario file. ``speed`` divides every
     delay of the latency model (``0``: no waiting, for tests); ``seed`` makes ids, padding and jitter
     reproducible per request number (a request's ``x-midstream-seed`` header pins its own);
-    ``realism=False`` turns off the providers' byte-level quirks. The server keeps no headers and
+    ``realism=False`` turns off the providers' byte-level quirks; a request body larger than
+    ``max_request_bytes`` (32 MiB) gets a 413 in the provider's error shape. The server keeps no headers and
     writes no access log, and its loggers (``uvicorn.*``) go to the host program's logging as
     configured there. It stops when the block exits.
     """
-    sim = Simulator(_book(scenarios), speed=speed, seed=seed, realism=realism)
+    sim = Simulator(
+        _book(scenarios), speed=speed, seed=seed, realism=realism, max_request_bytes=max_request_bytes
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
