@@ -1,5 +1,5 @@
-"""Shared helpers for tests that run the simulator: the example scenarios, a simulator per test module,
-and reading what it sends."""
+"""Shared helpers for tests that run the simulator: the example scenarios and reading what it sends
+(the ``sim`` and ``paced`` fixtures are in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 
 from midstream import wire
 from midstream.core.accumulate import accumulate
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
+from midstream.testing import simulator_fixture
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "scenarios"
 
@@ -40,15 +40,10 @@ def example_book() -> ScenarioBook:
 
 
 def simulator(book: ScenarioBook | None = None, *, speed: float = 0, name: str = "sim") -> Any:
-    """A module-scoped fixture named ``name``: a simulator serving ``book`` (the example scenarios when
-    ``None``) at ``speed``. Assign it to a module attribute of the same name: ``sim = simulator()``."""
-
-    @pytest.fixture(scope="module", name=name)
-    def fixture() -> Iterator[SimURL]:
-        with running(example_book() if book is None else book, speed=speed) as url:
-            yield url
-
-    return fixture
+    """A module-scoped simulator fixture named ``name`` serving ``book`` (the example scenarios when
+    ``None``), for a module that needs a simulator besides ``sim`` and ``paced`` (``conftest.py``):
+    assign it to a module attribute of the same name."""
+    return simulator_fixture(example_book() if book is None else book, speed=speed, name=name)
 
 
 def fresh(url: str) -> None:
@@ -73,7 +68,7 @@ def disconnect_delay(record: RequestRecord, since: float) -> float:
         time.sleep(0.005)
     assert record.disconnected is True and record.disconnected_ms is not None
     # Both sides read time.monotonic() in this process; the record counts from the request's arrival.
-    return record._t0 + record.disconnected_ms / 1000.0 - since
+    return record.arrived + record.disconnected_ms / 1000.0 - since
 
 
 def decode(dialect: str, data: bytes) -> Message:

@@ -199,6 +199,7 @@ async def one_run(url: str, n: int, ledger: Ledger) -> Outcome:
     return Outcome(run_id, cancel_at, events, result)
 
 
+@pytest.mark.slow
 def test_fault_campaign(sim: SimURL) -> None:
     ledger = Ledger()
 

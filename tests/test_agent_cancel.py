@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from midstream.agent.effects import EffectRecord, JsonlJournal
 from midstream.agent.hooks import HookInput
 from midstream.client.stream import Client
 from midstream.events import ResponseEnd, TextDelta
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import ScenarioBook, SimURL
 
 LONG = " ".join(f"word{n}" for n in range(400))
 PACE = {"ttft_ms": 5, "tokens_per_second": 400, "jitter": 0.0}
@@ -119,15 +118,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def paced() -> Iterator[SimURL]:
-    with running(BOOK, speed=1.0) as url:
-        yield url
+def book() -> ScenarioBook:
+    return BOOK
 
 
 def wait_for_disconnect(url: SimURL, number: int) -> Any:
@@ -154,7 +146,7 @@ def journal_statuses(path: Path) -> dict[str, list[str]]:
 def test_cancel_during_a_multi_tool_run(paced: SimURL, sim: SimURL, tmp_path: Path) -> None:
     world = World()
     journal = tmp_path / "effects.jsonl"
-    first_request = paced.simulator._count + 1
+    first_request = paced.simulator.request_count + 1
 
     async def body() -> tuple[list[Any], Any]:
         agent = Agent(client(paced), world.tools(), settings=fast(), journal=JsonlJournal(journal))
@@ -238,7 +230,7 @@ def test_cancel_during_the_tools(sim: SimURL, tmp_path: Path) -> None:
 
 def test_cancel_before_the_start_sends_nothing(sim: SimURL) -> None:
     world = World()
-    before = sim.simulator._count
+    before = sim.simulator.request_count
 
     async def body() -> tuple[list[Any], Any]:
         run_ = Agent(client(sim), world.tools(), settings=fast()).run("multi")
@@ -246,7 +238,7 @@ def test_cancel_before_the_start_sends_nothing(sim: SimURL) -> None:
         return await collect(run_)
 
     events, result = run(body())
-    assert result.terminal == "cancelled" and sim.simulator._count == before
+    assert result.terminal == "cancelled" and sim.simulator.request_count == before
     assert [type(e).__name__ for e in events] == ["CancelNotice", "RunEnd"]
     assert events[0].phase == "starting"
 
@@ -258,7 +250,7 @@ def test_cancel_from_another_thread_closes_the_stream(paced: SimURL) -> None:
         threading.Timer(0.15, run_.cancel, args=("from a thread",)).start()
         return await collect(run_)
 
-    number = paced.simulator._count + 1
+    number = paced.simulator.request_count + 1
     _, result = run(body())
     assert result.terminal == "cancelled" and result.reason == "from a thread"
     wait_for_disconnect(paced, number)
@@ -275,7 +267,7 @@ def test_cancelling_the_awaiting_task_cancels_the_run(paced: SimURL) -> None:
             await waiter
         return run_
 
-    number = paced.simulator._count + 1
+    number = paced.simulator.request_count + 1
     run_ = run(body())
     assert run_.outcome is not None and run_.outcome.terminal == "cancelled"
     wait_for_disconnect(paced, number)
@@ -345,7 +337,7 @@ def test_ctrl_c_in_run_sync_cancels_and_compensates(paced: SimURL) -> None:
     world = World()
     main = threading.main_thread().ident
     assert main is not None
-    number = paced.simulator._count + 2
+    number = paced.simulator.request_count + 2
     seen: list[Any] = []
 
     def interrupt_in_the_second_answer(event: Any) -> None:

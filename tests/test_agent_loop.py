@@ -9,7 +9,6 @@ import json
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from midstream.client.stream import Client
 from midstream.core.toolargs import ToolCallInvalid, ToolFieldDelta
 from midstream.errors import LocalError
 from midstream.events import ResponseEnd
-from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim import ScenarioBook, SimURL
 
 BOOK = ScenarioBook.model_validate(
     yaml.safe_load(
@@ -135,9 +134,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
+def book() -> ScenarioBook:
+    return BOOK
 
 
 def agent_for(url: str, world: World, transport: Any = None, **options: Any) -> Agent:

@@ -6,7 +6,6 @@ the text by prefill on Anthropic; plus the pure decision table and the simulator
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -101,9 +100,8 @@ class Calls:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimURL]:
-    with running(BOOK, speed=0) as url:
-        yield url
+def book() -> ScenarioBook:
+    return BOOK
 
 
 def make(url: str, calls: Calls, transport: Any = None, provider: str = "anthropic", **options: Any) -> Agent:

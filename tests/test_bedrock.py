@@ -545,13 +545,13 @@ def test_damaged_frame_is_an_eventstream_error() -> None:
 def test_a_frame_cut_at_eof_truncates_the_response() -> None:
     # The connection dropped inside the metadata frame: what arrived stands, the cut frame is dropped,
     # and the response is truncated (cut short), not failed.
-    data = START + delta(0, {"text": "hello"}) + message_stop("end_turn") + metadata(outputTokens=1)
+    data = START + delta(0, {"text": "hello"}) + stop(0) + message_stop("end_turn") + metadata(outputTokens=1)
     events = decode([data[:-5]])
     assert not any(e.kind == "stream_error" for e in events)
     message = accumulate(events)
     assert (message.text, message.terminal) == ("hello", "completed")
     # Cut before messageStop arrived whole: truncated.
-    cut = START + delta(0, {"text": "hello"}) + message_stop("end_turn")
+    cut = START + delta(0, {"text": "hello"}) + stop(0) + message_stop("end_turn")
     message = accumulate(decode([cut[:-3]]))
     assert (message.text, message.terminal) == ("hello", "truncated")
 
@@ -638,7 +638,8 @@ def converse_messages(draw: st.DrawFn) -> Message:
         return Message("bedrock", blocks=blocks, usage=usage, terminal="truncated")
     raw = draw(st.sampled_from(sorted(STOP_REASONS)))
     reason = STOP_REASONS[raw]
-    terminal: Terminal = "truncated" if reason in ("max_tokens", "context_window_exceeded") else "completed"
+    cut = reason in ("max_tokens", "context_window_exceeded") or not all(b.complete for b in blocks)
+    terminal: Terminal = "truncated" if cut else "completed"  # completed: every block complete
     return Message(
         "bedrock", blocks=blocks, stop_reason=reason, raw_stop_reason=raw, usage=usage, terminal=terminal
     )

@@ -25,7 +25,7 @@ from midstream.core.toolargs import ToolCallInvalid, ToolCallReady, ToolFieldCom
 from midstream.events import BlockStop, ResponseEnd, ResponseStart, StreamError, TextDelta
 from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
-from simsupport import disconnect_delay, fault, fresh, last, simulator, trickling_error_server
+from simsupport import disconnect_delay, fault, last, trickling_error_server
 
 T = TypeVar("T")
 PROVIDERS = [
@@ -76,14 +76,12 @@ def save_article(title: str, content: str, draft: bool = True) -> str:
     return "saved"
 
 
-sim = simulator(BOOK)
-paced = simulator(BOOK, speed=1.0, name="paced")
+@pytest.fixture(scope="module")
+def book() -> ScenarioBook:
+    return BOOK
 
 
-@pytest.fixture(autouse=True)
-def _fresh_fault_counters(sim: SimURL, paced: SimURL) -> None:
-    for url in (sim, paced):
-        fresh(url)
+pytestmark = pytest.mark.usefixtures("fresh_sims")
 
 
 def run(body: Callable[[], Awaitable[T]]) -> T:

@@ -41,7 +41,7 @@ from midstream.message import Message
 from midstream.metrics import MetricsRecorder, percentile
 from midstream.sim import ScenarioBook, SimURL
 from midstream.sim.stream import RequestRecord
-from simsupport import disconnect_delay, fault, fresh, last, simulator, trickling_error_server
+from simsupport import disconnect_delay, fault, last, trickling_error_server
 
 PROVIDERS = [
     "anthropic",
@@ -106,14 +106,12 @@ def save_article(title: str, content: str, tags: list[str], draft: bool = True) 
     return "saved"
 
 
-sim = simulator(BOOK)
-paced = simulator(BOOK, speed=1.0, name="paced")
+@pytest.fixture(scope="module")
+def book() -> ScenarioBook:
+    return BOOK
 
 
-@pytest.fixture(autouse=True)
-def _fresh_fault_counters(sim: SimURL, paced: SimURL) -> None:
-    for url in (sim, paced):
-        fresh(url)
+pytestmark = pytest.mark.usefixtures("fresh_sims")
 
 
 def client(url: str, provider: str = "anthropic", **options: Any) -> Client:

@@ -24,7 +24,6 @@ from midstream.core.retry import RetryPolicy
 from midstream.events import TextDelta
 from midstream.sim import ScenarioBook, SimURL
 from midstream.wire import encode_sse
-from simsupport import simulator
 
 PROVIDERS = [
     "anthropic",
@@ -43,7 +42,9 @@ BOOK = ScenarioBook.model_validate({"scenarios": [STORY]})
 FAST = RetryPolicy(max_retries=1, initial_delay=0.01)
 
 
-sim = simulator(BOOK)
+@pytest.fixture(scope="module")
+def book() -> ScenarioBook:
+    return BOOK
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import pytest
 from midstream import wire
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
 from midstream.sim import SimURL, running
-from simsupport import ARTICLE_INPUT, decode, example_book, fresh, our_blocks, simulator
+from simsupport import ARTICLE_INPUT, decode, example_book, fresh, our_blocks
 
 KEY = "sk-ant-test-SECRET"
 WEATHER_TOOL = {
@@ -37,9 +37,6 @@ ARTICLE_TOOL = {
         "properties": {"title": {"type": "string"}, "content": {"type": "string"}},
     },
 }
-
-
-sim = simulator()
 
 
 def _client(url: str, **options: Any) -> anthropic.Anthropic:

@@ -15,7 +15,7 @@ from botocore.config import Config
 from midstream.message import Message, ThinkingBlock
 from midstream.sim import SimURL, running
 from midstream.wire.eventstream import EventStreamDecoder
-from simsupport import decode, example_book, fresh, our_blocks, simulator
+from simsupport import decode, example_book, fresh, our_blocks
 
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 SECRET = "test-SECRET-access-key"
@@ -29,9 +29,6 @@ WEATHER = {
         }
     ]
 }
-
-
-sim = simulator()
 
 
 def _client(url: str, headers: dict[str, str] | None = None, attempts: int = 1) -> Any:

@@ -23,7 +23,7 @@ from midstream import wire
 from midstream.core.accumulate import accumulate
 from midstream.errors import RemoteProtocolError
 from midstream.sim import ScenarioBook, SimURL, running
-from simsupport import EXAMPLES, decode, simulator
+from simsupport import EXAMPLES, decode
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(300))
 BOOK = ScenarioBook.model_validate(
@@ -70,8 +70,9 @@ REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-sim = simulator(BOOK)
-paced = simulator(BOOK, speed=1.0, name="paced")
+@pytest.fixture(scope="module")
+def book() -> ScenarioBook:
+    return BOOK
 
 
 def _record(url: SimURL, number: int = -1) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from google.genai import errors, types
 
 from midstream.message import Message
 from midstream.sim import SimURL, running
-from simsupport import ARTICLE_INPUT, decode, example_book, fresh, simulator
+from simsupport import ARTICLE_INPUT, decode, example_book, fresh
 
 KEY = "AIza-test-SECRET"
 MODEL = "gemini-2.5-flash"
@@ -26,9 +26,6 @@ WEATHER = types.FunctionDeclaration(
         "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
     },
 )
-
-
-sim = simulator()
 
 
 def _client(url: str, **options: Any) -> genai.Client:

@@ -11,12 +11,9 @@ import httpx2
 
 from midstream.message import Message
 from midstream.sim import SimURL, running
-from simsupport import decode, example_book, simulator
+from simsupport import decode, example_book
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-
-
-sim = simulator()
 
 
 def _post(url: str, path: str, body: dict[str, Any], **headers: str) -> httpx2.Response:

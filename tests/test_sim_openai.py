@@ -16,7 +16,7 @@ from openai.types.responses import Response
 from midstream import wire
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
 from midstream.sim import SimURL, running
-from simsupport import decode, example_book, fresh, simulator
+from simsupport import decode, example_book, fresh
 
 KEY = "sk-test-SECRET"
 WEATHER_PARAMS = {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}}
@@ -24,9 +24,6 @@ CHAT_TOOLS = [{"type": "function", "function": {"name": "get_weather", "paramete
 RESPONSES_TOOLS = [{"type": "function", "name": "get_weather", "parameters": WEATHER_PARAMS}]
 ARTICLE_CHAT = [{"type": "function", "function": {"name": "save_article", "parameters": {"type": "object"}}}]
 ARTICLE_RESPONSES = [{"type": "function", "name": "save_article", "parameters": {"type": "object"}}]
-
-
-sim = simulator()
 
 
 def _client(url: str, **options: Any) -> openai.OpenAI:

@@ -224,7 +224,7 @@ def chat_body(*chunks: dict[str, Any], done: bool = True) -> bytes:
 
 
 def chat_decode(body: bytes, **options: Any) -> Message:
-    return accumulate(assert_split_invariant("openai-chat", body, random_runs=40, options=options))
+    return accumulate(assert_split_invariant("openai-chat", body, random_runs=40, **options))
 
 
 def chat_sdk(body: bytes) -> Any:

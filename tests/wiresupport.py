@@ -1,19 +1,30 @@
-"""Shared helpers for wire tests: recorded streams, and feeding a decoder in every kind of split."""
+"""Shared helpers for wire tests: recorded streams; feeding a decoder in every kind of split is
+:mod:`midstream.testing`'s, re-exported here."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from midstream import wire
 from midstream.errors import RemoteProtocolError
 from midstream.events import Event
+from midstream.testing import assert_split_invariant, decode_chunks, random_splits, split_at
+
+__all__ = [
+    "CONFORMANCE",
+    "RECORDED",
+    "assert_split_invariant",
+    "decode_chunks",
+    "decode_until_error",
+    "random_splits",
+    "recorded",
+    "split_at",
+    "sse_from_jsonl",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,18 +71,6 @@ def sse_from_jsonl(name: str, *, event_names: bool = False, newline: str = "\n")
     return b"".join(out)
 
 
-def decode_chunks(
-    dialect: str, chunks: Iterable[bytes], options: dict[str, Any] | None = None
-) -> list[Event]:
-    """Feed ``chunks`` to a fresh decoder (made with ``options``), then close it; all events in order."""
-    dec = wire.decoder(dialect, **(options or {}))
-    events: list[Event] = []
-    for chunk in chunks:
-        events.extend(dec.feed(chunk))
-    events.extend(dec.close())
-    return events
-
-
 def decode_until_error(dialect: str, chunks: Iterable[bytes]) -> list[Event]:
     """Like :func:`decode_chunks`, as a consumer does it when the bytes break the protocol.
 
@@ -87,41 +86,3 @@ def decode_until_error(dialect: str, chunks: Iterable[bytes]) -> list[Event]:
         pass
     events.extend(dec.close())
     return events
-
-
-def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
-    """``data`` cut at the given offsets."""
-    points = sorted({c for c in cuts if 0 < c < len(data)})
-    bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def random_splits(data: bytes, rng: random.Random) -> list[bytes]:
-    """A random split of ``data`` (between 1 and ~64 cuts, sometimes very small pieces)."""
-    if len(data) < 2:
-        return [data]
-    n = rng.randint(1, min(64, len(data) - 1))
-    return split_at(data, rng.sample(range(1, len(data)), n))
-
-
-def assert_split_invariant(
-    dialect: str,
-    data: bytes,
-    *,
-    random_runs: int = 200,
-    seed: int = 0,
-    options: dict[str, Any] | None = None,
-) -> list[Event]:
-    """Decode ``data`` whole, one byte at a time and in ``random_runs`` random splits; all must agree.
-
-    ``options`` go to :func:`midstream.wire.decoder`. Returns the events of the whole-input decode.
-    """
-    whole = decode_chunks(dialect, [data], options)
-    bytewise = decode_chunks(dialect, [data[i : i + 1] for i in range(len(data))], options)
-    assert bytewise == whole, "byte-at-a-time decode differs from whole decode"
-    rng = random.Random(seed)
-    for run in range(random_runs):
-        chunks = random_splits(data, rng)
-        got = decode_chunks(dialect, chunks, options)
-        assert got == whole, f"random split #{run} ({len(chunks)} chunks) differs from whole decode"
-    return whole

@@ -20,9 +20,22 @@ this run completed, in reverse order of completion, recording ``compensated`` or
 ``compensation_failed`` (also used when a tool has no ``compensate``: the effect remains). The ledger
 then refuses to start anything else.
 
-Journals: :class:`JsonlJournal` (one JSON object a line; a line torn by a crash is skipped),
-:class:`SqliteJournal` (stdlib ``sqlite3``), :class:`MemoryJournal`; :func:`open_journal` picks one by
-file suffix. Reading is streaming (:meth:`Journal.records` yields), lookups by key use an index.
+A run resumed from a checkpoint meets again the calls that were running when the earlier run
+stopped (their ids are ``already_run``, their results were never saved): a side-effecting call among
+them is settled by the journal when it holds the effect's ``done`` (``skipped``, the recorded result);
+any other such call is reported ``uncertain`` with the reason: a call id never runs twice.
+
+Journals: :class:`JsonlJournal` (one JSON object a line), :class:`SqliteJournal` (stdlib
+``sqlite3``), :class:`MemoryJournal`; :func:`open_journal` picks one by file suffix. Reading is
+streaming (:meth:`Journal.records` yields), lookups by key use an index. A line torn by a crash makes
+its effect uncertain; any other damage raises :class:`JournalError` until :func:`repair_journal`
+(``midstream journal repair``) dealt with it; :func:`check_journal` reports without writing.
+
+**What a journal stores**, in a file created with mode 0600: for every side-effecting call, the
+call id, the tool's name, the idempotency key, the run id, a timestamp, the tool's whole input (as
+the model wrote it, after validation), its result (made JSON-safe) and, on failure, the error's
+text. Inputs and results may hold anything a tool handles (file contents, customer data, tokens a
+tool was given): keep the journal where such data may live, and delete it when its runs are over.
 
 Example::
 
@@ -51,6 +64,8 @@ from midstream.agent._journal import (
     EffectRecord,
     EffectStatus,
     Journal,
+    JournalDamage,
+    JournalError,
     JsonlJournal,
     MemoryJournal,
     SqliteJournal,
@@ -58,6 +73,7 @@ from midstream.agent._journal import (
     open_journal,
     to_jsonable,
 )
+from midstream.agent._journal_repair import JournalReport, check_journal, repair_journal
 from midstream.errors import LocalError, renamed
 
 __all__ = [
@@ -70,13 +86,18 @@ __all__ = [
     "Execution",
     "ExecutionStatus",
     "Journal",
+    "JournalDamage",
+    "JournalError",
+    "JournalReport",
     "JsonlJournal",
     "LedgerTool",
     "MemoryJournal",
     "SqliteJournal",
+    "check_journal",
     "current_call",
     "idempotency_key",
     "open_journal",
+    "repair_journal",
     "to_jsonable",
 ]
 
@@ -170,8 +191,9 @@ class EffectLedger:
     """The side effects of one run: runs calls at most once, journals them, and undoes them on cancel.
 
     ``skip_compensated=True`` also skips effects an earlier run did and then compensated (default:
-    they run again, since they were undone). ``already_run`` seeds the call ids that count as run (a run
-    resumed from a :class:`~midstream.agent.checkpoint.Checkpoint` passes its ``executed_call_ids``).
+    they run again, since they were undone). ``already_run`` seeds the call ids an earlier run started (a run
+    resumed from a :class:`~midstream.agent.checkpoint.Checkpoint` passes its ``executed_call_ids``):
+    met again, such a call is settled as the module docs say, never reported a duplicate.
     Safe for concurrent ``execute`` calls on one event loop.
     """
 
@@ -189,6 +211,7 @@ class EffectLedger:
         self.clock = clock
         self.skip_compensated = skip_compensated
         self._seen: set[str] = set(already_run)
+        self._resumed: set[str] = set(self._seen)
         self._occurrences: dict[str, int] = {}
         self._done: list[tuple[LedgerTool, EffectRecord]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
@@ -242,32 +265,53 @@ class EffectLedger:
         """
         if self._closed:
             raise LocalError("the run was compensated: no tool call may start")
-        if call_id in self._seen:
+        resumed = call_id in self._resumed
+        if call_id in self._seen and not resumed:
             _discard(streams)
-            return Execution(call_id, tool.name, "duplicate")
+            error = LocalError(f"call {call_id!r} already ran in this run: it is not run twice")
+            return Execution(call_id, tool.name, "duplicate", error=error)
         if args is _UNSET:
             args = tool.validate(input)
         self._seen.add(call_id)
+        self._resumed.discard(call_id)
         key = self.key_for(tool, input) if tool.side_effect else None
+        if key is None and resumed:
+            _discard(streams)
+            return self._resumed_call(tool, call_id, "the tool keeps no journal")
         if key is not None:
             prior = self.journal.latest(key)
-            earlier = None if prior is None else self._earlier(tool, call_id, prior)
+            earlier = self._earlier(tool, call_id, prior, resumed)
             if earlier is not None:
                 _discard(streams)
                 return earlier
             self._append(call_id, tool.name, key, "started", input=input)
         return await self._run(tool, CallContext(call_id, tool.name, key, self.run_id), args, input, streams)
 
-    def _earlier(self, tool: LedgerTool, call_id: str, prior: EffectRecord) -> Execution | None:
+    def _earlier(
+        self, tool: LedgerTool, call_id: str, prior: EffectRecord | None, resumed: bool
+    ) -> Execution | None:
+        """What an earlier run's record of this effect decides (``None``: run it)."""
+        if prior is None:
+            return self._resumed_call(tool, call_id, "the journal holds no record of it") if resumed else None
+        if resumed and prior.status not in IN_PLACE:
+            return self._resumed_call(tool, call_id, f"the journal's last word on it is {prior.status!r}")
         in_place = prior.status in IN_PLACE or (self.skip_compensated and prior.status == "compensated")
         if in_place:
             return Execution(call_id, tool.name, "skipped", result=prior.result, record=prior)
         if prior.status == "started" and not tool.idempotent:
+            why = f" ({prior.error})" if prior.error else ""
             error = EffectUncertainError(
-                f"tool {tool.name!r}: an earlier run started this effect and never recorded its end"
+                f"tool {tool.name!r}: an earlier run started this effect and never recorded its end{why}"
             )
             return Execution(call_id, tool.name, "uncertain", error=error, record=prior)
         return None
+
+    def _resumed_call(self, tool: LedgerTool, call_id: str, why: str) -> Execution:
+        error = EffectUncertainError(
+            f"tool {tool.name!r}: call {call_id!r} was running when the earlier run stopped and its "
+            f"result was not saved ({why}); a call id never runs twice"
+        )
+        return Execution(call_id, tool.name, "uncertain", error=error)
 
     async def _run(
         self, tool: LedgerTool, call: CallContext, args: Any, input: Any, streams: CommittableStreams | None

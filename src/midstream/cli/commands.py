@@ -1,9 +1,16 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim`` and ``run``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal`` and
+``serve``.
+
+Every command follows the conventions of :mod:`midstream.cli._conventions`: one exit-status table,
+``-h``/``--help``, ``--version``, an unknown ``--provider`` refused before anything starts, and a notice
+on stderr whenever the answers come from the embedded simulator (``--sim``).
 
 ``chat`` streams one answer from a provider (or from the embedded simulator with ``--sim``) through
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
-``run`` runs an agent with example tools, showing tool lifecycle events as they happen.
+``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
+check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
+(:mod:`midstream.cli.serve`).
 """
 
 from __future__ import annotations
@@ -15,28 +22,61 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
 from rich.console import Console
 
 from midstream import wire
+from midstream.cli._conventions import (
+    CLIENT_EPILOG,
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_HELP,
+    EXIT_USAGE,
+    check_provider,
+    exit_code,
+    note_simulator,
+    one_of,
+    show_version,
+    usage_message,
+)
+from midstream.cli._journal import journal_app
+from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
 from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
 from midstream.errors import LocalError, MidstreamError
-from midstream.events import Event, to_dict
+from midstream.events import Event, ResponseEnd, to_dict
+from midstream.wire.detect import detect
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
-    help="midstream: partial-safe LLM streaming. Decode any provider's stream into one typed event "
-    "stream and watch it live.",
+    epilog=EXIT_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode=None,  # click's plain help: no type tags after flags
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(journal_app, name="journal")
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """midstream: partial-safe LLM streaming. Decode any provider's stream into one typed event stream
+    and watch it live.
+
+    Start with `midstream demo` (no key, no network); `midstream COMMAND -h` explains each command,
+    `midstream --install-completion` sets up shell completion.
+    """
+
 
 DEFAULT_MODELS = {
     "anthropic": "claude-sonnet-4-5",
@@ -84,27 +124,87 @@ def _decode_live(dialect: str, data: bytes, *, delay: float, seed: int = 0) -> I
     yield from dec.close()
 
 
-@app.command()
+_DIALECT_HELP = (
+    f"Which provider wrote it ({', '.join(wire.DIALECTS)}); detected from the bytes when left out."
+)
+
+
+@app.command(epilog=EXIT_HELP)
 def replay(
     file: Annotated[Path, typer.Argument(help="A recorded response body (SSE, NDJSON, eventstream).")],
-    dialect: Annotated[str, typer.Option("--dialect", "-d", help="Which provider wrote it.")],
-    speed: Annotated[float, typer.Option(help="Playback speed; 0 plays as fast as possible.")] = 1.0,
+    dialect: Annotated[
+        str | None,
+        typer.Option("--dialect", "-d", callback=one_of(wire.DIALECTS, "dialect"), help=_DIALECT_HELP),
+    ] = None,
+    speed: Annotated[float, typer.Option(min=0, help="Playback speed; 0 plays as fast as possible.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines instead.")] = False,
 ) -> None:
-    """Play a recorded provider stream through the decoder and the live view."""
+    """Play a recorded provider stream through the decoder and the live view.
+
+    Exits with the stream's terminal state (see below): a recording cut short is truncated (3), one that
+    carries a provider error is failed (1), and a file with nothing recognisable in it is failed too.
+    """
     try:
         data = file.read_bytes()
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}", 2)
+        _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_USAGE)
+    chosen = _replay_dialect(file, data, dialect)
     delay = 0.02 / speed if speed > 0 else 0.0
+    ending = _Ending()
     try:
         if as_json:
-            for event in with_tool_events(_decode_live(dialect, data, delay=0.0)):
+            for event in with_tool_events(ending.watch(_decode_live(chosen, data, delay=0.0))):
                 typer.echo(event_json(event))
-            return
-        play(_decode_live(dialect, data, delay=delay), title=file.name)
+        else:
+            play(ending.watch(_decode_live(chosen, data, delay=delay)), title=file.name)
     except MidstreamError as exc:
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+    if not ending.content:
+        _fail(
+            f"nothing in {file} decoded as a stream of the {chosen} dialect: no content, usage or stop",
+            EXIT_FAILED,
+        )
+    code = exit_code(ending.terminal)
+    if code:
+        raise typer.Exit(code)
+
+
+def _replay_dialect(file: Path, data: bytes, dialect: str | None) -> str:
+    """The dialect to decode with: the one given (unless the bytes clearly say another), or detected."""
+    found = detect(data)
+    if dialect is None:
+        if found is None:
+            _fail(
+                f"nothing in {file} is recognisable as a provider stream (SSE, NDJSON or AWS eventstream "
+                f"from {', '.join(wire.DIALECTS)}); if you know which wrote it, pass --dialect",
+                EXIT_FAILED,
+            )
+        sys.stderr.write(f"dialect: {found.dialect} (detected from {found.evidence})\n")
+        return found.dialect
+    if found is not None and found.dialect != dialect:
+        _fail(
+            f"{file} looks like {found.dialect} ({found.evidence}), not {dialect}: "
+            "leave out --dialect to use what was detected",
+            EXIT_USAGE,
+        )
+    return dialect
+
+
+class _Ending:
+    """Watches events go by: the terminal state, and whether anything but the frame came through."""
+
+    def __init__(self) -> None:
+        self.terminal: str | None = None
+        self.content = False
+
+    def watch(self, events: Iterator[Event]) -> Iterator[Event]:
+        for event in events:
+            if isinstance(event, ResponseEnd):
+                self.terminal = event.terminal
+                self.content |= event.stop_reason is not None or bool(event.usage.output_tokens)
+            elif event.kind not in ("response_start", "unknown"):
+                self.content = True
+            yield event
 
 
 # -- chat --------------------------------------------------------------------------------------------
@@ -137,13 +237,14 @@ class _ChatOptions:
 
 
 _PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
+_SIM_HELP = "Ask the embedded simulator (no key, no network) instead of the provider."
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
 
 
-@app.command()
+@app.command(epilog=CLIENT_EPILOG)
 def chat(
-    prompt: Annotated[str, typer.Argument(help="What to ask.")],
-    provider: Annotated[str, typer.Option(help=_PROVIDERS_HELP)] = "anthropic",
+    prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What to ask.")],
+    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
     model: Annotated[str | None, typer.Option(help="Model name (a default per provider).")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server to talk to instead of the provider's.")] = None,
     tools: Annotated[Path | None, typer.Option(help="Tools file (JSON or YAML list of tools).")] = None,
@@ -152,13 +253,14 @@ def chat(
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     thinking: Annotated[int | None, typer.Option(help="Thinking budget in tokens (off by default).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines for scripts.")] = False,
-    sim: Annotated[bool, typer.Option("--sim", help="Ask the embedded simulator (no key needed).")] = False,
+    sim: Annotated[bool, typer.Option("--sim", help=_SIM_HELP)] = False,
     scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
-    speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
+    speed: Annotated[float, typer.Option(min=0, help="Latency speed factor for --sim; 0: no delays.")] = 1.0,
 ) -> None:
     """Stream one answer live: text as markdown, thinking dimmed, a panel per tool call.
 
-    Ctrl-C cancels: the connection is closed at once and what was partial is said.
+    Without --sim the provider's API answers (or --base-url's server). Ctrl-C cancels: the connection is
+    closed at once and what was partial is said.
     """
     from midstream.client.stream import Client
 
@@ -174,23 +276,24 @@ def chat(
             from midstream.sim import running
 
             with running(scenarios, speed=speed) as url, Client(provider, "sim-key", url) as client:
+                note_simulator(url, how="--sim; drop it to ask the provider")
                 code = _chat(client, options, console, as_json)
         else:
             with Client(provider, base_url=base_url) as client:
                 code = _chat(client, options, console, as_json)
     except KeyboardInterrupt:
         console.print("cancelled before the response began: nothing was received.", style="magenta")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_CANCELLED) from None
     except LocalError as exc:
-        _fail(str(exc), 2)
+        _fail(usage_message(exc), EXIT_USAGE)
     except MidstreamError as exc:
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
     if code:
         raise typer.Exit(code)
 
 
 def _chat(client: Any, options: _ChatOptions, console: Console, as_json: bool) -> int:
-    """Stream the answer; the exit code (0, 1 for a failed stream, 130 when cancelled)."""
+    """Stream the answer; the exit status of its terminal state (:func:`exit_code`)."""
     stream = client.stream(
         options.prompt,
         model=options.model,
@@ -212,11 +315,11 @@ def _chat(client: Any, options: _ChatOptions, console: Console, as_json: bool) -
                 view.metrics = stream.metrics
     if interrupted:
         _say_partial(console, view, stream.message, as_json)
-        return 130
+        return EXIT_CANCELLED
     if failed is not None:
         console.print(f"[red]error:[/] {failed}", highlight=False)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return exit_code(stream.message.terminal)
 
 
 def _follow(stream: Any, sink: Any) -> tuple[bool, StreamInterrupted | None]:
@@ -248,7 +351,7 @@ def _say_partial(console: Console, view: LiveView, message: Any, as_json: bool) 
         console.print(text, style="magenta", highlight=False)
 
 
-def _fail(message: str, code: int) -> Any:
+def _fail(message: str, code: int) -> NoReturn:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
 
@@ -256,7 +359,7 @@ def _fail(message: str, code: int) -> Any:
 # -- demo --------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(epilog=EXIT_HELP)
 def demo(
     speed: Annotated[float, typer.Option(help="Simulator speed factor; 2 runs twice as fast.")] = 1.0,
 ) -> None:
@@ -276,14 +379,16 @@ def demo(
 # -- sim ---------------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(epilog=EXIT_HELP)
 def sim(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one and prints it.")] = 0,
     scenarios: Annotated[
         Path | None, typer.Option(help="Scenario file (YAML or JSON); see examples/scenarios/.")
     ] = None,
-    speed: Annotated[float, typer.Option(help="Latency speed factor; 0 streams without delays.")] = 1.0,
+    speed: Annotated[
+        float, typer.Option(min=0, help="Latency speed factor; 0 streams without delays.")
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for ids, padding and jitter.")] = 0,
     realism: Annotated[
         bool, typer.Option(help="Write each provider's byte-level quirks (padding, obfuscation, ...).")
@@ -304,40 +409,40 @@ def sim(
             while True:
                 time.sleep(3600)
     except MidstreamError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
+        _fail(str(exc), EXIT_USAGE)
 
+
+# -- serve -------------------------------------------------------------------------------------------
+
+app.command("serve", epilog=CLIENT_EPILOG)(serve_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 
-_RUN_EXIT = {"completed": 0, "failed": 1, "truncated": 3, "cancelled": 130}
 
-
-@app.command("run")
+@app.command("run", epilog=CLIENT_EPILOG)
 def run_agent(
     prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],
     settings: Annotated[
         Path | None, typer.Option("--settings", help="Settings file (midstream.toml or midstream.json).")
     ] = None,
-    provider: Annotated[str, typer.Option(help=_PROVIDERS_HELP)] = "anthropic",
+    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
     model: Annotated[str | None, typer.Option(help="Model name (a default per provider).")] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Server to talk to; without it the embedded simulator answers.")
-    ] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server to talk to instead of the provider's.")] = None,
+    sim: Annotated[bool, typer.Option("--sim", help=_SIM_HELP)] = False,
     journal: Annotated[
         Path | None, typer.Option(help="Effects journal (.jsonl or .db): a re-run skips what it did.")
     ] = None,
     max_iterations: Annotated[int | None, typer.Option(help="Model round trips at most.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Output budget of each response.")] = 1024,
-    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for the simulator.")] = None,
-    speed: Annotated[float, typer.Option(help="Simulator speed factor; 0 streams without delays.")] = 1.0,
+    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
+    speed: Annotated[float, typer.Option(min=0, help="Latency speed factor for --sim; 0: no delays.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print every event as a JSON line.")] = False,
 ) -> None:
     """Run an agent with example tools (get_weather, search, save_article) and watch it live.
 
-    Without --base-url the embedded simulator answers (no key, no network). Tools run only on complete,
-    valid input; Ctrl-C cancels: the stream closes, no pending tool starts and completed side effects
-    are undone. Exit code: 0 completed, 1 failed, 3 truncated, 130 cancelled.
+    Without --sim the provider's API answers (or --base-url's server); with --sim the embedded simulator
+    does (no key, no network). Tools run only on complete, valid input; Ctrl-C cancels: the stream
+    closes, no pending tool starts and completed side effects are undone.
     """
     from midstream.agent.events import agent_event_dict
     from midstream.agent.loop import Agent
@@ -369,20 +474,21 @@ def run_agent(
         chosen = model or DEFAULT_MODELS.get(provider)
         if chosen is None:
             raise LocalError(f"--model is needed for {provider}")
-        if base_url is None:
+        if sim:
             book = ScenarioBook.load(scenarios) if scenarios else scenario_book()
             with running(book, speed=speed) as url, Client(provider, "sim-key", url, model=chosen) as client:
+                note_simulator(url, how="--sim; drop it to ask the provider")
                 result = go(client)
         else:
             with Client(provider, base_url=base_url, model=chosen) as client:
                 result = go(client)
     except LocalError as exc:
-        _fail(str(exc), 2)
+        _fail(usage_message(exc), EXIT_USAGE)
     except MidstreamError as exc:
-        _fail(f"{type(exc).__name__}: {exc}", 1)
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
     if isinstance(result.error, LocalError):  # a misconfiguration, not a failure of the provider
-        _fail(str(result.error), 2)
-    code = _RUN_EXIT.get(result.terminal, 1)
+        _fail(usage_message(result.error), EXIT_USAGE)
+    code = exit_code(result.terminal)
     if code:
         raise typer.Exit(code)
 

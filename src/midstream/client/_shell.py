@@ -44,6 +44,7 @@ logger = logging.getLogger("midstream.client")
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an HTTP error body worth reading
 
 StreamT = TypeVar("StreamT")  # the stream a client's ``stream()`` returns
+T = TypeVar("T")
 
 
 # -- sockets -----------------------------------------------------------------------------------------
@@ -73,30 +74,27 @@ def socket_of(network_stream: Any) -> Any:
 # -- building the request ----------------------------------------------------------------------------
 
 
-def find_secrets(request: WireRequest, api_key: str | None, aws_credentials: Any) -> list[str]:
+def find_secrets(request: WireRequest, api_key: str | None) -> list[str]:
     """Every credential that could leak: the key, credential headers, AWS secrets."""
     found = [api_key] if api_key else []
     redacted = request.redacted_headers()
     found += [value for name, value in request.headers.items() if redacted.get(name) != value]
-    for attr in ("secret_key", "token", "access_key"):
-        value = getattr(aws_credentials, attr, None)
-        if isinstance(value, str):
-            found.append(value)
+    found += getattr(request, "secrets", ())  # AWS credentials in any form, the default chain included
     for value in list(found):  # "Bearer sk-..." also hides the bare key
         found.extend(part for part in value.split() if len(part) >= 8)
     return found
 
 
-class Secret:
-    """A credential that prints as ``***``."""
+class Secret(Generic[T]):
+    """A credential (a key, AWS credentials in any form) that prints as ``***``."""
 
     __slots__ = ("value",)
 
-    def __init__(self, value: str | None) -> None:
+    def __init__(self, value: T) -> None:
         self.value = value
 
     def __repr__(self) -> str:
-        return "'***'" if self.value else "None"
+        return "'***'" if self.value is not None else "None"
 
 
 def build(
@@ -161,7 +159,7 @@ class ClientBase(abc.ABC, Generic[StreamT]):
         self.headers = dict(headers or {})
         self.region = region
         self._api_key = Secret(api_key)  # None: the builder reads the environment
-        self._aws = aws_credentials
+        self._aws = Secret(aws_credentials)
 
     def __repr__(self) -> str:
         base = f", base_url={self.base_url!r}" if self.base_url else ""
@@ -208,7 +206,7 @@ class ClientBase(abc.ABC, Generic[StreamT]):
             base_url=self.base_url,
             extra_headers={**self.headers, **(headers or {})},
             region=self.region,
-            aws_credentials=self._aws,
+            aws_credentials=self._aws.value,
         )
         return request, chat
 
@@ -220,7 +218,7 @@ class ClientBase(abc.ABC, Generic[StreamT]):
             schemas=schemas,
             timeouts=timeouts or self.timeouts,
             policy=self.retry,
-            secrets=find_secrets(request, self._api_key.value, self._aws),
+            secrets=find_secrets(request, self._api_key.value),
             now=CLOCK(),
             max_response_bytes=self.max_response_bytes,
         )

@@ -33,7 +33,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -134,6 +134,9 @@ class HTTPRequest:
     headers: dict[str, str]
     body: bytes
     dialect: str
+    secrets: tuple[str, ...] = field(default=(), compare=False)
+    """Credentials the request was built with that its headers do not show whole (the AWS access key
+    id, secret key and session token behind a SigV4 signature): what error texts and logs must hide."""
 
     def redacted_headers(self) -> dict[str, str]:
         """The headers with every credential value (authorization, API keys, tokens, ...) as ``***``."""
@@ -296,7 +299,8 @@ def _bedrock(
         signed = bedrock.sign(url, body, headers, region, credentials)
     except ImportError as exc:
         raise LocalError("Bedrock's SigV4 signing needs botocore: pip install botocore") from exc
-    return HTTPRequest("POST", url, {k.lower(): v for k, v in signed.items()}, body, "bedrock")
+    headers = {k.lower(): v for k, v in signed.items()}
+    return HTTPRequest("POST", url, headers, body, "bedrock", bedrock.secrets_of(credentials))
 
 
 def _key(provider: str, api_key: str | None, *, local: bool) -> str | None:

@@ -316,7 +316,7 @@ class Client(ClientBase[Stream]):
             retry=self.retry,
             headers=self.headers,
             region=self.region,
-            aws_credentials=self._aws,
+            aws_credentials=self._aws.value,
         )
 
     def stream_request(

@@ -20,7 +20,9 @@ start of the document. Nesting is handled with an explicit stack, so no recursio
 
 Completed values equal what :func:`json.loads` gives for the same text (``int`` vs ``float`` as it
 decides, big integers exact, lone surrogate escapes kept as lone surrogates, a duplicated object key:
-the last member wins, at the position of the first).
+the last member wins, at the position of the first). ``unique_keys=True`` (what tool arguments use)
+rejects a duplicated key as :class:`~midstream.errors.InvalidJSON` instead: with the last member
+winning, a value already reported complete would change, and "a value once complete never changes".
 """
 
 from __future__ import annotations
@@ -204,10 +206,16 @@ class PartialJSON:
     """
 
     def __init__(
-        self, *, max_depth: int | None = 1000, max_bytes: int | None = 32 * 1024 * 1024, events: bool = True
+        self,
+        *,
+        max_depth: int | None = 1000,
+        max_bytes: int | None = 32 * 1024 * 1024,
+        events: bool = True,
+        unique_keys: bool = False,
     ) -> None:
         self.max_depth = max_depth
         self.max_bytes = max_bytes
+        self.unique_keys = unique_keys
         self._events = events
         self._mode = _VALUE
         self._stack: list[_Frame] = []
@@ -462,7 +470,7 @@ class PartialJSON:
         if j < n and text[j] == '"':
             if j > i:
                 self._piece(_decode(text, i, j))
-            self._end_string()
+            self._end_string(self._base + j)
             return j + 1
         if j < n and _PARTIAL_ESCAPE.match(text, j) is None:
             reason = "invalid escape" if text[j] == "\\" else "control character in string"
@@ -479,7 +487,7 @@ class PartialJSON:
         if self._events and self._mode == _STRING:
             self._out.append(StringDelta(self._spath, piece))
 
-    def _end_string(self) -> None:
+    def _end_string(self, position: int) -> None:
         chunks = self._chunks
         value = "".join(chunks) if chunks else ""
         self._chunks = []
@@ -487,6 +495,11 @@ class PartialJSON:
             self._complete(value)
             return
         f = self._stack[-1]
+        if self.unique_keys and value in f.container:
+            # With the last member winning, a value reported complete would change later.
+            raise InvalidJSON(
+                f"duplicate key {value[:80]!r}", position=position, reason="duplicate object key"
+            )
         f.key = value
         self._mode = _COLON
         if self._events:

@@ -161,7 +161,8 @@ class ToolArgs:
         self.id = id
         self.name = name
         self.schema = schema
-        self._parser = PartialJSON(max_depth=max_depth, max_bytes=max_bytes, events=events)
+        # Duplicate keys are invalid here: a field reported complete must never change afterwards.
+        self._parser = PartialJSON(max_depth=max_depth, max_bytes=max_bytes, events=events, unique_keys=True)
         self._fragments: list[str] = []
         self._error: JSONError | LimitExceeded | None = None
         self._result: ToolCallReady | ToolCallInvalid | None = None

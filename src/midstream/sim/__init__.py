@@ -51,6 +51,25 @@ def _book(scenarios: ScenarioBook | str | Path | None) -> ScenarioBook | None:
     return ScenarioBook.load(scenarios)
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (IPv4 or IPv6); a :class:`LocalError` that says why not."""
+    if not 0 <= port <= 65535:
+        raise LocalError(f"cannot listen on port {port}: a port is 0 (any free one) to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise LocalError(f"cannot listen on {host!r}: not an address or a known host name") from exc
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise LocalError(f"cannot listen on {shown}: {exc.strerror or exc}") from exc
+    return sock
+
+
 @contextmanager
 def running(
     scenarios: ScenarioBook | str | Path | None = None,
@@ -76,9 +95,7 @@ def running(
     sim = Simulator(
         _book(scenarios), speed=speed, seed=seed, realism=realism, max_request_bytes=max_request_bytes
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
     # log_config=None: the server's loggers propagate to the host program's logging, untouched.
     config = uvicorn.Config(sim.app, log_config=None, log_level="warning", lifespan="off", access_log=False)
@@ -91,7 +108,7 @@ def running(
             sock.close()
             raise LocalError(f"the simulator did not start on {host}:{bound_port}")
         time.sleep(0.005)
-    url = SimURL(f"http://{host}:{bound_port}")
+    url = SimURL(f"http://{f'[{host}]' if ':' in host else host}:{bound_port}")
     url.simulator = sim
     try:
         yield url

@@ -132,6 +132,11 @@ class Simulator:
         self._t0 = time.monotonic()
         self.app = Starlette(routes=self._routes())
 
+    @property
+    def request_count(self) -> int:
+        """How many requests arrived since the simulator started (the log keeps only the newest)."""
+        return self._count
+
     def _routes(self) -> list[Route]:
         vertex = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
         return [

@@ -59,6 +59,11 @@ class RequestRecord:
     completed: bool = False
     _t0: float = 0.0
 
+    @property
+    def arrived(self) -> float:
+        """The ``time.monotonic()`` reading when the request arrived (to time it from the same process)."""
+        return self._t0
+
     def elapsed_ms(self) -> float:
         """Milliseconds since the request arrived."""
         return round((time.monotonic() - self._t0) * 1000.0, 3)

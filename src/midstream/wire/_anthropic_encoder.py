@@ -109,12 +109,14 @@ class AnthropicEncoder(Encoder):
 
     def encode(self, event: Event) -> bytes:
         """The bytes for ``event`` (``b""`` for events the API folds into later frames)."""
+        self._starting(event)
         if self._finished:
             return b""
         return self._writers[event.kind](event)
 
     def encode_message(self, message: Message) -> bytes:
         """``message`` as the API streams it: input and cache counts already in ``message_start``."""
+        self.reset()
         events = self._message_events(message)
         return self.encode_all(events)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 from midstream.errors import LocalError, RemoteProtocolError
 from midstream.events import Event, StreamError
@@ -131,9 +131,34 @@ class Encoder(abc.ABC):
 
     :meth:`encode` is incremental (one event in, the bytes it produces out, possibly none); the
     simulator streams with it. :meth:`encode_message` writes a whole Message.
+
+    One encoder writes one stream at a time: a ``ResponseStart`` after a response began, and every
+    :meth:`encode_message`, start over from a clean state, as a new encoder with the same options would
+    (:meth:`reset`), so a reused encoder never writes ids, indices or sequence numbers of the last one.
     """
 
     dialect: str = ""
+    _options: tuple[tuple[Any, ...], dict[str, Any]]
+    _begun: bool
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        self = super().__new__(cls)
+        self._options, self._begun = (args, dict(kwargs)), False
+        return self
+
+    def reset(self) -> None:
+        """Forget the stream written so far: the next event starts a new one, written exactly as a
+        new encoder with the same options (and seed) would write it."""
+        args, kwargs = self._options
+        type(self).__init__(self, *args, **kwargs)  # every encoder's __init__ sets all of its state
+        self._begun = False
+
+    def _starting(self, event: Event) -> None:
+        """Each encoder's :meth:`encode` calls this first: a second ``ResponseStart`` resets."""
+        if event.kind == "response_start":
+            if self._begun:
+                self.reset()
+            self._begun = True
 
     @abc.abstractmethod
     def encode(self, event: Event) -> bytes:
@@ -144,5 +169,6 @@ class Encoder(abc.ABC):
         return b"".join(self.encode(event) for event in events)
 
     def encode_message(self, message: Message) -> bytes:
-        """The bytes of a stream that decodes back to ``message``."""
+        """The bytes of a stream that decodes back to ``message`` (from a clean state)."""
+        self.reset()
         return self.encode_all(events_from_message(message))

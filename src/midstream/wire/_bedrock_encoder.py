@@ -84,12 +84,14 @@ class BedrockEncoder(Encoder):
 
     def encode_message(self, message: Message) -> bytes:
         """The frames of a stream that decodes back to ``message`` (for either api)."""
+        self.reset()
         if self._anthropic is not None:
             return self._anthropic.encode_message(message)
         return super().encode_message(message)
 
     def encode(self, event: Event) -> bytes:
         """The frames for one event (``b""`` for events Bedrock writes later or never)."""
+        self._starting(event)
         if isinstance(event, UsageUpdate | ResponseEnd):
             self._usage = self._usage.merge(event.usage)
         if isinstance(event, StreamError):

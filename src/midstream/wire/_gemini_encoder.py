@@ -164,6 +164,7 @@ class GeminiEncoder(Encoder):
 
     def encode(self, event: Event) -> bytes:
         """The bytes for one event; chunks are written one event late so the end can join the last."""
+        self._starting(event)
         return self._handlers[event.kind](event)
 
     # -- events ----------------------------------------------------------------------------------

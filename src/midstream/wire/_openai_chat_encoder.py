@@ -128,6 +128,7 @@ class OpenAIChatEncoder(Encoder):
 
     def encode(self, event: Event) -> bytes:
         """The bytes for one event (``b""`` for events OpenAI writes later or never)."""
+        self._starting(event)
         if not self._started and event.kind != "response_start":
             raise LocalError(f"OpenAIChatEncoder got {event.kind} before response_start")
         if self._finished and event.kind != "response_start":

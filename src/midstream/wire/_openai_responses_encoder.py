@@ -213,6 +213,7 @@ class OpenAIResponsesEncoder(Encoder):
 
     def encode(self, event: Event) -> bytes:
         """The bytes for one event (``b""`` for events written later or never; nothing after the end)."""
+        self._starting(event)
         if self._ended:
             return b""
         out = b""

@@ -543,8 +543,9 @@ class GeminiDecoder:
             self._head += data
             framing = _detect(self._head)
             if framing is None:
-                # Only whitespace so far: nothing to keep but the (possibly partial) byte-order mark.
-                self._head = self._head[:2] if _BOM.startswith(self._head) else b""
+                # Only a byte-order mark (whole or in part) or whitespace so far: keep the mark, whole,
+                # so the framer strips it with the first real byte; whitespace can go.
+                self._head = self._head if _BOM.startswith(self._head) else b""
                 return out
             self._framer, data, self._head = self._make(framing), self._head, b""
         texts: list[str] = []

@@ -418,7 +418,7 @@ class OllamaEncoder(Encoder):
     one gets Ollama's generic runner message). A stop reason is written as its raw ``done_reason``
     when that decodes back to it, else as Ollama's nearest one (``length`` for max tokens and context
     window, ``stop`` for the rest). Every Go ``created_at`` is UTC, fraction trimmed (RFC3339Nano).
-    A new ``ResponseStart`` begins a new response (the random generator carries on).
+    A new ``ResponseStart`` begins a new response, written as a new encoder would write it.
 
     ``decoder("ollama")`` of the output accumulates back to the original Message when the Message is
     one Ollama can say: provider ``ollama``, no id, a non-empty model or none; text and thinking blocks
@@ -449,6 +449,7 @@ class OllamaEncoder(Encoder):
 
     def encode(self, event: Event) -> bytes:
         """The NDJSON line(s) for one event; ``b""`` for events Ollama writes nothing for."""
+        self._starting(event)
         if isinstance(event, ResponseStart):
             return self._start(event)
         if self._r.ended:

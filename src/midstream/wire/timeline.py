@@ -7,8 +7,12 @@ transition table and normalizes the ending, so that everything downstream can re
   arrives before the start is held and passed on right after it, and one that arrives after the end is
   absorbed (the response is over; nothing after its terminal event can change it);
 * every ``BlockStart`` is matched by one ``BlockStop``; blocks still open when the response ends (or the
-  input stops) are closed with ``complete=False``, never as complete;
-* ``UsageUpdate`` and ``ResponseEnd`` carry cumulative usage;
+  input stops) are closed with ``complete=False``, never as complete, and such a response is never
+  ``completed``: a provider's terminal event that leaves a block open ends it ``truncated`` (the
+  content was cut short; the provider reported no error, so not ``failed``). ``completed`` therefore
+  implies that every block of the response completed;
+* ``UsageUpdate`` and ``ResponseEnd`` carry cumulative usage; counts and block indices beyond
+  :data:`MAX_COUNT` are protocol errors;
 * the terminal state is ``completed``, ``truncated`` (max tokens, or the input ended before the
   provider's terminal event), ``failed`` (a provider error) or ``cancelled`` (:meth:`Timeline.cancel`).
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Literal, NoReturn
 
 from midstream.errors import TimelineError
 from midstream.events import (
@@ -36,7 +40,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Terminal, Usage
 
-__all__ = ["MAX_HELD", "STATES", "TRANSITIONS", "State", "Timeline"]
+__all__ = ["MAX_COUNT", "MAX_HELD", "STATES", "TRANSITIONS", "State", "Timeline"]
 
 State = Literal["idle", "streaming", "ended", "failed"]
 STATES: tuple[State, ...] = ("idle", "streaming", "ended", "failed")
@@ -78,6 +82,16 @@ _DELTA_TARGETS: dict[str, tuple[BlockType, ...]] = {
 
 MAX_HELD = 1024
 """How many ``Unknown`` events may wait for ``ResponseStart`` before the stream counts as broken."""
+
+MAX_COUNT = 2**53
+"""The largest token count or block index accepted (the largest integer every JSON reader keeps
+exactly); a larger one is a protocol error, not a number to carry into reprs and checkpoints."""
+
+
+def _counts(usage: Usage) -> Iterable[int]:
+    fields = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
+    return (n for n in (*fields, usage.reasoning_tokens) if n is not None)
+
 
 _TRUNCATING: frozenset[StopReason] = frozenset({"max_tokens", "context_window_exceeded"})
 
@@ -139,7 +153,21 @@ class Timeline:
                 state=self.state,
                 event_kind=event.kind,
             )
+        index = getattr(event, "index", None)
+        if index is not None and not -MAX_COUNT <= index <= MAX_COUNT:
+            self._out_of_range(event, "block index")
+        usage = getattr(event, "usage", None)
+        if usage is not None and not all(-MAX_COUNT <= n <= MAX_COUNT for n in _counts(usage)):
+            self._out_of_range(event, "usage count")
         return self._actions[action](event)
+
+    def _out_of_range(self, event: Event, what: str) -> NoReturn:
+        # The value itself is not shown: it may be thousands of digits long.
+        raise TimelineError(
+            f"{event.kind}: a {what} out of range (more than {MAX_COUNT})",
+            state=self.state,
+            event_kind=event.kind,
+        )
 
     def feed_all(self, events: Iterable[Event]) -> list[Event]:
         """:meth:`feed` each event in turn and concatenate the results."""
@@ -233,6 +261,10 @@ class Timeline:
 
     def _end(self, event: Event) -> list[Event]:
         assert isinstance(event, ResponseEnd)
+        if self._open and event.terminal == "completed":
+            # The provider ended the response with a block still open: that block is cut short, so
+            # the response cannot be complete. ``completed`` implies every block complete.
+            event = dataclasses.replace(event, terminal="truncated")
         return [*self._close_open(), self._finish(event, "ended")]
 
     def _fail(self, event: Event) -> list[Event]:
