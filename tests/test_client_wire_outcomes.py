@@ -16,6 +16,7 @@ from midstream import wire
 from midstream.client.errors import ProviderError, StreamInterrupted
 from midstream.client.stream import DEFAULT_MAX_RESPONSE_BYTES, AsyncClient, Client
 from midstream.config import Settings, SettingsError, load_settings
+from midstream.core.accumulate import accumulate
 from midstream.core.retry import RetryPolicy
 from midstream.errors import LimitExceeded, LocalError, RemoteProtocolError
 from midstream.events import BlockStart, BlockStop, ResponseEnd, ResponseStart, TextDelta
@@ -265,3 +266,16 @@ def test_the_simulator_refuses_a_request_body_past_its_cap(chunked: bool) -> Non
             "max_tokens": 9,
         }
         assert httpx2.post(f"{url}/v1/messages", json=small).status_code == 200
+
+
+def test_a_response_cut_by_the_limit_is_the_same_whatever_the_chunking() -> None:
+    messages = []
+    for size in (1, 100, 512, 5000):
+        with _limited_client(_Body(_pieces(LONG_BODY, size)), max_response_bytes=3000) as c:
+            stream = c.stream("hi")
+            with pytest.raises(LimitExceeded), stream:
+                list(stream)
+            messages.append(stream.message)
+    assert all(m == messages[0] for m in messages) and messages[0].text
+    fed = wire.decoder("anthropic").feed(LONG_BODY[:3000])  # exactly the bytes under the bound
+    assert messages[0].text == accumulate(fed).text

@@ -212,22 +212,32 @@ class Session:
         """A body chunk: the events to release (none while held). Raises :class:`Problem`."""
         self.started = True
         self.metrics.chunk(now, len(chunk))
+        limit = self.max_response_bytes
+        over = limit is not None and self.received + len(chunk) > limit
+        if over:
+            # Exactly the bytes up to the bound are decoded, whatever the chunking: the outcome of a
+            # response cut by the limit does not depend on how the network split it.
+            assert limit is not None
+            chunk = chunk[: limit - self.received]
         self.received += len(chunk)
-        if self.max_response_bytes is not None and self.received > self.max_response_bytes:
-            # Nothing of this chunk is decoded: the response stops at the bound, failed.
-            raise limit_problem(self.max_response_bytes)
         try:
-            events = self.decoder.feed(chunk)
+            events = self.decoder.feed(chunk) if chunk else []
         except RemoteProtocolError as exc:
-            problem = protocol_problem(exc, self.secrets)
-            # The good frames before the bad bytes count as if they had come in a chunk of their own
-            # (so the outcome does not depend on how the network split the body): they may commit
-            # the response, or even finish it. They wait in ``held`` for the closing flush.
-            released = self._take(now, self.decoder.take_owed())
-            if released:
-                self.held = released
-            raise problem from exc
+            # The good frames before the bad bytes count as if they had come in a chunk of their own:
+            # they may commit the response, or even finish it.
+            self._hold(now, self.decoder.take_owed())
+            raise protocol_problem(exc, self.secrets) from exc
+        if over:
+            assert limit is not None
+            self._hold(now, events)
+            raise limit_problem(limit)
         return self._take(now, events) if events else []
+
+    def _hold(self, now: float, events: list[Event]) -> None:
+        """Take ``events`` in, keeping them in ``held`` for the closing flush (a problem follows)."""
+        released = self._take(now, events)
+        if released:
+            self.held = released
 
     def wind_up(self, now: float) -> list[StreamEvent]:
         """Trouble after the response finished changes nothing: release what is still held."""

@@ -83,6 +83,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder
+from midstream.wire._base import frames_first
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = ["DECODER", "ENCODER", "AnthropicDecoder", "AnthropicEncoder", "AnthropicEventMapper"]
@@ -379,15 +380,10 @@ class AnthropicDecoder:
     def feed(self, data: bytes, out: _Out | None = None) -> list[Event]:
         """Decode a chunk of the body; return the events it completed (appended to ``out``).
 
-        When the bytes break the protocol, the events of every frame before the bad one are already
-        in ``out`` when the error is raised, whatever the split.
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames: list[SSEEvent] = []
-        try:
-            self._sse.feed(data, frames)
-        finally:
-            self._frames(frames, out)
+        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
         return out
 
     def _frames(self, frames: list[SSEEvent], out: _Out) -> None:

@@ -56,6 +56,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
+from midstream.wire._base import frames_first
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire._bedrock_encoder import BedrockEncoder
 from midstream.wire.eventstream import (
@@ -430,17 +431,15 @@ class BedrockDecoder:
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """Decode a chunk of the body; return the events its complete frames produce (in ``out``).
 
-        When the bytes break the protocol, the events of every frame before the bad one are already
-        in ``out`` when the error is raised, whatever the split.
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames: list[EventStreamMessage] = []
-        try:
-            self._frames.feed(data, frames)
-        finally:
-            for message in frames:
-                out.extend(self._message(message))
+        frames_first(self._frames.feed, data, lambda frames: self._messages(frames, out))
         return out
+
+    def _messages(self, frames: list[EventStreamMessage], out: list[Event]) -> None:
+        for message in frames:
+            out.extend(self._message(message))
 
     def close(self) -> list[Event]:
         """End of the body: a held ``ResponseEnd`` is released.

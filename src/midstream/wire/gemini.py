@@ -64,6 +64,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
+from midstream.wire._base import frames_first
 from midstream.wire._gemini_encoder import GeminiEncoder
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
@@ -535,8 +536,7 @@ class GeminiDecoder:
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """Decode a chunk of the body (events appended to ``out`` when given).
 
-        When the bytes break the protocol, the events of every chunk before the bad one are already
-        in ``out`` when the error is raised, whatever the split.
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
         if self._framer is None:
@@ -548,11 +548,7 @@ class GeminiDecoder:
                 self._head = self._head if _BOM.startswith(self._head) else b""
                 return out
             self._framer, data, self._head = self._make(framing), self._head, b""
-        texts: list[str] = []
-        try:
-            self._framer.feed(data, texts)
-        finally:
-            self._events(texts, out)
+        frames_first(self._framer.feed, data, lambda texts: self._events(texts, out))
         return out
 
     def close(self) -> list[Event]:

@@ -68,7 +68,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._base import Encoder
+from midstream.wire._base import Encoder, frames_first
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
 __all__ = [
@@ -184,15 +184,10 @@ class OllamaDecoder:
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """The events of the lines that ``data`` completed (appended to ``out`` when given).
 
-        When the bytes break the protocol, the events of every frame before the bad one are already
-        in ``out`` when the error is raised, whatever the split.
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        lines: list[str] = []
-        try:
-            self._lines.feed(data, lines)
-        finally:
-            self._decode(lines, out)
+        frames_first(self._lines.feed, data, lambda lines: self._decode(lines, out))
         return out
 
     def close(self) -> list[Event]:

@@ -78,6 +78,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Terminal, Usage
+from midstream.wire._base import frames_first
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
@@ -183,17 +184,15 @@ class OpenAIChatDecoder:
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """Decode a piece of the body; return the events it completed (appended to ``out``).
 
-        When the bytes break the protocol, the events of every frame before the bad one are already
-        in ``out`` when the error is raised, whatever the split.
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames: list[SSEEvent] = []
-        try:
-            self._sse.feed(data, frames)
-        finally:
-            for sse in frames:
-                self._payload(sse, out)
+        frames_first(self._sse.feed, data, lambda frames: self._payloads(frames, out))
         return out
+
+    def _payloads(self, frames: list[SSEEvent], out: list[Event]) -> None:
+        for sse in frames:
+            self._payload(sse, out)
 
     def close(self) -> list[Event]:
         """End of the body. Without ``[DONE]`` the response ends ``truncated``."""

@@ -87,6 +87,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
+from midstream.wire._base import frames_first
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
@@ -267,15 +268,10 @@ class OpenAIResponsesDecoder:
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """Decode a chunk of the body; return the events it completed (appended to ``out``).
 
-        When the bytes break the protocol, the events of every frame before the bad one are already
-        in ``out`` when the error is raised, whatever the split.
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames: list[SSEEvent] = []
-        try:
-            self._sse.feed(data, frames)
-        finally:
-            self._frames(frames, out)
+        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
         return out
 
     def close(self) -> list[Event]:
