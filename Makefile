@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test quick lint typecheck bench clean
+.PHONY: run test quick lint typecheck bench fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ typecheck: $(TEST_STAMP)
 ## bench: side-by-side benchmarks against named peers (minutes; figures in the README)
 bench: $(BENCH_STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+## fuzz: every fuzz target (decoders, partial JSON, tool arguments, journal) FUZZ_SECONDS each; see fuzz/README.md
+FUZZ_SECONDS ?= 60
+fuzz: $(TEST_STAMP)
+	@$(PY) -m pip install --quiet atheris >/dev/null 2>&1 || echo "atheris does not install here: fuzzing with hypothesis"
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -207,20 +207,20 @@ def test_the_async_client_has_the_same_limit() -> None:
 
 def test_the_settings_file_sets_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "midstream.toml"
-    path.write_text("[limits]\nmax_response_bytes = 1024\n")
-    options = load_settings(path).client_options()
-    assert options == {"max_response_bytes": 1024}
+    path.write_text("[client]\nmax_response_bytes = 1024\n")
+    options = load_settings(path).client.options()
+    assert options["max_response_bytes"] == 1024
     with (
         _limited_client(_Body(_pieces(LONG_BODY)), **options) as c,
-        pytest.raises(LimitExceeded),
+        pytest.raises(LimitExceeded, match=r"client\.max_response_bytes"),
         c.stream("hi") as stream,
     ):
         list(stream)
-    path.write_text("[limits]\nmax_response_bytes = 0\n")
-    assert load_settings(path).client_options() == {"max_response_bytes": None}
-    assert Settings().client_options() == {"max_response_bytes": DEFAULT_MAX_RESPONSE_BYTES}
-    path.write_text("[limits]\nmax_response_bytes = -5\n")
-    with pytest.raises(SettingsError, match=r"limits\.max_response_bytes"):
+    path.write_text("[client]\nmax_response_bytes = 0\n")
+    assert load_settings(path).client.options()["max_response_bytes"] is None  # 0: no limit
+    assert "max_response_bytes" not in Settings().client.options()  # absent: the client's default
+    path.write_text("[client]\nmax_response_bytes = -5\n")
+    with pytest.raises(SettingsError, match=r"client\.max_response_bytes"):
         load_settings(path)
 
 

@@ -164,6 +164,7 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "StoreError",
         "RedisUnavailable",
         "JournalError",
+        "UnknownProvider",
         "ChatRequestError",  # the relay's request bodies: exported from midstream.relay.adapters
         "RunAgentInputError",
     }

@@ -46,9 +46,12 @@ The sections (TOML shown; the JSON file has the same shape)::
     name = "coder"                    # matched against streaming.enable_for_agents
     max_iterations = 10               # model round trips before the loop stops
 
-    [limits]
-    max_response_bytes = 268435456    # one response body (256 MiB); 0: no limit. Client(provider,
-                                      # **settings.client_options()) applies it
+    [client]                          # Client(provider, **settings.client.options())
+    max_connections = 1000            # connections of one client's pool; more streams wait for one
+    max_keepalive_connections = 100   # idle connections kept for the next request
+    pool_timeout = 600.0              # seconds a stream may wait for a free connection
+    connect_timeout = 10.0            # also first_byte_timeout, idle_timeout, total_timeout
+    max_response_bytes = 268435456    # one response body (256 MiB, the default); 0: no limit
 
 Example::
 
@@ -66,11 +69,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from midstream.client.stream import DEFAULT_MAX_RESPONSE_BYTES
 from midstream.errors import LocalError
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "SETTINGS_FILENAMES",
     "AgentSettings",
     "BackoffSettings",
+    "ClientSettings",
     "EagerSettings",
     "ErrorSettings",
     "HookCommand",
@@ -104,19 +107,7 @@ HookEventName = Literal[
     "StreamError",
     "Cancel",
 ]
-HOOK_EVENTS: tuple[HookEventName, ...] = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PermissionRequest",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "Stop",
-    "StreamStart",
-    "FirstToken",
-    "StreamError",
-    "Cancel",
-)
+HOOK_EVENTS: tuple[HookEventName, ...] = get_args(HookEventName)
 
 SETTINGS_FILENAMES = ("midstream.toml", "midstream.json")
 """The names :func:`find_settings` looks for, in this order."""
@@ -261,14 +252,34 @@ class AgentSettings(_Section):
     max_iterations: int = Field(default=10, ge=1)
 
 
-class LimitSettings(_Section):
-    """Bounds on what one response may cost. ``max_response_bytes = 0`` (or JSON ``null``): no limit."""
+class ClientSettings(_Section):
+    """The streaming client's connection pool and timeouts (absent keys: the client's defaults)."""
 
-    max_response_bytes: int | None = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=0)
+    max_connections: int | None = Field(default=None, ge=1)
+    max_keepalive_connections: int | None = Field(default=None, ge=0)
+    pool_timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    first_byte_timeout: float | None = Field(default=None, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
+    total_timeout: float | None = Field(default=None, gt=0)
+    max_response_bytes: int | None = Field(default=None, ge=0)  # 0: no limit
 
-    def client_options(self) -> dict[str, Any]:
-        """Keyword options for :class:`~midstream.client.stream.Client` / ``AsyncClient``."""
-        return {"max_response_bytes": self.max_response_bytes or None}
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Client`` / ``AsyncClient``: the limits and ``timeouts`` set here."""
+        from midstream.client.timeouts import Timeouts
+
+        options: dict[str, Any] = {
+            "max_connections": self.max_connections,
+            "max_keepalive_connections": self.max_keepalive_connections,
+        }
+        if self.max_response_bytes is not None:
+            options["max_response_bytes"] = self.max_response_bytes or None
+        names = ("pool", "connect", "first_byte", "idle", "total")
+        given = {name: getattr(self, f"{name}_timeout") for name in names}
+        changed = {name: value for name, value in given.items() if value is not None}
+        if changed:
+            options["timeouts"] = Timeouts(**changed)
+        return options
 
 
 class Settings(_Section):
@@ -280,11 +291,7 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
-    limits: LimitSettings = Field(default_factory=LimitSettings)
-
-    def client_options(self) -> dict[str, Any]:
-        """The client's keyword options these settings give: ``Client(provider, **s.client_options())``."""
-        return self.limits.client_options()
+    client: ClientSettings = Field(default_factory=ClientSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,7 @@ local: the calling code, or a file or state it handed over) and, below that, wha
     │   └── StoreError                  relay.errors        the relay's store failed: unreachable, I/O
     └── LocalError                      errors              the calling code must change something
         ├── UnknownDialect              errors              a dialect name midstream does not know
+        ├── UnknownProvider             wire.profiles       a provider name midstream does not know
         ├── MissingCredentials          client.providers    a provider that needs a key got none
         ├── SettingsError               config              a settings file that does not validate
         ├── ScenarioError               sim.scenarios       a bad scenario file or fault header

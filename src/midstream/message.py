@@ -9,7 +9,7 @@ valid has ``input=None``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 __all__ = [
     "STOP_REASONS",
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 Terminal = Literal["completed", "truncated", "failed", "cancelled"]
-TERMINALS: tuple[Terminal, ...] = ("completed", "truncated", "failed", "cancelled")
+TERMINALS: tuple[Terminal, ...] = get_args(Terminal)
 
 StopReason = Literal[
     "end_turn",  # the model finished its answer
@@ -42,18 +42,7 @@ StopReason = Literal[
     "error",  # the provider ended the response because of an error
     "other",  # a reason midstream does not map; see ``raw_stop_reason``
 ]
-STOP_REASONS: tuple[StopReason, ...] = (
-    "end_turn",
-    "tool_use",
-    "max_tokens",
-    "stop_sequence",
-    "pause_turn",
-    "refusal",
-    "content_filter",
-    "context_window_exceeded",
-    "error",
-    "other",
-)
+STOP_REASONS: tuple[StopReason, ...] = get_args(StopReason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
 from midstream.errors import LocalError, MidstreamError
 from midstream.events import Event, ResponseEnd, to_dict
 from midstream.wire.detect import detect
+from midstream.wire.profiles import PROFILES
 
 __all__ = ["app", "main"]
 
@@ -78,14 +79,7 @@ def _root(
     """
 
 
-DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "openai-chat": "gpt-4.1-mini",
-    "openai-responses": "gpt-4.1-mini",
-    "gemini": "gemini-2.5-flash",
-    "bedrock": "anthropic.claude-3-5-sonnet-20240620-v1:0",
-    "ollama": "llama3.2",
-}
+DEFAULT_MODELS = {p.name: p.default_model for p in PROFILES.values() if p.default_model}
 
 
 def event_json(event: Event | ToolEvent) -> str:
@@ -236,7 +230,7 @@ class _ChatOptions:
     thinking: int | None
 
 
-_PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
+_PROVIDERS_HELP = ", ".join(list(PROFILES)[:-1]) + f" or {list(PROFILES)[-1]}."
 _SIM_HELP = "Ask the embedded simulator (no key, no network) instead of the provider."
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
 

@@ -26,7 +26,7 @@ from midstream.client.errors import (
     TransportError,
     redact,
 )
-from midstream.client.providers import DECODER_OPTIONS
+from midstream.client.providers import decoder_options
 from midstream.client.timeouts import Deadlines, Timeouts
 from midstream.core.accumulate import Accumulator
 from midstream.core.retry import Decision, Failure, RetryPolicy, decide, is_content
@@ -91,7 +91,7 @@ class Problem(Exception):
 def timeout_problem(which: TimeoutName, timeouts: Timeouts, provider: str) -> Problem:
     """The timeout ``which`` fired (retried unless it is ``total``)."""
     error = StreamTimeout(which, timeouts.seconds(which), provider=provider)
-    event = StreamError("timeout", str(error), retryable=which != "total")
+    event = StreamError("timeout", str(error), retryable=which not in ("total", "pool"))
     return Problem(Failure("timeout", which=which), event, error)
 
 
@@ -120,7 +120,7 @@ def limit_problem(limit: int) -> Problem:
     text = (
         f"response body larger than max_response_bytes={limit} bytes; the connection was closed. Raise "
         "the limit with Client(..., max_response_bytes=N) (None: no limit), or the settings key "
-        "limits.max_response_bytes"
+        "client.max_response_bytes (0: no limit)"
     )
     error = LimitExceeded(text, limit="max_response_bytes", value=limit)
     return Problem(Failure("protocol"), StreamError("protocol", text), error)
@@ -183,7 +183,7 @@ class Session:
         self._new_attempt()
 
     def _new_attempt(self) -> None:
-        self.decoder = wire.decoder(self.request.dialect, **DECODER_OPTIONS.get(self.provider, {}))
+        self.decoder = wire.decoder(self.request.dialect, **decoder_options(self.provider))
         self.tracker = ToolTracker(self.schemas)
         self.acc = Accumulator(self.provider)
         self.held: list[StreamEvent] = []
