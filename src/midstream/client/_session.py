@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from midstream import wire
@@ -155,6 +155,8 @@ class Session:
     """One call across its attempts: decoder, tool tracker, accumulator, held events, metrics.
 
     Sans-IO: the shells pass clock readings and bytes in and get events (or a :class:`Problem`) out.
+    The two other inputs of a retry decision are injected: ``wall_clock`` (``time.time``; it dates a
+    server's ``retry-after``) and ``rng`` (the backoff's jitter; a fresh generator by default).
     """
 
     def __init__(
@@ -167,6 +169,8 @@ class Session:
         policy: RetryPolicy,
         secrets: Sequence[str],
         now: float,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.request = request
@@ -179,7 +183,10 @@ class Session:
         self.deadlines = Deadlines(timeouts, now)
         self.metrics = MetricsRecorder(now, provider)
         self.started = False  # a body chunk arrived in this attempt
-        self._rng = random.Random()  # retry jitter only
+        # Injected, so that a test drives the retry decisions with a fake clock and a seeded generator:
+        # the wall clock dates a server's retry-after, the generator jitters the backoff.
+        self._wall_clock = wall_clock
+        self._rng = rng if rng is not None else random.Random()
         self._new_attempt()
 
     def _new_attempt(self) -> None:
@@ -288,7 +295,7 @@ class Session:
             retries=self.metrics.retries,
             content_started=self.committed,
             policy=self.policy,
-            now=time.time(),
+            now=self._wall_clock(),
             jitter=self._rng.random(),
             time_left=self.deadlines.time_left(now),
         )
