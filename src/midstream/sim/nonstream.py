@@ -16,11 +16,11 @@ from midstream import wire
 from midstream.core.accumulate import Accumulator
 from midstream.events import Event
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
-from midstream.wire._anthropic_encoder import wire_stop_reason
-from midstream.wire._bedrock_encoder import wire_stop_reason as bedrock_stop_reason
-from midstream.wire._gemini_encoder import wire_finish_reason as gemini_finish_reason
-from midstream.wire._openai_chat_encoder import wire_finish_reason
+from midstream.wire.anthropic import wire_stop_reason
+from midstream.wire.bedrock import wire_stop_reason as bedrock_stop_reason
+from midstream.wire.gemini import wire_finish_reason as gemini_finish_reason
 from midstream.wire.ollama import wire_done_reason
+from midstream.wire.openai_chat import wire_finish_reason
 from midstream.wire.sse import SSEDecoder
 
 __all__ = ["error_body", "nonstream_body", "responses_body"]

@@ -82,11 +82,18 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._anthropic_encoder import AnthropicEncoder
+from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
 from midstream.wire._base import frames_first
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
-__all__ = ["DECODER", "ENCODER", "AnthropicDecoder", "AnthropicEncoder", "AnthropicEventMapper"]
+__all__ = [
+    "DECODER",
+    "ENCODER",
+    "AnthropicDecoder",
+    "AnthropicEncoder",
+    "AnthropicEventMapper",
+    "wire_stop_reason",
+]
 
 _SAME_STOP: tuple[StopReason, ...] = (
     "end_turn",

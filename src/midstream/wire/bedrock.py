@@ -58,7 +58,7 @@ from midstream.events import (
 from midstream.message import Usage
 from midstream.wire._base import frames_first
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
-from midstream.wire._bedrock_encoder import BedrockEncoder
+from midstream.wire._bedrock_encoder import BedrockEncoder, wire_stop_reason
 from midstream.wire.eventstream import (
     DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_PAYLOAD,
@@ -66,7 +66,7 @@ from midstream.wire.eventstream import (
     EventStreamMessage,
 )
 
-__all__ = ["DECODER", "ENCODER", "STOP_REASONS", "BedrockDecoder", "BedrockEncoder"]
+__all__ = ["DECODER", "ENCODER", "STOP_REASONS", "BedrockDecoder", "BedrockEncoder", "wire_stop_reason"]
 
 Api = Literal["auto", "converse", "invoke"]
 

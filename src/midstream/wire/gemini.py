@@ -65,12 +65,20 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
-from midstream.wire._gemini_encoder import GeminiEncoder
+from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 
-__all__ = ["DECODER", "ENCODER", "FINISH_REASONS", "GeminiDecoder", "GeminiEncoder", "synthetic_call_id"]
+__all__ = [
+    "DECODER",
+    "ENCODER",
+    "FINISH_REASONS",
+    "GeminiDecoder",
+    "GeminiEncoder",
+    "synthetic_call_id",
+    "wire_finish_reason",
+]
 
 Framing = Literal["auto", "sse", "json-array"]
 

@@ -80,10 +80,18 @@ from midstream.events import (
 from midstream.message import StopReason, Terminal, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
-from midstream.wire._openai_chat_encoder import OpenAIChatEncoder
+from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
-__all__ = ["DECODER", "DIALECT", "ENCODER", "FINISH_REASONS", "OpenAIChatDecoder", "OpenAIChatEncoder"]
+__all__ = [
+    "DECODER",
+    "DIALECT",
+    "ENCODER",
+    "FINISH_REASONS",
+    "OpenAIChatDecoder",
+    "OpenAIChatEncoder",
+    "wire_finish_reason",
+]
 
 # A block still open when one of these arrives was cut short, not finished.
 _CUTTING_FINISH = frozenset({"length", "error"})
