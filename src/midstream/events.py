@@ -40,6 +40,7 @@ __all__ = [
     "ToolArgsDelta",
     "Unknown",
     "UsageUpdate",
+    "is_content",
     "to_dict",
 ]
 
@@ -216,3 +217,22 @@ def to_dict(event: Event) -> dict[str, Any]:
             value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
         out[f.name] = value
     return out
+
+
+def is_content(event: Event) -> bool:
+    """True for the events that show the caller part of the answer.
+
+    Text, reasoning, tool-argument text, signatures and citations count when they carry something; so
+    does the start of a tool call (its name is the model's first word on it) and a block that arrives
+    with its content (redacted thinking, server-tool results). Starts of empty text blocks, usage,
+    keep-alives and the response start do not: a retry before the first content event is invisible.
+    """
+    if isinstance(event, TextDelta | ThinkingDelta):
+        return bool(event.text)
+    if isinstance(event, ToolArgsDelta):
+        return bool(event.fragment)
+    if isinstance(event, SignatureDelta | CitationDelta):
+        return True
+    if isinstance(event, BlockStart):
+        return event.type in ("tool_call", "server_tool", "redacted_thinking") or event.data is not None
+    return False

@@ -29,10 +29,10 @@ from midstream.client.errors import (
 from midstream.client.providers import decoder_options
 from midstream.client.timeouts import Deadlines, Timeouts
 from midstream.core.accumulate import Accumulator
-from midstream.core.retry import Decision, Failure, RetryPolicy, decide, is_content
+from midstream.core.retry import Decision, Failure, RetryPolicy, decide
 from midstream.core.toolargs import ToolEvent, ToolTracker
 from midstream.errors import LimitExceeded, RemoteProtocolError
-from midstream.events import Event, StreamError
+from midstream.events import Event, StreamError, is_content
 from midstream.message import Message
 from midstream.metrics import MetricsRecorder
 

@@ -6,7 +6,7 @@ manager that yields the normalized events of :mod:`midstream.events`, each follo
 it causes (:mod:`midstream.core.toolargs`: field previews, then one verdict per call). It guarantees:
 
 * **Retries are invisible or absent.** Events are held back until the first content event
-  (:func:`midstream.core.retry.is_content`); a failure before it is retried as
+  (:func:`midstream.events.is_content`); a failure before it is retried as
   :func:`midstream.core.retry.decide` says, and the caller never sees the failed attempt. After it,
   nothing is retried: the failure surfaces as :class:`~midstream.client.errors.StreamInterrupted` carrying
   the partial Message.
