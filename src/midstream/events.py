@@ -68,7 +68,8 @@ class BlockStart(_Base):
     """A content block opens at ``index``.
 
     ``raw_type`` is the provider's own block type. ``data`` holds content that arrives whole with the
-    start (redacted thinking's ``data``, a server tool result, an unknown block's payload).
+    start (redacted thinking's ``data``, a server tool result, an unknown block's payload, a text
+    block's ``{"phase": ...}`` where OpenAI Responses sends one).
     """
 
     kind: ClassVar[Literal["block_start"]] = "block_start"
@@ -171,11 +172,18 @@ class StreamError(_Base):
 
 @dataclass(frozen=True, slots=True)
 class Unknown(_Base):
-    """A provider event midstream does not know, passed through instead of crashing."""
+    """A provider event midstream does not know, passed through instead of crashing.
+
+    ``index`` is set when the event is a delta of the block at ``index`` that the vocabulary has no
+    event for (an unknown block's deltas, such as Anthropic's ``compaction_delta``); ``payload`` is then
+    the provider's delta object, and the Accumulator keeps it, in order, in that block's
+    :attr:`~midstream.message.UnknownBlock.deltas`.
+    """
 
     kind: ClassVar[Literal["unknown"]] = "unknown"
     raw_type: str
     payload: Any = None
+    index: int | None = None
 
 
 Event = (
@@ -197,12 +205,13 @@ Event = (
 def to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict for ``event``: ``{"kind": ..., <its fields>}``; usage becomes a dict.
 
-    ``seq`` is included only when the provider sent one.
+    ``seq`` is included only when the provider sent one, an ``Unknown`` event's ``index`` only when it
+    belongs to a block.
     """
     out: dict[str, Any] = {"kind": event.kind}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        if f.name == "seq" and value is None:
+        if value is None and (f.name == "seq" or (f.name == "index" and event.kind == "unknown")):
             continue
         if isinstance(value, Usage):
             value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}

@@ -232,10 +232,12 @@ ANTHROPIC_ERROR_TYPES = {
     "rate_limited": "rate_limit_error",
     "server": "api_error",
     "invalid_request": "invalid_request_error",
+    "request_too_large": "request_too_large",
 }
 """An error kind -> Anthropic's ``error.type`` for it, in streamed and non-streamed answers alike."""
 _GEMINI_STATUS = {
     400: "INVALID_ARGUMENT",
+    413: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
@@ -245,6 +247,7 @@ _GEMINI_STATUS = {
 }
 _BEDROCK_EXCEPTIONS = {
     400: "ValidationException",
+    413: "ValidationException",
     429: "ThrottlingException",
     503: "ServiceUnavailableException",
 }
@@ -265,7 +268,8 @@ def error_body(
 ) -> tuple[bytes, dict[str, str]]:
     """An HTTP error body (and extra headers) the way ``provider`` writes one.
 
-    ``kind`` is ``overloaded``, ``rate_limited``, ``server`` or ``invalid_request``.
+    ``kind`` is ``overloaded``, ``rate_limited``, ``server``, ``invalid_request`` or
+    ``request_too_large`` (a 413: Anthropic's own error type; an invalid request elsewhere).
     """
     headers: dict[str, str] = {}
     body: dict[str, Any]
