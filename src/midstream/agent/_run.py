@@ -38,6 +38,7 @@ from midstream.agent.events import (
     RetryNotice,
     RunEnd,
     RunEvent,
+    RunPhase,
     ToolCompensated,
     ToolInvalidInput,
 )
@@ -45,9 +46,9 @@ from midstream.agent.hooks import HookEvent, HookOutcome, HookReport
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ChatRequest, ToolResult, Turn, UserText
 from midstream.client.stream import AsyncClient, AsyncStream, StreamEvent
-from midstream.core.retry import is_content
 from midstream.core.toolargs import ToolEvent
 from midstream.errors import RemoteError
+from midstream.events import is_content
 from midstream.message import Message, Terminal, TextBlock
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class Run:
         self._fallbacks: list[str] = []
         self._compensations: list[EffectRecord] = []
         self._context = ""
-        self._phase = "starting"
+        self._phase: RunPhase = "starting"
         self._last: Message | None = None
         self.outcome: RunResult | None = None
         """The result, once the run has ended."""
@@ -272,6 +273,10 @@ class Run:
         )
 
     # -- events ------------------------------------------------------------------------------------
+
+    def _enter(self, phase: RunPhase) -> None:
+        """The one place that moves the run's phase (what a cancel reports it interrupted)."""
+        self._phase = phase
 
     def _emit(self, event: RunEvent) -> None:
         self.agent.monitor.observe(event)
@@ -381,7 +386,7 @@ class Run:
 
     async def _end(self, end: _End) -> None:
         self._closing = True
-        self._phase = "ending"
+        self._enter("ending")
         if self._background:
             await asyncio.wait(set(self._background))
         await self._closing_hook(
@@ -505,18 +510,19 @@ class Run:
                     error=error,
                 )
             )
-            self._phase = "waiting"
+            self._enter("waiting")
             await self._guard(asyncio.sleep(delay))
 
     async def _attempt(self, request: ChatRequest, retries: int, prefix: str) -> _Attempt:
         self._check()
-        self._phase = "hooks"
+        self._enter("hooks")
         await self._hook("StreamStart", provider=self._client.provider, model=request.model, attempt=retries)
         self._check()
         calls = ResponseCalls(self.agent.tools, self.agent.settings.errors.invalid_json_wrapper)
         self._state = calls
         stream = self._client.stream(request, timeouts=self.agent.timeouts)
-        self._stream, self._phase = stream, "streaming"
+        self._stream = stream
+        self._enter("streaming")
         self.agent.monitor.stream_started()
         error: BaseException | None = None
         try:
@@ -582,7 +588,7 @@ class Run:
     async def _tools(
         self, message: Message, calls: ResponseCalls, prior: Mapping[str, ToolResult] | None = None
     ) -> list[ToolResult]:
-        self._phase = "tools"
+        self._enter("tools")
         wrapper = self.agent.settings.errors.invalid_json_wrapper
         results: dict[str, ToolResult] = dict(prior or {})
         runnable: list[CallState] = []

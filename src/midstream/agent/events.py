@@ -40,6 +40,7 @@ __all__ = [
     "RetryReason",
     "RunEnd",
     "RunEvent",
+    "RunPhase",
     "ToolCompensated",
     "ToolDenied",
     "ToolFailed",
@@ -220,6 +221,11 @@ class FallbackNotice:
     iteration: int
 
 
+RunPhase = Literal["starting", "hooks", "streaming", "waiting", "tools", "ending"]
+"""Where a run is: ``starting``, running ``hooks``, ``streaming`` a response, ``waiting`` out a retry's
+backoff, running ``tools``, or ``ending``."""
+
+
 @dataclass(frozen=True, slots=True)
 class CancelNotice:
     """The run was cancelled while ``phase`` (``starting``, ``streaming``, ``tools``, ``waiting``,
@@ -227,7 +233,7 @@ class CancelNotice:
 
     kind: ClassVar[Literal["cancel"]] = "cancel"
     reason: str
-    phase: str
+    phase: RunPhase
     not_started: tuple[str, ...] = ()
 
 
