@@ -288,6 +288,7 @@ def default_parts(last_user: str, tools: list[ToolOffer], has_tool_result: bool,
 
 
 def _parse(text: str, as_json: bool, source: str) -> Any:
+    problem: Problem
     try:
         return json.loads(text) if as_json else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
