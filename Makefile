@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.stamp-run
 TEST_STAMP := $(VENV)/.stamp-test
+JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test quick lint typecheck bench docs clean
+.PHONY: run test quick lint typecheck bench fuzz docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,12 @@ $(TEST_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The real AI SDK and AG-UI client parsers the relay adapters are tested with (pinned in tests/js).
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; } >/dev/null 2>&1 || echo "nodejs could not be installed: the client-parser tests will fail"
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(BENCH_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $@
@@ -29,15 +36,16 @@ run: $(RUN_STAMP)
 	$(VENV)/bin/midstream demo
 
 ## test: the whole suite: pytest, ruff check, ruff format --check and mypy --strict on src/
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(JS_STAMP)
 	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || echo "tmux could not be installed: the terminal test will be skipped"
+	@{ command -v redis-server && command -v curl; } >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server curl; } >/dev/null 2>&1 || echo "redis-server or curl could not be installed: the relay tests that need them will fail or be skipped"
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy --strict src
 
 ## quick: the suite without the tests marked slow (the whole suite is `make test`, and what CI runs)
-quick: $(TEST_STAMP)
+quick: $(TEST_STAMP) $(JS_STAMP)
 	$(PY) -m pytest -m "not slow"
 
 lint: $(TEST_STAMP)
@@ -54,6 +62,12 @@ bench: $(BENCH_STAMP)
 ## docs: the API reference site from the docstrings (mkdocs + mkdocstrings, strict) into site/
 docs: $(TEST_STAMP)
 	$(PY) -m mkdocs build --strict
+
+## fuzz: every fuzz target (decoders, partial JSON, tool arguments, journal) FUZZ_SECONDS each; see fuzz/README.md
+FUZZ_SECONDS ?= 60
+fuzz: $(TEST_STAMP)
+	@$(PY) -m pip install --quiet atheris >/dev/null 2>&1 || echo "atheris does not install here: fuzzing with hypothesis"
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -152,7 +152,21 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "SerializeError",
         "CheckpointError",
         "EffectUncertainError",
+        # the relay's errors are exported from midstream.relay
+        "RelayError",
+        "RunNotFound",
+        "RunExists",
+        "RunClosed",
+        "DuplicateAppend",
+        "LeaseError",
+        "LeaseHeld",
+        "LeaseLost",
+        "StoreError",
+        "RedisUnavailable",
         "JournalError",
+        "UnknownProvider",
+        "ChatRequestError",  # the relay's request bodies: exported from midstream.relay.adapters
+        "RunAgentInputError",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -234,3 +235,67 @@ def test_the_status_line_shows_the_normalized_stop_reason(
     feed(view, [START, BlockStart(0, "text"), TextDelta(0, "hi"), BlockStop(0), end])
     screen = render(view)
     assert shown in screen
+
+
+# -- the cost of following a stream is linear in its size (work counted, not timed) -------------------
+
+
+def big_call(content: list[str]) -> list[Event]:
+    end = ResponseEnd(stop_reason="tool_use", terminal="completed")
+    return [START, *tool_call(content), BlockStop(0, complete=True), end]
+
+
+def string_field(size: int) -> list[str]:
+    return ['{"content": "', *(["x" * 500] * (size // 500)), '"}']
+
+
+def nested_list(size: int) -> list[str]:
+    items = [f'{{"n": {i}, "tag": "t{i}"}}, ' for i in range(size // 24)]
+    return ['{"items": [', *items, "0]}"]
+
+
+def text_answer(size: int) -> list[Event]:
+    deltas = [TextDelta(0, "word " * 100) for _ in range(size // 500)]
+    return [
+        START,
+        BlockStart(0, "text"),
+        *deltas,
+        BlockStop(0),
+        ResponseEnd("end_turn", terminal="completed"),
+    ]
+
+
+def follow(events: list[Event], every: int = 16) -> tuple[LiveView, int, str]:
+    """Feed the events, drawing the view every ``every`` events as a display would; the final print."""
+    view = LiveView(max_height=30)
+    for n, event in enumerate(events):
+        view.feed(event)
+        if n % every == 0:
+            render(view)
+    view.max_height = None
+    final = render(view, width=120)
+    return view, view.work, final
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda n: big_call(string_field(n)), lambda n: big_call(nested_list(n)), text_answer],
+    ids=["2 MB string field", "nested list", "text answer"],
+)
+def test_following_a_stream_costs_work_linear_in_its_size(make: Any) -> None:
+    small, large = 128 * 1024, 512 * 1024
+    _, work_small, _ = follow(make(small))
+    view, work_large, final = follow(make(large))
+    assert work_large < 5 * work_small  # 4x the stream, about 4x the work: no quadratic term
+    assert work_large < 12 * large
+    assert view.terminal == "completed"
+    assert "ready to run" in final or "word" in final
+
+
+def test_a_huge_field_shows_a_bounded_tail_and_its_size() -> None:
+    view = LiveView(max_height=40)
+    for event in [START, *tool_call(string_field(2 * 1024 * 1024)[:-1])]:
+        view.feed(event)
+    screen = render(view)
+    assert "xxx▌ (2,097,000 chars" in screen  # the tail, the cursor and the size so far
+    assert len(screen) < 10_000  # a tail, not two megabytes

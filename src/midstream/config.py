@@ -46,6 +46,12 @@ The sections (TOML shown; the JSON file has the same shape)::
     name = "coder"                    # matched against streaming.enable_for_agents
     max_iterations = 10               # model round trips before the loop stops
 
+    [client]                          # Client(provider, **settings.client.options())
+    max_connections = 1000            # connections of one client's pool; more streams wait for one
+    max_keepalive_connections = 100   # idle connections kept for the next request
+    pool_timeout = 600.0              # seconds a stream may wait for a free connection
+    connect_timeout = 10.0            # also first_byte_timeout, idle_timeout, total_timeout
+
 Example::
 
     from midstream.config import load_settings
@@ -62,7 +68,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -73,6 +79,7 @@ __all__ = [
     "SETTINGS_FILENAMES",
     "AgentSettings",
     "BackoffSettings",
+    "ClientSettings",
     "EagerSettings",
     "ErrorSettings",
     "HookCommand",
@@ -99,19 +106,7 @@ HookEventName = Literal[
     "StreamError",
     "Cancel",
 ]
-HOOK_EVENTS: tuple[HookEventName, ...] = (
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PermissionRequest",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "Stop",
-    "StreamStart",
-    "FirstToken",
-    "StreamError",
-    "Cancel",
-)
+HOOK_EVENTS: tuple[HookEventName, ...] = get_args(HookEventName)
 
 SETTINGS_FILENAMES = ("midstream.toml", "midstream.json")
 """The names :func:`find_settings` looks for, in this order."""
@@ -256,6 +251,33 @@ class AgentSettings(_Section):
     max_iterations: int = Field(default=10, ge=1)
 
 
+class ClientSettings(_Section):
+    """The streaming client's connection pool and timeouts (absent keys: the client's defaults)."""
+
+    max_connections: int | None = Field(default=None, ge=1)
+    max_keepalive_connections: int | None = Field(default=None, ge=0)
+    pool_timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    first_byte_timeout: float | None = Field(default=None, gt=0)
+    idle_timeout: float | None = Field(default=None, gt=0)
+    total_timeout: float | None = Field(default=None, gt=0)
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Client`` / ``AsyncClient``: the limits and ``timeouts`` set here."""
+        from midstream.client.timeouts import Timeouts
+
+        options: dict[str, Any] = {
+            "max_connections": self.max_connections,
+            "max_keepalive_connections": self.max_keepalive_connections,
+        }
+        names = ("pool", "connect", "first_byte", "idle", "total")
+        given = {name: getattr(self, f"{name}_timeout") for name in names}
+        changed = {name: value for name, value in given.items() if value is not None}
+        if changed:
+            options["timeouts"] = Timeouts(**changed)
+        return options
+
+
 class Settings(_Section):
     """All settings; every section and key has a default. Immutable: use ``model_copy(update=...)``."""
 
@@ -265,6 +287,7 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
 
     @model_validator(mode="before")
     @classmethod

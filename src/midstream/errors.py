@@ -13,24 +13,37 @@ local: the calling code, or a file or state it handed over) and, below that, wha
     │   │   ├── InvalidJSON             errors              a character never valid where it stands
     │   │   └── IncompleteJSON          errors              the document ended before its value did
     │   ├── ToolInputError              core.toolargs       tool input that fails the tool's JSON Schema
+    │   ├── ChatRequestError            relay.adapters.aisdk  a ``useChat`` request body that is not one
+    │   ├── RunAgentInputError          relay.adapters.agui   a body that is not an AG-UI ``RunAgentInput``
     │   ├── ProviderError               client.errors       the provider refused before any content
     │   ├── TransportError              client.errors       no connection, or it broke before content
     │   ├── StreamTimeout               client.errors       a client timeout fired; ``which`` names it
     │   │   └── StreamInterruptedByTimeout  client.errors   ... after content (also StreamInterrupted)
-    │   └── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
+    │   ├── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
+    │   └── StoreError                  relay.errors        the relay's store failed: unreachable, I/O
     └── LocalError                      errors              the calling code must change something
         ├── UnknownDialect              errors              a dialect name midstream does not know
+        ├── UnknownProvider             wire.profiles       a provider name midstream does not know
         ├── MissingCredentials          client.providers    a provider that needs a key got none
         ├── SettingsError               config              a settings file that does not validate
         ├── ScenarioError               sim.scenarios       a bad scenario file or fault header
         ├── SerializeError              agent.serialize     data that does not describe its object
         ├── CheckpointError             agent.checkpoint    a checkpoint not made, read or understood
         ├── EffectUncertainError        agent.effects       an effect that may already have happened once
+        ├── RelayError                  relay.errors        a run's log refused: its state forbids it
+        │   ├── RunNotFound             relay.errors        no such run: never created, or expired
+        │   ├── RunExists               relay.errors        a new run with an id that is taken
+        │   ├── RunClosed               relay.errors        an append to a run that has ended
+        │   ├── DuplicateAppend         relay.errors        a seq already written (a re-sent append)
+        │   └── LeaseError              relay.errors        the producer lease refused
+        │       ├── LeaseHeld           relay.errors        another producer holds the run
+        │       └── LeaseLost           relay.errors        a newer producer superseded this one
+        ├── RedisUnavailable            relay.testing       no redis-server to start for a test
         └── JournalError                agent._journal      a damaged effects journal (file and line)
 
 The middle column is the module (under ``midstream.``) that defines the class; every class is also
-importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError`` and
-the ``LocalError`` classes that reject a value are also ``ValueError``.
+importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError``, the two
+request-body errors and the ``LocalError`` classes that reject a value are also ``ValueError``.
 
 Renamed, the old names work for one more release and warn (``DeprecationWarning``) when used:
 ``MidStreamError`` is :class:`StreamInterrupted` (it differed from ``MidstreamError`` by one capital),

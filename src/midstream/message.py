@@ -9,7 +9,7 @@ valid has ``input=None``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 __all__ = [
     "STOP_REASONS",
@@ -36,7 +36,7 @@ Example:
     >>> typing.get_args(midstream.Terminal)
     ('completed', 'truncated', 'failed', 'cancelled')
 """
-TERMINALS: tuple[Terminal, ...] = ("completed", "truncated", "failed", "cancelled")
+TERMINALS: tuple[Terminal, ...] = get_args(Terminal)
 
 StopReason = Literal[
     "end_turn",  # the model finished its answer
@@ -66,18 +66,7 @@ Example:
     >>> "max_tokens" in typing.get_args(midstream.StopReason)
     True
 """
-STOP_REASONS: tuple[StopReason, ...] = (
-    "end_turn",
-    "tool_use",
-    "max_tokens",
-    "stop_sequence",
-    "pause_turn",
-    "refusal",
-    "content_filter",
-    "context_window_exceeded",
-    "error",
-    "other",
-)
+STOP_REASONS: tuple[StopReason, ...] = get_args(StopReason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol, runtime_checkable
+from typing import IO, Any, Literal, Protocol, get_args, runtime_checkable
 
 from midstream.errors import LocalError
 
@@ -40,13 +40,7 @@ __all__ = [
 log = logging.getLogger("midstream.agent.effects")
 
 EffectStatus = Literal["started", "done", "failed", "compensated", "compensation_failed"]
-EFFECT_STATUSES: tuple[EffectStatus, ...] = (
-    "started",
-    "done",
-    "failed",
-    "compensated",
-    "compensation_failed",
-)
+EFFECT_STATUSES: tuple[EffectStatus, ...] = get_args(EffectStatus)
 
 
 @dataclass(frozen=True, slots=True)

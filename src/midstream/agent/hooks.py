@@ -84,7 +84,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.agent.monitor import StreamingMonitor, ToolMetrics
 from midstream.config import HOOK_EVENTS, HookCommand, HookEventName, Settings
@@ -116,7 +116,7 @@ TOOL_EVENTS: frozenset[HookEvent] = frozenset(
 )
 _INPUT_EVENTS: frozenset[HookEvent] = frozenset({"PreToolUse", "PermissionRequest"})  # may rewrite input
 _TEXT_CONTEXT_EVENTS: frozenset[HookEvent] = frozenset({"SessionStart", "UserPromptSubmit"})
-_DECISIONS = ("allow", "deny", "ask")
+_DECISIONS: tuple[Decision, ...] = get_args(Decision)
 _PRECEDENCE: tuple[Decision, ...] = ("deny", "ask", "allow")
 OUTPUT_LIMIT = 1024 * 1024  # bytes kept of a shell hook's stdout / stderr (the rest is read and dropped)
 DEFAULT_TIMEOUT = 10.0

@@ -1,4 +1,5 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run`` and ``journal``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal`` and
+``serve``.
 
 Every command follows the conventions of :mod:`midstream.cli._conventions`: one exit-status table,
 ``-h``/``--help``, ``--version``, an unknown ``--provider`` refused before anything starts, and a notice
@@ -8,7 +9,8 @@ on stderr whenever the answers come from the embedded simulator (``--sim``).
 the live view; ``demo`` is a short guided tour against the simulator, no key and no network needed;
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
 ``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
-check`` / ``journal repair`` inspect and mend an effects journal.
+check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
+(:mod:`midstream.cli.serve`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from midstream.cli._conventions import (
     usage_message,
 )
 from midstream.cli._journal import journal_app
+from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
@@ -48,6 +51,7 @@ from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
 from midstream.errors import LocalError, MidstreamError
 from midstream.events import Event, ResponseEnd, to_dict
 from midstream.wire.detect import detect
+from midstream.wire.profiles import PROFILES
 
 __all__ = ["app", "main"]
 
@@ -75,14 +79,7 @@ def _root(
     """
 
 
-DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "openai-chat": "gpt-4.1-mini",
-    "openai-responses": "gpt-4.1-mini",
-    "gemini": "gemini-2.5-flash",
-    "bedrock": "anthropic.claude-3-5-sonnet-20240620-v1:0",
-    "ollama": "llama3.2",
-}
+DEFAULT_MODELS = {p.name: p.default_model for p in PROFILES.values() if p.default_model}
 
 
 def event_json(event: Event | ToolEvent) -> str:
@@ -233,7 +230,7 @@ class _ChatOptions:
     thinking: int | None
 
 
-_PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
+_PROVIDERS_HELP = ", ".join(list(PROFILES)[:-1]) + f" or {list(PROFILES)[-1]}."
 _SIM_HELP = "Ask the embedded simulator (no key, no network) instead of the provider."
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
 
@@ -408,6 +405,10 @@ def sim(
     except MidstreamError as exc:
         _fail(str(exc), EXIT_USAGE)
 
+
+# -- serve -------------------------------------------------------------------------------------------
+
+app.command("serve", epilog=CLIENT_EPILOG)(serve_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 

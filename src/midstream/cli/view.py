@@ -13,9 +13,17 @@
 * a status line that says honestly whether the response is streaming, completed, truncated, failed
   or cancelled (anything but completed is marked partial), and a metrics line when given one.
 
-It does no I/O. :class:`LiveDisplay` draws it on a terminal: redraws are throttled, the live region is
-cropped to the screen (newest lines kept), and the whole view is printed once at the end, so the
-scrollback holds the complete response. On a console that is not a terminal nothing is redrawn and
+The cost of following a stream is linear in its size: the view keeps text as it arrives (appended,
+never rebuilt from snapshots), and while the response streams it renders only a bounded tail of each
+text and field (:data:`TAIL` characters, with the size of what is above), so a repaint costs the same
+for a 16 MB field as for a short one; nested tool-input values are previewed from the parser's
+snapshot only while the call's input is small (:data:`SNAPSHOT_LIMIT`), else from the tail of the raw
+arguments. :attr:`LiveView.work` counts the characters the view copied and laid out.
+
+It does no I/O. :class:`LiveDisplay` draws it on a terminal: redraws are throttled to a frame rate, the
+live region is cropped to the screen (newest lines kept), and the whole view is printed once at the
+end, so the scrollback holds the complete response (an answer longer than :data:`MARKDOWN_LIMIT` is
+printed as plain text). On a console that is not a terminal nothing is redrawn and
 only the final view is printed. :func:`play` drives a display from an iterable of events.
 """
 
@@ -49,11 +57,21 @@ from midstream.core.toolargs import (
     ToolFieldStart,
     ToolTracker,
 )
-from midstream.events import BlockStart, BlockStop, Event, ResponseEnd, ResponseStart, StreamError
+from midstream.events import (
+    BlockStart,
+    BlockStop,
+    Event,
+    ResponseEnd,
+    ResponseStart,
+    StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
+)
 from midstream.message import Terminal
 from midstream.metrics import StreamMetrics
 
-__all__ = ["LiveDisplay", "LiveView", "play"]
+__all__ = ["MARKDOWN_LIMIT", "SNAPSHOT_LIMIT", "TAIL", "LiveDisplay", "LiveView", "play"]
 
 ViewEvent = Event | ToolEvent
 
@@ -70,12 +88,85 @@ _INVALID = {
 }
 _CURSOR = "▌"
 
+TAIL = 8192
+"""Characters of a growing text or field the view keeps and shows while the response streams."""
+SNAPSHOT_LIMIT = 16 * 1024
+"""Tool input (characters) up to which a nested value is previewed from the parser's snapshot."""
+_PREVIEW = 1024  # characters of a field's tail a tool panel may show (about two lines are)
+MARKDOWN_LIMIT = 256 * 1024
+"""An answer longer than this is printed at the end as plain text (markdown layout is not linear)."""
+
+
+class _Tail:
+    """Append-only text: how much arrived (``size``) and its last :data:`TAIL` characters.
+
+    Pieces are kept in a list and folded into the tail only when they exceed twice its length, so
+    each character is copied a bounded number of times however small the pieces are.
+    """
+
+    __slots__ = ("_parts", "_pending", "size", "work")
+
+    def __init__(self, text: str = "") -> None:
+        self._parts: list[str] = [text] if text else []
+        self._pending = len(text)
+        self.size = len(text)
+        self.work = len(text)
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        self._pending += len(text)
+        self.size += len(text)
+        self.work += len(text)
+        if self._pending > 2 * TAIL:
+            self._fold()
+
+    def _fold(self) -> None:
+        last, kept = [], 0
+        for part in reversed(self._parts):  # only the pieces that reach into the tail are joined
+            last.append(part)
+            kept += len(part)
+            if kept >= TAIL:
+                break
+        joined = "".join(reversed(last))[-TAIL:]
+        self.work += kept
+        self._parts, self._pending = [joined], len(joined)
+
+    @property
+    def text(self) -> str:
+        """The last :data:`TAIL` characters (all of them for a short text)."""
+        if len(self._parts) > 1:
+            self._fold() if self._pending > TAIL else self._join()
+        return self._parts[0] if self._parts else ""
+
+    def _join(self) -> None:
+        joined = "".join(self._parts)
+        self.work += len(joined)
+        self._parts = [joined]
+
+    def last(self, n: int) -> str:
+        """The last ``n`` characters (at most :data:`TAIL`), joining only the pieces they span."""
+        picked, kept = [], 0
+        for part in reversed(self._parts):
+            picked.append(part)
+            kept += len(part)
+            if kept >= n:
+                break
+        self.work += min(kept, n)
+        return "".join(reversed(picked))[-n:] if picked else ""
+
+    @property
+    def cut(self) -> int:
+        """How many characters are not in :attr:`text`."""
+        return self.size - min(self.size, TAIL)
+
 
 @dataclass
 class _Field:
     """One top-level field of a tool call's input, as far as it has arrived."""
 
-    text: str = ""  # a string's text so far; for other values, set from the parser's snapshot
+    tail: _Tail = field(default_factory=_Tail)  # a string's text so far
+    value: str | None = None  # the complete value as text (a string, or other JSON as written)
+    preview: str | None = None  # a nested value in progress, from the snapshot or the raw arguments
     is_string: bool = True
     complete: bool = False
 
@@ -91,31 +182,44 @@ class _Call:
     fields: dict[str | int, _Field] = field(default_factory=dict)
     verdict: ToolCallReady | ToolCallInvalid | None = None
     cut_short: str | None = None  # why the call cannot run if the response ended without a verdict
+    raw: _Tail = field(default_factory=_Tail)  # the argument text as it arrives
+    raw_bytes: int = 0
+    nested: str | int | None = None  # the field whose nested value is arriving (previewed at render)
 
     def field_event(self, event: ToolFieldStart | ToolFieldDelta | ToolFieldComplete) -> None:
         key = event.path[0]
-        entry = self.fields.setdefault(key, _Field())
+        entry = self.fields.get(key)
+        if entry is None:
+            entry = self.fields[key] = _Field()
         top = len(event.path) == 1
         if isinstance(event, ToolFieldDelta) and top:
-            entry.text += event.text
+            entry.tail.add(event.text)
         elif isinstance(event, ToolFieldComplete) and top:
-            entry.complete = True
+            entry.complete, entry.preview = True, None
             entry.is_string = isinstance(event.value, str)
-            entry.text = event.value if entry.is_string else _json(event.value)
-        elif not top or (isinstance(event, ToolFieldStart) and entry.text == "" and not entry.complete):
-            self._preview(key, entry)
+            entry.value = event.value if entry.is_string else _json(event.value)
+            if self.nested == key:
+                self.nested = None
+        elif not top or (isinstance(event, ToolFieldStart) and not entry.tail.size and not entry.complete):
+            self.nested = key  # previewed when the view is drawn, not at every event
 
-    def _preview(self, key: str | int, entry: _Field) -> None:
-        """A nested value (or one just started) shows the parser's snapshot of the top-level field."""
-        if self.args is None:
-            return
-        snapshot = self.args.snapshot()
-        try:
-            value = snapshot[key]
-        except (KeyError, IndexError, TypeError):
-            return
-        entry.is_string = isinstance(value, str)
-        entry.text = value if entry.is_string else _json(value)
+    def previews(self) -> int:
+        """Fill the preview of the nested field in progress; returns the characters it cost."""
+        key = self.nested
+        entry = self.fields.get(key) if key is not None else None
+        if entry is None or entry.complete:
+            return 0
+        if self.args is not None and self.raw.size <= SNAPSHOT_LIMIT:
+            try:
+                value = self.args.snapshot()[key]
+            except (KeyError, IndexError, TypeError):
+                return self.raw.size
+            entry.is_string = isinstance(value, str)
+            entry.preview = value if entry.is_string else _json(value)
+            return self.raw.size + len(entry.preview)
+        entry.is_string = False
+        entry.preview = self.raw.last(_PREVIEW)  # large input: the raw tail, not a snapshot of all of it
+        return 0  # counted by the tail
 
 
 def _json(value: Any) -> str:
@@ -145,6 +249,17 @@ class LiveView:
     _end: ResponseEnd | None = None
     _error: StreamError | None = None
     _interrupted: Terminal | None = None
+    _texts: dict[int, _Tail] = field(default_factory=dict)
+    _thinking: _Tail = field(default_factory=_Tail)
+    _work: int = 0
+
+    @property
+    def work(self) -> int:
+        """Characters the view has copied and laid out so far: what following a stream cost it, linear
+        in the stream's size (a test of that counts this, not time)."""
+        tails = [*self._texts.values(), self._thinking]
+        tails += [t for c in self._calls.values() for t in (c.raw, *(f.tail for f in c.fields.values()))]
+        return self._work + sum(t.work for t in tails)
 
     @property
     def terminal(self) -> Terminal | None:
@@ -169,6 +284,17 @@ class LiveView:
             return  # the view's own tracker sees the same arguments
         self.events += 1
         self._acc.feed(event)
+        if isinstance(event, TextDelta):
+            tail = self._texts.get(event.index)
+            if tail is not None:
+                tail.add(event.text)
+        elif isinstance(event, ThinkingDelta):
+            self._thinking.add(event.text)
+        elif isinstance(event, ToolArgsDelta):
+            call = self._calls.get(event.index)
+            if call is not None:
+                call.raw.add(event.fragment)
+                call.raw_bytes += len(event.fragment.encode("utf-8", "surrogatepass"))
         self._follow(event)
         derived = self._tracker.feed(event)
         if isinstance(event, BlockStart) and event.index in self._calls:
@@ -190,6 +316,7 @@ class LiveView:
         elif isinstance(event, BlockStart):
             if event.type == "text":
                 self._open_text.add(event.index)
+                self._texts[event.index] = _Tail()
             elif event.type == "tool_call":
                 self._calls[event.index] = _Call(event.index, event.name or "?", event.id or "", None)
         elif isinstance(event, BlockStop):
@@ -231,16 +358,28 @@ class LiveView:
             yield Segment.line()
 
     def _body(self, width: int) -> Iterator[RenderableType]:
-        message = self._acc.message
-        if message.thinking:
-            yield Text(message.thinking, style="dim italic")
-        text = message.text
+        if self.terminal is None:  # streaming: bounded tails, whatever the size so far
+            thinking, cut_thinking = self._thinking.text, self._thinking.cut
+            tails = list(self._texts.values())
+            text = "".join(tail.text for tail in tails)
+            cut = sum(tail.cut for tail in tails)
+        else:  # the end: everything, once
+            message = self._acc.message
+            thinking, cut_thinking, text, cut = message.thinking, 0, message.text, 0
+        if thinking:
+            if cut_thinking:
+                yield Text(f"… {cut_thinking:,} characters of thinking above", style="dim")
+            yield Text(thinking, style="dim italic")
         if text:
-            if not self.markdown:
+            self._work += len(text) + len(thinking)
+            if cut:
+                yield Text(f"… {cut:,} characters above", style="dim")
+            if not self.markdown or len(text) > MARKDOWN_LIMIT:
                 yield Text(text)
             else:
                 yield Markdown(heal(text) if self._open_text else text)
         for call in self._calls.values():
+            self._work += call.previews()
             yield self._panel(call, width)
         yield self._status()
         if self.metrics is not None:
@@ -281,16 +420,22 @@ class LiveView:
 
     @staticmethod
     def _value(entry: _Field, budget: int, *, streaming: bool) -> Text:
-        text = entry.text
-        if entry.complete:
+        if entry.complete and entry.value is not None:
+            text = entry.value
             if len(text) > budget:
                 shown = Text(text[: budget - 20].rstrip() + "…")
                 shown.append(f" ({len(text):,} chars)", style="dim")
                 return shown
             return Text(text)
-        shown = Text("…" + text[-budget:] if len(text) > budget else text)
+        if entry.tail.size or entry.preview is None:
+            text, size = entry.tail.last(min(budget, _PREVIEW)), entry.tail.size
+        else:
+            text, size = entry.preview, len(entry.preview)
+        shown = Text("…" + text[-budget:] if size > budget else text)
         if streaming:
             shown.append(_CURSOR, style="yellow")
+        if size > budget:
+            shown.append(f" ({size:,} chars so far)", style="dim")
         return shown
 
     def _verdict(self, call: _Call) -> tuple[str, str]:
@@ -304,8 +449,7 @@ class LiveView:
             return f"✗ not executed: {reason}", "red"
         if call.cut_short is not None:
             return f"✗ not executed: response {call.cut_short}", "red"
-        size = len(call.args.raw.encode()) if call.args is not None else 0
-        return f"streaming… {size:,} bytes", "yellow"
+        return f"streaming… {call.raw_bytes:,} bytes", "yellow"
 
     def _status(self) -> Text:
         terminal = self.terminal

@@ -98,7 +98,7 @@ class Problem(Exception):
 def timeout_problem(which: TimeoutName, timeouts: Timeouts, provider: str) -> Problem:
     """The timeout ``which`` fired (retried unless it is ``total``)."""
     error = StreamTimeout(which, timeouts.seconds(which), provider=provider)
-    event = StreamError("timeout", str(error), retryable=which != "total")
+    event = StreamError("timeout", str(error), retryable=which not in ("total", "pool"))
     return Problem(Failure("timeout", which=which), event, error)
 
 

@@ -123,6 +123,21 @@ def build(
     return built
 
 
+DEFAULT_MAX_CONNECTIONS = 1000
+"""Connections one client's pool opens at most (streams beyond it wait for one, up to ``Timeouts.pool``)."""
+DEFAULT_MAX_KEEPALIVE = 100
+"""Idle connections a client's pool keeps open for the next request."""
+
+
+def pool_limits(max_connections: int | None, max_keepalive_connections: int | None) -> httpx2.Limits:
+    """httpx2's limits for a client's pool; ``None`` keeps the default."""
+    most = DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections
+    keep = DEFAULT_MAX_KEEPALIVE if max_keepalive_connections is None else max_keepalive_connections
+    if most < 1 or keep < 0:
+        raise LocalError("max_connections must be at least 1 and max_keepalive_connections at least 0")
+    return httpx2.Limits(max_connections=most, max_keepalive_connections=min(keep, most))
+
+
 class ClientBase(abc.ABC, Generic[StreamT]):
     """What the sync and async clients share: configuration, building the request, :meth:`stream`."""
 
@@ -219,7 +234,8 @@ def http_timeout(session: Session, now: float) -> tuple[httpx2.Timeout, TimeoutN
     """httpx2 timeouts for connecting and for the response headers, and which of ours each stands for."""
     connect, connect_which = session.deadlines.connect(now)
     first, first_which = session.deadlines.first_byte(now)
-    return httpx2.Timeout(connect=connect, read=first, write=first, pool=connect), connect_which, first_which
+    pool, _ = session.deadlines.pool(now)
+    return httpx2.Timeout(connect=connect, read=first, write=first, pool=pool), connect_which, first_which
 
 
 def body_backstop(timeouts: Timeouts) -> float | None:
@@ -233,7 +249,10 @@ def classify(
 ) -> Problem:
     """The problem behind an exception raised while sending a request and reading its headers."""
     provider, secrets, timeouts = session.provider, session.secrets, session.timeouts
-    if isinstance(exc, httpx2.ConnectTimeout | httpx2.PoolTimeout):
+    if isinstance(exc, httpx2.PoolTimeout):  # queued behind other streams: not a connect failure
+        _, which = session.deadlines.pool(CLOCK())
+        return timeout_problem(which, timeouts, provider)
+    if isinstance(exc, httpx2.ConnectTimeout):
         return timeout_problem(connect_which, timeouts, provider)
     if isinstance(exc, httpx2.TimeoutException):
         return timeout_problem(first_which, timeouts, provider)
@@ -406,6 +425,10 @@ class StreamBase:
         return status_problem(error, headers)
 
     def _take_socket(self, name: str, info: Mapping[str, Any]) -> None:
+        if name.endswith(".send_request_headers.started"):
+            # A connection was acquired (after any wait in the pool): first_byte counts from here.
+            self._s.deadlines.attempt(CLOCK())
+            return
         # A fresh connection's socket is known before any response: a cancel can shut it right away.
         if name in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
             sock = socket_of(info.get("return_value"))

@@ -29,7 +29,7 @@ __all__ = [
     "redact",
 ]
 
-TimeoutName = Literal["connect", "first_byte", "idle", "total"]
+TimeoutName = Literal["pool", "connect", "first_byte", "idle", "total"]
 
 REDACTED = "***"
 _MIN_SECRET = 4  # shorter strings would redact ordinary words
@@ -203,9 +203,10 @@ class TransportError(RemoteError):
 
 
 class StreamTimeout(RemoteError):
-    """One of the client's timeouts fired. ``which`` is ``connect`` (making the connection),
-    ``first_byte`` (waiting for the response to begin), ``idle`` (silence between two chunks) or
-    ``total`` (the whole call, retries included); ``seconds`` is its configured value.
+    """One of the client's timeouts fired. ``which`` is ``pool`` (waiting for a free connection of
+    the client's own pool: every one was busy with other streams), ``connect`` (making the
+    connection), ``first_byte`` (waiting for the response to begin), ``idle`` (silence between two
+    chunks) or ``total`` (the whole call, retries included); ``seconds`` is its configured value.
 
     Example:
 
@@ -223,8 +224,16 @@ class StreamTimeout(RemoteError):
     def __init__(
         self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message | None = None
     ) -> None:
+        if which == "pool":
+            text = (
+                f"pool timeout ({seconds} s): no free connection to {provider}, every connection of the "
+                "client's pool was busy with other streams; allow more with Client(max_connections=...) "
+                "(settings: [client] max_connections) or wait longer with Timeouts(pool=...)"
+            )
+        else:
+            text = f"{which} timeout ({seconds} s) while streaming from {provider}"
         # Explicit base call: in StreamInterruptedByTimeout the next class in line is StreamInterrupted.
-        RemoteError.__init__(self, f"{which} timeout ({seconds} s) while streaming from {provider}")
+        RemoteError.__init__(self, text)
         self.which: TimeoutName = which
         self.seconds = seconds
         self.provider = provider

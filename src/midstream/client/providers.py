@@ -41,6 +41,7 @@ from midstream.client._providers import anthropic, bedrock, gemini, ollama, open
 from midstream.client._providers._common import compact_json, spaced_json
 from midstream.client.request import ChatRequest
 from midstream.errors import LocalError
+from midstream.wire.profiles import PROFILES, profile
 
 __all__ = [
     "BASE_URL_ENV",
@@ -54,55 +55,24 @@ __all__ = [
     "is_loopback",
 ]
 
-PROVIDERS: tuple[str, ...] = (
-    "anthropic",
-    "openai-chat",
-    "openai-responses",
-    "gemini",
-    "bedrock",
-    "ollama",
-    "openai-compatible",
-)
+# The tables below are views of the provider registry (midstream.wire.profiles), kept by name for
+# the code that reads them.
+PROVIDERS: tuple[str, ...] = tuple(PROFILES)
 """The provider names :func:`build_request` accepts."""
 
-ENV_KEYS: dict[str, str] = {
-    "anthropic": "ANTHROPIC_API_KEY",
-    "openai-chat": "OPENAI_API_KEY",
-    "openai-responses": "OPENAI_API_KEY",
-    "gemini": "GEMINI_API_KEY",  # GOOGLE_API_KEY is read too, as google-genai does
-    "bedrock": "AWS_BEARER_TOKEN_BEDROCK",  # a Bedrock API key; without it, AWS credentials and SigV4
-    "ollama": "OLLAMA_API_KEY",  # optional: local servers need none
-    # Optional, and deliberately not OPENAI_API_KEY: an OpenAI key must not leak to another server.
-    "openai-compatible": "OPENAI_COMPATIBLE_API_KEY",
-}
-"""Provider -> the environment variable its key is read from when ``api_key`` is not given."""
+ENV_KEYS: dict[str, str] = {p.name: p.env_key for p in PROFILES.values()}
+"""Provider -> the environment variable its key is read from when ``api_key`` is not given (Gemini also
+reads ``GOOGLE_API_KEY``, as google-genai does; Bedrock's is a Bedrock API key, else AWS credentials)."""
 
-DEFAULT_BASE_URLS: dict[str, str] = {
-    "anthropic": "https://api.anthropic.com",
-    "openai-chat": "https://api.openai.com/v1",
-    "openai-responses": "https://api.openai.com/v1",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "bedrock": "https://bedrock-runtime.{region}.amazonaws.com",
-    "ollama": "http://localhost:11434",
-    "openai-compatible": "http://localhost:8000/v1",  # vLLM's default
-}
+DEFAULT_BASE_URLS: dict[str, str] = {p.name: p.default_base_url for p in PROFILES.values()}
 """Provider -> the base URL used when neither ``base_url`` nor :data:`BASE_URL_ENV` gives one."""
 
-BASE_URL_ENV: dict[str, str] = {
-    "anthropic": "ANTHROPIC_BASE_URL",  # as the anthropic SDK reads it
-    "openai-chat": "OPENAI_BASE_URL",  # as the openai SDK reads it (with the API version: .../v1)
-    "openai-responses": "OPENAI_BASE_URL",
-    "gemini": "GOOGLE_GEMINI_BASE_URL",  # as google-genai reads it
-    "bedrock": "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",  # AWS's per-service endpoint variable
-    "ollama": "OLLAMA_HOST",  # host[:port] or a URL, as the ollama client reads it
-    # openai-compatible: none; it is always given a base_url (and must not borrow OpenAI's).
-}
-"""Provider -> the environment variable naming its base URL when ``base_url`` is not given."""
+BASE_URL_ENV: dict[str, str] = {p.name: p.base_url_env for p in PROFILES.values() if p.base_url_env}
+"""Provider -> the environment variable naming its base URL when ``base_url`` is not given (none for
+``openai-compatible``: it is always given a base_url, and must not borrow OpenAI's)."""
 
 OLLAMA_PORT = 11434
 
-_DIALECTS: dict[str, str] = {name: name for name in PROVIDERS} | {"openai-compatible": "openai-chat"}
-_OPTIONAL_KEY = frozenset({"ollama", "openai-compatible"})
 # Header names whose values are credentials (substring match, lower case).
 _SECRET_MARKS = ("auth", "key", "token", "secret", "password", "cookie", "credential", "signature")
 _REDACTED = "***"
@@ -177,17 +147,16 @@ def build_request(
     (overriding ours; on Bedrock they are signed too). ``region`` and ``aws_credentials`` matter to
     Bedrock only (``region`` defaults to ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else ``us-east-1``).
     Raises :class:`MissingCredentials` when a required key is absent, :class:`LocalError` for an
-    unknown provider.
+    unknown provider (:class:`~midstream.wire.profiles.UnknownProvider`).
     """
-    if provider not in PROVIDERS:
-        raise LocalError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    dialect = profile(provider).dialect  # UnknownProvider for a name not in PROFILES
     base = base_url_for(provider, base_url)
     extra = {name.lower(): value for name, value in (extra_headers or {}).items()}
     if provider == "bedrock":
         return _bedrock(request, api_key, base, stream, extra, region, aws_credentials)
     key = _key(provider, api_key, local=is_loopback(base))
     url, headers, body = _BUILDERS[provider](request, key, base.rstrip("/"), stream)
-    return HTTPRequest("POST", url, headers | extra, body, _DIALECTS[provider])
+    return HTTPRequest("POST", url, headers | extra, body, dialect)
 
 
 def base_url_for(provider: str, base_url: str | None) -> str:
@@ -317,7 +286,7 @@ def _key(provider: str, api_key: str | None, *, local: bool) -> str | None:
     key = _clean(api_key) or _clean(os.environ.get(ENV_KEYS[provider]))
     if key is None and provider == "gemini":
         key = _clean(os.environ.get("GOOGLE_API_KEY"))
-    if key is None and provider not in _OPTIONAL_KEY and not local:
+    if key is None and not profile(provider).key_optional and not local:
         raise MissingCredentials(provider, ENV_KEYS[provider])
     return key
 

@@ -35,7 +35,14 @@ import anyio
 import httpx2
 
 from midstream.client._session import CLOCK, Problem, Session, StreamEvent, WireRequest
-from midstream.client._shell import ERROR_BODY_LIMIT, ClientBase, StreamBase, abort_socket, classify
+from midstream.client._shell import (
+    ERROR_BODY_LIMIT,
+    ClientBase,
+    StreamBase,
+    abort_socket,
+    classify,
+    pool_limits,
+)
 from midstream.client.request import ChatRequest
 from midstream.client.timeouts import WATCHDOG, Timeouts
 from midstream.core.retry import Decision
@@ -259,6 +266,12 @@ class Client(ClientBase[Stream]):
     Bedrock ``region`` and ``aws_credentials``. ``http_client`` (an ``httpx2.Client``) or
     ``transport`` replace the default connection pool; a pool made here is closed by :meth:`close`.
 
+    The pool opens at most ``max_connections`` connections (default
+    :data:`~midstream.client._shell.DEFAULT_MAX_CONNECTIONS`, 1,000) and keeps
+    ``max_keepalive_connections`` idle ones (100); a stream beyond the limit waits for a free
+    connection up to ``Timeouts.pool`` and then fails with a ``pool`` :class:`StreamTimeout` that
+    says how to raise the limit. Each stream holds its connection until it ends.
+
     Example:
 
         >>> from midstream.sim import running
@@ -277,11 +290,16 @@ class Client(ClientBase[Stream]):
         *,
         http_client: httpx2.Client | None = None,
         transport: httpx2.BaseTransport | None = None,
+        max_connections: int | None = None,
+        max_keepalive_connections: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(provider, api_key, base_url, **options)
         self._owns_http = http_client is None
-        self._http = http_client or httpx2.Client(transport=transport, timeout=None, follow_redirects=False)
+        self.limits = pool_limits(max_connections, max_keepalive_connections)
+        self._http = http_client or httpx2.Client(
+            transport=transport, timeout=None, follow_redirects=False, limits=self.limits
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -319,6 +337,8 @@ class Client(ClientBase[Stream]):
             headers=self.headers,
             region=self.region,
             aws_credentials=self._aws.value,
+            max_connections=self.limits.max_connections,
+            max_keepalive_connections=self.limits.max_keepalive_connections,
         )
 
     def stream_request(
@@ -531,7 +551,8 @@ class AsyncStream(StreamBase):
 
 
 class AsyncClient(ClientBase[AsyncStream]):
-    """The async twin of :class:`Client` (an ``httpx2.AsyncClient`` underneath).
+    """The async twin of :class:`Client` (an ``httpx2.AsyncClient`` underneath), with the same
+    options, ``max_connections`` and ``max_keepalive_connections`` included.
 
     Example:
 
@@ -555,12 +576,15 @@ class AsyncClient(ClientBase[AsyncStream]):
         *,
         http_client: httpx2.AsyncClient | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
+        max_connections: int | None = None,
+        max_keepalive_connections: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(provider, api_key, base_url, **options)
         self._owns_http = http_client is None
+        self.limits = pool_limits(max_connections, max_keepalive_connections)
         self._http = http_client or httpx2.AsyncClient(
-            transport=transport, timeout=None, follow_redirects=False
+            transport=transport, timeout=None, follow_redirects=False, limits=self.limits
         )
 
     async def __aenter__(self) -> AsyncClient:

@@ -1,5 +1,7 @@
-"""The four timeouts of a streamed call, which one bounds each wait, and the watchdog that enforces them.
+"""The timeouts of a streamed call, which one bounds each wait, and the watchdog that enforces them.
 
+* ``pool``: waiting for a free connection of the client's pool, when every one is busy streaming (a
+  queued stream is not a connect failure: it waits for a stream to end, so the default is long);
 * ``connect``: making the connection (TCP and TLS);
 * ``first_byte``: from sending the request to the first byte of the response body (headers included);
 * ``idle``: the longest silence allowed between two chunks of the body;
@@ -54,6 +56,7 @@ class Timeouts:
     first_byte: float | None = 120.0
     idle: float | None = 90.0
     total: float | None = 600.0
+    pool: float | None = 600.0
 
     def seconds(self, which: TimeoutName) -> float | None:
         """The configured value of ``which``."""
@@ -92,6 +95,10 @@ class Deadlines:
     def connect(self, now: float) -> tuple[float | None, TimeoutName]:
         """(seconds allowed, name) for making the connection."""
         return self._relative(now, self._after(now, self.timeouts.connect), "connect")
+
+    def pool(self, now: float) -> tuple[float | None, TimeoutName]:
+        """(seconds allowed, name) for getting a free connection from the pool."""
+        return self._relative(now, self._after(now, self.timeouts.pool), "pool")
 
     def first_byte(self, now: float) -> tuple[float | None, TimeoutName]:
         """(seconds allowed, name) for the response to begin."""

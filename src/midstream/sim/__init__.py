@@ -7,6 +7,7 @@ request (:mod:`midstream.sim.scenarios`), a latency model, faults on demand, and
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import uvicorn
 
 from midstream.errors import LocalError
+from midstream.sim._guard import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RateLimit, guarded
 from midstream.sim.scenarios import FaultSpec, LatencySpec, Scenario, ScenarioBook, ScenarioError
 from midstream.sim.server import Simulator
 from midstream.sim.stream import RequestRecord
@@ -33,6 +35,11 @@ __all__ = [
     "Simulator",
     "running",
 ]
+
+
+_LOG_LIMIT = RateLimit()
+for _name in ("uvicorn.error", "midstream.sim"):  # a flood of bad requests must not fill the disk
+    logging.getLogger(_name).addFilter(_LOG_LIMIT)
 
 
 class SimURL(str):
@@ -80,6 +87,8 @@ def running(
     seed: int = 0,
     realism: bool = True,
     startup_timeout: float = 10.0,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> Iterator[SimURL]:
     """Run the simulator in a background thread on a free loopback port; yield its base URL.
 
@@ -88,13 +97,25 @@ def running(
     reproducible per request number (a request's ``x-midstream-seed`` header pins its own);
     ``realism=False`` turns off the providers' byte-level quirks. The server keeps no headers and
     writes no access log, and its loggers (``uvicorn.*``) go to the host program's logging as
-    configured there. It stops when the block exits.
+    configured there, at most 20 records per logger every 10 s. A connection that has not sent its
+    request headers ``header_timeout`` seconds after it opened (or after its previous response) is
+    closed, an idle keep-alive connection after 5 s, and beyond ``max_connections`` connections or
+    requests at once the server answers 503. It stops when the block exits.
     """
     sim = Simulator(_book(scenarios), speed=speed, seed=seed, realism=realism)
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
     # log_config=None: the server's loggers propagate to the host program's logging, untouched.
-    config = uvicorn.Config(sim.app, log_config=None, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(
+        sim.app,
+        log_config=None,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        http=guarded(header_timeout),
+        limit_concurrency=max_connections,
+        timeout_keep_alive=5,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

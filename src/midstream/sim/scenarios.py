@@ -149,20 +149,25 @@ class LatencySpec(_Model):
         return Latency(self.ttft_ms / 1000.0, self.tokens_per_second, self.jitter, speed)
 
 
+_MAX_MS = 3_600_000  # an hour: longer waits are a typo, not a test
+_MAX_COUNT = 1 << 40
+
+
 class FaultSpec(_Model):
     """Faults to inject. HTTP faults apply to the first ``times`` requests of the scenario."""
 
-    http_status: int | None = None
-    retry_after: str | None = None  # seconds or an HTTP date, sent as retry-after
-    retry_after_ms: int | None = None
-    times: int = 1
-    error_after_events: int | None = None  # a mid-stream error in the provider's own shape
+    # Bounded: a value the server cannot act on is a 400 naming the key, never a dropped connection.
+    http_status: int | None = Field(default=None, ge=400, le=599)  # an HTTP error status
+    retry_after: str | None = Field(default=None, max_length=64)  # seconds or an HTTP date
+    retry_after_ms: int | None = Field(default=None, ge=0, le=_MAX_MS)
+    times: int = Field(default=1, ge=0, le=1_000_000)
+    error_after_events: int | None = Field(default=None, ge=0, le=_MAX_COUNT)  # in the provider's shape
     error: Literal["overloaded", "rate_limited", "server"] = "overloaded"
-    disconnect_after_bytes: int | None = None
-    stall_ms: int | None = None
-    stall_after_events: int = 1
-    malformed_after_events: int | None = None
-    first_byte_delay_ms: int | None = None
+    disconnect_after_bytes: int | None = Field(default=None, ge=0, le=_MAX_COUNT)
+    stall_ms: int | None = Field(default=None, ge=0, le=_MAX_MS)
+    stall_after_events: int = Field(default=1, ge=0, le=_MAX_COUNT)
+    malformed_after_events: int | None = Field(default=None, ge=0, le=_MAX_COUNT)
+    first_byte_delay_ms: int | None = Field(default=None, ge=0, le=_MAX_MS)
 
     @classmethod
     def from_header(cls, value: str) -> FaultSpec:
@@ -275,10 +280,10 @@ def default_parts(last_user: str, tools: list[ToolOffer], has_tool_result: bool,
     """What the simulator says when no scenario matches."""
     if tools and not has_tool_result:
         tool = tools[0]
-        return [
-            TextPart(f"I'll use {tool.name} for that."),
-            ToolPart(new_id(), tool.name, example_for_schema(tool.schema_)),
-        ]
+        example = example_for_schema(tool.schema_)
+        # Tool input is always an object on the wire, whatever a schema says about its top level.
+        arguments = example if isinstance(example, dict) else {}
+        return [TextPart(f"I'll use {tool.name} for that."), ToolPart(new_id(), tool.name, arguments)]
     if has_tool_result:
         return [TextPart("Thanks, I have the tool result. Here is the answer based on it.")]
     echo = " ".join(last_user.split()[:40])

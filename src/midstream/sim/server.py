@@ -25,6 +25,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import math
 import random
 import time
 import uuid
@@ -55,26 +56,10 @@ from midstream.sim.scenarios import (
 from midstream.sim.script import ArgsMode, Part, Step, TextPart, ThinkingPart, ToolPart, plan
 from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
+from midstream.wire.profiles import ProviderProfile, profile
 
 __all__ = ["RequestRecord", "Simulator"]
 
-_MEDIA = {
-    "anthropic": "text/event-stream; charset=utf-8",
-    "openai-chat": "text/event-stream; charset=utf-8",
-    "openai-responses": "text/event-stream; charset=utf-8",
-    "gemini": "text/event-stream",
-    "bedrock": "application/vnd.amazon.eventstream",
-    "ollama": "application/x-ndjson",
-}
-# provider -> (response id prefix, None: no response id; tool call id prefix; random characters in ids)
-_IDS: dict[str, tuple[str | None, str, int]] = {
-    "anthropic": ("msg_01", "toolu_01", 22),
-    "openai-chat": ("chatcmpl-", "call_", 24),
-    "openai-responses": ("resp_", "call_", 24),
-    "gemini": ("", "call_", 22),
-    "bedrock": (None, "tooluse_", 22),
-    "ollama": (None, "call_", 8),
-}
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _GEMINI_METHODS = ("streamGenerateContent", "generateContent")
 _STATUS_KINDS = {429: "rate_limited", 503: "overloaded", 529: "overloaded"}
@@ -224,7 +209,7 @@ class Simulator:
         except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
             return self._error(call, 500, "server", f"the simulator cannot write {provider}: {exc}")
         body = chunks(provider, encoder, call.record, steps, call.fault, call.request_id)
-        media = "application/json" if api == "json-array" else _MEDIA[provider]
+        media = "application/json" if api == "json-array" else profile(provider).media_type
         delay = (call.fault.first_byte_delay_ms or 0) / 1000.0
         return SimStream(call.record, body, media, self._headers(call), first_byte_delay=delay)
 
@@ -243,9 +228,10 @@ class Simulator:
         rng = random.Random(f"{self.seed}:{number}" if seed is None else f"pinned:{seed}")
         request_id = _random_id(rng, "req_011C", 20)
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = json.loads(await request.body() or b"{}", parse_constant=_no_constant, parse_float=_finite)
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
+            _valid_unicode(body)
             # Only the headers that change the answer are handed on; credentials stay behind.
             wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
             req = parse_request(provider, body, wanted, model=model)
@@ -329,20 +315,21 @@ class Simulator:
 
     def _plan(self, call: _Call) -> list[Step]:
         provider, req, rng = call.provider, call.req, call.rng
-        prefix, tool_prefix, id_length = _IDS[provider]
+        habits = profile(provider)
 
         def new_id() -> str:
-            return _random_id(rng, tool_prefix, id_length)
+            return _random_id(rng, habits.tool_id_prefix, habits.id_length)
 
         if call.scenario is not None:
             turn = pick_turn(call.scenario, req.assistant_turns, req.last_tool_result)
             parts = parts_for(turn, new_id)
         else:
             parts = default_parts(req.last_user, req.tools, req.last_tool_result is not None, new_id)
-        parts = [self._fit(provider, p, rng) for p in parts if self._keeps(provider, req, p)]
+        parts = [self._fit(habits, p, rng) for p in parts if self._keeps(habits, req, p)]
         if req.prefill:
             parts = _after_prefill(parts, req.prefill)
-        response_id = None if prefix is None else _random_id(rng, prefix, id_length)
+        prefix = habits.response_id_prefix
+        response_id = None if prefix is None else _random_id(rng, prefix, habits.id_length)
         if provider == "gemini":
             parts = _gemini_ids(parts, response_id)
         spec = call.scenario.latency if call.scenario and call.scenario.latency else self.latency
@@ -352,26 +339,26 @@ class Simulator:
             model=req.model,
             response_id=response_id,
             input_tokens=req.input_tokens,
-            args_mode=_args_mode(provider, req),
+            args_mode=_args_mode(habits, req),
             max_tokens=req.max_tokens,
             latency=spec.latency(self.speed),
             rng=rng,
-            cut_text_closes=provider == "anthropic",
-            report_reasoning=provider in ("openai-responses", "gemini"),
-            running_usage=provider == "gemini",
+            cut_text_closes=habits.cut_text_closes,
+            report_reasoning=habits.counts_reasoning,
+            running_usage=habits.running_usage,
         )
 
     @staticmethod
-    def _keeps(provider: str, req: SimRequest, part: Part) -> bool:
-        # Reasoning is sent only when asked for, and never by OpenAI Chat Completions.
-        return not isinstance(part, ThinkingPart) or (req.thinking and provider != "openai-chat")
+    def _keeps(habits: ProviderProfile, req: SimRequest, part: Part) -> bool:
+        # Reasoning is sent only when asked for, and only by providers that stream it.
+        return not isinstance(part, ThinkingPart) or (req.thinking and habits.sends_reasoning)
 
     @staticmethod
-    def _fit(provider: str, part: Part, rng: random.Random) -> Part:
+    def _fit(habits: ProviderProfile, part: Part, rng: random.Random) -> Part:
         """Give a part the provider's own habits: signatures on reasoning, compact JSON but Claude's."""
-        if isinstance(part, ThinkingPart) and part.signature is None and provider in ("anthropic", "bedrock"):
+        if isinstance(part, ThinkingPart) and part.signature is None and habits.signs_reasoning:
             return ThinkingPart(part.text, base64.b64encode(rng.randbytes(48)).decode())
-        if isinstance(part, ToolPart) and provider not in ("anthropic", "bedrock"):
+        if isinstance(part, ToolPart) and habits.compact_tool_json:
             return dataclasses.replace(part, compact=True)
         return part
 
@@ -409,27 +396,51 @@ class Simulator:
 
     def _headers(self, call: _Call) -> dict[str, str]:
         """The provider's usual response headers (request ids), nothing taken from the request."""
-        if call.provider == "anthropic":
-            return {"request-id": call.request_id}
-        if call.provider in ("openai-chat", "openai-responses"):
-            return {"x-request-id": call.request_id, "openai-processing-ms": "1"}
-        if call.provider == "bedrock":
-            return {"x-amzn-requestid": str(uuid.UUID(int=call.rng.getrandbits(128), version=4))}
+        habits = profile(call.provider)
+        headers = dict(habits.response_headers)
+        if habits.request_id_header is not None:
+            # AWS's request ids are UUIDs; the others are the id the request was given.
+            aws = call.provider == "bedrock"
+            rid = str(uuid.UUID(int=call.rng.getrandbits(128), version=4)) if aws else call.request_id
+            headers = {habits.request_id_header: rid} | headers
         if call.provider == "gemini" and call.api == "sse":
-            return {"content-disposition": "attachment"}
-        return {}
+            headers["content-disposition"] = "attachment"
+        return headers
 
 
-def _args_mode(provider: str, req: SimRequest) -> Callable[[str], ArgsMode]:
-    """How ``provider`` streams a tool's arguments (see :data:`~midstream.sim.script.ArgsMode`)."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _valid_unicode(body: dict[str, Any]) -> None:
+    """Providers reject a lone surrogate (``"\\ud800"`` in JSON): it is not Unicode, and no answer
+    could quote it back in UTF-8."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        code = f"\\u{ord(bad[0]):04x}" if bad else "?"
+        raise ValueError(f"the request holds a lone surrogate ({code}), which is not valid Unicode") from None
+
+
+def _args_mode(habits: ProviderProfile, req: SimRequest) -> Callable[[str], ArgsMode]:
+    """How the provider streams a tool's arguments (see :data:`~midstream.sim.script.ArgsMode`)."""
     eager = {t.name for t in req.tools if t.eager}
+    streaming = habits.args_streaming
 
     def mode(name: str) -> ArgsMode:
-        if provider == "anthropic":
+        if streaming == "eager-if-asked":
             return "eager" if name in eager else "buffered"
-        if provider == "gemini":
+        if streaming == "partial-if-asked":
             return "eager" if req.partial_args else "whole"
-        return "whole" if provider == "ollama" else "eager"
+        return streaming
 
     return mode
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.errors import ErrorKind, RemoteProtocolError, classify_error
 from midstream.events import (
@@ -87,7 +87,7 @@ _LEGACY_CALL = "function_call"
 _State = Literal["idle", "streaming", "done", "failed"]
 _Frame = Literal["done", "error", "chunk", "other"]
 
-_FRAMES: tuple[_Frame, ...] = ("done", "error", "chunk", "other")
+_FRAMES: tuple[_Frame, ...] = get_args(_Frame)
 
 # (decoder state, kind of payload) -> handler name. Before the end each kind has its handler; after
 # it, everything is late, except the ``[DONE]`` OpenAI often sends after an error payload.

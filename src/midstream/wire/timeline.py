@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Literal, NoReturn
+from typing import Literal, NoReturn, get_args
 
 from midstream.errors import TimelineError
 from midstream.events import (
@@ -43,7 +43,7 @@ from midstream.message import StopReason, Terminal, Usage
 __all__ = ["MAX_COUNT", "MAX_HELD", "STATES", "TRANSITIONS", "State", "Timeline"]
 
 State = Literal["idle", "streaming", "ended", "failed"]
-STATES: tuple[State, ...] = ("idle", "streaming", "ended", "failed")
+STATES: tuple[State, ...] = get_args(State)
 
 # (state, event kind) -> action. A pair that is missing is a protocol error.
 TRANSITIONS: dict[tuple[State, str], str] = {

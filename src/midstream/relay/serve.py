@@ -1,0 +1,116 @@
+"""Put the relay together and run it: ``midstream serve`` and :func:`running` (for tests and scripts).
+
+:func:`build` makes the Starlette app from plain options: a store URL (see
+:mod:`midstream.relay.stores`), an :class:`~midstream.relay.runner.AgentFactory` and the HTTP
+settings. :func:`running` serves it from a background thread on a free loopback port::
+
+    with running("memory", factory=AgentFactory(provider="anthropic", base_url=sim_url,
+                                                  api_key="sim-key", model="claude-sonnet-4-5")) as url:
+        httpx2.post(f"{url}/v1/runs", json={"prompt": "Hello"})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from midstream.agent.tools import Tool
+from midstream.errors import LocalError
+from midstream.relay.app import create_app
+from midstream.relay.log import DEFAULT_REPLAY_TTL, EventLog
+from midstream.relay.runner import AgentFactory, LocalExecutor
+from midstream.relay.stores import open_log
+
+__all__ = ["RelayURL", "build", "load_tools", "running"]
+
+
+def load_tools(spec: str) -> list[Tool | Callable[..., Any]]:
+    """Tools from a Python entry point ``module:attribute`` naming a list of tools (``Tool`` objects
+    or typed functions) or a single one, e.g. ``midstream.cli.examples:TOOLS``."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise LocalError(f"tools must be given as module:attribute, not {spec!r}")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise LocalError(f"cannot load tools from {spec!r}: {exc}") from exc
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not all(isinstance(t, Tool) or callable(t) for t in items):
+        raise LocalError(f"{spec!r} is not a tool or a list of tools")
+    return items
+
+
+def build(
+    store: str | EventLog | None = None,
+    *,
+    factory: AgentFactory | None = None,
+    heartbeat: float = 15.0,
+    replay_ttl: float = DEFAULT_REPLAY_TTL,
+    owner: str | None = None,
+) -> Starlette:
+    """The relay app on ``store`` (a URL or an open :class:`EventLog`); runs execute in this process
+    through ``factory`` (None: the relay serves events and cancels, and starts no runs)."""
+    log = store if isinstance(store, EventLog) else open_log(store, replay_ttl=replay_ttl)
+    executor = LocalExecutor(log, factory, owner=owner) if factory is not None else None
+    return create_app(log, executor, heartbeat=heartbeat)
+
+
+class RelayURL(str):
+    """The base URL of a relay started by :func:`running` (a ``str``), with its app."""
+
+    app: Starlette
+
+
+@contextlib.contextmanager
+def running(
+    store: str | EventLog | None = "memory",
+    *,
+    factory: AgentFactory | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    heartbeat: float = 15.0,
+    replay_ttl: float = DEFAULT_REPLAY_TTL,
+    startup_timeout: float = 10.0,
+) -> Iterator[RelayURL]:
+    """Serve the relay from a background thread on ``host:port`` (0: a free port); yield its URL.
+    It stops, cancelling its runs and closing the store, when the block exits."""
+    app = build(store, factory=factory, heartbeat=heartbeat, replay_ttl=replay_ttl)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise LocalError(f"the relay did not start on {host}:{bound}")
+        time.sleep(0.005)
+    url = RelayURL(f"http://{host}:{bound}")
+    url.app = app
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10.0)
+        sock.close()
