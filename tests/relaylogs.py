@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 
 from agentsupport import Recorder, client, fast
-from midstream.agent import Agent, Run, RunResult, tool
+from midstream.agent import Agent, Hooks, Run, RunResult, tool
+from midstream.agent.effects import EffectRecord
+from midstream.agent.hooks import HookInput, HookResult
 from midstream.relay.entry import LogEntry, entry_data
 from midstream.sim import ScenarioBook, SimURL
 
@@ -64,6 +66,14 @@ scenarios:
     turns:
       - blocks: [{tool_call: {name: launch_rocket, input: {stage: 1}}}]
       - blocks: [{text: "There is no such tool."}]
+  - name: booking
+    match: {last_user: "(?i)book"}
+    turns:
+      - blocks:
+          - text: "Booking the room while the slow job runs."
+          - tool_call: {name: book_room, input: {room: "A-12"}}
+          - tool_call: {name: slow_job, input: {n: 2}}
+      - blocks: [{text: "Both done."}]
   - name: slow
     match: {last_user: "(?i)slow"}
     turns:
@@ -102,6 +112,29 @@ async def slow_job(n: int) -> str:
     return f"job {n} done"
 
 
+UNDONE: list[str] = []
+
+
+def _unbook(record: EffectRecord) -> None:
+    UNDONE.append(str(record.input["room"]))
+
+
+@tool(side_effect=True, compensate=_unbook)
+def book_room(room: str) -> str:
+    """Book a room (undone by compensation after a cancel)."""
+    return f"booked {room}"
+
+
+def _no_weather() -> Hooks:
+    hooks = Hooks()
+
+    @hooks.on("PreToolUse", matcher="get_weather")
+    def deny(event: HookInput) -> HookResult:
+        return HookResult("deny", reason="no weather today")
+
+    return hooks
+
+
 @dataclass(frozen=True)
 class RunLog:
     """One run: the payloads of its log, in seq order, and how it ended."""
@@ -119,6 +152,7 @@ class Case:
     options: dict[str, Any] | None = None
     settings: dict[str, Any] | None = None
     cancel_on: Callable[[Any], bool] | None = None
+    hooks: Callable[[], Hooks] | None = None
 
 
 CASES: dict[str, Case] = {
@@ -137,6 +171,13 @@ CASES: dict[str, Case] = {
         faults={0: "error_after_events=12;error=overloaded"},
     ),
     "stream-error-prefill": Case("write an essay", faults={0: "error_after_events=12;error=overloaded"}),
+    "denied": Case("weather in Paris and Tokyo", hooks=_no_weather),
+    "compensated": Case(
+        "book a room",
+        cancel_on=lambda e: (
+            getattr(e, "kind", "") == "tool_finished" and getattr(e, "name", "") == "book_room"
+        ),
+    ),
     "cancel-in-tool": Case("run the slow job", cancel_on=lambda e: getattr(e, "kind", "") == "tool_started"),
     "cancel-mid-text": Case("write an essay", cancel_on=lambda e: getattr(e, "kind", "") == "text_delta"),
     "failure": Case("write an essay", faults={0: "malformed_after_events=10"}),
@@ -147,8 +188,9 @@ async def _record(url: SimURL, name: str, case: Case) -> RunLog:
     transport = Recorder(case.faults) if case.faults else None
     agent = Agent(
         client(url, case.provider, transport=transport),
-        [get_weather, save_article, slow_job],
+        [get_weather, save_article, slow_job, book_room],
         settings=fast(**(case.settings or {})),
+        hooks=case.hooks() if case.hooks is not None else None,
         **(case.options or {}),
     )
     payloads: list[dict[str, Any]] = []

@@ -136,26 +136,40 @@ def read_sse(
 
     from midstream.wire.sse import SSEDecoder
 
-    params = {} if after is None else {"after": str(after)}
+    if after is not None:  # added to the URL's own query (params= would replace it)
+        url += ("&" if "?" in url else "?") + f"after={after}"
     sent = dict(headers or {})
     if last_event_id is not None:
         sent["last-event-id"] = str(last_event_id)
     events: list[Any] = []
     decoder = SSEDecoder()
-    with httpx2.stream("GET", url, params=params, headers=sent, timeout=timeout) as response:
+    with httpx2.stream("GET", url, headers=sent, timeout=timeout) as response:
         if response.status_code != 200:
             response.read()
             return response.status_code, [response]
         for chunk in response.iter_bytes():
             for event in decoder.feed(chunk):
                 events.append(event)
-                if stop_after is not None and sum(1 for e in events if e.id) >= stop_after:
+                if stop_after is not None and sum(1 for e in events if _counted(e)) >= stop_after:
                     return 200, events
     return 200, events
 
 
+def _counted(event: Any) -> bool:
+    """An event that stands for a log entry or an adapter chunk (``id`` is the last id seen, so the
+    ``resync`` notice and the AI SDK's ``[DONE]`` carry one too: they are left out by name)."""
+    return event.id is not None and event.event != "resync" and event.data != "[DONE]"
+
+
 def payloads(events: list[Any]) -> list[dict[str, Any]]:
-    """The JSON payloads of the entries among SSE events (not resync)."""
+    """The JSON payloads of the entries (or adapter chunks) among SSE events."""
     import json
 
-    return [json.loads(e.data) for e in events if e.id is not None]
+    return [json.loads(e.data) for e in events if _counted(e)]
+
+
+def chunks(events: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(id, chunk)`` for the adapter chunks among SSE events."""
+    import json
+
+    return [(e.id, json.loads(e.data)) for e in events if _counted(e)]

@@ -6,9 +6,10 @@ cut anywhere and resumed (replay + skip) must end in the same state: no gap, no 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ from midstream.relay.adapters import (
     replay,
     sse_event,
 )
+from midstream.relay.adapters import agui as agui_adapter
+from midstream.relay.entry import LogEntry
 from midstream.sim import running
 from relaylogs import BOOK, RunLog, record_all
 
@@ -77,6 +80,8 @@ def expected_ui(log: RunLog) -> list[dict[str, Any]]:
             res = results.get(call.id)
             if res is not None and not res.is_error:
                 tools.append((call.id, call.name, "output-available", call.input, res.content))
+            elif res is not None and "denied" in res.content:
+                tools.append((call.id, call.name, "output-denied", None, None))
             else:
                 tools.append((call.id, call.name, "output-error", None, None))
         out.append(
@@ -193,6 +198,7 @@ ALL = [
     "max-tokens-truncated",
     "stream-error-restart",
     "stream-error-prefill",
+    "denied",
     "cancel-in-tool",
     "cancel-mid-text",
     "failure",
@@ -555,3 +561,96 @@ def test_close_ends_a_log_that_stopped_without_run_end(logs: dict[str, RunLog]) 
     assert got[0]["errors"] == [] and got[1]["errors"] == []
     states = [p["state"] for p in got[0]["message"]["parts"] if p["type"].startswith("tool-")]
     assert states == ["output-error"]
+
+
+async def _follow(entries: list[Any]) -> AsyncIterator[Any]:
+    for entry in entries:
+        await asyncio.sleep(0)
+        yield entry
+
+
+def _body(stream: AsyncIterator[bytes]) -> bytes:
+    async def main() -> bytes:
+        return b"".join([piece async for piece in stream])
+
+    return asyncio.run(main())
+
+
+def test_sse_stream_serves_log_entries_as_the_response_body(logs: dict[str, RunLog]) -> None:
+    payloads = logs["parallel-tools"].payloads
+    entries = [
+        LogEntry(
+            run=p["run"],
+            seq=p["seq"],
+            kind=p["kind"],
+            data={k: v for k, v in p.items() if k not in ("kind", "run", "seq")},
+        )
+        for p in payloads
+    ]
+    whole = ui_chunks(logs["parallel-tools"])
+    body = _body(aisdk.sse_stream(_follow(entries)))
+    assert body.decode() == ui_sse(whole)
+    # A follow read that goes on past the run's end is not read further: the message is finished.
+    assert _body(aisdk.sse_stream(_follow([*payloads, *payloads]))) == body
+    # Resumed by cursor or by count; cut before the end: no [DONE], as a dropped connection.
+    half = len(whole) // 2
+    assert _body(aisdk.sse_stream(_follow(payloads), after=whole[half - 1][0])).decode() == ui_sse(
+        whole[half:]
+    )
+    assert _body(aisdk.sse_stream(_follow(payloads), skip=half)).decode() == ui_sse(whole[half:])
+    assert not _body(aisdk.sse_stream(_follow(payloads[:20]))).endswith(SSE_DONE)
+    ag = _body(agui_adapter.sse_stream(_follow(entries), RUN_INPUT))
+    assert ag.decode() == agui_sse(agui_chunks(logs["parallel-tools"]))
+    got = run_clients([ui_case(body.decode()), agui_case(ag.decode())])
+    assert ui_state(got[0]["message"]) == expected_ui(logs["parallel-tools"])
+    assert agui_state(got[1]["messages"][1:]) == expected_agui(logs["parallel-tools"])
+
+
+def test_a_run_served_by_the_relay_reads_the_same_in_both_clients() -> None:
+    """A log as the relay writes it (its run_start entry, coalesced deltas), read back over its SSE."""
+    import httpx2
+
+    from midstream.relay.serve import running as relay_running
+    from relaysupport import FAST_SETTINGS, payloads, read_sse, relay_book, sim_factory
+
+    with running(relay_book(), speed=0) as sim, relay_running("memory", factory=sim_factory(sim)) as relay:
+        body = {"prompt": "What is the weather in Paris and Tokyo?", "settings": FAST_SETTINGS}
+        made = httpx2.post(f"{relay}/v1/runs", json=body).json()
+        status, events = read_sse(f"{relay}/v1/runs/{made['id']}/events")
+    assert status == 200
+    log = payloads(events)
+    assert log[0]["kind"] == "run_start" and log[-1]["kind"] == "run_end"
+    text = log[-1]["message"]["text"]
+    outputs = {p["call_id"]: p["content"] for p in log if p["kind"] == "tool_finished"}
+    results = {p["call_id"]: p["result"] for p in log if p["kind"] == "tool_finished"}
+    assert len(outputs) == 2 and all(isinstance(r, dict) for r in results.values())
+    ui = list(replay(UIMessageStream(), log))
+    ag = list(replay(AGUIEvents(RUN_INPUT), log))
+    got_ui, got_ag = run_clients([ui_case(ui_sse(ui)), agui_case(agui_sse(ag))])
+    assert got_ui["errors"] == [] and got_ag["errors"] == []
+    steps = ui_state(got_ui["message"])
+    assert steps[-1]["text"] == text
+    assert {t[0]: t[4] for t in steps[0]["tools"]} == results  # the AI SDK keeps the structured result
+    assert {t[2] for t in steps[0]["tools"]} == {"output-available"}
+    messages = got_ag["messages"]
+    assert messages[-1] == {"id": messages[-1]["id"], "role": "assistant", "content": text}
+    assert {m["toolCallId"]: m["content"] for m in messages if m["role"] == "tool"} == outputs
+
+
+def test_a_cancel_after_a_side_effect_shows_its_compensation(logs: dict[str, RunLog]) -> None:
+    log = logs["compensated"]
+    booked = next(p["call_id"] for p in log.payloads if p["kind"] == "tool_finished")
+    slow = next(p["call_id"] for p in log.payloads if p["kind"] == "tool_failed")
+    ui, ag = ui_chunks(log), agui_chunks(log)
+    got_ui, got_ag = run_clients([ui_case(ui_sse(ui)), agui_case(agui_sse(ag))])
+    assert got_ui["errors"] == [] and got_ag["errors"] == []
+    parts = {p.get("toolCallId") or p.get("id"): p for p in got_ui["message"]["parts"]}
+    assert parts[booked]["state"] == "output-available"  # it ran ...
+    undone = parts[f"compensated-{booked}"]  # ... and was undone: a part that stays in the message
+    assert undone["type"] == "data-midstream-compensated" and undone["data"]["status"] == "compensated"
+    assert parts[slow]["state"] == "output-error" and parts[slow]["errorText"].startswith("cancelled")
+    assert got_ui["chunkTypes"][-1] == "abort"
+    assert got_ag["custom"][-2:] == ["midstream.tool_compensated", "midstream.cancelled"]
+    tools = {m["toolCallId"]: m["content"] for m in got_ag["messages"] if m["role"] == "tool"}
+    assert tools == {booked: "booked A-12", slow: "failed (cancelled): the run was cancelled"}
+    assert got_ag["result"] == {"terminal": "cancelled", "reason": "stopped by the user"}

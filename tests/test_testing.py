@@ -133,3 +133,37 @@ def test_the_simulator_fixture_serves_its_book(own_sim: SimURL) -> None:
     answer = httpx2.post(f"{own_sim}/v1/messages", json=body, headers={"x-api-key": "k"}).json()
     assert answer["content"] == [{"type": "text", "text": "Hi!"}]
     assert own_sim.simulator.request_count == 1
+
+
+def test_the_fake_clock_and_a_seeded_generator_make_retry_decisions_reproducible() -> None:
+    from email.utils import formatdate
+
+    from midstream.client._session import Session, status_problem
+    from midstream.client.errors import ProviderError
+    from midstream.client.providers import build_request
+    from midstream.client.request import ChatRequest
+    from midstream.core.retry import RetryPolicy
+
+    clock = FakeClock()
+    request = build_request("anthropic", ChatRequest.create("m", "hi"), api_key="k-123", base_url=None)
+
+    def session(seed: int) -> Session:
+        return Session(
+            request,
+            provider="anthropic",
+            schemas={},
+            timeouts=Timeouts(),
+            policy=RetryPolicy(),
+            secrets=(),
+            now=clock(),
+            wall_clock=clock.time,
+            rng=random.Random(seed),
+        )
+
+    error = ProviderError("busy", status=529, kind="overloaded", retryable=True, provider="anthropic")
+    backoff = status_problem(error, {})
+    assert session(1).decide(backoff, clock()) == session(1).decide(backoff, clock())
+    assert session(1).decide(backoff, clock()).delay != session(2).decide(backoff, clock()).delay
+    # a retry-after date is read against the injected wall clock: 3 s from the fake now
+    dated = status_problem(error, {"retry-after": formatdate(clock.time() + 3, usegmt=True)})
+    assert session(1).decide(dated, clock()).delay == 3.0

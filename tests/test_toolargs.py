@@ -62,7 +62,13 @@ def test_a_prefix_that_parses_elsewhere_is_not_ready_before_the_stop() -> None:
     assert second == [ToolFieldStart(0, ("limit",)), ToolFieldComplete(0, ("limit",), 5)]
     assert args.result is None
     assert args.stop(True) == [
-        ToolCallReady(0, None, "search", {"query": "x", "limit": 5}, {"query": "x", "limit": 5})
+        ToolCallReady(
+            index=0,
+            id=None,
+            name="search",
+            input={"query": "x", "limit": 5},
+            validated={"query": "x", "limit": 5},
+        )
     ]
 
 
@@ -90,8 +96,8 @@ def test_text_that_stops_mid_value_is_truncated_even_if_the_block_closed() -> No
 
 @pytest.mark.parametrize("raw", ["", "  \n"])
 def test_no_argument_text_is_an_empty_object(raw: str) -> None:
-    assert run([raw])[1] == ToolCallReady(3, "call_1", "search", {}, {})
-    assert run([])[1] == ToolCallReady(3, "call_1", "search", {}, {})
+    assert run([raw])[1] == ToolCallReady(index=3, id="call_1", name="search", input={}, validated={})
+    assert run([])[1] == ToolCallReady(index=3, id="call_1", name="search", input={}, validated={})
     assert isinstance(run([raw], complete=False)[1], ToolCallInvalid)
 
 
@@ -247,7 +253,7 @@ SEARCH = {
 )
 def test_valid_input_passes_the_json_schema(value: dict[str, Any]) -> None:
     _, verdict = run([json.dumps(value)], schema=SEARCH)
-    assert verdict == ToolCallReady(3, "call_1", "search", value, value)
+    assert verdict == ToolCallReady(index=3, id="call_1", name="search", input=value, validated=value)
 
 
 @pytest.mark.parametrize(
@@ -341,8 +347,10 @@ def test_tracker_follows_parallel_tool_blocks() -> None:
     )
     verdicts = [ev for ev in out if isinstance(ev, ToolCallReady | ToolCallInvalid)]
     assert verdicts == [
-        ToolCallReady(2, "b", "other", {"any": [1]}, {"any": [1]}),  # no schema: strict JSON only
-        ToolCallReady(1, "a", "search", {"query": "x"}, {"query": "x"}),
+        ToolCallReady(
+            index=2, id="b", name="other", input={"any": [1]}, validated={"any": [1]}
+        ),  # no schema: strict JSON only
+        ToolCallReady(index=1, id="a", name="search", input={"query": "x"}, validated={"query": "x"}),
     ]
     # each verdict right after its BlockStop; the server tool and the text block give nothing
     assert out.index(verdicts[0]) == out.index(BlockStop(2)) + 1
@@ -395,7 +403,11 @@ def test_recorded_anthropic_tool_call_becomes_ready() -> None:
     ready = tool[-1]
     assert isinstance(ready, ToolCallReady)
     assert ready == ToolCallReady(
-        1, "toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", {"location": "Paris"}, ready.validated
+        index=1,
+        id="toolu_01NRLabsLyVHZPKxbKvkfSMn",
+        name="get_weather",
+        input={"location": "Paris"},
+        validated=ready.validated,
     )
     assert accumulate(events).tool_calls[0].input == ready.input  # the Message agrees
 
@@ -431,11 +443,11 @@ def test_recorded_server_tool_then_tool_use() -> None:
     verdicts = [ev for ev in with_tool_events(events) if isinstance(ev, ToolCallReady | ToolCallInvalid)]
     assert verdicts == [
         ToolCallReady(
-            4,
-            "toolu_01EFn5wTNBYA8Reni8rbmnHT",
-            "get_exchange_rate",
-            {"from_currency": "USD", "to_currency": "EUR"},
-            {"from_currency": "USD", "to_currency": "EUR"},
+            index=4,
+            id="toolu_01EFn5wTNBYA8Reni8rbmnHT",
+            name="get_exchange_rate",
+            input={"from_currency": "USD", "to_currency": "EUR"},
+            validated={"from_currency": "USD", "to_currency": "EUR"},
         )
     ]
     message = accumulate(events)

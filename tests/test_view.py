@@ -92,12 +92,12 @@ def test_a_verdict_fed_in_replaces_the_views_own() -> None:
     assert "ready to run" in render(view)
     view.feed(
         ToolCallInvalid(
-            0,
-            "toolu_1",
-            "save_article",
-            "".join(ARGS),
-            "schema",
-            ToolInputError("missing required field 'author'"),
+            index=0,
+            id="toolu_1",
+            name="save_article",
+            raw="".join(ARGS),
+            reason="schema",
+            error=ToolInputError("missing required field 'author'"),
         )
     )
     screen = render(view)

@@ -89,7 +89,9 @@ class CallState:
 def _invalid(
     call_id: str, name: str, reason: InvalidInputReason, raw: str, error: str, wrapper: str
 ) -> ToolInvalidInput:
-    return ToolInvalidInput(call_id, name, reason, raw, error, {wrapper: raw})
+    return ToolInvalidInput(
+        call_id=call_id, name=name, reason=reason, raw=raw, error=error, wrapped={wrapper: raw}
+    )
 
 
 @dataclass
@@ -166,7 +168,7 @@ class ResponseCalls:
             call.discard()
             return call.invalid
         call.input = dict(event.input)
-        return ToolReady(call.call_id, call.name, call.input, event.index)
+        return ToolReady(call_id=call.call_id, name=call.name, input=call.input, index=event.index)
 
     def _reject(self, event: ToolCallInvalid) -> ToolInvalidInput:
         call = self._state(event.index, event.id, event.name)
@@ -233,7 +235,7 @@ class _Observed:
         return await self._tool.run_compensate(record)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CallRunner:
     """Runs ready calls for one run (see the module docstring)."""
 
@@ -294,7 +296,7 @@ class CallRunner:
 
         def started(key: str | None) -> None:
             self.started.add(call.call_id)
-            self.emit(ToolStarted(call.call_id, call.name, input, key))
+            self.emit(ToolStarted(call_id=call.call_id, name=call.name, input=input, idempotency_key=key))
 
         observed = _Observed(call.tool, started, self.stopped)
         began = time.monotonic()
@@ -323,10 +325,27 @@ class CallRunner:
         tool may have finished before the cancel reached it; the ledger journaled it either way)."""
         done = next((r for r in self.ledger.executed if r.call_id == call.call_id), None)
         if done is None:
-            self.emit(ToolFailed(call.call_id, call.name, "cancelled", "the run was cancelled", entered))
+            self.emit(
+                ToolFailed(
+                    call_id=call.call_id,
+                    name=call.name,
+                    reason="cancelled",
+                    error="the run was cancelled",
+                    started=entered,
+                )
+            )
             return
         content = result_content(done.result)
-        self.emit(ToolFinished(call.call_id, call.name, "done", done.result, content, seconds))
+        self.emit(
+            ToolFinished(
+                call_id=call.call_id,
+                name=call.name,
+                status="done",
+                result=done.result,
+                content=content,
+                seconds=seconds,
+            )
+        )
 
     async def _finished(self, call: CallState, execution: Execution, seconds: float) -> ToolResult:
         skipped = execution.status == "skipped"
@@ -336,7 +355,16 @@ class CallRunner:
             content = result_content(execution.result)
         status: Any = "skipped" if skipped else "done"
         result = self._result(call, content)
-        self.emit(ToolFinished(call.call_id, call.name, status, execution.result, content, seconds))
+        self.emit(
+            ToolFinished(
+                call_id=call.call_id,
+                name=call.name,
+                status=status,
+                result=execution.result,
+                content=content,
+                seconds=seconds,
+            )
+        )
         if not skipped:
             self.monitor.record_execution(call.name, ok=True, seconds=seconds)
         await self._post("PostToolUse", call, tool_response=to_jsonable(execution.result))
@@ -352,7 +380,9 @@ class CallRunner:
             else (f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
         )
         result = self._result(call, f"The tool failed ({reason}): {text}", error=True)
-        self.emit(ToolFailed(call.call_id, call.name, reason, text, entered))
+        self.emit(
+            ToolFailed(call_id=call.call_id, name=call.name, reason=reason, error=text, started=entered)
+        )
         if entered:
             self.monitor.record_execution(call.name, ok=False, seconds=seconds)
         await self._post("PostToolUseFailure", call, error=text, reason=reason)

@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from midstream.agent._calls import (
     CallRunner,
@@ -37,16 +37,18 @@ from midstream.agent.events import (
     IterationStart,
     RetryNotice,
     RunEnd,
+    RunEvent,
+    RunPhase,
     ToolCompensated,
     ToolInvalidInput,
 )
 from midstream.agent.hooks import HookEvent, HookOutcome, HookReport
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ChatRequest, ToolResult, Turn, UserText
-from midstream.client.stream import AsyncClient, AsyncStream
-from midstream.core.retry import is_content
+from midstream.client.stream import AsyncClient, AsyncStream, StreamEvent
 from midstream.core.toolargs import ToolEvent
 from midstream.errors import RemoteError
+from midstream.events import is_content
 from midstream.message import Message, Terminal, TextBlock
 
 if TYPE_CHECKING:
@@ -57,12 +59,12 @@ __all__ = ["EventCallback", "Run", "RunResult"]
 log = logging.getLogger("midstream.agent")
 
 T = TypeVar("T")
-EventCallback = Callable[[Any], object]
+EventCallback = Callable[[RunEvent], object]
 """An ``on_event`` callback: called with every event, in order, on the run's event loop."""
 _DONE = object()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     """How a run ended. ``message`` is the last assistant response (the final answer when
     ``completed``; partial otherwise); ``turns`` the conversation at its last clean boundary.
@@ -182,17 +184,17 @@ class Run:
             already_run=already,
         )
         self._runner = CallRunner(
-            agent.hooks,
-            self.ledger,
-            agent.settings,
-            self.session_id,
-            agent.monitor,
-            self._emit,
-            self._notify,
-            self._record,
-            self._cancel_event.is_set,
+            hooks=agent.hooks,
+            ledger=self.ledger,
+            settings=agent.settings,
+            session_id=self.session_id,
+            monitor=agent.monitor,
+            emit=self._emit,
+            notify=self._notify,
+            record=self._record,
+            stopped=self._cancel_event.is_set,
         )
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue: asyncio.Queue[RunEvent | object] = asyncio.Queue()
         self._cancel_reason: str | None = None
         self._closing = False
         self._exhausted = False
@@ -211,7 +213,7 @@ class Run:
         self._fallbacks: list[str] = []
         self._compensations: list[EffectRecord] = []
         self._context = ""
-        self._phase = "starting"
+        self._phase: RunPhase = "starting"
         self._last: Message | None = None
         self.outcome: RunResult | None = None
         """The result, once the run has ended."""
@@ -243,7 +245,7 @@ class Run:
     def __aiter__(self) -> Run:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> RunEvent:
         self.start()
         if self._exhausted:
             raise StopAsyncIteration
@@ -251,7 +253,7 @@ class Run:
         if item is _DONE:
             self._exhausted = True
             raise StopAsyncIteration
-        return item
+        return cast("RunEvent", item)
 
     def __await__(self) -> Any:
         return self.result().__await__()
@@ -312,7 +314,11 @@ class Run:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def _emit(self, event: Any) -> None:
+    def _enter(self, phase: RunPhase) -> None:
+        """The one place that moves the run's phase (what a cancel reports it interrupted)."""
+        self._phase = phase
+
+    def _emit(self, event: RunEvent) -> None:
         self.agent.monitor.observe(event)
         self._queue.put_nowait(event)
         for callback in self._callbacks:
@@ -329,7 +335,7 @@ class Run:
     async def _hook(self, event: HookEvent, **fields: Any) -> HookReport:
         hooks = self.agent.hooks
         if not hooks.registered(event):
-            return HookReport(event)
+            return HookReport(event=event)
         report = await self._guard(hooks.run(event, session_id=self.session_id, **fields))
         self._notify(report.outcomes, None)
         return report
@@ -420,7 +426,7 @@ class Run:
 
     async def _end(self, end: _End) -> None:
         self._closing = True
-        self._phase = "ending"
+        self._enter("ending")
         if self._background:
             await asyncio.wait(set(self._background))
         await self._closing_hook(
@@ -428,19 +434,27 @@ class Run:
         )
         error = None if end.error is None else describe(end.error)
         self.outcome = RunResult(
-            end.terminal,
-            end.reason,
-            end.message,
-            self._iteration,
-            tuple(self._turns),
-            self.session_id,
-            self._retries,
-            tuple(self._fallbacks),
-            tuple(sorted(self._runner.started)),
-            tuple(self._compensations),
-            end.error,
+            terminal=end.terminal,
+            reason=end.reason,
+            message=end.message,
+            iterations=self._iteration,
+            turns=tuple(self._turns),
+            session_id=self.session_id,
+            retries=self._retries,
+            fallbacks=tuple(self._fallbacks),
+            executed=tuple(sorted(self._runner.started)),
+            compensations=tuple(self._compensations),
+            error=end.error,
         )
-        self._emit(RunEnd(end.terminal, end.reason, self._iteration, end.message, error))
+        self._emit(
+            RunEnd(
+                terminal=end.terminal,
+                reason=end.reason,
+                iterations=self._iteration,
+                message=end.message,
+                error=error,
+            )
+        )
         self._queue.put_nowait(_DONE)
 
     async def _cancelled(self) -> _End:
@@ -478,7 +492,14 @@ class Run:
     async def _respond(self) -> Message | _End:
         specs = self.agent.tool_specs()
         eager = tuple(s.name for s in specs if s.eager)
-        self._emit(IterationStart(self._iteration, self._max_tokens, tuple(s.name for s in specs), eager))
+        self._emit(
+            IterationStart(
+                iteration=self._iteration,
+                max_tokens=self._max_tokens,
+                tools=tuple(s.name for s in specs),
+                eager=eager,
+            )
+        )
         retries, prefix = 0, ""
         errors = self.agent.settings.errors
         while True:
@@ -519,28 +540,29 @@ class Run:
             error = None if attempt.error is None else describe(attempt.error)
             self._emit(
                 RetryNotice(
-                    self._iteration,
-                    retries,
-                    verdict.reason,
-                    delay,
-                    self._max_tokens,
-                    verdict.mode,
-                    len(prefix),
-                    error,
+                    iteration=self._iteration,
+                    attempt=retries,
+                    reason=verdict.reason,
+                    delay=delay,
+                    max_tokens=self._max_tokens,
+                    mode=verdict.mode,
+                    kept=len(prefix),
+                    error=error,
                 )
             )
-            self._phase = "waiting"
+            self._enter("waiting")
             await self._guard(asyncio.sleep(delay))
 
     async def _attempt(self, request: ChatRequest, retries: int, prefix: str) -> _Attempt:
         self._check()
-        self._phase = "hooks"
+        self._enter("hooks")
         await self._hook("StreamStart", provider=self._client.provider, model=request.model, attempt=retries)
         self._check()
         calls = ResponseCalls(self.agent.tools, self.agent.settings.errors.invalid_json_wrapper)
         self._state = calls
         stream = self._client.stream(request, timeouts=self.agent.timeouts)
-        self._stream, self._phase = stream, "streaming"
+        self._stream = stream
+        self._enter("streaming")
         self.agent.monitor.stream_started()
         error: BaseException | None = None
         try:
@@ -568,7 +590,7 @@ class Run:
         message = error.partial if isinstance(error, StreamInterrupted) else stream.message
         return _Attempt(message, error, calls)
 
-    def _on_stream(self, event: Any, calls: ResponseCalls) -> None:
+    def _on_stream(self, event: StreamEvent, calls: ResponseCalls) -> None:
         self._emit(event)
         for lifecycle in calls.feed(event):
             self._emit(lifecycle)
@@ -606,7 +628,7 @@ class Run:
     async def _tools(
         self, message: Message, calls: ResponseCalls, prior: Mapping[str, ToolResult] | None = None
     ) -> list[ToolResult]:
-        self._phase = "tools"
+        self._enter("tools")
         wrapper = self.agent.settings.errors.invalid_json_wrapper
         results: dict[str, ToolResult] = dict(prior or {})
         runnable: list[CallState] = []
@@ -621,12 +643,12 @@ class Run:
                 reason: Any = "truncated" if call.error == "truncated" else "invalid_json"
                 self._emit(
                     ToolInvalidInput(
-                        call.id,
-                        call.name,
-                        reason,
-                        call.raw_input,
-                        call.error or "",
-                        {wrapper: call.raw_input},
+                        call_id=call.id,
+                        name=call.name,
+                        reason=reason,
+                        raw=call.raw_input,
+                        error=call.error or "",
+                        wrapped={wrapper: call.raw_input},
                     )
                 )
             results[call.id] = invalid_result(call, None if state is None else state.invalid, wrapper)

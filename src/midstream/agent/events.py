@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from midstream.agent.effects import EffectRecord
 from midstream.agent.hooks import HookOutcome
+from midstream.client.stream import StreamEvent
 from midstream.message import Message, Terminal
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "RetryNotice",
     "RetryReason",
     "RunEnd",
+    "RunEvent",
+    "RunPhase",
     "ToolCompensated",
     "ToolDenied",
     "ToolFailed",
@@ -53,7 +56,7 @@ RetryReason = Literal["max_tokens", "stream_error", "ended_early"]
 FailReason = Literal["error", "timeout", "cancelled", "uncertain", "duplicate"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IterationStart:
     """A model round trip begins (``iteration`` counts from 1; retries stay in the same iteration)."""
 
@@ -64,7 +67,7 @@ class IterationStart:
     eager: tuple[str, ...] = ()  # the tools streamed eagerly in this iteration's requests
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolReady:
     """A call's input arrived whole and valid (strict JSON, the stream's schema check and the tool's)."""
 
@@ -75,7 +78,7 @@ class ToolReady:
     index: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolInvalidInput:
     """A call that will never run: its input was truncated, not JSON, failed a schema, or named an
     unknown tool. ``wrapped`` is what stands for it in the conversation (``{"INVALID_JSON": raw}``)."""
@@ -99,7 +102,7 @@ class ToolDenied:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolStarted:
     """The tool function was entered for this call (emitted from inside the execution, so it happens
     at most once per call id, and never for a call an earlier run already did)."""
@@ -111,7 +114,7 @@ class ToolStarted:
     idempotency_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolFinished:
     """The call has a result: ``status`` ``done`` (it ran now) or ``skipped`` (the journal says an
     earlier run did it; ``result`` is the recorded one). ``content`` is what goes back to the model."""
@@ -125,7 +128,7 @@ class ToolFinished:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolFailed:
     """The call did not produce a result: the tool raised (``error``), ran past its timeout, was
     cancelled, or the ledger refused to run it (``uncertain``: an earlier run may have done it;
@@ -139,7 +142,7 @@ class ToolFailed:
     started: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCompensated:
     """After a cancel, a completed side effect was undone (``compensated``) or could not be
     (``compensation_failed``: the tool raised or has no ``compensate``)."""
@@ -157,7 +160,13 @@ class ToolCompensated:
         status: Literal["compensated", "compensation_failed"] = (
             "compensated" if record.status == "compensated" else "compensation_failed"
         )
-        return cls(record.call_id, record.tool, status, record.idempotency_key, record.error)
+        return cls(
+            call_id=record.call_id,
+            name=record.tool,
+            status=status,
+            idempotency_key=record.idempotency_key,
+            error=record.error,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +188,7 @@ class HookNotice:
         return self.outcome.status
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetryNotice:
     """The response is asked for again, explicitly (what was shown of the failed one stays shown).
 
@@ -212,6 +221,11 @@ class FallbackNotice:
     iteration: int
 
 
+RunPhase = Literal["starting", "hooks", "streaming", "waiting", "tools", "ending"]
+"""Where a run is: ``starting``, running ``hooks``, ``streaming`` a response, ``waiting`` out a retry's
+backoff, running ``tools``, or ``ending``."""
+
+
 @dataclass(frozen=True, slots=True)
 class CancelNotice:
     """The run was cancelled while ``phase`` (``starting``, ``streaming``, ``tools``, ``waiting``,
@@ -219,11 +233,11 @@ class CancelNotice:
 
     kind: ClassVar[Literal["cancel"]] = "cancel"
     reason: str
-    phase: str
+    phase: RunPhase
     not_started: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunEnd:
     """The run's one ending, always its last event.
 
@@ -255,6 +269,10 @@ AgentEvent = (
     | CancelNotice
     | RunEnd
 )
+
+
+RunEvent = StreamEvent | AgentEvent
+"""What a run yields: the events of each response stream, and the lifecycle events between them."""
 
 
 def agent_event_dict(event: AgentEvent) -> dict[str, Any]:

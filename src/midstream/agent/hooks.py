@@ -170,7 +170,7 @@ class HookResult:
         return cls(decision, data.get("reason"), data.get("updated_input"), data.get("additional_context"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HookOutcome:
     """What one hook did: ``status`` ``ok`` (its answer counts), ``error`` or ``timeout`` (ignored).
 
@@ -187,7 +187,7 @@ class HookOutcome:
     additional_context: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HookReport:
     """All hooks of one event, combined: any deny wins, then ask, then allow (``None``: no opinion).
 
@@ -426,14 +426,18 @@ class Hooks:
                 outcome = _outcome(hook, "ok", _as_result(result))
         except TimeoutError:
             why = f"no answer within {hook.timeout} s"
-            outcome = HookOutcome(hook.event, hook.name, "timeout", reason=why)
+            outcome = HookOutcome(event=hook.event, hook=hook.name, status="timeout", reason=why)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
-            outcome = HookOutcome(hook.event, hook.name, "error", reason="the hook was cancelled")
+            outcome = HookOutcome(
+                event=hook.event, hook=hook.name, status="error", reason="the hook was cancelled"
+            )
         except Exception as exc:
-            outcome = HookOutcome(hook.event, hook.name, "error", reason=f"{type(exc).__name__}: {exc}")
+            outcome = HookOutcome(
+                event=hook.event, hook=hook.name, status="error", reason=f"{type(exc).__name__}: {exc}"
+            )
         outcome = dataclasses.replace(outcome, duration=time.monotonic() - started)
         self.stats[outcome.status] += 1
         if outcome.status != "ok":
@@ -463,11 +467,11 @@ class Hooks:
 
 def _outcome(hook: _Hook, status: OutcomeStatus, result: HookResult) -> HookOutcome:
     return HookOutcome(
-        hook.event,
-        hook.name,
-        status,
-        result.decision,
-        result.reason,
+        event=hook.event,
+        hook=hook.name,
+        status=status,
+        decision=result.decision,
+        reason=result.reason,
         updated_input=result.updated_input,
         additional_context=result.additional_context,
     )
@@ -486,12 +490,23 @@ def _as_result(value: Any) -> HookResult:
 def _command_outcome(hook: _Hook, event: HookInput, code: int | None, out: bytes, err: bytes) -> HookOutcome:
     stderr = err.decode("utf-8", "replace").strip()
     if code == 2:
-        return HookOutcome(hook.event, hook.name, "ok", "deny", stderr or "blocked by a hook (exit code 2)")
+        return HookOutcome(
+            event=hook.event,
+            hook=hook.name,
+            status="ok",
+            decision="deny",
+            reason=stderr or "blocked by a hook (exit code 2)",
+        )
     if code != 0:
-        return HookOutcome(hook.event, hook.name, "error", reason=f"exit code {code}: {stderr}".rstrip(": "))
+        return HookOutcome(
+            event=hook.event,
+            hook=hook.name,
+            status="error",
+            reason=f"exit code {code}: {stderr}".rstrip(": "),
+        )
     text = out.decode("utf-8", "replace").strip()
     if not text:
-        return HookOutcome(hook.event, hook.name, "ok")
+        return HookOutcome(event=hook.event, hook=hook.name, status="ok")
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -499,8 +514,10 @@ def _command_outcome(hook: _Hook, event: HookInput, code: int | None, out: bytes
         return _outcome(hook, "ok", HookResult.from_mapping(data))
     except ValueError as exc:
         if event.hook_event_name in _TEXT_CONTEXT_EVENTS:
-            return HookOutcome(hook.event, hook.name, "ok", additional_context=text)
-        return HookOutcome(hook.event, hook.name, "error", reason=f"stdout is not a JSON decision: {exc}")
+            return HookOutcome(event=hook.event, hook=hook.name, status="ok", additional_context=text)
+        return HookOutcome(
+            event=hook.event, hook=hook.name, status="error", reason=f"stdout is not a JSON decision: {exc}"
+        )
 
 
 def _combine(
@@ -513,13 +530,13 @@ def _combine(
     decision = next((d for d in _PRECEDENCE if any(o.decision == d for o in counted)), None)
     reasons = [o.reason for o in counted if o.decision == decision and o.reason]
     return HookReport(
-        event,
-        tuple(outcomes),
-        decision,
-        "; ".join(reasons) or None,
-        final,
-        final is not original,
-        tuple(o.additional_context for o in counted if o.additional_context),
+        event=event,
+        outcomes=tuple(outcomes),
+        decision=decision,
+        reason="; ".join(reasons) or None,
+        tool_input=final,
+        input_modified=final is not original,
+        additional_context=tuple(o.additional_context for o in counted if o.additional_context),
     )
 
 

@@ -12,18 +12,20 @@ in order: the response, then what it led to.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, assert_never
 
 from rich.console import Console
 from rich.markup import escape
 
 from midstream.agent.events import (
+    AgentEvent,
     CancelNotice,
     FallbackNotice,
     HookNotice,
     IterationStart,
     RetryNotice,
     RunEnd,
+    RunEvent,
     ToolCompensated,
     ToolDenied,
     ToolFailed,
@@ -59,14 +61,13 @@ class RunConsole:
         self._held: list[str] = []
         self.lines = 0
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: RunEvent) -> None:
         if isinstance(event, ResponseStart):
             self.close()
             self._display = LiveDisplay(LiveView(), console=self.console)
             self._display.__enter__()
-        renderer = _LINES.get(type(event))
-        if renderer is not None:
-            line = renderer(event)
+        if isinstance(event, AgentEvent):
+            line = _line(event)
             if line is not None:
                 self.lines += 1
                 if self._display is not None:
@@ -160,18 +161,32 @@ def _end(e: RunEnd) -> str:
     return f"[{style}]run {e.terminal}[/] after {e.iterations} iteration(s){why}"
 
 
-_LINES: dict[type, Any] = {
-    IterationStart: _iteration,
-    ToolReady: _ready,
-    ToolStarted: _started,
-    ToolFinished: _finished,
-    ToolFailed: _failed,
-    ToolDenied: _denied,
-    ToolInvalidInput: _invalid,
-    ToolCompensated: _compensated,
-    HookNotice: _hook,
-    RetryNotice: _retry,
-    FallbackNotice: _fallback,
-    CancelNotice: _cancel,
-    RunEnd: _end,
-}
+def _line(e: AgentEvent) -> str | None:
+    """The line printed for a lifecycle event (``None``: nothing worth a line)."""
+    if isinstance(e, IterationStart):
+        return _iteration(e)
+    if isinstance(e, ToolReady):
+        return _ready(e)
+    if isinstance(e, ToolStarted):
+        return _started(e)
+    if isinstance(e, ToolFinished):
+        return _finished(e)
+    if isinstance(e, ToolFailed):
+        return _failed(e)
+    if isinstance(e, ToolDenied):
+        return _denied(e)
+    if isinstance(e, ToolInvalidInput):
+        return _invalid(e)
+    if isinstance(e, ToolCompensated):
+        return _compensated(e)
+    if isinstance(e, HookNotice):
+        return _hook(e)
+    if isinstance(e, RetryNotice):
+        return _retry(e)
+    if isinstance(e, FallbackNotice):
+        return _fallback(e)
+    if isinstance(e, CancelNotice):
+        return _cancel(e)
+    if isinstance(e, RunEnd):
+        return _end(e)
+    assert_never(e)

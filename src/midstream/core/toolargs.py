@@ -115,7 +115,7 @@ class ToolFieldComplete:
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCallReady:
     """The call's block closed normally and its input parsed strictly and passed the schema.
 
@@ -140,7 +140,7 @@ class ToolCallReady:
     validated: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCallInvalid:
     """The call must not run: its input was ``truncated``, not a JSON object (``invalid_json``) or
     failed the tool's ``schema``. ``raw`` is exactly the text received; ``error`` says what went wrong.
@@ -307,10 +307,12 @@ class ToolArgs:
             validated = value if self.schema is None else validate(value, self.schema)
         except ValueError as exc:  # ToolInputError, pydantic's ValidationError
             return self._invalid("schema", exc)
-        return ToolCallReady(self.index, self.id, self.name, value, validated)
+        return ToolCallReady(index=self.index, id=self.id, name=self.name, input=value, validated=validated)
 
     def _invalid(self, reason: InvalidReason, error: Exception) -> ToolCallInvalid:
-        return ToolCallInvalid(self.index, self.id, self.name, self.raw, reason, error)
+        return ToolCallInvalid(
+            index=self.index, id=self.id, name=self.name, raw=self.raw, reason=reason, error=error
+        )
 
     def _translate(self, events: list[JsonEvent]) -> list[ToolEvent]:
         out: list[ToolEvent] = []

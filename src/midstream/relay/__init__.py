@@ -10,6 +10,7 @@ Resume, replay after the run finished and every protocol adapter are pure functi
 * :mod:`midstream.relay.app` -- the HTTP API (:func:`create_app`); :mod:`midstream.relay.runner` -- who
   executes a run (:class:`LocalExecutor`, :class:`AgentFactory`, :class:`RunRequest`);
   :mod:`midstream.relay.coalesce` -- merging tiny deltas; :mod:`midstream.relay.serve` -- :func:`running`;
+* :mod:`midstream.relay.adapters` -- the AI SDK UI Message Stream and AG-UI, translated from the log;
 * :mod:`midstream.relay.errors` -- the exceptions.
 
 Names are imported on first use, so ``midstream.relay.entry`` alone loads neither Starlette nor Redis.

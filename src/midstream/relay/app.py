@@ -10,6 +10,10 @@
                                        resume after ``Last-Event-ID`` or ``?after=<seq>``;
                                        ``?agent=`` keeps one agent's events
 ``POST /v1/runs/{id}/cancel``          stop the run wherever it executes: ``202``, idempotent
+``POST /api/chat``                     the AI SDK's ``useChat``; ``GET /api/chat/{chatId}/stream``
+                                       resumes it; ``POST /api/ag-ui`` for AG-UI clients; any run
+                                       reads as either with ``?protocol=ai-sdk`` / ``?protocol=ag-ui``
+                                       (:mod:`midstream.relay._protocols`)
 =====================================  ==========================================================
 
 The event stream starts with ``retry: <ms>``; a comment (``: ping``) is sent after ``heartbeat``
@@ -34,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from midstream.relay._protocols import PROTOCOLS, ProtocolRoutes, check_cursor
 from midstream.relay.entry import LogEntry
 from midstream.relay.errors import RunNotFound
 from midstream.relay.log import EventLog, Heartbeat, Resync, RunStatus
@@ -73,6 +78,7 @@ class _Relay:
     def __init__(self, log: EventLog, executor: Executor | None, heartbeat: float, retry_ms: int) -> None:
         self.log, self.executor = log, executor
         self.heartbeat, self.retry_ms = heartbeat, retry_ms
+        self.protocols = ProtocolRoutes(self)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -83,6 +89,9 @@ class _Relay:
             Route("/v1/runs/{run}", self.get_run, methods=["GET"]),
             Route("/v1/runs/{run}/events", self.events, methods=["GET"]),
             Route("/v1/runs/{run}/cancel", self.cancel, methods=["POST"]),
+            Route("/api/chat", self.protocols.chat, methods=["POST"]),
+            Route("/api/chat/{chat}/stream", self.protocols.chat_resume, methods=["GET"]),
+            Route("/api/ag-ui", self.protocols.ag_ui, methods=["POST"]),
         ]
 
     async def index(self, request: Request) -> Response:
@@ -153,15 +162,22 @@ class _Relay:
 
     async def events(self, request: Request) -> Response:
         run = request.path_params["run"]
-        cursor = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        after = _int_param(cursor, 0)
-        if after is None or after < 0:
+        protocol = request.query_params.get("protocol", "midstream")
+        if protocol not in ("midstream", *PROTOCOLS):
             return _error(
-                400, "invalid_request", f"the cursor must be a seq (an integer >= 0), not {cursor!r}"
+                400, "invalid_request", f"unknown protocol {protocol!r}: midstream, ai-sdk or ag-ui"
             )
+        cursor = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        after = _int_param(cursor, 0) if protocol == "midstream" else 0
+        problem = None if protocol == "midstream" else check_cursor(request)
+        if after is None or after < 0 or problem is not None:
+            message = problem or f"the cursor must be a seq (an integer >= 0), not {cursor!r}"
+            return _error(400, "invalid_request", message)
         status = await self.log.status(run)
         if status is None:
             return Response(status_code=204) if _wants_stream(request) else _not_found(run)
+        if protocol != "midstream":
+            return self.protocols.events(request, run, protocol)
         if status.ended and after >= status.last_seq:
             return Response(status_code=204)  # nothing will ever follow: EventSource stops here
         headers = {

@@ -16,11 +16,11 @@ from midstream import wire
 from midstream.core.accumulate import Accumulator
 from midstream.events import Event
 from midstream.message import Message, TextBlock, ThinkingBlock, ToolCall
-from midstream.wire._anthropic_encoder import wire_stop_reason
-from midstream.wire._bedrock_encoder import wire_stop_reason as bedrock_stop_reason
-from midstream.wire._gemini_encoder import wire_finish_reason as gemini_finish_reason
-from midstream.wire._openai_chat_encoder import wire_finish_reason
+from midstream.wire.anthropic import wire_stop_reason
+from midstream.wire.bedrock import wire_stop_reason as bedrock_stop_reason
+from midstream.wire.gemini import wire_finish_reason as gemini_finish_reason
 from midstream.wire.ollama import wire_done_reason
+from midstream.wire.openai_chat import wire_finish_reason
 from midstream.wire.sse import SSEDecoder
 
 __all__ = ["error_body", "nonstream_body", "responses_body"]
@@ -232,9 +232,11 @@ _ANTHROPIC_TYPES = {
     "rate_limited": "rate_limit_error",
     "server": "api_error",
     "invalid_request": "invalid_request_error",
+    "request_too_large": "request_too_large",
 }
 _GEMINI_STATUS = {
     400: "INVALID_ARGUMENT",
+    413: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
@@ -244,6 +246,7 @@ _GEMINI_STATUS = {
 }
 _BEDROCK_EXCEPTIONS = {
     400: "ValidationException",
+    413: "ValidationException",
     429: "ThrottlingException",
     503: "ServiceUnavailableException",
 }
@@ -264,7 +267,8 @@ def error_body(
 ) -> tuple[bytes, dict[str, str]]:
     """An HTTP error body (and extra headers) the way ``provider`` writes one.
 
-    ``kind`` is ``overloaded``, ``rate_limited``, ``server`` or ``invalid_request``.
+    ``kind`` is ``overloaded``, ``rate_limited``, ``server``, ``invalid_request`` or
+    ``request_too_large`` (a 413: Anthropic's own error type; an invalid request elsewhere).
     """
     headers: dict[str, str] = {}
     body: dict[str, Any]

@@ -8,7 +8,15 @@ Each adapter is a pure, deterministic translator of the log's payloads (``feed(p
 * :mod:`midstream.relay.adapters.agui` -- :class:`AGUIEvents` and :func:`parse_run_agent_input`.
 """
 
-from midstream.relay.adapters._replay import Chunk, Translator, areplay, parse_cursor, replay, sse_event
+from midstream.relay.adapters._replay import (
+    Chunk,
+    Entry,
+    Translator,
+    areplay,
+    parse_cursor,
+    replay,
+    sse_event,
+)
 from midstream.relay.adapters.agui import AGUIEvents, RunAgentInput, RunAgentInputError, parse_run_agent_input
 from midstream.relay.adapters.aisdk import (
     SSE_DONE,
@@ -26,6 +34,7 @@ __all__ = [
     "ChatRequestBody",
     "ChatRequestError",
     "Chunk",
+    "Entry",
     "RunAgentInput",
     "RunAgentInputError",
     "Translator",

@@ -18,10 +18,19 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
-__all__ = ["Chunk", "Translator", "areplay", "parse_cursor", "replay", "sse_event"]
+from midstream.relay.entry import LogEntry
+
+__all__ = ["Chunk", "Entry", "Translator", "areplay", "parse_cursor", "replay", "sse_event"]
 
 Chunk = dict[str, Any]
 """One protocol chunk or event: a JSON object."""
+
+Entry = LogEntry | Mapping[str, Any]
+"""A log entry, or its payload (:meth:`LogEntry.payload`, e.g. as read back from JSON)."""
+
+
+def _payload(entry: Entry) -> Mapping[str, Any]:
+    return entry.payload() if isinstance(entry, LogEntry) else entry
 
 
 class Translator(Protocol):
@@ -84,7 +93,7 @@ class _Cursor:
 
 def replay(
     translator: Translator,
-    payloads: Iterable[Mapping[str, Any]],
+    payloads: Iterable[Entry],
     *,
     after: str | int | None = None,
     skip: int = 0,
@@ -98,7 +107,8 @@ def replay(
     """
     cursor = _Cursor(after, skip)
     seq = 0
-    for payload in payloads:
+    for entry in payloads:
+        payload = _payload(entry)
         seq = int(payload.get("seq", seq + 1))
         chunks = translator.feed(payload)
         for sse_id, n, chunk in _ids(seq, chunks):
@@ -114,7 +124,7 @@ def replay(
 
 async def areplay(
     translator: Translator,
-    payloads: AsyncIterable[Mapping[str, Any]],
+    payloads: AsyncIterable[Entry],
     *,
     after: str | int | None = None,
     skip: int = 0,
@@ -123,7 +133,8 @@ async def areplay(
     finished, so a follow read ends with the protocol's own ending."""
     cursor = _Cursor(after, skip)
     seq = 0
-    async for payload in payloads:
+    async for entry in payloads:
+        payload = _payload(entry)
         seq = int(payload.get("seq", seq + 1))
         chunks = translator.feed(payload)
         for sse_id, n, chunk in _ids(seq, chunks):

@@ -26,22 +26,21 @@ The relay serves ``POST`` of a ``RunAgentInput`` like this::
 
     from midstream.relay.adapters import agui
 
-    run_input = agui.parse_run_agent_input(await request.json())
+    run_input = agui.parse_run_agent_input(await request.json())   # RunAgentInputError: answer 400
     # ... start the run with run_input.prompt, then stream its log:
-    translator = agui.AGUIEvents(run_input)
-    async for sse_id, event in agui.areplay(translator, log_payloads):
-        yield agui.sse_event(event, sse_id)
+    body = agui.sse_stream(log.read(run, after=0, follow=True), run_input)
+    return StreamingResponse(body, headers=agui.HEADERS)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from midstream.errors import RemoteError
-from midstream.relay.adapters._replay import Chunk, areplay, parse_cursor, replay, sse_event
+from midstream.relay.adapters._replay import Chunk, Entry, areplay, parse_cursor, replay, sse_event
 
 __all__ = [
     "HEADERS",
@@ -53,6 +52,7 @@ __all__ = [
     "parse_run_agent_input",
     "replay",
     "sse_event",
+    "sse_stream",
 ]
 
 HEADERS: Mapping[str, str] = {
@@ -158,6 +158,19 @@ def parse_run_agent_input(body: Any) -> RunAgentInput:
         _listing(body, "context"),
         body.get("forwardedProps"),
     )
+
+
+async def sse_stream(
+    payloads: AsyncIterable[Entry],
+    run_input: RunAgentInput | None = None,
+    *,
+    after: str | int | None = None,
+    skip: int = 0,
+) -> AsyncIterator[bytes]:
+    """The body of an AG-UI SSE response for one run's log: one ``data:`` event per AG-UI event (with
+    its ``id:``). AG-UI clients do not resume; ``after`` / ``skip`` serve readers that do."""
+    async for sse_id, event in areplay(AGUIEvents(run_input), payloads, after=after, skip=skip):
+        yield sse_event(event, sse_id)
 
 
 @dataclass(slots=True)

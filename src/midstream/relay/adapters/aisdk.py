@@ -23,13 +23,12 @@ serves it::
 
     from midstream.relay.adapters import aisdk
 
-    async def chat_stream(log_payloads):                  # the run's log, read with follow
-        translator = aisdk.UIMessageStream()
-        async for sse_id, chunk in aisdk.areplay(translator, log_payloads):
-            yield aisdk.sse_event(chunk, sse_id)          # data: {...}\\nid: <seq>\\n\\n
-        yield aisdk.SSE_DONE
+    # POST /api/chat and GET /api/chat/{chatId}/stream (the resume: the current run's log from seq 1)
+    body = aisdk.sse_stream(log.read(run, after=0, follow=True))   # LogEntry (or payload) in, bytes out
+    return StreamingResponse(body, headers=aisdk.HEADERS)          # x-vercel-ai-ui-message-stream: v1
 
-    headers = aisdk.HEADERS                               # x-vercel-ai-ui-message-stream: v1, ...
+``after`` (an SSE id, for readers that keep them) and ``skip`` (a chunk count: the workflow transport's
+``startIndex``) resume a reader that already has part of the message.
 
 :func:`parse_chat_request` reads ``useChat``'s ``POST /api/chat`` body (``id``, ``messages`` with
 ``parts``, ``trigger``) into the prompt and the conversation before it.
@@ -38,12 +37,12 @@ serves it::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from midstream.errors import RemoteError
-from midstream.relay.adapters._replay import Chunk, areplay, parse_cursor, replay, sse_event
+from midstream.relay.adapters._replay import Chunk, Entry, areplay, parse_cursor, replay, sse_event
 
 __all__ = [
     "HEADERS",
@@ -57,6 +56,7 @@ __all__ = [
     "parse_cursor",
     "replay",
     "sse_event",
+    "sse_stream",
 ]
 
 UI_MESSAGE_STREAM_HEADER = "x-vercel-ai-ui-message-stream"
@@ -168,8 +168,9 @@ class UIMessageStream:
         return out
 
     def close(self) -> list[Chunk]:
-        """End a message whose log stopped without ``run_end``: open parts are closed and the message
-        finishes with the last response's terminal state (``abort`` when no response ended)."""
+        """End a message whose log stopped without ``run_end``: open parts are closed, then ``abort``
+        (an agent's run did not end). A log of one plain response (no agent) finishes with that
+        response's terminal state once it ended."""
         if self.finished:
             return []
         out: list[Chunk] = []
@@ -179,7 +180,7 @@ class UIMessageStream:
         terminal = self._last_terminal
         out += self._close_step("the stream ended before this call completed")
         self.finished = True
-        if terminal is None or terminal == "cancelled":
+        if self._agent or terminal is None or terminal == "cancelled":
             return [*out, {"type": "abort", "reason": "the log ended before the run did"}]
         return out + self._ending(terminal, None)
 
@@ -474,6 +475,25 @@ class UIMessageStream:
             metadata["usage"] = dict(self._usage)
         reason = _FINISH_REASONS.get(terminal, "other")
         return [*out, {"type": "finish", "finishReason": reason, "messageMetadata": metadata}]
+
+
+async def sse_stream(
+    payloads: AsyncIterable[Entry],
+    *,
+    after: str | int | None = None,
+    skip: int = 0,
+    version: int = 7,
+    message_id: str | None = None,
+) -> AsyncIterator[bytes]:
+    """The body of a UI Message Stream response for one run's log: one SSE event per chunk (with its
+    ``id:``), then ``data: [DONE]`` once the message finished. A source that ends before the run did
+    (the log expired, the reader's read was cut) ends the body without ``[DONE]``, as a dropped
+    connection would, so the client may resume."""
+    translator = UIMessageStream(message_id=message_id, version=version)
+    async for sse_id, chunk in areplay(translator, payloads, after=after, skip=skip):
+        yield sse_event(chunk, sse_id)
+    if translator.finished:
+        yield SSE_DONE
 
 
 # -- useChat's request body -----------------------------------------------------------------------------

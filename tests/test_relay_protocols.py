@@ -1,0 +1,171 @@
+"""The AI SDK and AG-UI routes of the relay, read by the real clients under Node, and the resume
+matrix through each adapter over HTTP: cut after every chunk, resume by Last-Event-ID, compare."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from jsrunner import run_clients
+from midstream.relay.serve import RelayURL, running
+from midstream.sim import SimURL
+from midstream.sim import running as sim_running
+from relaysupport import FAST_SETTINGS, SLOW_TEXT, chunks, read_sse, relay_book, sim_factory
+
+USER_TEXT = "hello from useChat"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimURL]:
+    with sim_running(relay_book(), speed=1.0) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def relay(sim: SimURL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayURL]:
+    path = tmp_path_factory.mktemp("relay") / "relay.db"
+    with running(f"sqlite://{path}", factory=sim_factory(sim), heartbeat=0.5) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _articles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIDSTREAM_ARTICLE_DIR", str(tmp_path / "articles"))
+
+
+def chat_body(chat: str, text: str) -> dict[str, Any]:
+    message = {"id": "u1", "role": "user", "parts": [{"type": "text", "text": text}]}
+    return {"id": chat, "trigger": "submit-message", "messages": [message], "settings": FAST_SETTINGS}
+
+
+def post_text(url: str, body: dict[str, Any]) -> tuple[httpx2.Response, str]:
+    response = httpx2.post(url, json=body, timeout=30)
+    return response, response.text
+
+
+def ui_case(text: str, mode: str = "send") -> dict[str, Any]:
+    return {"client": "ai-sdk", "pieces": [text], "mode": mode, "prompt": USER_TEXT}
+
+
+def agui_case(text: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"client": "ag-ui", "pieces": [text], "messages": messages, "threadId": "t1", "runId": "r1"}
+
+
+def texts(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message["parts"] if p["type"] == "text")
+
+
+def test_use_chat_posts_and_reads_a_ui_message_stream(relay: RelayURL) -> None:
+    response, text = post_text(f"{relay}/api/chat", chat_body("chat-a", "hello there"))
+    assert response.status_code == 200
+    assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert text.endswith("data: [DONE]\n\n")
+    run_id = response.headers["x-midstream-run-id"]
+    [result] = run_clients([ui_case(text)])
+    assert result["errors"] == []
+    assert result["chunkTypes"][0] == "start" and result["chunkTypes"][-1] == "finish"
+    assert texts(result["message"]).startswith("Hello! Every event of this answer has a seq")
+    native = httpx2.get(f"{relay}/v1/runs/{run_id}", timeout=10).json()
+    assert native["terminal"] == "completed" and native["meta"]["prompt"] == "hello there"
+    assert httpx2.get(f"{relay}/api/chat/chat-a/stream", timeout=10).status_code == 204  # nothing streaming
+
+
+def test_use_chat_resumes_a_streaming_message_from_its_start(relay: RelayURL) -> None:
+    body = chat_body("chat-b", "slow please")
+    with httpx2.stream("POST", f"{relay}/api/chat", json=body, timeout=30) as response:
+        seen = b""
+        for chunk in response.iter_bytes():
+            seen += chunk
+            if b'"type":"text-delta"' in seen:
+                break  # the tab closes mid-answer
+    resumed = httpx2.get(f"{relay}/api/chat/chat-b/stream", timeout=60)
+    assert resumed.status_code == 200
+    assert resumed.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    [result] = run_clients([ui_case(resumed.text, mode="resume")])
+    assert [r["method"] for r in result["requests"]] == ["GET"]
+    assert result["errors"] == []
+    assert texts(result["message"]) == SLOW_TEXT
+    assert httpx2.get(f"{relay}/api/chat/chat-b/stream", timeout=10).status_code == 204
+
+
+def test_an_ag_ui_client_posts_a_run_agent_input(relay: RelayURL) -> None:
+    user = {"id": "m1", "role": "user", "content": "What is the weather in Paris and Tokyo?"}
+    body = {
+        "threadId": "t1",
+        "runId": "r1",
+        "messages": [user],
+        "forwardedProps": {"settings": FAST_SETTINGS},
+    }
+    response, text = post_text(f"{relay}/api/ag-ui", body)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    [result] = run_clients([agui_case(text, [user])])
+    assert result["errors"] == []
+    assert result["types"][0] == "RUN_STARTED" and result["types"][-1] == "RUN_FINISHED"
+    assert result["result"]["terminal"] == "completed"
+    tools = [m for m in result["messages"] if m["role"] == "tool"]
+    assert len(tools) == 2 and all("temperature" in m["content"] for m in tools)
+
+
+def test_bad_protocol_requests_are_refused(relay: RelayURL) -> None:
+    assert httpx2.post(f"{relay}/api/chat", json={"messages": []}, timeout=10).status_code == 400
+    assert httpx2.post(f"{relay}/api/chat", content=b"{oops", timeout=10).status_code == 400
+    assert httpx2.post(f"{relay}/api/ag-ui", json={"threadId": "t"}, timeout=10).status_code == 400
+    bad_option = chat_body("chat-c", "hi") | {"provider": "nope"}
+    assert httpx2.post(f"{relay}/api/chat", json=bad_option, timeout=10).status_code == 400
+    run_id = httpx2.post(f"{relay}/v1/runs", json={"prompt": "hello"}, timeout=10).json()["id"]
+    events = f"{relay}/v1/runs/{run_id}/events"
+    assert httpx2.get(events, params={"protocol": "carrier-pigeon"}, timeout=10).status_code == 400
+    assert httpx2.get(events, params={"protocol": "ai-sdk", "after": "x.y"}, timeout=10).status_code == 400
+
+
+def _start(relay: str, prompt: str, **options: Any) -> str:
+    response = httpx2.post(f"{relay}/v1/runs", json={"prompt": prompt, "settings": FAST_SETTINGS, **options})
+    assert response.status_code == 201
+    run_id = str(response.json()["id"])
+    for _ in range(400):
+        if httpx2.get(f"{relay}/v1/runs/{run_id}", timeout=10).json()["state"] == "ended":
+            return run_id
+        time.sleep(0.05)
+    raise AssertionError("the run did not end")
+
+
+RUNS = {
+    "text": ("hello", {}),
+    "parallel-tools": ("What is the weather in Paris and Tokyo?", {}),
+    "max-tokens-retry": ("save the article", {"max_tokens": 12}),
+    "failure": ("please fail", {}),
+}
+
+
+@pytest.mark.parametrize("protocol", ["ai-sdk", "ag-ui"])
+def test_the_resume_matrix_through_each_adapter(relay: RelayURL, protocol: str) -> None:
+    cases: list[dict[str, Any]] = []
+    for name, (prompt, options) in RUNS.items():
+        run_id = _start(relay, prompt, **options)
+        url = f"{relay}/v1/runs/{run_id}/events?protocol={protocol}"
+        status, events = read_sse(url)
+        assert status == 200, name
+        full = chunks(events)
+        assert full, name
+        for k in range(1, len(full) + 1):
+            _, head = read_sse(url, stop_after=k)  # the connection drops after the k-th chunk
+            got = chunks(head)
+            assert got == full[:k], (name, k)
+            code, tail = read_sse(url, headers={"last-event-id": got[-1][0]})
+            assert code == 200, (name, k, code, tail[0].text if code != 200 else "")
+            rest = chunks(tail)
+            assert got + rest == full, (name, k)  # no gap, no duplicate
+        whole = "".join(f"data: {json.dumps(c)}\nid: {i}\n\n" for i, c in full)
+        if protocol == "ai-sdk":
+            cases.append(ui_case(whole + "data: [DONE]\n\n"))
+        else:
+            cases.append(agui_case(whole, [{"id": "m1", "role": "user", "content": prompt}]))
+    for name, result in zip(RUNS, run_clients(cases), strict=True):  # the real parsers accept it all
+        assert len(result["errors"]) == (name == "failure"), (name, result["errors"])
