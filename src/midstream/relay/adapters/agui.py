@@ -277,7 +277,7 @@ class AGUIEvents:
         text = f"the run's log no longer holds its start (it begins at seq {earliest}): the run is lost"
         return [*out, {"type": "RUN_ERROR", "message": text, "code": "trimmed"}]
 
-    # -- helpers -------------------------------------------------------------------------------------
+    # -- shared pieces---------------------------------------------------------------------------------
 
     def _run_started(self, payload: Mapping[str, Any]) -> Chunk:
         self._started = True
