@@ -284,3 +284,10 @@ def test_the_docs_show_the_same_exit_table(page: str) -> None:
     table = text[text.index("| status | meaning |") :].split("\n\n")[0].strip().splitlines()[2:]
     rows = [tuple(cell.strip() for cell in row.strip("|").split("|")) for row in table]
     assert rows == [(str(code), meaning) for code, meaning in EXIT_CODES.values()]
+
+
+def test_the_command_list_cuts_no_summary() -> None:
+    listing = invoke("--help").output.split("Commands:")[1].split("Exit status")[0]
+    rows = [line.strip() for line in listing.splitlines() if line.strip()]
+    assert {row.split()[0] for row in rows} >= set(COMMANDS)
+    assert not [row for row in rows if row.endswith("...")]
