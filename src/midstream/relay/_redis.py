@@ -184,6 +184,7 @@ class RedisLog(EventLog):
         self._positions: dict[str, str] = {}  # stream key -> last id read by the fan-out task
         self._refs: dict[str, int] = {}
         self._recent: dict[str, deque[LogEntry]] = {}
+        self._ended: set[str] = set()  # runs whose ``closed`` control entry the fan-out task saw
         self._reader: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -407,6 +408,14 @@ class RedisLog(EventLog):
         self._positions.pop(key, None)
         if key.endswith(":log"):
             self._recent.pop(key[len(self.prefix) + 2 : -5], None)
+        elif key.endswith(":ctl"):
+            self._ended.discard(key[len(self.prefix) + 2 : -5])
+
+    def _caught_up(self, run: str, cursor: int) -> bool:
+        recent = self._recent.get(run)
+        if not recent or run in self._ended or self._reader is None or self._reader.done():
+            return False
+        return recent[-1].seq == cursor
 
     def _watch(self, run: str, after: int) -> None:
         self._subscribe(self._key(run, "log"), f"0-{after}")
@@ -451,6 +460,8 @@ class RedisLog(EventLog):
                     self._remember(run, rows)
                     self._notify(run)
                 else:
+                    if any(fields.get("type") == "closed" for _, fields in rows):
+                        self._ended.add(run)
                     self._notify(run)
                     self._notify_cancel(run)
         self._reader = None
