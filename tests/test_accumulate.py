@@ -486,13 +486,16 @@ def _tool_call(draw: st.DrawFn) -> ToolCall:
 @st.composite
 def _server_tool(draw: st.DrawFn) -> ServerToolBlock:
     obj = draw(st.none() | _OBJECTS)
+    content = draw(_JSON)
+    # A call (no content) that closed without input text has input {}, like a tool call; a result has none.
+    value = obj if obj is not None else ({} if content is None else None)
     return ServerToolBlock(
         raw_type=draw(st.sampled_from(["server_tool_use", "web_search_tool_result", "code_execution"])),
         id=draw(_ID),
         name=draw(_ID),
         raw_input="" if obj is None else json.dumps(obj),
-        input=obj,
-        content=draw(_JSON),
+        input=value,
+        content=content,
     )
 
 
@@ -502,7 +505,14 @@ _BLOCKS: st.SearchStrategy[Block] = st.one_of(
     st.builds(RedactedThinkingBlock, _TEXT),
     _tool_call(),
     _server_tool(),
-    st.builds(UnknownBlock, st.text(min_size=1, max_size=10), _JSON),
+    st.builds(
+        UnknownBlock,
+        st.text(min_size=1, max_size=10),
+        _JSON,
+        deltas=st.lists(st.fixed_dictionaries({"type": st.text(max_size=5), "v": _JSON}), max_size=2).map(
+            tuple
+        ),
+    ),
 )
 _USAGE = st.builds(
     Usage,

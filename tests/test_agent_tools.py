@@ -109,7 +109,8 @@ class Point(BaseModel):
     y: int = 0
 
 
-def test_nested_models_are_validated_into_instances() -> None:
+@pytest.mark.anyio
+async def test_nested_models_are_validated_into_instances() -> None:
     @tool
     async def plot(points: list[Point], label: str | None = None) -> int:
         """Plot points."""
@@ -119,13 +120,14 @@ def test_nested_models_are_validated_into_instances() -> None:
     args = plot.validate({"points": [{"x": 1}, {"x": 2, "y": 3}]})
     assert args["points"] == [Point(x=1), Point(x=2, y=3)]
     assert args["label"] is None
-    assert asyncio.run(plot.invoke(args)) == 6
+    assert await plot.invoke(args) == 6
     assert "$defs" in plot.input_schema and plot.input_schema["required"] == ["points"]
     with pytest.raises(ToolInputError, match=r"points\.0\.x"):
         plot.validate({"points": [{"y": 1}]})
 
 
-def test_sync_tools_run_in_a_thread_and_async_on_the_loop() -> None:
+@pytest.mark.anyio
+async def test_sync_tools_run_in_a_thread_and_async_on_the_loop() -> None:
     seen: dict[str, str] = {}
 
     @tool
@@ -142,13 +144,14 @@ def test_sync_tools_run_in_a_thread_and_async_on_the_loop() -> None:
     async def main() -> tuple[Any, Any]:
         return await blocking.run({"n": 4}), await cooperative.run({"n": 4})
 
-    assert asyncio.run(main()) == (8, 5)
+    assert await main() == (8, 5)
     assert not blocking.is_async and cooperative.is_async
     assert seen["async"] == threading.main_thread().name
     assert seen["sync"] != threading.main_thread().name
 
 
-def test_parameter_names_that_pydantic_uses_itself() -> None:
+@pytest.mark.anyio
+async def test_parameter_names_that_pydantic_uses_itself() -> None:
     @tool
     def odd(json: str, copy: int, schema: dict[str, Any], model_name: str = "m", _private: int = 0) -> str:
         return f"{json}{copy}{sorted(schema)}{model_name}{_private}"
@@ -156,7 +159,7 @@ def test_parameter_names_that_pydantic_uses_itself() -> None:
     assert sorted(odd.input_schema["properties"]) == ["_private", "copy", "json", "model_name", "schema"]
     args = odd.validate({"json": "j", "copy": 2, "schema": {"b": 1, "a": 2}, "_private": 5})
     assert args == {"json": "j", "copy": 2, "schema": {"b": 1, "a": 2}, "model_name": "m", "_private": 5}
-    assert asyncio.run(odd.invoke(args)) == "j2['a', 'b']m5"
+    assert await odd.invoke(args) == "j2['a', 'b']m5"
     with pytest.raises(ToolInputError, match="p0: unexpected field"):
         odd.validate({"json": "j", "copy": 2, "schema": {}, "p0": 1})
 
@@ -165,7 +168,8 @@ def test_tool_object_stays_callable() -> None:
     assert search("q", limit=2) == "q:2:fast"
 
 
-def test_explicit_json_schema_gets_the_dict() -> None:
+@pytest.mark.anyio
+async def test_explicit_json_schema_gets_the_dict() -> None:
     received: list[Any] = []
 
     def handler(payload: dict[str, Any]) -> str:
@@ -179,7 +183,7 @@ def test_explicit_json_schema_gets_the_dict() -> None:
         schema={"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]},
     )
     assert t.spec.input_schema["required"] == ["key"]
-    assert asyncio.run(t.run({"key": "a"})) == "ok"
+    assert await t.run({"key": "a"}) == "ok"
     assert received == [{"key": "a"}]
     with pytest.raises(ToolInputError, match="missing required field 'key'"):
         t.validate({})
@@ -187,7 +191,8 @@ def test_explicit_json_schema_gets_the_dict() -> None:
         t.validate({"key": 3})
 
 
-def test_explicit_model_schema_gets_the_instance() -> None:
+@pytest.mark.anyio
+async def test_explicit_model_schema_gets_the_instance() -> None:
     class Move(BaseModel):
         """Move a piece."""
 
@@ -197,12 +202,13 @@ def test_explicit_model_schema_gets_the_instance() -> None:
     t = Tool(lambda move: (move.to, move.steps), name="move", schema=Move)
     assert t.input_schema["required"] == ["to"]
     assert "title" not in t.input_schema
-    assert asyncio.run(t.run({"to": "e4"})) == ("e4", 1)
+    assert await t.run({"to": "e4"}) == ("e4", 1)
     with pytest.raises(ToolInputError, match="steps"):
         t.validate({"to": "e4", "steps": "many"})
 
 
-def test_async_callable_object() -> None:
+@pytest.mark.anyio
+async def test_async_callable_object() -> None:
     class Adder:
         async def __call__(self, a: int, b: int) -> int:
             return a + b
@@ -210,7 +216,7 @@ def test_async_callable_object() -> None:
     t = Tool(Adder(), name="add")
     assert t.is_async
     assert t.input_schema["required"] == ["a", "b"]
-    assert asyncio.run(t.run({"a": 1, "b": 2})) == 3
+    assert await t.run({"a": 1, "b": 2}) == 3
 
 
 def test_option_misuse_is_reported_at_decoration() -> None:

@@ -520,6 +520,16 @@ def _block(complete: bool) -> st.SearchStrategy[Any]:
             st.fixed_dictionaries({"type": st.just("container_upload"), "file_id": _ids}),
             st.just(complete),
         ),
+        st.builds(
+            UnknownBlock,
+            st.just("compaction"),
+            st.just({"type": "compaction", "content": None}),
+            st.just(complete),
+            st.lists(
+                st.fixed_dictionaries({"type": st.just("compaction_delta"), "content": st.text(max_size=20)}),
+                max_size=2,
+            ).map(tuple),
+        ),
     )
 
 
@@ -613,9 +623,10 @@ def test_unknown_event_block_and_delta_pass_through() -> None:
     )
     assert Unknown("message_annotation", future_event) in events
     assert Unknown("sparkle_delta", odd_delta) in events
-    assert Unknown("text_delta", to_odd_block) in events
+    assert Unknown("text_delta", to_odd_block["delta"], index=1) in events
     m = accumulate(events)
-    assert m.blocks == (TextBlock("a"), UnknownBlock("hologram", {"type": "hologram", "x": [1]}))
+    hologram = UnknownBlock("hologram", {"type": "hologram", "x": [1]}, deltas=(to_odd_block["delta"],))
+    assert m.blocks == (TextBlock("a"), hologram)
     assert m.terminal == "completed"
 
 

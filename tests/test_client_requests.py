@@ -541,7 +541,7 @@ def test_openai_responses_conversation_replay() -> None:
         model="gpt-5",
         input=[
             {"role": "user", "content": "Capital of PotatoLand?"},
-            {"role": "assistant", "content": ANSWER_TEXT},
+            {"role": "assistant", "content": ANSWER_TEXT, "phase": "commentary"},  # as captured
             {
                 "type": "function_call",
                 "call_id": "call_LabG58Uhrq9kZvR52BYKjToD",

@@ -135,7 +135,7 @@ def test_recorded_text_then_function_call_2026_key_order() -> None:
     assert isinstance(m.blocks[0], RedactedThinkingBlock)
     assert m.blocks[0].data.startswith("gAAAAABqaR3-pGgSyJcPT3y2_26v61vCZmE9M2P6")
     assert m.blocks[0].data.endswith("qnYrFieJls_UcqGK8PU=") and len(m.blocks[0].data) == 1080
-    assert m.text == NARRATION and m.blocks[1] == TextBlock(NARRATION)
+    assert m.text == NARRATION and m.blocks[1] == TextBlock(NARRATION, phase="commentary")
     assert m.tool_calls == [
         ToolCall(
             id="call_LabG58Uhrq9kZvR52BYKjToD",
@@ -398,9 +398,11 @@ def test_unknown_events_and_server_tool_items() -> None:
     unknowns = [e for e in events if isinstance(e, Unknown)]
     assert unknowns == [
         Unknown("response.web_search_call.searching", searching),
+        # The block opened at output_item.added (in output order); the finished item follows.
+        Unknown("response.output_item.done", ws_done, index=0),
         Unknown("response.hologram.delta", future),
     ]
-    assert [u.seq for u in unknowns] == [2, 4]
+    assert [u.seq for u in unknowns] == [2, 3, 4]
     assert m.blocks == (ServerToolBlock(raw_type="web_search_call", id="ws_1", name=None, content=ws_done),)
     assert (m.stop_reason, m.terminal) == ("end_turn", "completed")
 
@@ -443,7 +445,7 @@ def test_eof_mid_arguments_and_mid_text() -> None:
     data = recorded(TEXT_THEN_CALL)
     cut = data.index(b'"sequence_number":27}')  # inside the delta after "Pot"
     _, m = decode(data[:cut])
-    assert m.blocks[1] == TextBlock(NARRATION)
+    assert m.blocks[1] == TextBlock(NARRATION, phase="commentary")
     assert m.tool_calls == [
         ToolCall(
             id="call_LabG58Uhrq9kZvR52BYKjToD",
@@ -457,7 +459,7 @@ def test_eof_mid_arguments_and_mid_text() -> None:
     assert (m.terminal, m.stop_reason, m.usage) == ("truncated", None, Usage())
     cut = data.index(b"event: response.output_text.delta", data.index(b'"delta":" capital"'))
     _, m = decode(data[:cut])
-    assert m.blocks[1] == TextBlock(NARRATION[:22], complete=False)
+    assert m.blocks[1] == TextBlock(NARRATION[:22], complete=False, phase="commentary")
     assert NARRATION[:22].endswith(" capital")
     assert m.tool_calls == [] and m.terminal == "truncated"
 

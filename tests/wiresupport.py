@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from midstream import wire
+from midstream.errors import RemoteProtocolError
+from midstream.events import Event
 from midstream.testing import assert_split_invariant, decode_chunks, random_splits, split_at
 
 __all__ = [
@@ -16,6 +19,7 @@ __all__ = [
     "RECORDED",
     "assert_split_invariant",
     "decode_chunks",
+    "decode_until_error",
     "random_splits",
     "recorded",
     "split_at",
@@ -65,3 +69,20 @@ def sse_from_jsonl(name: str, *, event_names: bool = False, newline: str = "\n")
         event = json.loads(line).get("type") if event_names else None
         out.append(wire.encode_sse(line, event=event, newline=newline))
     return b"".join(out)
+
+
+def decode_until_error(dialect: str, chunks: Iterable[bytes]) -> list[Event]:
+    """Like :func:`decode_chunks`, as a consumer does it when the bytes break the protocol.
+
+    Feeds chunks until one raises :class:`~midstream.errors.RemoteProtocolError`, then closes the
+    decoder (which ends the response ``failed`` unless it already ended): every event seen, in order.
+    """
+    dec = wire.decoder(dialect)
+    events: list[Event] = []
+    try:
+        for chunk in chunks:
+            events.extend(dec.feed(chunk))
+    except RemoteProtocolError:
+        pass
+    events.extend(dec.close())
+    return events

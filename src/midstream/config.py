@@ -51,6 +51,7 @@ The sections (TOML shown; the JSON file has the same shape)::
     max_keepalive_connections = 100   # idle connections kept for the next request
     pool_timeout = 600.0              # seconds a stream may wait for a free connection
     connect_timeout = 10.0            # also first_byte_timeout, idle_timeout, total_timeout
+    max_response_bytes = 268435456    # one response body (256 MiB, the default); 0: no limit
 
 Example::
 
@@ -261,6 +262,7 @@ class ClientSettings(_Section):
     first_byte_timeout: float | None = Field(default=None, gt=0)
     idle_timeout: float | None = Field(default=None, gt=0)
     total_timeout: float | None = Field(default=None, gt=0)
+    max_response_bytes: int | None = Field(default=None, ge=0)  # 0: no limit
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``Client`` / ``AsyncClient``: the limits and ``timeouts`` set here."""
@@ -270,6 +272,8 @@ class ClientSettings(_Section):
             "max_connections": self.max_connections,
             "max_keepalive_connections": self.max_keepalive_connections,
         }
+        if self.max_response_bytes is not None:
+            options["max_response_bytes"] = self.max_response_bytes or None
         names = ("pool", "connect", "first_byte", "idle", "total")
         given = {name: getattr(self, f"{name}_timeout") for name in names}
         changed = {name: value for name, value in given.items() if value is not None}

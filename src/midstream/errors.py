@@ -105,7 +105,13 @@ class RemoteProtocolError(RemoteError):
 
 
 class LimitExceeded(RemoteProtocolError):
-    """Input exceeded a configured bound; ``limit`` names it and ``value`` is the bound."""
+    """Input exceeded a configured bound; ``limit`` names it and ``value`` is the bound.
+
+    When a streaming client stopped a response at a bound (``max_response_bytes``), ``partial`` is the
+    Message received until then, marked incomplete (``terminal="failed"``).
+    """
+
+    partial: Any = None
 
     def __init__(self, message: str, *, limit: str, value: int) -> None:
         super().__init__(message)

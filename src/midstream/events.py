@@ -40,6 +40,7 @@ __all__ = [
     "ToolArgsDelta",
     "Unknown",
     "UsageUpdate",
+    "is_content",
     "to_dict",
 ]
 
@@ -67,7 +68,8 @@ class BlockStart(_Base):
     """A content block opens at ``index``.
 
     ``raw_type`` is the provider's own block type. ``data`` holds content that arrives whole with the
-    start (redacted thinking's ``data``, a server tool result, an unknown block's payload).
+    start (redacted thinking's ``data``, a server tool result, an unknown block's payload, a text
+    block's ``{"phase": ...}`` where OpenAI Responses sends one).
     """
 
     kind: ClassVar[Literal["block_start"]] = "block_start"
@@ -170,11 +172,18 @@ class StreamError(_Base):
 
 @dataclass(frozen=True, slots=True)
 class Unknown(_Base):
-    """A provider event midstream does not know, passed through instead of crashing."""
+    """A provider event midstream does not know, passed through instead of crashing.
+
+    ``index`` is set when the event is a delta of the block at ``index`` that the vocabulary has no
+    event for (an unknown block's deltas, such as Anthropic's ``compaction_delta``); ``payload`` is then
+    the provider's delta object, and the Accumulator keeps it, in order, in that block's
+    :attr:`~midstream.message.UnknownBlock.deltas`.
+    """
 
     kind: ClassVar[Literal["unknown"]] = "unknown"
     raw_type: str
     payload: Any = None
+    index: int | None = None
 
 
 Event = (
@@ -196,14 +205,34 @@ Event = (
 def to_dict(event: Event) -> dict[str, Any]:
     """A JSON-ready dict for ``event``: ``{"kind": ..., <its fields>}``; usage becomes a dict.
 
-    ``seq`` is included only when the provider sent one.
+    ``seq`` is included only when the provider sent one, an ``Unknown`` event's ``index`` only when it
+    belongs to a block.
     """
     out: dict[str, Any] = {"kind": event.kind}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        if f.name == "seq" and value is None:
+        if value is None and (f.name == "seq" or (f.name == "index" and event.kind == "unknown")):
             continue
         if isinstance(value, Usage):
             value = {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
         out[f.name] = value
     return out
+
+
+def is_content(event: Event) -> bool:
+    """True for the events that show the caller part of the answer.
+
+    Text, reasoning, tool-argument text, signatures and citations count when they carry something; so
+    does the start of a tool call (its name is the model's first word on it) and a block that arrives
+    with its content (redacted thinking, server-tool results). Starts of empty text blocks, usage,
+    keep-alives and the response start do not: a retry before the first content event is invisible.
+    """
+    if isinstance(event, TextDelta | ThinkingDelta):
+        return bool(event.text)
+    if isinstance(event, ToolArgsDelta):
+        return bool(event.fragment)
+    if isinstance(event, SignatureDelta | CitationDelta):
+        return True
+    if isinstance(event, BlockStart):
+        return event.type in ("tool_call", "server_tool", "redacted_thinking") or event.data is not None
+    return False

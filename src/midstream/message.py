@@ -84,12 +84,17 @@ def _pick(new: int | None, old: int | None) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class TextBlock:
-    """Answer text, with any citations the provider attached (raw provider dicts)."""
+    """Answer text, with any citations the provider attached (raw provider dicts).
+
+    ``phase`` is the OpenAI Responses message phase (``"commentary"`` for text between tool calls,
+    ``"final_answer"``) where the provider sent one; it must be sent back with the message.
+    """
 
     kind: ClassVar[Literal["text"]] = "text"
     text: str
     citations: tuple[Any, ...] = ()
     complete: bool = True
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +156,37 @@ class ServerToolBlock:
 
 @dataclass(frozen=True, slots=True)
 class UnknownBlock:
-    """A block type midstream does not know, kept whole so nothing is lost."""
+    """A block type midstream does not know, kept whole so nothing is lost.
+
+    ``data`` is the block as it started (the provider's object); ``deltas`` are the provider's delta
+    objects that streamed into it, in order. Anthropic's ``compaction`` block, for instance, starts with
+    ``{"type": "compaction", "content": None}`` and its summary arrives in ``compaction_delta`` objects;
+    :meth:`merged` is the block to send back on the next turn.
+    """
 
     kind: ClassVar[Literal["unknown"]] = "unknown"
     raw_type: str
     data: Any = None
     complete: bool = True
+    deltas: tuple[Any, ...] = ()
+
+    def merged(self) -> Any:
+        """``data`` with each delta's fields (other than ``type``) written over it, in order.
+
+        This is how the providers' own SDKs fold such deltas (Anthropic's ``compaction_delta`` carries
+        the block's ``content``); without deltas it is ``data`` itself.
+
+        >>> UnknownBlock("compaction", {"type": "compaction", "content": None},
+        ...              deltas=({"type": "compaction_delta", "content": "Summary."},)).merged()
+        {'type': 'compaction', 'content': 'Summary.'}
+        """
+        if not self.deltas or not isinstance(self.data, dict):
+            return self.data
+        out = dict(self.data)
+        for delta in self.deltas:
+            if isinstance(delta, dict):
+                out.update((k, v) for k, v in delta.items() if k != "type")
+        return out
 
 
 Block = TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCall | ServerToolBlock | UnknownBlock

@@ -7,7 +7,7 @@ stream exposes as ``stream.metrics``.
 Times are seconds. ``ttft`` and ``duration`` count from the moment the call began, so retries and
 their waits are included (that is what the caller waited); the byte, chunk, event and gap figures
 describe the attempt that produced the response. The first content event is defined by
-:func:`midstream.core.retry.is_content` (the same boundary after which no retry happens).
+:func:`midstream.events.is_content` (the same boundary after which no retry happens).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from midstream.core.retry import is_content
-from midstream.events import Event, ToolArgsDelta
+from midstream.events import Event, ToolArgsDelta, is_content
 from midstream.message import Terminal
 
 __all__ = ["MetricsRecorder", "StreamMetrics", "percentile"]

@@ -46,9 +46,9 @@ from midstream.agent.hooks import HookEvent, HookOutcome, HookReport
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ChatRequest, ToolResult, Turn, UserText
 from midstream.client.stream import AsyncClient, AsyncStream, StreamEvent
-from midstream.core.retry import is_content
 from midstream.core.toolargs import ToolEvent
 from midstream.errors import RemoteError
+from midstream.events import is_content
 from midstream.message import Message, Terminal, TextBlock
 
 if TYPE_CHECKING:

@@ -83,7 +83,7 @@ def block_to_dict(block: Block) -> dict[str, Any]:
 
 
 def _text(d: Mapping[str, Any]) -> Block:
-    return TextBlock(d["text"], tuple(d.get("citations", ())), d.get("complete", True))
+    return TextBlock(d["text"], tuple(d.get("citations", ())), d.get("complete", True), d.get("phase"))
 
 
 def _thinking(d: Mapping[str, Any]) -> Block:
@@ -112,7 +112,7 @@ def _server_tool(d: Mapping[str, Any]) -> Block:
 
 
 def _unknown(d: Mapping[str, Any]) -> Block:
-    return UnknownBlock(d["raw_type"], d.get("data"), d.get("complete", True))
+    return UnknownBlock(d["raw_type"], d.get("data"), d.get("complete", True), tuple(d.get("deltas", ())))
 
 
 _BLOCKS: dict[str, Callable[[Mapping[str, Any]], Block]] = {

@@ -26,12 +26,13 @@ from midstream.client.errors import (
     TransportError,
     redact,
 )
+from midstream.client.providers import decoder_options
 from midstream.client.timeouts import Deadlines, Timeouts
 from midstream.core.accumulate import Accumulator
-from midstream.core.retry import Decision, Failure, RetryPolicy, decide, is_content
+from midstream.core.retry import Decision, Failure, RetryPolicy, decide
 from midstream.core.toolargs import ToolEvent, ToolTracker
-from midstream.errors import RemoteProtocolError
-from midstream.events import Event, StreamError
+from midstream.errors import LimitExceeded, RemoteProtocolError
+from midstream.events import Event, StreamError, is_content
 from midstream.message import Message
 from midstream.metrics import MetricsRecorder
 
@@ -72,6 +73,9 @@ class Problem(Exception):
     def raise_for(self, message: Message, committed: bool) -> BaseException:
         """The exception for the caller, given the Message at the end and whether content was shown."""
         error = self.error
+        if isinstance(error, LimitExceeded):
+            error.partial = message  # a bound the client enforced: raised as itself, content or not
+            return error
         if committed and isinstance(error, StreamTimeout):
             return StreamInterruptedByTimeout(
                 error.which, error.seconds, provider=error.provider, partial=message
@@ -104,6 +108,21 @@ def protocol_problem(exc: RemoteProtocolError, secrets: Sequence[str]) -> Proble
     """The response's bytes broke the protocol (never retried)."""
     text = redact(str(exc), secrets)
     error = exc if text == str(exc) else RemoteProtocolError(text)  # the bad bytes may quote a key
+    return Problem(Failure("protocol"), StreamError("protocol", text), error)
+
+
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+"""The default bound on one response body (decoded bytes), past which the client stops reading."""
+
+
+def limit_problem(limit: int) -> Problem:
+    """The response grew past ``max_response_bytes`` (never retried: it would grow again)."""
+    text = (
+        f"response body larger than max_response_bytes={limit} bytes; the connection was closed. Raise "
+        "the limit with Client(..., max_response_bytes=N) (None: no limit), or the settings key "
+        "client.max_response_bytes (0: no limit)"
+    )
+    error = LimitExceeded(text, limit="max_response_bytes", value=limit)
     return Problem(Failure("protocol"), StreamError("protocol", text), error)
 
 
@@ -152,6 +171,7 @@ class Session:
         now: float,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.request = request
         self.provider = provider
@@ -159,6 +179,7 @@ class Session:
         self.timeouts = timeouts
         self.policy = policy
         self.secrets = secrets
+        self.max_response_bytes = max_response_bytes
         self.deadlines = Deadlines(timeouts, now)
         self.metrics = MetricsRecorder(now, provider)
         self.started = False  # a body chunk arrived in this attempt
@@ -169,12 +190,13 @@ class Session:
         self._new_attempt()
 
     def _new_attempt(self) -> None:
-        self.decoder = wire.decoder(self.request.dialect)
+        self.decoder = wire.decoder(self.request.dialect, **decoder_options(self.provider))
         self.tracker = ToolTracker(self.schemas)
         self.acc = Accumulator(self.provider)
         self.held: list[StreamEvent] = []
         self.committed = False
         self.started = False
+        self.received = 0  # body bytes of this attempt, for max_response_bytes
 
     @property
     def ended(self) -> bool:
@@ -197,11 +219,36 @@ class Session:
         """A body chunk: the events to release (none while held). Raises :class:`Problem`."""
         self.started = True
         self.metrics.chunk(now, len(chunk))
+        limit = self.max_response_bytes
+        over = limit is not None and self.received + len(chunk) > limit
+        if over:
+            # Exactly the bytes up to the bound are decoded, whatever the chunking: the outcome of a
+            # response cut by the limit does not depend on how the network split it.
+            assert limit is not None
+            chunk = chunk[: limit - self.received]
+        self.received += len(chunk)
         try:
-            events = self.decoder.feed(chunk)
+            events = self.decoder.feed(chunk) if chunk else []
         except RemoteProtocolError as exc:
+            # The good frames before the bad bytes count as if they had come in a chunk of their own:
+            # they may commit the response, or even finish it.
+            self._hold(now, self.decoder.take_owed())
             raise protocol_problem(exc, self.secrets) from exc
+        if over:
+            assert limit is not None
+            self._hold(now, events)
+            raise limit_problem(limit)
         return self._take(now, events) if events else []
+
+    def _hold(self, now: float, events: list[Event]) -> None:
+        """Take ``events`` in, keeping them in ``held`` for the closing flush (a problem follows)."""
+        released = self._take(now, events)
+        if released:
+            self.held = released
+
+    def wind_up(self, now: float) -> list[StreamEvent]:
+        """Trouble after the response finished changes nothing: release what is still held."""
+        return self._flush(now, [])
 
     def eof(self, now: float) -> list[StreamEvent]:
         """The body ended cleanly: the closing events (``truncated`` without the provider's end)."""

@@ -22,6 +22,7 @@ import httpx2
 
 from midstream.client._session import (
     CLOCK,
+    DEFAULT_MAX_RESPONSE_BYTES,
     Problem,
     Session,
     StreamEvent,
@@ -154,7 +155,17 @@ class ClientBase(abc.ABC, Generic[StreamT]):
         headers: Mapping[str, str] | None = None,
         region: str | None = None,
         aws_credentials: Any = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
+        if max_response_bytes is not None and (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes <= 0
+        ):
+            raise LocalError(
+                f"max_response_bytes must be a positive integer or None, not {max_response_bytes!r}"
+            )
+        self.max_response_bytes = max_response_bytes
         self.provider = provider
         self.base_url = base_url
         self.model = model
@@ -224,6 +235,7 @@ class ClientBase(abc.ABC, Generic[StreamT]):
             policy=self.retry,
             secrets=find_secrets(request, self._api_key.value),
             now=CLOCK(),
+            max_response_bytes=self.max_response_bytes,
         )
 
 
@@ -328,6 +340,7 @@ class StreamBase:
         """The retry decision, or (when giving up) the closing events and the error queued."""
         s, now = self._s, CLOCK()
         if s.finished:  # trouble after the provider's terminal event changes nothing
+            self._pending.extend(s.wind_up(now))
             self._done = True
             return None
         if not self._cancel:

@@ -52,6 +52,7 @@ __all__ = [
     "MissingCredentials",
     "base_url_for",
     "build_request",
+    "decoder_options",
     "is_loopback",
 ]
 
@@ -72,6 +73,12 @@ BASE_URL_ENV: dict[str, str] = {p.name: p.base_url_env for p in PROFILES.values(
 ``openai-compatible``: it is always given a base_url, and must not borrow OpenAI's)."""
 
 OLLAMA_PORT = 11434
+
+
+def decoder_options(provider: str) -> dict[str, Any]:
+    """Options for :func:`midstream.wire.decoder` that follow from ``provider``'s profile."""
+    return {} if profile(provider).always_finishes else {"finish_required": False}
+
 
 # Header names whose values are credentials (substring match, lower case).
 _SECRET_MARKS = ("auth", "key", "token", "secret", "password", "cookie", "credential", "signature")

@@ -6,7 +6,7 @@ manager that yields the normalized events of :mod:`midstream.events`, each follo
 it causes (:mod:`midstream.core.toolargs`: field previews, then one verdict per call). It guarantees:
 
 * **Retries are invisible or absent.** Events are held back until the first content event
-  (:func:`midstream.core.retry.is_content`); a failure before it is retried as
+  (:func:`midstream.events.is_content`); a failure before it is retried as
   :func:`midstream.core.retry.decide` says, and the caller never sees the failed attempt. After it,
   nothing is retried: the failure surfaces as :class:`~midstream.client.errors.StreamInterrupted` carrying
   the partial Message.
@@ -34,7 +34,14 @@ from typing import Any
 import anyio
 import httpx2
 
-from midstream.client._session import CLOCK, Problem, Session, StreamEvent, WireRequest
+from midstream.client._session import (
+    CLOCK,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Problem,
+    Session,
+    StreamEvent,
+    WireRequest,
+)
 from midstream.client._shell import (
     ERROR_BODY_LIMIT,
     ClientBase,
@@ -49,7 +56,15 @@ from midstream.core.retry import Decision
 from midstream.events import TextDelta
 from midstream.message import Message
 
-__all__ = ["AsyncClient", "AsyncStream", "Client", "Stream", "StreamEvent", "WireRequest"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "AsyncClient",
+    "AsyncStream",
+    "Client",
+    "Stream",
+    "StreamEvent",
+    "WireRequest",
+]
 
 
 # -- sync ---------------------------------------------------------------------------------------------
@@ -252,7 +267,9 @@ class Client(ClientBase[Stream]):
     environment variable (:data:`midstream.client.providers.ENV_KEYS`); ``base_url`` to its API.
     Keyword options: ``model`` (the default for :meth:`stream`), ``timeouts``
     (:class:`~midstream.client.timeouts.Timeouts`), ``max_retries`` (2) or a whole ``retry``
-    (:class:`~midstream.core.retry.RetryPolicy`), ``headers`` added to every request, and for
+    (:class:`~midstream.core.retry.RetryPolicy`), ``headers`` added to every request,
+    ``max_response_bytes`` (256 MiB; ``None``: no limit: past it the client stops reading, closes the
+    connection and raises :class:`~midstream.errors.LimitExceeded` with the partial Message), and for
     Bedrock ``region`` and ``aws_credentials``. ``http_client`` (an ``httpx2.Client``) or
     ``transport`` replace the default connection pool; a pool made here is closed by :meth:`close`.
 

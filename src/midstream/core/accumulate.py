@@ -27,6 +27,7 @@ from midstream.events import (
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
+    Unknown,
     UsageUpdate,
 )
 from midstream.message import (
@@ -44,11 +45,10 @@ from midstream.wire.canonical import events_from_message
 __all__ = ["Accumulator", "accumulate", "events_from_message", "parse_tool_input"]
 
 
-# Tool input is parsed by the same parser as the live tool events (midstream.core.toolargs), in one
-# pass once the block has stopped: before that the input is None whatever the text says, so parsing
-# earlier would be work without a use. These bounds are generous: they only stop hostile input.
-TOOL_INPUT_MAX_DEPTH = 1000
-TOOL_INPUT_MAX_BYTES = 64 * 1024 * 1024
+# Tool input is parsed by the same parser, with the same bounds (``DEFAULT_MAX_DEPTH`` and
+# ``DEFAULT_MAX_BYTES`` of midstream.core.toolargs), as the live tool events, in one pass once the block
+# has stopped: before that the input is None whatever the text says, so parsing earlier would be work
+# without a use. One set of bounds means one verdict, whichever path a caller reads a call from.
 
 
 def parse_tool_input(raw: str, complete: bool) -> tuple[dict[str, Any] | None, str | None]:
@@ -56,12 +56,13 @@ def parse_tool_input(raw: str, complete: bool) -> tuple[dict[str, Any] | None, s
 
     ``reason`` is ``"truncated"`` (the block did not close normally, or its text stops mid-value, as
     when ``max_tokens`` cut a buffered input) or ``"invalid_json"`` (not JSON, not an object, or beyond
-    the size bounds). An empty input from a block that closed normally is ``{}`` (a tool without
-    arguments).
+    the size bounds of :class:`~midstream.core.toolargs.ToolArgs`, the same as the live
+    ``ToolCallReady`` / ``ToolCallInvalid`` events). An empty input from a block that closed normally is
+    ``{}`` (a tool without arguments).
     """
     if not complete:
         return None, "truncated"
-    args = ToolArgs(0, max_depth=TOOL_INPUT_MAX_DEPTH, max_bytes=TOOL_INPUT_MAX_BYTES, events=False)
+    args = ToolArgs(0, events=False)
     args.feed(raw)
     result = args.stop(True)[0]
     if isinstance(result, ToolCallReady):
@@ -76,6 +77,7 @@ class _Builder:
     parts: list[str] = field(default_factory=list)
     signature: list[str] = field(default_factory=list)
     citations: list[Any] = field(default_factory=list)
+    deltas: list[Any] = field(default_factory=list)
     stopped: bool = False
     complete: bool = False
     _input: tuple[dict[str, Any] | None, str | None] | None = None
@@ -92,7 +94,7 @@ class _Builder:
         start, text = self.start, "".join(self.parts)
         done = self.stopped and self.complete
         if start.type == "text":
-            return TextBlock(text, tuple(self.citations), complete=done)
+            return TextBlock(text, tuple(self.citations), complete=done, phase=_phase(start.data))
         if start.type == "thinking":
             sig = "".join(self.signature) if self.signature else None
             return ThinkingBlock(text, sig, complete=done)
@@ -109,17 +111,24 @@ class _Builder:
                 error=error,
             )
         if start.type == "server_tool":
-            value = self.tool_input()[0] if text and done else None
+            # A server tool *call* (no content in its start) follows the rule of tool calls: closed
+            # normally with no input text, its input is ``{}``; a result carries no input.
+            call = start.data is None
+            value = self.tool_input()[0] if done and (text or call) else None
             return ServerToolBlock(
                 raw_type=start.raw_type or "server_tool",
                 id=start.id,
                 name=start.name,
                 raw_input=text,
                 input=value,
-                content=start.data,
+                # A provider that re-sends the whole object when it finishes (OpenAI Responses' items)
+                # does so as an Unknown event for the block: the newest is the content.
+                content=self.deltas[-1] if self.deltas else start.data,
                 complete=done,
             )
-        return UnknownBlock(raw_type=start.raw_type or "unknown", data=start.data, complete=done)
+        return UnknownBlock(
+            raw_type=start.raw_type or "unknown", data=start.data, complete=done, deltas=tuple(self.deltas)
+        )
 
 
 class Accumulator:
@@ -159,6 +168,10 @@ class Accumulator:
             self._usage = event.usage
         elif isinstance(event, StreamError):
             self._error = event
+        elif isinstance(event, Unknown) and event.index is not None:
+            owner = self._blocks.get(event.index)
+            if owner is not None:  # a delta for a block with no event of its own: kept, in order
+                owner.deltas.append(event.payload)
 
     @property
     def message(self) -> Message:
@@ -186,3 +199,9 @@ def accumulate(events: Iterable[Event]) -> Message:
     for event in events:
         acc.feed(event)
     return acc.message
+
+
+def _phase(data: Any) -> str | None:
+    """A text block's phase travels in its ``BlockStart.data`` (``{"phase": ...}``)."""
+    phase = data.get("phase") if isinstance(data, dict) else None
+    return phase if isinstance(phase, str) else None

@@ -7,8 +7,9 @@ tested as a table, with a fake clock.
 
 The rules, in order:
 
-1. **Never after content.** Once the first content event (see :func:`is_content`) has reached the
-   caller, a retry would show it twice; recovery from there is the caller's explicit decision.
+1. **Never after content.** Once the first content event (:func:`midstream.events.is_content`,
+   re-exported here) has reached the caller, a retry would show it twice; recovery from there is the
+   caller's explicit decision.
 2. **A bounded number of retries** (``max_retries``, 2 by default).
 3. **The server's word first:** ``x-should-retry: true`` / ``false`` overrides everything below.
 4. **What is worth retrying:** HTTP 408, 409, 429, 5xx (529 included); connection failures; a
@@ -30,15 +31,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from midstream.events import (
-    BlockStart,
-    CitationDelta,
-    Event,
-    SignatureDelta,
-    TextDelta,
-    ThinkingDelta,
-    ToolArgsDelta,
-)
+from midstream.events import is_content
 
 __all__ = [
     "RETRY_STATUSES",
@@ -99,25 +92,6 @@ class Decision:
     retry: bool
     delay: float = 0.0
     reason: str = ""
-
-
-def is_content(event: Event) -> bool:
-    """True for the events that show the caller part of the answer.
-
-    Text, reasoning, tool-argument text, signatures and citations count when they carry something; so
-    does the start of a tool call (its name is the model's first word on it) and a block that arrives
-    with its content (redacted thinking, server-tool results). Starts of empty text blocks, usage,
-    keep-alives and the response start do not: a retry before the first content event is invisible.
-    """
-    if isinstance(event, TextDelta | ThinkingDelta):
-        return bool(event.text)
-    if isinstance(event, ToolArgsDelta):
-        return bool(event.fragment)
-    if isinstance(event, SignatureDelta | CitationDelta):
-        return True
-    if isinstance(event, BlockStart):
-        return event.type in ("tool_call", "server_tool", "redacted_thinking") or event.data is not None
-    return False
 
 
 def decide(

@@ -21,7 +21,7 @@ import uvicorn
 from midstream.errors import LocalError
 from midstream.sim._guard import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RateLimit, guarded
 from midstream.sim.scenarios import FaultSpec, LatencySpec, Scenario, ScenarioBook, ScenarioError
-from midstream.sim.server import Simulator
+from midstream.sim.server import DEFAULT_MAX_REQUEST_BYTES, Simulator
 from midstream.sim.stream import RequestRecord
 
 __all__ = [
@@ -89,20 +89,24 @@ def running(
     startup_timeout: float = 10.0,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> Iterator[SimURL]:
     """Run the simulator in a background thread on a free loopback port; yield its base URL.
 
     ``scenarios`` is a :class:`ScenarioBook` or the path of a scenario file. ``speed`` divides every
     delay of the latency model (``0``: no waiting, for tests); ``seed`` makes ids, padding and jitter
     reproducible per request number (a request's ``x-midstream-seed`` header pins its own);
-    ``realism=False`` turns off the providers' byte-level quirks. The server keeps no headers and
+    ``realism=False`` turns off the providers' byte-level quirks; a request body larger than
+    ``max_request_bytes`` (32 MiB) gets a 413 in the provider's error shape. The server keeps no headers and
     writes no access log, and its loggers (``uvicorn.*``) go to the host program's logging as
     configured there, at most 20 records per logger every 10 s. A connection that has not sent its
     request headers ``header_timeout`` seconds after it opened (or after its previous response) is
     closed, an idle keep-alive connection after 5 s, and beyond ``max_connections`` connections or
     requests at once the server answers 503. It stops when the block exits.
     """
-    sim = Simulator(_book(scenarios), speed=speed, seed=seed, realism=realism)
+    sim = Simulator(
+        _book(scenarios), speed=speed, seed=seed, realism=realism, max_request_bytes=max_request_bytes
+    )
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]
     # log_config=None: the server's loggers propagate to the host program's logging, untouched.

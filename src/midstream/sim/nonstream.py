@@ -23,7 +23,7 @@ from midstream.wire.ollama import wire_done_reason
 from midstream.wire.openai_chat import wire_finish_reason
 from midstream.wire.sse import SSEDecoder
 
-__all__ = ["error_body", "nonstream_body", "responses_body"]
+__all__ = ["ANTHROPIC_ERROR_TYPES", "error_body", "nonstream_body", "responses_body"]
 
 # Stop reasons are written by the same functions the streaming encoders use, so a response reads the
 # same streamed or not.
@@ -227,14 +227,17 @@ def _now() -> str:
 
 
 # Error bodies for HTTP faults, in each provider's shape.
-_ANTHROPIC_TYPES = {
+ANTHROPIC_ERROR_TYPES = {
     "overloaded": "overloaded_error",
     "rate_limited": "rate_limit_error",
     "server": "api_error",
     "invalid_request": "invalid_request_error",
+    "request_too_large": "request_too_large",
 }
+"""An error kind -> Anthropic's ``error.type`` for it, in streamed and non-streamed answers alike."""
 _GEMINI_STATUS = {
     400: "INVALID_ARGUMENT",
+    413: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
@@ -244,6 +247,7 @@ _GEMINI_STATUS = {
 }
 _BEDROCK_EXCEPTIONS = {
     400: "ValidationException",
+    413: "ValidationException",
     429: "ThrottlingException",
     503: "ServiceUnavailableException",
 }
@@ -264,12 +268,13 @@ def error_body(
 ) -> tuple[bytes, dict[str, str]]:
     """An HTTP error body (and extra headers) the way ``provider`` writes one.
 
-    ``kind`` is ``overloaded``, ``rate_limited``, ``server`` or ``invalid_request``.
+    ``kind`` is ``overloaded``, ``rate_limited``, ``server``, ``invalid_request`` or
+    ``request_too_large`` (a 413: Anthropic's own error type; an invalid request elsewhere).
     """
     headers: dict[str, str] = {}
     body: dict[str, Any]
     if provider == "anthropic":
-        error = {"type": _ANTHROPIC_TYPES.get(kind, "api_error"), "message": message}
+        error = {"type": ANTHROPIC_ERROR_TYPES.get(kind, "api_error"), "message": message}
         body = {"type": "error", "error": error, "request_id": request_id}
     elif provider in ("openai-chat", "openai-responses"):
         body = _openai_error(status, kind, message)

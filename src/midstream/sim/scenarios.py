@@ -78,9 +78,14 @@ class ToolCallSpec(_Model):
 
 
 class BlockSpec(_Model):
-    """Exactly one of ``text``, ``thinking`` (with optional ``signature``) or ``tool_call``."""
+    """Exactly one of ``text``, ``thinking`` (with optional ``signature``) or ``tool_call``.
+
+    ``phase`` (with ``text``): the OpenAI Responses message phase, ``commentary`` or ``final_answer``,
+    which the Responses endpoint sends on the message item (other providers have no such field).
+    """
 
     text: str | None = None
+    phase: Literal["commentary", "final_answer"] | None = None
     thinking: str | None = None
     signature: str | None = None
     tool_call: ToolCallSpec | None = None
@@ -232,7 +237,7 @@ def parts_for(turn: TurnSpec, new_id: Any) -> list[Part]:
     parts: list[Part] = []
     for block in turn.blocks:
         if block.text is not None:
-            parts.append(TextPart(block.text))
+            parts.append(TextPart(block.text, block.phase))
         elif block.thinking is not None:
             parts.append(ThinkingPart(block.thinking, block.signature))
         elif block.tool_call is not None:

@@ -74,9 +74,10 @@ def count_tokens(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TextPart:
-    """Scripted answer text."""
+    """Scripted answer text; ``phase`` is an OpenAI Responses message phase to send with it."""
 
     text: str
+    phase: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,8 @@ def plan(
 
 def _stream_prose(planner: _Planner, index: int, part: TextPart | ThinkingPart) -> bool:
     if isinstance(part, TextPart):
-        planner.emit(BlockStart(index, "text", raw_type="text"))
+        data = None if part.phase is None else {"phase": part.phase}
+        planner.emit(BlockStart(index, "text", raw_type="text", data=data))
         return planner.stream_text(iter(tokens(part.text)), partial(TextDelta, index))
     planner.emit(BlockStart(index, "thinking", raw_type="thinking"))
     planner.thinking = True

@@ -58,7 +58,10 @@ from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
 from midstream.wire.profiles import ProviderProfile, profile
 
-__all__ = ["RequestRecord", "Simulator"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
+
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+"""The simulator's cap on a request body (Anthropic's Messages API allows 32 MB): larger is a 413."""
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _GEMINI_METHODS = ("streamGenerateContent", "generateContent")
@@ -100,8 +103,10 @@ class Simulator:
         realism: bool = True,
         max_records: int = 1000,
         latency: LatencySpec | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         self.book = scenarios or ScenarioBook()
+        self.max_request_bytes = max_request_bytes
         self.speed = speed
         self.seed = seed
         self.realism = realism
@@ -227,8 +232,16 @@ class Simulator:
         seed = headers.get("x-midstream-seed")
         rng = random.Random(f"{self.seed}:{number}" if seed is None else f"pinned:{seed}")
         request_id = _random_id(rng, "req_011C", 20)
+        raw = await _bounded_body(request, self.max_request_bytes)
+        if raw is None:
+            record = self._record(number, provider, request, model or "", None, stream=bool(stream))
+            record.status, record.completed = 413, True
+            self.records.append(record)
+            message = f"request body larger than {self.max_request_bytes} bytes"
+            payload, extra = error_body(provider, 413, "request_too_large", message, request_id)
+            return Response(payload, 413, headers=extra, media_type="application/json")
         try:
-            body = json.loads(await request.body() or b"{}", parse_constant=_no_constant, parse_float=_finite)
+            body = json.loads(raw or b"{}", parse_constant=_no_constant, parse_float=_finite)
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
             _valid_unicode(body)
@@ -453,7 +466,7 @@ def _after_prefill(parts: list[Part], prefill: str) -> list[Part]:
             if not part.text.startswith(prefill):
                 return parts
             rest = part.text[len(prefill) :]
-            return ([TextPart(rest)] if rest else []) + parts[i + 1 :]
+            return ([TextPart(rest, part.phase)] if rest else []) + parts[i + 1 :]
         if not isinstance(part, ThinkingPart):
             return parts
     return parts
@@ -473,3 +486,22 @@ def _gemini_ids(parts: list[Part], response_id: str | None) -> list[Part]:
 def _stop_reason(steps: list[Step]) -> str | None:
     end = steps[-1].event if steps else None
     return getattr(end, "stop_reason", None)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to be larger than ``limit`` bytes.
+
+    A declared ``content-length`` over the limit is refused before reading; otherwise reading stops at
+    the first byte past it, so a huge (or endless chunked) body costs at most ``limit`` bytes.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from midstream.events import ResponseEnd, StreamError, UsageUpdate
+from midstream.sim.nonstream import ANTHROPIC_ERROR_TYPES
 from midstream.sim.scenarios import FaultSpec
 from midstream.sim.script import Step
 from midstream.wire import Encoder
@@ -113,11 +114,6 @@ _ERRORS = {
 _OPENAI_MESSAGE = (
     "The server had an error while processing your request. Sorry about that! You can retry your request."
 )
-_ANTHROPIC_TYPES = {
-    "overloaded": "overloaded_error",
-    "rate_limited": "rate_limit_error",
-    "server": "api_error",
-}
 
 
 def stream_error(provider: str, kind: str, request_id: str) -> StreamError:
@@ -127,7 +123,7 @@ def stream_error(provider: str, kind: str, request_id: str) -> StreamError:
         message = _OPENAI_MESSAGE  # what OpenAI says for any failure on its side
     raw: Any = None
     if provider == "anthropic":
-        error = {"details": None, "type": _ANTHROPIC_TYPES[kind], "message": message}
+        error = {"details": None, "type": ANTHROPIC_ERROR_TYPES[kind], "message": message}
         raw = {"type": "error", "error": error, "request_id": request_id}
     elif provider == "openai-chat":
         error_type = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"

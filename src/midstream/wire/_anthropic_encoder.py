@@ -54,7 +54,7 @@ _PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 _PAD_PROBABILITY = 0.75
 
 
-def _wire_usage(usage: Usage, *, required: tuple[str, ...]) -> dict[str, int]:
+def _wire_usage(usage: Usage, *, required: tuple[str, ...]) -> dict[str, Any]:
     """Anthropic's usage object: ``input_tokens`` without cache; unknown counts omitted unless required."""
     cache_write, cache_read = usage.cache_write_tokens, usage.cache_read_tokens
     raw_input = None
@@ -66,7 +66,10 @@ def _wire_usage(usage: Usage, *, required: tuple[str, ...]) -> dict[str, int]:
         ("cache_read_input_tokens", cache_read),
         ("output_tokens", usage.output_tokens),
     )
-    return {key: (value or 0) for key, value in fields if value is not None or key in required}
+    out: dict[str, Any] = {key: (value or 0) for key, value in fields if value is not None or key in required}
+    if usage.reasoning_tokens is not None:
+        out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
+    return out
 
 
 class AnthropicEncoder(Encoder):
@@ -233,6 +236,8 @@ class AnthropicEncoder(Encoder):
 
     def _unknown(self, event: Unknown) -> bytes:
         payload = event.payload
+        if event.index is not None:  # a delta of an unknown block (e.g. compaction_delta)
+            return self._delta(event.index, payload) if isinstance(payload, dict) else b""
         if isinstance(payload, dict) and isinstance(payload.get("type"), str):
             return self._frame(payload["type"], payload)
         return b""  # nothing Anthropic could have sent

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
-from typing import Any, Protocol, Self
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, Self, TypeVar
 
 from midstream.errors import LocalError, RemoteProtocolError
 from midstream.events import Event, StreamError
@@ -12,7 +12,7 @@ from midstream.message import Message
 from midstream.wire.canonical import events_from_message
 from midstream.wire.timeline import Timeline
 
-__all__ = ["Decoder", "DialectDecoder", "Encoder"]
+__all__ = ["Decoder", "DialectDecoder", "Encoder", "frames_first"]
 
 # A dialect decoder that trips over a payload shape it did not expect raises one of these from deep
 # inside; the wrapper turns them into a remote protocol error naming the dialect. ``json.loads`` raises
@@ -20,10 +20,34 @@ __all__ = ["Decoder", "DialectDecoder", "Encoder"]
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
-class DialectDecoder(Protocol):
-    """Provider bytes -> raw normalized events (before the timeline checks their order)."""
+T = TypeVar("T")
 
-    def feed(self, data: bytes) -> list[Event]: ...
+
+def frames_first(
+    framer: Callable[[bytes, list[T]], object], data: bytes, decode: Callable[[list[T]], object]
+) -> None:
+    """``framer(data, frames)``, then ``decode(frames)``, also when the framer raised part way.
+
+    The one step every dialect's ``feed`` shares: the frames completed before bad bytes are decoded
+    before the framing error propagates, so the events do not depend on where the chunks were cut.
+    (If decoding raises too, that error wins: its frame came first.)
+    """
+    frames: list[T] = []
+    try:
+        framer(data, frames)
+    finally:
+        decode(frames)
+
+
+class DialectDecoder(Protocol):
+    """Provider bytes -> raw normalized events (before the timeline checks their order).
+
+    ``feed`` appends to ``out`` (when given) as it goes, so that when it raises on a bad frame,
+    ``out`` already holds the events of every good frame before it: what a consumer sees must not
+    depend on how the bytes were split into chunks, error cases included.
+    """
+
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]: ...
 
     def close(self) -> list[Event]: ...
 
@@ -34,9 +58,11 @@ class Decoder:
     The output is a well-formed response (see :mod:`midstream.events`) for any split of the input.
     Bytes that break the protocol raise :class:`~midstream.errors.RemoteProtocolError`; after that,
     :meth:`close` (or :meth:`fail`, :meth:`cancel`) ends the response ``failed`` (with a ``protocol``
-    StreamError) so a consumer can still close out honestly: it first returns the events the timeline
-    had already accepted from the chunk that raised, so what the consumer saw and the closing events
-    agree (no ``BlockStop`` for a block it never saw start).
+    StreamError) so a consumer can still close out honestly: it first returns the events of every good
+    frame that came before the bad bytes in the chunk that raised (see :meth:`take_owed`), so the events seen
+    (what ``feed`` returned, then what ``close`` returns) are the same for any split of the input,
+    error cases included. A response that had already ended before the bad bytes keeps its terminal
+    state: nothing after a terminal event changes it.
     """
 
     def __init__(self, dialect: DialectDecoder, provider: str) -> None:
@@ -54,17 +80,33 @@ class Decoder:
             raise LocalError("Decoder.feed() called after close()")
         if self._error is not None:
             raise self._error
+        raw: list[Event] = []
+        error: RemoteProtocolError | None = None
+        try:
+            self._inner.feed(data, raw)
+        except RemoteProtocolError as exc:
+            error = exc
+        except _SHAPE_ERRORS as exc:
+            error = self._malformed(exc)
+            error.__cause__ = exc
         out: list[Event] = []
         try:
-            for event in self._inner.feed(data):
+            for event in raw:
                 out.extend(self.timeline.feed(event))
         except RemoteProtocolError as exc:
-            self._error, self._owed = exc, out
-            raise
-        except _SHAPE_ERRORS as exc:
-            self._error, self._owed = self._malformed(exc), out
-            raise self._error from exc
+            error = exc  # earlier in the stream than the dialect's own error
+        if error is not None:
+            self._error, self._owed = error, out
+            raise error
         return out
+
+    def take_owed(self) -> list[Event]:
+        """After ``feed`` raised: the events of the good frames before the bad bytes in that chunk.
+
+        They are returned once (here, or else first thing by :meth:`close`, :meth:`fail` or
+        :meth:`cancel`).
+        """
+        return self._pay_owed()
 
     def close(self) -> list[Event]:
         """End of the body: the events that completes, ending with the one ``ResponseEnd``."""

@@ -220,7 +220,7 @@ class GeminiEncoder(Encoder):
         if kind in ("server_tool", "unknown"):
             name = start.raw_type or ""
             if (
-                "".join(block.args)
+                ("".join(block.args) and name != "toolCall")  # a toolCall's args are in its part
                 or name in _RESERVED_PARTS - SERVER_PARTS
                 or ((kind == "server_tool") != (name in SERVER_PARTS))
             ):

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 PROVIDER = "gemini"
-SERVER_PARTS = frozenset({"executableCode", "codeExecutionResult"})
+# Parts the provider runs itself: code execution, and the built-in tools of Gemini 3 (toolCall /
+# toolResponse, e.g. Google Search), which must be sent back with their thought signatures.
+SERVER_PARTS = frozenset({"executableCode", "codeExecutionResult", "toolCall", "toolResponse"})
 # Part fields that qualify a part's value rather than being one.
 PART_META = frozenset({"thought", "thoughtSignature", "partMetadata", "videoMetadata", "mediaResolution"})
 

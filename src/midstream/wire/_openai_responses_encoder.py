@@ -73,6 +73,7 @@ class _OutItem:
     encrypted: str | None = None
     open: int = 0
     sealed: bool = False  # no further block joins this item
+    phase: str | None = None  # a message item's phase (commentary / final_answer)
     incomplete: bool = False
     done: bool = False
 
@@ -84,13 +85,16 @@ class _OutItem:
         status = ("incomplete" if self.incomplete else "completed") if final else "in_progress"
         if self.kind == "message":
             content = [_text_part(b) for b in self.parts("text")] if final else []
-            return {
+            message: Payload = {
                 "id": self.id,
                 "type": "message",
                 "status": status,
                 "content": content,
                 "role": "assistant",
             }
+            if self.phase is not None:
+                message["phase"] = self.phase
+            return message
         if self.kind == "reasoning":
             item: Payload = {"id": self.id, "type": "reasoning"}
             if self.encrypted is not None:
@@ -293,11 +297,11 @@ class OpenAIResponsesEncoder(Encoder):
         added = {"output_index": item.output_index, "item": item.render(False)}
         return item, out + self._emit("response.output_item.added", added)
 
-    def _join(self, kind: str, prefix: str) -> tuple[_OutItem, bytes]:
+    def _join(self, kind: str, prefix: str, phase: str | None = None) -> tuple[_OutItem, bytes]:
         last = self._items[-1] if self._items else None
-        if last is not None and last.kind == kind and not last.sealed:
+        if last is not None and last.kind == kind and not last.sealed and last.phase == phase:
             return last, b""
-        return self._new_item(kind, prefix)
+        return self._new_item(kind, prefix, phase=phase)
 
     def _add_block(self, index: int, kind: str, item: _OutItem) -> _OutBlock:
         block = _OutBlock(kind, item, len(item.parts(kind)))
@@ -328,7 +332,8 @@ class OpenAIResponsesEncoder(Encoder):
 
     def _block_start(self, event: BlockStart) -> bytes:
         if event.type == "text":
-            item, out = self._join("message", "msg")
+            phase = event.data.get("phase") if isinstance(event.data, dict) else None
+            item, out = self._join("message", "msg", phase if isinstance(phase, str) else None)
             block = self._add_block(event.index, "text", item)
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
             fields = {**self._where(block), "content_index": block.part, "part": part}

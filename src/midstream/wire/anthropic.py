@@ -32,8 +32,12 @@ What the mapping guarantees:
   ``input_json_delta`` becomes a ``ToolArgsDelta`` with exactly its ``partial_json`` (the empty first
   one too). ``*_tool_result`` blocks arrive whole: ``server_tool`` with the block dict as ``data`` and
   its ``tool_use_id`` as ``id``.
-  Other block types -> ``unknown`` blocks holding the block dict; deltas of unknown types (or aimed at
-  an unknown block) -> ``Unknown``; unknown event types -> ``Unknown``; ``ping`` -> nothing.
+  Other block types (``compaction``, ...) -> ``unknown`` blocks holding the block dict, and every delta
+  aimed at one -> ``Unknown`` with that block's ``index`` and the delta object as payload, which the
+  Accumulator keeps in the block (so a compaction summary, sent in ``compaction_delta``, is not lost);
+  other deltas of unknown types and unknown event types -> ``Unknown``; ``ping`` -> nothing.
+  A server tool call that closes with no input text has input ``{}``, as a ``tool_use`` does.
+* ``usage.output_tokens_details.thinking_tokens`` -> ``Usage.reasoning_tokens``.
 * ``error`` events (with or without ``request_id``, even a non-JSON body) -> ``StreamError`` classified
   by :func:`~midstream.errors.classify_error`.
 * A block cut off without ``content_block_stop`` is closed ``complete=False`` by the timeline. Input that
@@ -79,6 +83,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
+from midstream.wire._base import frames_first
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = [
@@ -212,7 +217,8 @@ class AnthropicEventMapper:
         delta = payload["delta"]
         kind = delta["type"]
         if self._unknown_blocks and index in self._unknown_blocks:
-            out.append(Unknown(str(kind), payload))
+            # A delta of a block type we do not know (e.g. ``compaction_delta``): kept in that block.
+            out.append(Unknown(str(kind), delta, index=index))
         elif kind == "text_delta":
             out.append(TextDelta(index, _text(delta["text"], "text_delta.text")))
         elif kind == "input_json_delta":
@@ -346,11 +352,16 @@ class AnthropicEventMapper:
         total = None
         if reported and self._raw_input is not None:
             total = self._raw_input + (self._cache_write or 0) + (self._cache_read or 0)
+        details = raw.get("output_tokens_details")
+        if details is not None and type(details) is not dict:
+            raise _bad("usage.output_tokens_details is not an object")
         return Usage(
             input_tokens=total,
             output_tokens=_count(raw.get("output_tokens"), "output_tokens"),
             cache_read_tokens=_count(raw.get("cache_read_input_tokens"), "cache_read_input_tokens"),
             cache_write_tokens=_count(raw.get("cache_creation_input_tokens"), "cache_creation_input_tokens"),
+            # Thinking tokens are part of ``output_tokens``, as ``Usage.reasoning_tokens`` promises.
+            reasoning_tokens=_count((details or {}).get("thinking_tokens"), "thinking_tokens"),
         )
 
 
@@ -373,12 +384,19 @@ class AnthropicDecoder:
         self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
         self._mapper = AnthropicEventMapper("anthropic")
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body; return the events it completed."""
-        out: _Out = []
+    def feed(self, data: bytes, out: _Out | None = None) -> list[Event]:
+        """Decode a chunk of the body; return the events it completed (appended to ``out``).
+
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
+        """
+        out = [] if out is None else out
+        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
+        return out
+
+    def _frames(self, frames: list[SSEEvent], out: _Out) -> None:
         mapper = self._mapper
         block_delta = mapper._block_delta
-        for sse in self._sse.feed(data):
+        for sse in frames:
             try:
                 payload = _loads(sse.data)
             except ValueError:
@@ -393,7 +411,6 @@ class AnthropicDecoder:
                 block_delta(payload, out)
             else:
                 mapper._map(kind, payload, out)
-        return out
 
     def close(self) -> list[Event]:
         """End of the body (see the module docstring for the last, unterminated event)."""

@@ -56,6 +56,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
+from midstream.wire._base import frames_first
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire._bedrock_encoder import BedrockEncoder, wire_stop_reason
 from midstream.wire.eventstream import (
@@ -427,12 +428,18 @@ class BedrockDecoder:
         self._converse = _Converse()
         self._invoke: _Invoke | None = None
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body; return the events its complete frames produce."""
-        out: list[Event] = []
-        for message in self._frames.feed(data):
-            out.extend(self._message(message))
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a chunk of the body; return the events its complete frames produce (in ``out``).
+
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
+        """
+        out = [] if out is None else out
+        frames_first(self._frames.feed, data, lambda frames: self._messages(frames, out))
         return out
+
+    def _messages(self, frames: list[EventStreamMessage], out: list[Event]) -> None:
+        for message in frames:
+            out.extend(self._message(message))
 
     def close(self) -> list[Event]:
         """End of the body: a held ``ResponseEnd`` is released.

@@ -6,6 +6,8 @@ delta per block, usage, the error if any and the ending, in the order the timeli
 
 from __future__ import annotations
 
+from typing import Any
+
 from midstream.events import (
     BlockStart,
     BlockStop,
@@ -17,6 +19,7 @@ from midstream.events import (
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
+    Unknown,
     UsageUpdate,
 )
 from midstream.message import (
@@ -57,7 +60,8 @@ def events_from_message(message: Message) -> list[Event]:
 def _block_events(index: int, block: Block) -> list[Event]:
     out: list[Event] = []
     if isinstance(block, TextBlock):
-        out.append(BlockStart(index, "text", raw_type="text"))
+        data = None if block.phase is None else {"phase": block.phase}
+        out.append(BlockStart(index, "text", raw_type="text", data=data))
         if block.text:
             out.append(TextDelta(index, block.text))
         out.extend(CitationDelta(index, c) for c in block.citations)
@@ -88,5 +92,11 @@ def _block_events(index: int, block: Block) -> list[Event]:
             out.append(ToolArgsDelta(index, block.raw_input))
     else:
         out.append(BlockStart(index, "unknown", raw_type=block.raw_type, data=block.data))
+        out.extend(_delta_event(index, delta) for delta in block.deltas)
     out.append(BlockStop(index, complete=block.complete))
     return out
+
+
+def _delta_event(index: int, delta: Any) -> Unknown:
+    raw_type = delta.get("type") if isinstance(delta, dict) else None
+    return Unknown(raw_type if isinstance(raw_type, str) else "delta", delta, index=index)

@@ -165,14 +165,17 @@ class EventStreamDecoder:
         self._error: EventStreamFrameError | None = None
         self._closed = False
 
-    def feed(self, data: bytes) -> list[EventStreamMessage]:
-        """Decode ``data``; return the messages it completed."""
+    def feed(self, data: bytes, out: list[EventStreamMessage] | None = None) -> list[EventStreamMessage]:
+        """Decode ``data``; return the messages it completed (appended to ``out`` when given).
+
+        A damaged frame raises after the frames before it are in ``out``, whatever the split.
+        """
         if self._closed:
             raise LocalError("EventStreamDecoder.feed() called after close()")
         if self._error is not None:
             raise self._error
         self._buf += data
-        out: list[EventStreamMessage] = []
+        out = [] if out is None else out
         try:
             while self._step(out):
                 pass

@@ -21,8 +21,10 @@ Every element is a ``GenerateContentResponse`` chunk; the first candidate's part
   ``functionCall{}``): :class:`~midstream.wire._gemini_parts.ArgsWriter` turns them into JSON text as
   they arrive; a call still streaming when another named call starts ends incomplete. Gemini sends no
   call id; the id is then ``call_<responseId>_<n>`` (``n`` counts calls from 0), the same for any split.
-* ``executableCode`` / ``codeExecutionResult`` parts are server tool blocks, other parts unknown
-  blocks, both carrying the part's value whole; unknown top-level and candidate fields become
+* ``executableCode`` / ``codeExecutionResult`` parts, and the ``toolCall`` / ``toolResponse`` parts of
+  Gemini 3's built-in tools (``id`` and ``toolType`` as the block's id and name; a call's ``args`` also
+  as its input), are server tool blocks, other parts unknown blocks, both carrying the part's value
+  whole (a signature on such a part travels as described above); unknown top-level and candidate fields become
   :class:`~midstream.events.Unknown` events, as do candidates other than the first.
 * ``usageMetadata`` (running totals on every chunk) becomes a partial ``UsageUpdate``.
 * The ``finishReason`` chunk closes the open text or thinking block (``complete=False`` for
@@ -62,6 +64,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
+from midstream.wire._base import frames_first
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
@@ -150,7 +153,8 @@ class _SSEFramer:
         self._size = 0
         self._raw: JSONArraySplitter | None = None
 
-    def feed(self, data: bytes, final: bool = False) -> list[str]:
+    def feed(self, data: bytes, out: list[str] | None = None, *, final: bool = False) -> list[str]:
+        out = [] if out is None else out
         text = self._utf8.decode(data, final)
         if self._first and text:
             self._first = False
@@ -158,17 +162,17 @@ class _SSEFramer:
         if self._skip_lf and text:
             self._skip_lf, text = False, text.removeprefix("\n")
         if not text:
-            return []
+            return out
         if "\n" not in text and "\r" not in text:
             self._grow_tail(text)
-            return []
+            return out
         lines = _LINE_END.split("".join(self._tail) + text if self._tail else text)
         self._skip_lf = text[-1] == "\r"
         self._tail, self._tail_len = [], 0
-        self._grow_tail(lines.pop())
-        out: list[str] = []
+        tail = lines.pop()
         for line in lines:
             self._line(line, out)
+        self._grow_tail(tail)  # after the complete lines, which come first whatever the split
         return out
 
     def close(self) -> list[str]:
@@ -475,8 +479,30 @@ class _Response:
     def _whole(self, key: str, value: Any) -> list[Event]:
         out = self._close_text()
         index = self._new_index()
+        if key in ("toolCall", "toolResponse") and isinstance(value, dict):
+            return [*out, *self._builtin_tool(index, key, value)]
         kind: Literal["server_tool", "unknown"] = "server_tool" if key in SERVER_PARTS else "unknown"
         return [*out, BlockStart(index, kind, raw_type=key, data=value), BlockStop(index)]
+
+    def _builtin_tool(self, index: int, key: str, value: dict[str, Any]) -> list[Event]:
+        """A Gemini 3 built-in tool's call or response: a server tool block named by its ``toolType``.
+
+        A call's ``args`` also stream as its input (``{}`` without any), as other providers' server tool
+        calls do; the part itself stays whole in ``data`` to be sent back.
+        """
+        call_id, tool_type = value.get("id"), value.get("toolType")
+        start = BlockStart(
+            index,
+            "server_tool",
+            id=call_id if isinstance(call_id, str) else None,
+            name=tool_type if isinstance(tool_type, str) else None,
+            raw_type=key,
+            data=value,
+        )
+        if key == "toolResponse":
+            return [start, BlockStop(index)]
+        args = _expect(value.get("args") or {}, dict, "toolCall.args")
+        return [start, ToolArgsDelta(index, _compact(args)), BlockStop(index)]
 
 
 def _detect(head: bytes) -> Framing | None:
@@ -515,8 +541,12 @@ class GeminiDecoder:
         if framing != "auto":
             self._framer = self._make(framing)
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body."""
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a chunk of the body (events appended to ``out`` when given).
+
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
+        """
+        out = [] if out is None else out
         if self._framer is None:
             self._head += data
             framing = _detect(self._head)
@@ -524,14 +554,15 @@ class GeminiDecoder:
                 # Only a byte-order mark (whole or in part) or whitespace so far: keep the mark, whole,
                 # so the framer strips it with the first real byte; whitespace can go.
                 self._head = self._head if _BOM.startswith(self._head) else b""
-                return []
+                return out
             self._framer, data, self._head = self._make(framing), self._head, b""
-        return self._events(self._framer.feed(data))
+        frames_first(self._framer.feed, data, lambda texts: self._events(texts, out))
+        return out
 
     def close(self) -> list[Event]:
         """End of the body: what it completes, then the held ``ResponseEnd`` if a finish was seen."""
         texts = self._framer.close() if self._framer is not None else []
-        return self._events(texts) + self._response.close()
+        return self._events(texts, []) + self._response.close()
 
     def _make(self, framing: Framing) -> _SSEFramer | JSONArraySplitter:
         if framing == "sse":
@@ -540,8 +571,7 @@ class GeminiDecoder:
             )
         return JSONArraySplitter(max_document=self.max_document)
 
-    def _events(self, texts: list[str]) -> list[Event]:
-        out: list[Event] = []
+    def _events(self, texts: list[str], out: list[Event]) -> list[Event]:
         for text in texts:
             if len(text) > self.max_document:
                 raise _limit("Gemini chunk", "max_document", self.max_document)

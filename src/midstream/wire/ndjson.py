@@ -32,17 +32,20 @@ class NDJSONSplitter:
         self._tail_len = 0
         self._closed = False
 
-    def feed(self, data: bytes) -> list[str]:
-        """The complete lines that ``data`` finished."""
+    def feed(self, data: bytes, out: list[str] | None = None) -> list[str]:
+        """The complete lines that ``data`` finished (appended to ``out`` when given).
+
+        If a line breaks the bound, the lines before it are already in ``out`` when it raises.
+        """
         if self._closed:
             raise LocalError("NDJSONSplitter.feed() called after close()")
-        return self._split(self._utf8.decode(data))
+        return self._split(self._utf8.decode(data), [] if out is None else out)
 
     def close(self) -> list[str]:
         """End of input: the last line even without its newline."""
         if self._closed:
             return []
-        out = self._split(self._utf8.decode(b"", final=True))
+        out = self._split(self._utf8.decode(b"", final=True), [])
         self._closed = True
         last = "".join(self._tail).strip()
         self._tail, self._tail_len = [], 0
@@ -50,16 +53,15 @@ class NDJSONSplitter:
             out.append(last)
         return out
 
-    def _split(self, text: str) -> list[str]:
+    def _split(self, text: str, out: list[str]) -> list[str]:
         if not text:
-            return []
+            return out
         if "\n" not in text:
             self._grow_tail(text)
-            return []
+            return out
         lines = ("".join(self._tail) + text if self._tail else text).split("\n")
         self._tail, self._tail_len = [], 0
-        self._grow_tail(lines.pop())
-        out = []
+        tail = lines.pop()
         for line in lines:
             line = line.strip()
             if len(line) > self.max_line:
@@ -70,6 +72,7 @@ class NDJSONSplitter:
                 )
             if line:
                 out.append(line)
+        self._grow_tail(tail)  # after the complete lines, which come first whatever the split
         return out
 
     def _grow_tail(self, text: str) -> None:
@@ -148,24 +151,28 @@ class JSONArraySplitter:
         """True once the closing ``]`` (or the end of a lone object) has been seen."""
         return self._place == "done"
 
-    def feed(self, data: bytes) -> list[str]:
-        """The elements that ``data`` completed."""
+    def feed(self, data: bytes, out: list[str] | None = None) -> list[str]:
+        """The elements that ``data`` completed (appended to ``out`` when given).
+
+        If the body breaks the format, the elements before the bad byte are already in ``out`` when
+        it raises, whatever the split.
+        """
         if self._closed:
             raise LocalError("JSONArraySplitter.feed() called after close()")
-        return self.feed_text(self._utf8.decode(data))
+        return self.feed_text(self._utf8.decode(data), out)
 
-    def feed_text(self, text: str) -> list[str]:
+    def feed_text(self, text: str, out: list[str] | None = None) -> list[str]:
         """Like :meth:`feed` for already decoded text (do not mix the two on one splitter)."""
         if self._closed:
             raise LocalError("JSONArraySplitter.feed_text() called after close()")
+        out = [] if out is None else out
         if not self._bom_checked and text:
             self._bom_checked = True
             if text[0] == "\ufeff":
                 text = text[1:]
         if not text:
-            return []
+            return out
         self._buf = self._buf + text if self._buf else text
-        out: list[str] = []
         self._scan(out)
         return out
 

@@ -68,7 +68,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._base import Encoder
+from midstream.wire._base import Encoder, frames_first
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
 __all__ = [
@@ -181,9 +181,14 @@ class OllamaDecoder:
         self._open: tuple[int, BlockType] | None = None
         self._tool_calls = 0
 
-    def feed(self, data: bytes) -> list[Event]:
-        """The events of the lines that ``data`` completed."""
-        return self._decode(self._lines.feed(data))
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """The events of the lines that ``data`` completed (appended to ``out`` when given).
+
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
+        """
+        out = [] if out is None else out
+        frames_first(self._lines.feed, data, lambda lines: self._decode(lines, out))
+        return out
 
     def close(self) -> list[Event]:
         """End of body: the events of a last line without its newline (the timeline handles EOF).
@@ -200,8 +205,7 @@ class OllamaDecoder:
             out.extend(self._line(obj))
         return out
 
-    def _decode(self, lines: list[str]) -> list[Event]:
-        out: list[Event] = []
+    def _decode(self, lines: list[str], out: list[Event]) -> list[Event]:
         for line in lines:
             out.extend(self._line(_load_line(line)))
         return out

@@ -14,7 +14,11 @@ How the decoder maps the wire (choices made where the format leaves room):
   *separate* text block whose ``raw_type`` is ``"refusal"`` (OpenAI keeps refusals apart from content;
   the finish reason is still ``stop``, so the stop reason stays ``end_turn``). ``delta.reasoning_content``
   or ``delta.reasoning`` (vLLM, DeepSeek, OpenRouter and other compatible servers) feed one thinking
-  block. ``delta.annotations`` items become citations of the text block.
+  block. So do the ``reasoning.text`` / ``reasoning.summary`` items of ``delta.reasoning_details``
+  (OpenRouter, Snowflake Cortex; their ``signature`` -> ``SignatureDelta``) when the delta carries no
+  ``reasoning`` text (OpenRouter sends both, the same text twice); a ``reasoning.encrypted`` item opens a
+  ``redacted_thinking`` block holding its ``data``. ``delta.annotations`` items become citations of
+  the text block.
 * ``delta.tool_calls`` fragments: the first fragment of a call opens a ``tool_call`` block with the
   next free block index; later fragments give ``ToolArgsDelta`` with exactly the ``arguments`` text. A
   fragment belongs to the call with the same ``id``; without an ``id``, to the call at the same
@@ -25,14 +29,21 @@ How the decoder maps the wire (choices made where the format leaves room):
   which OpenRouter sends) and is remembered; ``[DONE]`` ends the response with it. ``error`` maps to the
   ``error`` stop reason (the response failed), the OpenAI values as documented, anything else to
   ``other``. Content arriving after ``finish_reason`` opens new blocks rather than being dropped.
-* ``usage`` (the ``choices: []`` chunk of ``stream_options.include_usage``, or any chunk carrying it)
-  becomes a partial ``UsageUpdate``: ``input_tokens`` = ``prompt_tokens`` (cached tokens included, as
-  OpenAI counts), ``cache_read_tokens`` = ``prompt_tokens_details.cached_tokens`` (or DeepSeek's
-  ``prompt_cache_hit_tokens``), ``cache_write_tokens`` = ``prompt_tokens_details.cache_write_tokens``
-  (a field the SDK knows), ``output_tokens`` = ``completion_tokens`` and ``reasoning_tokens`` =
+* ``usage`` (the ``choices: []`` chunk of ``stream_options.include_usage``, or any chunk carrying it;
+  older Groq puts it in ``x_groq.usage``) becomes a partial ``UsageUpdate``: ``input_tokens`` =
+  ``prompt_tokens`` (cached tokens included, as OpenAI counts), ``cache_read_tokens`` =
+  ``prompt_tokens_details.cached_tokens`` (or DeepSeek's ``prompt_cache_hit_tokens``, or
+  ``cached_tokens`` at the top of ``usage`` as some compatible servers send it),
+  ``cache_write_tokens`` = ``prompt_tokens_details.cache_write_tokens`` (a field the SDK knows),
+  ``output_tokens`` = ``completion_tokens`` and ``reasoning_tokens`` =
   ``completion_tokens_details.reasoning_tokens``.
 * ``[DONE]`` without any ``finish_reason`` before it, or the end of the body without ``[DONE]``, ends the
-  response ``truncated`` (keeping whatever finish reason did arrive).
+  response ``truncated`` (keeping whatever finish reason did arrive): OpenAI itself always sends one.
+  Some compatible servers never do (Snowflake Cortex), so with ``finish_required=False`` (what the
+  client uses for the ``openai-compatible`` provider) a clean ``[DONE]`` without one closes the open
+  blocks as finished and ends ``completed`` with stop reason ``tool_use`` if a tool call streamed,
+  else ``end_turn``, and no ``raw_stop_reason`` (the server gave none). A body cut before ``[DONE]``
+  stays ``truncated`` either way.
 * A payload with a truthy ``error`` (OpenAI's ``{"error": {...}}``, OpenRouter's error inside a normal
   chunk, a plain string from other servers) or sent as ``event: error`` becomes ``StreamError``,
   classified by the error's ``type`` or string ``code``, a numeric ``code`` counting as HTTP status. The
@@ -58,6 +69,7 @@ from midstream.events import (
     Event,
     ResponseEnd,
     ResponseStart,
+    SignatureDelta,
     StreamError,
     TextDelta,
     ThinkingDelta,
@@ -65,7 +77,8 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import Terminal, Usage
+from midstream.message import StopReason, Terminal, Usage
+from midstream.wire._base import frames_first
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
@@ -86,7 +99,17 @@ _CUTTING_FINISH = frozenset({"length", "error"})
 # Fields compatible servers stream reasoning text in, by preference.
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
 # Delta keys with a meaning here; any other non-null key passes through as Unknown.
-_OTHER_FIELDS = ("role", "content", "refusal", "annotations", "tool_calls", "function_call")
+_OTHER_FIELDS = (
+    "role",
+    "content",
+    "refusal",
+    "annotations",
+    "tool_calls",
+    "function_call",
+    "reasoning_details",
+)
+# ``reasoning_details`` items (OpenRouter, Snowflake Cortex) that carry readable reasoning, and where.
+_DETAIL_TEXT = {"reasoning.text": "text", "reasoning.summary": "summary"}
 _DELTA_KEYS = frozenset(_REASONING_FIELDS + _OTHER_FIELDS)
 
 # The legacy ``function_call`` delta has no index; it gets this key in the call table.
@@ -149,21 +172,35 @@ class OpenAIChatDecoder:
     body. ``max_line`` and ``max_event`` bound the SSE framing (:class:`~midstream.errors.LimitExceeded`).
     """
 
-    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+    def __init__(
+        self,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_event: int = DEFAULT_MAX_EVENT,
+        finish_required: bool = True,
+    ) -> None:
         self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
+        self.finish_required = finish_required
         self._state: _State = "idle"
         self._finish: str | None = None
         self._next_index = 0
         self._open: dict[int, None] = {}  # open block indices, in opening order
         self._slots: dict[str, int] = {}  # "text" / "refusal" / "thinking" -> open block index
         self._calls = _ToolCalls()
+        self._had_call = False
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a piece of the body; return the events it completed."""
-        out: list[Event] = []
-        for sse in self._sse.feed(data):
-            self._payload(sse, out)
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a piece of the body; return the events it completed (appended to ``out``).
+
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
+        """
+        out = [] if out is None else out
+        frames_first(self._sse.feed, data, lambda frames: self._payloads(frames, out))
         return out
+
+    def _payloads(self, frames: list[SSEEvent], out: list[Event]) -> None:
+        for sse in frames:
+            self._payload(sse, out)
 
     def close(self) -> list[Event]:
         """End of the body. Without ``[DONE]`` the response ends ``truncated``."""
@@ -202,8 +239,11 @@ class OpenAIChatDecoder:
         self._choices(obj, out, finish=True)
         if obj.get("moderation") is not None:
             out.append(Unknown("moderation", obj["moderation"]))
-        if obj.get("usage") is not None:
-            out.append(UsageUpdate(_usage(_expect(obj["usage"], dict, "usage"))))
+        usage = obj.get("usage")
+        if usage is None and isinstance(obj.get("x_groq"), dict):
+            usage = obj["x_groq"].get("usage")  # older Groq put it there
+        if usage is not None:
+            out.append(UsageUpdate(_usage(_expect(usage, dict, "usage"))))
 
     def _choices(self, obj: dict[str, Any], out: list[Event], *, finish: bool) -> None:
         for choice in _listed(obj, "choices"):
@@ -228,6 +268,14 @@ class OpenAIChatDecoder:
 
     def _done(self, obj: None, out: list[Event]) -> None:
         self._start(None, out)
+        if self._finish is None and not self.finish_required:
+            # A server that never sends a finish reason (Snowflake Cortex) ends cleanly with [DONE]:
+            # its blocks are finished, and the stop reason is what the content shows.
+            self._close_all(complete=True, out=out)
+            stop: StopReason = "tool_use" if self._had_call else "end_turn"
+            out.append(ResponseEnd(stop_reason=stop, raw_stop_reason=None))
+            self._state = "done"
+            return
         self._end("completed" if self._finish is not None else "truncated", out)
 
     def _end(self, terminal: Terminal, out: list[Event]) -> None:
@@ -251,6 +299,10 @@ class OpenAIChatDecoder:
         reasoning = next(filter(None, (_opt_str(delta, key) for key in _REASONING_FIELDS)), None)
         if reasoning:
             out.append(ThinkingDelta(self._slot("thinking", out), reasoning))
+        details = _listed(delta, "reasoning_details")
+        if details:
+            # OpenRouter sends the same text in ``reasoning`` too: read it from one place only.
+            self._reasoning_details(details, out, text=not reasoning)
         content = _opt_str(delta, "content")
         if content:
             out.append(TextDelta(self._slot("text", out), content))
@@ -268,6 +320,26 @@ class OpenAIChatDecoder:
         for key, value in delta.items():
             if key not in _DELTA_KEYS and value is not None:
                 out.append(Unknown(f"delta.{key}", value))
+
+    def _reasoning_details(self, details: list[Any], out: list[Event], *, text: bool) -> None:
+        for item in details:
+            _expect(item, dict, "a reasoning_details item")
+            kind = item.get("type")
+            field = _DETAIL_TEXT.get(kind) if isinstance(kind, str) else None
+            if field is not None:
+                piece = _opt_str(item, field)
+                if piece and text:
+                    out.append(ThinkingDelta(self._slot("thinking", out), piece))
+                signature = _opt_str(item, "signature")
+                if signature:
+                    out.append(SignatureDelta(self._slot("thinking", out), signature))
+            elif kind == "reasoning.encrypted":
+                data = _opt_str(item, "data")
+                if data:
+                    index = self._open_block(out)
+                    out.append(BlockStart(index, "redacted_thinking", raw_type=kind, data=data))
+            else:
+                out.append(Unknown(f"reasoning_details.{kind}", item))
 
     def _slot(self, slot: str, out: list[Event]) -> int:
         index = self._slots.get(slot)
@@ -288,6 +360,7 @@ class OpenAIChatDecoder:
         block = self._calls.resolve(pos, call_id, name)
         if block is None:
             block = self._open_block(out)
+            self._had_call = True
             raw_type = _opt_str(fragment, "type") or ("function_call" if pos == _LEGACY_CALL else "function")
             out.append(BlockStart(block, "tool_call", id=call_id, name=name, raw_type=raw_type))
             self._calls.add(block, pos, call_id, name)
@@ -308,7 +381,9 @@ class OpenAIChatDecoder:
 
     def _finish_with(self, reason: Any, out: list[Event]) -> None:
         self._finish = _expect(reason, str, "finish_reason")
-        complete = reason not in _CUTTING_FINISH
+        self._close_all(complete=reason not in _CUTTING_FINISH, out=out)
+
+    def _close_all(self, *, complete: bool, out: list[Event]) -> None:
         out.extend(BlockStop(index, complete=complete) for index in self._open)
         self._open.clear()
         self._slots.clear()
@@ -373,8 +448,9 @@ def _usage(raw: dict[str, Any]) -> Usage:
     prompt = prompt if isinstance(prompt, dict) else {}
     completion = completion if isinstance(completion, dict) else {}
     cached = _count(prompt.get("cached_tokens"))
-    if cached is None:
-        cached = _count(raw.get("prompt_cache_hit_tokens"))
+    for key in ("prompt_cache_hit_tokens", "cached_tokens"):  # DeepSeek; some compatible servers
+        if cached is None:
+            cached = _count(raw.get(key))
     return Usage(
         input_tokens=_count(raw.get("prompt_tokens")),
         output_tokens=_count(raw.get("completion_tokens")),

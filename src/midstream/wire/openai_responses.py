@@ -29,16 +29,24 @@ How the decoder maps the wire (choices made where the format leaves room):
     ``raw_type="function_call"``; ``function_call_arguments.delta`` gives ``ToolArgsDelta`` with the
     exact text.
   - Any other item type (``web_search_call``, ``file_search_call``, ``code_interpreter_call``,
-    ``mcp_call``, ``custom_tool_call``, ...) is a **server_tool** block emitted whole at
-    ``output_item.done``: ``raw_type`` = the item type, ``id`` / ``name`` from the item, ``data`` = the
-    item. Their progress events (``response.web_search_call.searching``, ...) pass as ``Unknown``.
+    ``mcp_call``, ``mcp_list_tools``, ``custom_tool_call``, ...) is a **server_tool** block opened at
+    ``output_item.added`` (so blocks keep the output order): ``raw_type`` = the item type, ``id`` /
+    ``name`` from the item, ``data`` = the item as announced. At ``output_item.done`` the finished item
+    follows as ``Unknown("response.output_item.done", item, index=<block>)``, which the Accumulator
+    makes the block's ``content``. Their progress events (``response.web_search_call.searching``, ...)
+    pass as ``Unknown``.
+  - A message item's ``phase`` (``commentary`` / ``final_answer``) goes into its text blocks'
+    ``BlockStart.data`` as ``{"phase": ...}`` (``TextBlock.phase``): OpenAI asks for it back.
 
   The ``.done`` events (``output_text.done``, ``content_part.done``, ``reasoning_summary_text.done``,
   ``function_call_arguments.done``, ``output_item.done``) close a block once; when a block saw no
   delta, the full text they carry becomes its one delta. An item done with ``status: "incomplete"``
   closes its blocks ``complete=False``.
-* ``response.completed`` gives a ``UsageUpdate`` from ``response.usage`` (``input_tokens`` counts cached
-  tokens, as OpenAI reports; ``cache_read_tokens`` = ``input_tokens_details.cached_tokens``,
+* ``response.completed`` first finishes every item of ``response.output`` that no ``output_item.done``
+  finished (OpenAI may announce an item and never finish it), and any item never announced, as if
+  its ``output_item.done`` had come, in output order, as the SDK does. Then it gives a
+  ``UsageUpdate`` from ``response.usage`` (``input_tokens`` counts cached tokens, as OpenAI
+  reports; ``cache_read_tokens`` = ``input_tokens_details.cached_tokens``,
   ``cache_write_tokens`` = ``input_tokens_details.cache_write_tokens``, ``reasoning_tokens`` =
   ``output_tokens_details.reasoning_tokens``) and ``ResponseEnd``: ``tool_use`` when the output holds a
   function call, else ``end_turn``; ``raw_stop_reason`` is ``response.status``.
@@ -79,6 +87,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
+from midstream.wire._base import frames_first
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
@@ -256,21 +265,22 @@ class OpenAIResponsesDecoder:
         self._handlers.update(dict.fromkeys(_PART_DELTAS, self._on_delta))
         self._handlers.update(dict.fromkeys(_PART_DONES, self._on_done))
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Decode a chunk of the body; return the events it completed."""
-        return self._frames(self._sse.feed(data))
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        """Decode a chunk of the body; return the events it completed (appended to ``out``).
+
+        Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
+        """
+        out = [] if out is None else out
+        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
+        return out
 
     def close(self) -> list[Event]:
-        """End of the body. Items still pending become blocks the timeline closes as incomplete."""
-        out = self._frames(self._sse.close())
-        if not self._ended:
-            out.extend(self._flush_pending(None))
-        return out
+        """End of the body. Items still pending are open blocks the timeline closes as incomplete."""
+        return self._frames(self._sse.close(), [])
 
     # -- framing ---------------------------------------------------------------------------------
 
-    def _frames(self, frames: list[SSEEvent]) -> list[Event]:
-        out: list[Event] = []
+    def _frames(self, frames: list[SSEEvent], out: list[Event]) -> list[Event]:
         for frame in frames:
             out.extend(self._frame(frame))
         return out
@@ -317,11 +327,19 @@ class OpenAIResponsesDecoder:
         block = self._blocks.get(key)
         if block is not None:
             return block, []
+        if btype == "text" and data is None:
+            data = self._phase(key[0])
         block = self._blocks[key] = _Block(self._next_index, btype)
         self._next_index += 1
         self._item(key[0]).blocks += 1
         start = BlockStart(block.index, btype, id=id, name=name, raw_type=raw_type, data=data, seq=seq)
         return block, [start]
+
+    def _phase(self, output_index: int) -> Payload | None:
+        """``{"phase": ...}`` for a text block of a message item that has one (kept for the next turn)."""
+        state = self._items.get(output_index)
+        phase = state.item.get("phase") if state is not None else None
+        return {"phase": phase} if isinstance(phase, str) else None
 
     def _append(self, key: _Key, btype: BlockType, raw_type: str, text: str, seq: int | None) -> list[Event]:
         block, out = self._open(key, btype, seq, raw_type)
@@ -370,27 +388,6 @@ class OpenAIResponsesDecoder:
             name=opt_str(info, "name"),
         )
 
-    def _flush_pending(self, seq: int | None) -> list[Event]:
-        # Server-tool items announced but never finished: open them with the item as announced and
-        # leave them open, so the timeline closes them as incomplete. After an error it has closed all.
-        out: list[Event] = []
-        for output_index, state in self._items.items():
-            if self._failed or state.done or state.type is None or state.type in _KNOWN_ITEMS:
-                continue
-            state.done = True
-            out.extend(
-                self._open(
-                    (output_index, "server", 0),
-                    "server_tool",
-                    seq,
-                    state.type,
-                    id=opt_str(state.item, "id"),
-                    name=opt_str(state.item, "name"),
-                    data=state.item,
-                )[1]
-            )
-        return out
-
     # -- response lifecycle ----------------------------------------------------------------------
 
     def _start(self, response: Payload, seq: int | None) -> ResponseStart:
@@ -409,7 +406,7 @@ class OpenAIResponsesDecoder:
 
     def _end_usage(self, response: Payload, seq: int | None) -> list[Event]:
         self._ended = True
-        out = self._flush_pending(seq)
+        out: list[Event] = []
         usage = _usage(response.get("usage"))
         if usage is not None:
             out.append(UsageUpdate(usage, seq=seq))
@@ -423,7 +420,8 @@ class OpenAIResponsesDecoder:
         )
         stop: StopReason = "tool_use" if calls or self._tool_calls else "end_turn"
         raw = opt_str(response, "status") or "completed"
-        return [*self._end_usage(response, seq), ResponseEnd(stop, raw, seq=seq)]
+        backfilled = self._backfill(response, seq)
+        return [*backfilled, *self._end_usage(response, seq), ResponseEnd(stop, raw, seq=seq)]
 
     def _on_incomplete(self, payload: Payload, seq: int | None) -> list[Event]:
         response = _dict(payload, "response")
@@ -435,7 +433,7 @@ class OpenAIResponsesDecoder:
 
     def _on_failed(self, payload: Payload, seq: int | None) -> list[Event]:
         response = _dict(payload, "response")
-        out = self._flush_pending(seq)
+        out: list[Event] = []
         self._ended = True
         error = response.get("error")
         error = error if isinstance(error, dict) else {}
@@ -457,6 +455,9 @@ class OpenAIResponsesDecoder:
         state.type, state.item = _str(item, "type"), item
         if state.type == "function_call":
             return self._open_call(output_index, seq, item)[1]
+        if state.type not in _KNOWN_ITEMS:
+            # Opened now, in output order; the finished item replaces it at output_item.done.
+            return self._server_block(output_index, item, seq)[1]
         return []
 
     def _on_item_done(self, payload: Payload, seq: int | None) -> list[Event]:
@@ -472,16 +473,40 @@ class OpenAIResponsesDecoder:
             return self._close_parts(output_index, item.get("content"), seq, complete)
         if item_type == "reasoning":
             return self._reasoning_done(output_index, item, seq, complete)
-        block, out = self._open(
+        block, out = self._server_block(output_index, item, seq)
+        if not out and not block.stopped:
+            # Opened at output_item.added with the item as announced: the finished item replaces it.
+            out.append(Unknown("response.output_item.done", item, index=block.index, seq=seq))
+        return out + self._close(block, None, seq, complete)
+
+    def _server_block(self, output_index: int, item: Payload, seq: int | None) -> tuple[_Block, list[Event]]:
+        return self._open(
             (output_index, "server", 0),
             "server_tool",
             seq,
-            item_type,
+            opt_str(item, "type"),
             id=opt_str(item, "id"),
             name=opt_str(item, "name"),
             data=item,
         )
-        return out + self._close(block, None, seq, complete)
+
+    def _backfill(self, response: Payload, seq: int | None) -> list[Event]:
+        """Items ``response.completed`` lists that no ``output_item.done`` finished (or never announced).
+
+        OpenAI sometimes announces an item (``mcp_list_tools``) and never sends its ``done``: the
+        completed response's ``output`` is then the only full copy, and the SDK takes it from there.
+        """
+        output = response.get("output")
+        out: list[Event] = []
+        for output_index, item in enumerate(output if isinstance(output, list) else []):
+            state = self._items.get(output_index)
+            if (
+                isinstance(item, dict)
+                and isinstance(item.get("type"), str)
+                and (state is None or not state.done)
+            ):
+                out.extend(self._on_item_done({"output_index": output_index, "item": item}, seq))
+        return out
 
     def _close_parts(self, output_index: int, parts: Any, seq: int | None, complete: bool) -> list[Event]:
         out: list[Event] = []

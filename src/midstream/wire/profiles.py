@@ -79,6 +79,9 @@ class ProviderProfile:
     """A text block cut by the token limit is still closed with a stop event."""
     running_usage: bool = False
     """Every chunk carries the usage so far, not only the last one."""
+    always_finishes: bool = True
+    """Every complete answer says why it stopped (a Chat ``finish_reason`` before ``[DONE]``), so a stream
+    without that was cut short. Some OpenAI-compatible servers (Snowflake Cortex) never send one."""
 
 
 _OPENAI_CHAT = ProviderProfile(
@@ -182,6 +185,7 @@ PROFILES: dict[str, ProviderProfile] = {
             tool_id_prefix="call_",
             id_length=24,
             sends_reasoning=False,
+            always_finishes=False,
         ),
     )
 }

@@ -63,11 +63,15 @@ class SSEDecoder:
         self._data: list[str] = []
         self._size = 0
 
-    def feed(self, data: bytes) -> list[SSEEvent]:
-        """Decode ``data``; return the events it completed."""
+    def feed(self, data: bytes, out: list[SSEEvent] | None = None) -> list[SSEEvent]:
+        """Decode ``data``; return the events it completed (appended to ``out`` when given).
+
+        When the input breaks a bound, the events completed before the offending line are already in
+        ``out`` when :class:`~midstream.errors.LimitExceeded` is raised, whatever the split.
+        """
         if self._closed:
             raise LocalError("SSEDecoder.feed() called after close()")
-        return self._feed_text(self._utf8.decode(data))
+        return self._feed_text(self._utf8.decode(data), [] if out is None else out)
 
     def close(self) -> list[SSEEvent]:
         """End of input. An unterminated line and an undispatched event are discarded.
@@ -77,13 +81,13 @@ class SSEDecoder:
         """
         if self._closed:
             return []
-        out = self._feed_text(self._utf8.decode(b"", final=True))
+        out = self._feed_text(self._utf8.decode(b"", final=True), [])
         self._closed = True
         self._tail, self._tail_len = [], 0
         self._data, self._event_type, self._size = [], "", 0
         return out
 
-    def _feed_text(self, text: str) -> list[SSEEvent]:
+    def _feed_text(self, text: str, out: list[SSEEvent]) -> list[SSEEvent]:
         if not self._bom_checked and text:
             self._bom_checked = True
             if text[0] == "\ufeff":
@@ -93,10 +97,10 @@ class SSEDecoder:
             if text[0] == "\n":
                 text = text[1:]
         if not text:
-            return []
+            return out
         if "\n" not in text and "\r" not in text:
             self._grow_tail(text)
-            return []
+            return out
         buf = "".join(self._tail) + text if self._tail else text
         if "\r" in buf:
             lines = _LINE_END.split(buf)
@@ -104,8 +108,7 @@ class SSEDecoder:
         else:
             lines = buf.split("\n")
         self._tail, self._tail_len = [], 0
-        self._grow_tail(lines.pop())
-        out: list[SSEEvent] = []
+        tail = lines.pop()
         for line in lines:
             # The two field lines of every ordinary event, inlined: a method call per line is a third
             # of the cost of decoding. Everything else (and an over-long line) takes the full path.
@@ -122,6 +125,7 @@ class SSEDecoder:
                 self._event_type = line[7:]
             else:
                 self._line(line, out)
+        self._grow_tail(tail)  # after the complete lines: what they completed comes first
         return out
 
     def _grow_tail(self, text: str) -> None:

@@ -228,7 +228,7 @@ class Timeline:
         return [event]
 
     def _delta(self, event: Event) -> list[Event]:
-        index: int = event.index  # type: ignore[union-attr]
+        index: int = event.index  # type: ignore[union-attr,assignment]
         block_type = self._open.get(index)
         if block_type is None:
             raise TimelineError(

@@ -118,5 +118,7 @@ def _server_block(block: ServerToolBlock) -> JSON | None:
 
 
 def _raw_block(block: UnknownBlock) -> JSON | None:
-    data = block.data
+    # A block we do not know goes back as the API sent it, its deltas folded in (a ``compaction``
+    # block must come back with its summary, or the compacted context is lost).
+    data = block.merged()
     return dict(data) if isinstance(data, dict) and isinstance(data.get("type"), str) else None

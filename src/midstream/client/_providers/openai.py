@@ -128,17 +128,27 @@ def _response_items(turn: Turn) -> list[JSON]:
 
 def _response_assistant(message: Message) -> list[JSON]:
     out: list[JSON] = []
-    text: list[str] = []  # consecutive text blocks make one assistant message
+    text: list[str] = []  # consecutive text blocks of one phase make one assistant message
+    phase: str | None = None
+
+    def flush() -> None:
+        if "".join(text):
+            item: JSON = {"role": "assistant", "content": "".join(text)}
+            if phase is not None:
+                item["phase"] = phase  # OpenAI asks for it back on every assistant message
+            out.append(item)
+        text.clear()
+
     for block in message.blocks:
         if isinstance(block, TextBlock):
+            if block.phase != phase:
+                flush()
+                phase = block.phase
             text.append(block.text)
         elif isinstance(block, ToolCall):
-            if "".join(text):
-                out.append({"role": "assistant", "content": "".join(text)})
-            text = []
+            flush()
             out.append(_function_call(block))
-    if "".join(text):
-        out.append({"role": "assistant", "content": "".join(text)})
+    flush()
     return out
 
 
