@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test quick lint typecheck bench fuzz clean
+.PHONY: run test quick lint typecheck bench fuzz docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ typecheck: $(TEST_STAMP)
 bench: $(BENCH_STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
+## docs: the API reference site from the docstrings (mkdocs + mkdocstrings, strict) into site/
+docs: $(TEST_STAMP)
+	$(PY) -m mkdocs build --strict
+
 ## fuzz: every fuzz target (decoders, partial JSON, tool arguments, journal) FUZZ_SECONDS each; see fuzz/README.md
 FUZZ_SECONDS ?= 60
 fuzz: $(TEST_STAMP)
@@ -66,4 +70,4 @@ fuzz: $(TEST_STAMP)
 	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -278,8 +278,16 @@ def test_replay_of_a_failed_stream_exits_1() -> None:
     assert result.exit_code == 1
 
 
-def test_the_readme_shows_the_same_exit_table() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("| status | meaning |") :].split("\n\n")[0].splitlines()[2:]
+@pytest.mark.parametrize("page", ["README.md", "docs/cli.md"])
+def test_the_docs_show_the_same_exit_table(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    table = text[text.index("| status | meaning |") :].split("\n\n")[0].strip().splitlines()[2:]
     rows = [tuple(cell.strip() for cell in row.strip("|").split("|")) for row in table]
     assert rows == [(str(code), meaning) for code, meaning in EXIT_CODES.values()]
+
+
+def test_the_command_list_cuts_no_summary() -> None:
+    listing = invoke("--help").output.split("Commands:")[1].split("Exit status")[0]
+    rows = [line.strip() for line in listing.splitlines() if line.strip()]
+    assert {row.split()[0] for row in rows} >= set(COMMANDS)
+    assert not [row for row in rows if row.endswith("...")]

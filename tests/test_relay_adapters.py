@@ -654,3 +654,58 @@ def test_a_cancel_after_a_side_effect_shows_its_compensation(logs: dict[str, Run
     tools = {m["toolCallId"]: m["content"] for m in got_ag["messages"] if m["role"] == "tool"}
     assert tools == {booked: "booked A-12", slow: "failed (cancelled): the run was cancelled"}
     assert got_ag["result"] == {"terminal": "cancelled", "reason": "stopped by the user"}
+
+
+async def _write(store: Any, run_id: str, payloads: list[dict[str, Any]], pause: float = 0.0) -> None:
+    await store.create(run_id)
+    lease = await store.acquire(run_id, "producer")
+    for p in payloads:
+        data = {k: v for k, v in p.items() if k not in ("kind", "run", "seq")}
+        await store.append(lease, p["kind"], data)
+        await asyncio.sleep(pause)
+    await store.close(lease, payloads[-1]["terminal"])
+
+
+def test_sse_stream_reads_an_event_log_with_heartbeats_and_a_trimmed_start(logs: dict[str, RunLog]) -> None:
+    from midstream.relay.adapters import PING
+    from midstream.relay.stores import MemoryLog
+
+    log = logs["parallel-tools"]
+    whole_ui, whole_ag = ui_sse(ui_chunks(log)), agui_sse(agui_chunks(log))
+
+    async def live() -> tuple[bytes, bytes]:
+        store = MemoryLog()
+        writer = asyncio.ensure_future(_write(store, "r1", log.payloads, pause=0.002))
+        await asyncio.sleep(0.01)  # the readers start mid-run and follow
+        ui = aisdk.sse_stream(store.read("r1", follow=True, heartbeat=0.001))
+        ag = agui_adapter.sse_stream(store.read("r1", follow=True, heartbeat=0.001), RUN_INPUT)
+        bodies = await asyncio.gather(_join(ui), _join(ag))
+        await writer
+        return bodies[0], bodies[1]
+
+    ui_body, ag_body = asyncio.run(live())
+    assert PING in ui_body and PING in ag_body  # idle moments while following
+    assert ui_body.replace(PING, b"").decode().replace("msg-r1", f"msg-{log.payloads[0]['run']}") == whole_ui
+    assert ag_body.replace(PING, b"").decode() == whole_ag.replace(f'"run-{log.name}"', '"run-1"')
+    got = run_clients([ui_case(ui_body.decode()), agui_case(ag_body.decode())])
+    assert ui_state(got[0]["message"]) == expected_ui(log) and got[0]["errors"] == []
+    assert agui_state(got[1]["messages"][1:]) == expected_agui(log) and got[1]["errors"] == []
+
+    async def trimmed() -> tuple[bytes, bytes]:
+        store = MemoryLog(max_entries=10)
+        await _write(store, "r2", log.payloads)
+        ui = await _join(aisdk.sse_stream(store.read("r2")))
+        ag = await _join(agui_adapter.sse_stream(store.read("r2"), RUN_INPUT))
+        return ui, ag
+
+    ui_body, ag_body = asyncio.run(trimmed())
+    assert ui_body.endswith(SSE_DONE)  # the message ended (aborted): there is nothing to resume
+    assert b'"messageId":"msg-r2"' in ui_body and b'"runId":"run-1"' in ag_body
+    got = run_clients([ui_case(ui_body.decode()), agui_case(ag_body.decode())])
+    assert got[0]["chunkTypes"] == ["start", "error", "abort"]
+    assert "no longer holds its start" in got[0]["errors"][0]
+    assert got[1]["types"] == ["RUN_STARTED", "RUN_ERROR"] and "trimmed" in got[1]["errors"][0]
+
+
+async def _join(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([piece async for piece in stream])

@@ -310,6 +310,15 @@ class Settings(_Section):
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    return [(path, msg) for _, path, msg in validation_problems(exc)]
+
+
+def validation_problems(exc: ValidationError) -> list[tuple[tuple[int | str, ...], str, str]]:
+    """``(location, key path, message)`` per problem of a pydantic error, worded for a person.
+
+    The key path is dotted, with list indices in brackets (``hooks.PreToolUse[0].timeout``); an unknown
+    key says so, and a bad value is quoted. No pydantic type codes, no links.
+    """
     out = []
     for err in exc.errors(include_url=False):
         path = _key_path(err["loc"])
@@ -320,7 +329,7 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
             msg = f"unknown hook event {err['input']!r} (known: {', '.join(HOOK_EVENTS)})"
         elif err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict):
             msg = f"{msg} (got {err['input']!r})"
-        out.append((path, msg))
+        out.append((tuple(err["loc"]), path, msg))
     return out
 
 

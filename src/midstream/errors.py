@@ -93,15 +93,44 @@ ErrorKind = Literal[
 
 
 class MidstreamError(Exception):
-    """Base class of every exception midstream raises on purpose."""
+    """Base class of every exception midstream raises on purpose.
+
+    Example:
+
+        >>> try:
+        ...     midstream.PartialJSON().feed('{"done": tru}')
+        ... except midstream.MidstreamError as exc:      # every error midstream raises on purpose
+        ...     print(type(exc).__name__, "-", exc)
+        InvalidJSON - ...
+    """
 
 
 class RemoteError(MidstreamError):
-    """The other side (a provider, a server, a model's output) sent something wrong."""
+    """The other side (a provider, a server, a model's output) sent something wrong.
+
+    Example:
+
+        >>> from midstream import wire
+        >>> try:
+        ...     wire.decoder("anthropic").feed(b"event: message_start\\ndata: [DONE]\\n\\n")
+        ... except midstream.RemoteError as exc:         # the other side's bytes were wrong, not your code
+        ...     print(type(exc).__name__)
+        RemoteProtocolError
+    """
 
 
 class RemoteProtocolError(RemoteError):
-    """Bytes or events from the peer break the protocol (bad framing, bad order, bad payload)."""
+    """Bytes or events from the peer break the protocol (bad framing, bad order, bad payload).
+
+    Example:
+
+        >>> from midstream import wire
+        >>> try:
+        ...     wire.decoder("anthropic").feed(b"event: message_start\\ndata: [DONE]\\n\\n")
+        ... except midstream.RemoteProtocolError as exc:
+        ...     print(exc)
+        malformed anthropic event: message_start data is not JSON: '[DONE]'
+    """
 
 
 class LimitExceeded(RemoteProtocolError):
@@ -109,6 +138,14 @@ class LimitExceeded(RemoteProtocolError):
 
     When a streaming client stopped a response at a bound (``max_response_bytes``), ``partial`` is the
     Message received until then, marked incomplete (``terminal="failed"``).
+
+    Example:
+
+        >>> try:
+        ...     midstream.PartialJSON(max_depth=2).feed("[[[")
+        ... except midstream.LimitExceeded as exc:
+        ...     print(exc.limit, exc.value)
+        max_depth 2
     """
 
     partial: Any = None
@@ -120,11 +157,30 @@ class LimitExceeded(RemoteProtocolError):
 
 
 class EventStreamFrameError(RemoteProtocolError):
-    """A damaged AWS eventstream frame: CRC mismatch, bad header type, truncated frame."""
+    """A damaged AWS eventstream frame: CRC mismatch, bad header type, truncated frame.
+
+    Example:
+
+        >>> from midstream import wire
+        >>> try:
+        ...     wire.decoder("bedrock").feed(b"\\x00\\x00\\x00\\x10\\x00\\x00\\x00\\x00\\xde\\xad\\xbe\\xef")
+        ... except midstream.EventStreamFrameError as exc:
+        ...     print(str(exc)[:36])
+        eventstream prelude CRC mismatch: fr
+    """
 
 
 class TimelineError(RemoteProtocolError):
-    """An event arrived in a response state where it is not allowed (e.g. a delta before its block)."""
+    """An event arrived in a response state where it is not allowed (e.g. a delta before its block).
+
+    Example:
+
+        >>> try:
+        ...     midstream.Timeline("anthropic").feed(midstream.TextDelta(0, "Hi"))   # no ResponseStart yet
+        ... except midstream.TimelineError as exc:
+        ...     print(exc.state, exc.event_kind)
+        idle text_delta
+    """
 
     def __init__(self, message: str, *, state: str, event_kind: str) -> None:
         super().__init__(message)
@@ -133,7 +189,20 @@ class TimelineError(RemoteProtocolError):
 
 
 class JSONError(RemoteError, ValueError):
-    """A JSON document that is not valid JSON. ``position`` is a character offset into the document."""
+    """A JSON document that is not valid JSON. ``position`` is a character offset into the document.
+
+    Example:
+
+        >>> for text in ('{"a": tru}', '{"a": 1'):
+        ...     parser = midstream.PartialJSON()
+        ...     try:
+        ...         _ = parser.feed(text)
+        ...         parser.finish()
+        ...     except midstream.JSONError as exc:            # invalid, or ended too soon
+        ...         print(type(exc).__name__, exc.position)
+        InvalidJSON 9
+        IncompleteJSON 7
+    """
 
     def __init__(self, message: str, *, position: int, reason: str) -> None:
         super().__init__(f"{message} at position {position}: {reason}")
@@ -142,19 +211,58 @@ class JSONError(RemoteError, ValueError):
 
 
 class InvalidJSON(JSONError):
-    """The document contains a character that cannot be valid at its position."""
+    """The document contains a character that cannot be valid at its position.
+
+    Example:
+
+        >>> try:
+        ...     midstream.PartialJSON().feed('{"a": tru}')
+        ... except midstream.InvalidJSON as exc:
+        ...     print(exc.position, exc.reason)
+        9 ...
+    """
 
 
 class IncompleteJSON(JSONError):
-    """The document ended (``finish()``) before its top-level value was complete."""
+    """The document ended (``finish()``) before its top-level value was complete.
+
+    Example:
+
+        >>> parser = midstream.PartialJSON()
+        >>> _ = parser.feed('{"a": 1')
+        >>> try:
+        ...     parser.finish()
+        ... except midstream.IncompleteJSON as exc:
+        ...     print(exc.position)
+        7
+    """
 
 
 class LocalError(MidstreamError):
-    """The calling code used midstream's API wrongly (feed after close, unknown name, ...)."""
+    """The calling code used midstream's API wrongly (feed after close, unknown name, ...).
+
+    Example:
+
+        >>> try:
+        ...     midstream.ChatRequest.create("claude-sonnet-4-5", "Hi", max_tokens=0)
+        ... except midstream.LocalError as exc:            # the calling code must change something
+        ...     print(exc)
+        max_tokens must be positive
+    """
 
 
 class UnknownDialect(LocalError, ValueError):
-    """``midstream.wire.decoder()`` / ``encoder()`` was given a name it does not know."""
+    """``midstream.wire.decoder()`` / ``encoder()`` was given a name it does not know.
+
+    Example:
+
+        >>> from midstream import wire
+        >>> try:
+        ...     wire.decoder("claude")
+        ... except midstream.UnknownDialect as exc:
+        ...     print(exc)
+        unknown dialect 'claude'; known: anthropic, openai-chat, openai-responses, gemini, bedrock, ollama
+    """
 
 
 # Provider error type strings (Anthropic ``error.type``, OpenAI ``error.type`` / ``code``, Bedrock

@@ -54,7 +54,14 @@ class _Base:
 
 @dataclass(frozen=True, slots=True)
 class ResponseStart(_Base):
-    """First event of every response."""
+    """First event of every response.
+
+    Example:
+
+        >>> start = midstream.ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1")
+        >>> start.kind, start.provider, start.model
+        ('response_start', 'anthropic', 'claude-sonnet-4-5')
+    """
 
     kind: ClassVar[Literal["response_start"]] = "response_start"
     provider: str
@@ -70,6 +77,12 @@ class BlockStart(_Base):
     ``raw_type`` is the provider's own block type. ``data`` holds content that arrives whole with the
     start (redacted thinking's ``data``, a server tool result, an unknown block's payload, a text
     block's ``{"phase": ...}`` where OpenAI Responses sends one).
+
+    Example:
+
+        >>> start = midstream.BlockStart(1, "tool_call", id="toolu_1", name="get_weather")
+        >>> start.kind, start.type, start.name
+        ('block_start', 'tool_call', 'get_weather')
     """
 
     kind: ClassVar[Literal["block_start"]] = "block_start"
@@ -83,7 +96,19 @@ class BlockStart(_Base):
 
 @dataclass(frozen=True, slots=True)
 class TextDelta(_Base):
-    """More answer text for the text block at ``index``."""
+    """More answer text for the text block at ``index``.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> "".join(e.text for e in events if isinstance(e, midstream.TextDelta))
+        'Hello'
+    """
 
     kind: ClassVar[Literal["text_delta"]] = "text_delta"
     index: int
@@ -92,7 +117,18 @@ class TextDelta(_Base):
 
 @dataclass(frozen=True, slots=True)
 class ThinkingDelta(_Base):
-    """More reasoning text for the thinking block at ``index``."""
+    """More reasoning text for the thinking block at ``index``.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, ThinkingDelta, SignatureDelta, BlockStop
+        >>> message = midstream.accumulate([
+        ...     ResponseStart("anthropic"), BlockStart(0, "thinking"), ThinkingDelta(0, "Two cities: "),
+        ...     ThinkingDelta(0, "two calls."), SignatureDelta(0, "sig=="), BlockStop(0),
+        ... ])
+        >>> message.blocks[0].thinking, message.blocks[0].signature
+        ('Two cities: two calls.', 'sig==')
+    """
 
     kind: ClassVar[Literal["thinking_delta"]] = "thinking_delta"
     index: int
@@ -101,7 +137,14 @@ class ThinkingDelta(_Base):
 
 @dataclass(frozen=True, slots=True)
 class SignatureDelta(_Base):
-    """The (byte-exact) signature of the thinking block at ``index``; appended if sent in parts."""
+    """The (byte-exact) signature of the thinking block at ``index``; appended if sent in parts.
+
+    Example:
+
+        >>> delta = midstream.SignatureDelta(0, "EqQBCgIYAhIM...")
+        >>> delta.kind, delta.index
+        ('signature_delta', 0)
+    """
 
     kind: ClassVar[Literal["signature_delta"]] = "signature_delta"
     index: int
@@ -110,7 +153,14 @@ class SignatureDelta(_Base):
 
 @dataclass(frozen=True, slots=True)
 class CitationDelta(_Base):
-    """A citation (the provider's raw object) attached to the text block at ``index``."""
+    """A citation (the provider's raw object) attached to the text block at ``index``.
+
+    Example:
+
+        >>> citation = {"type": "web_search_result_location", "url": "https://example.com"}
+        >>> midstream.CitationDelta(0, citation).citation["url"]
+        'https://example.com'
+    """
 
     kind: ClassVar[Literal["citation_delta"]] = "citation_delta"
     index: int
@@ -119,7 +169,19 @@ class CitationDelta(_Base):
 
 @dataclass(frozen=True, slots=True)
 class ToolArgsDelta(_Base):
-    """A raw JSON fragment of a tool call's input: exactly the text the provider sent."""
+    """A raw JSON fragment of a tool call's input: exactly the text the provider sent.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop, ResponseEnd
+        >>> message = midstream.accumulate([
+        ...     ResponseStart("anthropic"), BlockStart(0, "tool_call", id="toolu_1", name="get_weather"),
+        ...     ToolArgsDelta(0, '{"city": "Pa'), ToolArgsDelta(0, 'ris"}'), BlockStop(0),
+        ...     ResponseEnd("tool_use", terminal="completed"),
+        ... ])
+        >>> message.tool_calls[0].raw_input, message.tool_calls[0].input
+        ('{"city": "Paris"}', {'city': 'Paris'})
+    """
 
     kind: ClassVar[Literal["tool_args_delta"]] = "tool_args_delta"
     index: int
@@ -128,7 +190,20 @@ class ToolArgsDelta(_Base):
 
 @dataclass(frozen=True, slots=True)
 class BlockStop(_Base):
-    """The block at ``index`` ends. ``complete=False``: the response ended before the block did."""
+    """The block at ``index`` ends. ``complete=False``: the response ended before the block did.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop, ResponseEnd
+        >>> message = midstream.accumulate([
+        ...     ResponseStart("anthropic"), BlockStart(0, "tool_call", id="toolu_1", name="save"),
+        ...     ToolArgsDelta(0, '{"title": "Riv'), BlockStop(0, complete=False),
+        ...     ResponseEnd("max_tokens", terminal="truncated"),
+        ... ])
+        >>> call = message.tool_calls[0]
+        >>> call.input is None, call.error
+        (True, 'truncated')
+    """
 
     kind: ClassVar[Literal["block_stop"]] = "block_stop"
     index: int
@@ -137,7 +212,14 @@ class BlockStop(_Base):
 
 @dataclass(frozen=True, slots=True)
 class UsageUpdate(_Base):
-    """Token usage so far (cumulative once it leaves the timeline)."""
+    """Token usage so far (cumulative once it leaves the timeline).
+
+    Example:
+
+        >>> update = midstream.UsageUpdate(midstream.Usage(input_tokens=12, output_tokens=40))
+        >>> update.kind, update.usage.output_tokens
+        ('usage_update', 40)
+    """
 
     kind: ClassVar[Literal["usage_update"]] = "usage_update"
     usage: Usage
@@ -145,7 +227,20 @@ class UsageUpdate(_Base):
 
 @dataclass(frozen=True, slots=True)
 class ResponseEnd(_Base):
-    """The one terminal event of a response: why it stopped, final usage and its terminal state."""
+    """The one terminal event of a response: why it stopped, final usage and its terminal state.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> end = events[-1]
+        >>> end.terminal, end.stop_reason, end.usage.output_tokens
+        ('completed', 'end_turn', 2)
+    """
 
     kind: ClassVar[Literal["response_end"]] = "response_end"
     stop_reason: StopReason | None = None
@@ -160,6 +255,12 @@ class StreamError(_Base):
     """An error reported by the provider (or the transport) during the response.
 
     ``retryable`` says whether re-requesting may help; ``raw`` is the provider's error payload.
+
+    Example:
+
+        >>> error = midstream.StreamError("overloaded", "Overloaded", retryable=True)
+        >>> error.kind, error.error_kind, error.retryable
+        ('stream_error', 'overloaded', True)
     """
 
     kind: ClassVar[Literal["stream_error"]] = "stream_error"
@@ -178,6 +279,12 @@ class Unknown(_Base):
     event for (an unknown block's deltas, such as Anthropic's ``compaction_delta``); ``payload`` is then
     the provider's delta object, and the Accumulator keeps it, in order, in that block's
     :attr:`~midstream.message.UnknownBlock.deltas`.
+
+    Example:
+
+        >>> event = midstream.Unknown("content_block_sparkle", {"type": "content_block_sparkle"})
+        >>> event.kind, event.raw_type
+        ('unknown', 'content_block_sparkle')
     """
 
     kind: ClassVar[Literal["unknown"]] = "unknown"
@@ -200,6 +307,19 @@ Event = (
     | StreamError
     | Unknown
 )
+"""Any normalized event: what :func:`midstream.wire.decoder` gives, told apart by ``kind``.
+
+Example:
+
+    >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+    >>> events = [
+    ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+    ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+    ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+    ... ]
+    >>> [event.kind for event in events]
+    ['response_start', 'block_start', 'text_delta', 'text_delta', 'block_stop', 'response_end']
+"""
 
 
 def to_dict(event: Event) -> dict[str, Any]:

@@ -28,6 +28,14 @@ __all__ = [
 ]
 
 Terminal = Literal["completed", "truncated", "failed", "cancelled"]
+"""How a stream ended: exactly one of these per stream; anything but ``completed`` is partial.
+
+Example:
+
+    >>> import typing
+    >>> typing.get_args(midstream.Terminal)
+    ('completed', 'truncated', 'failed', 'cancelled')
+"""
 TERMINALS: tuple[Terminal, ...] = get_args(Terminal)
 
 StopReason = Literal[
@@ -42,6 +50,22 @@ StopReason = Literal[
     "error",  # the provider ended the response because of an error
     "other",  # a reason midstream does not map; see ``raw_stop_reason``
 ]
+"""Why a response stopped, normalized across providers (the raw reason is kept beside it).
+
+Example:
+
+    >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+    >>> events = [
+    ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+    ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+    ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+    ... ]
+    >>> midstream.accumulate(events).stop_reason
+    'end_turn'
+    >>> import typing
+    >>> "max_tokens" in typing.get_args(midstream.StopReason)
+    True
+"""
 STOP_REASONS: tuple[StopReason, ...] = get_args(StopReason)
 
 
@@ -52,6 +76,12 @@ class Usage:
     ``input_tokens`` counts *every* prompt token, cached ones included (OpenAI and Gemini count this way;
     Anthropic and Bedrock report cache reads and writes separately and are summed here).
     ``output_tokens`` includes ``reasoning_tokens`` where a provider reports both.
+
+    Example:
+
+        >>> usage = midstream.Usage(input_tokens=5, output_tokens=2)
+        >>> usage.input_tokens + usage.output_tokens
+        7
     """
 
     input_tokens: int | None = None
@@ -88,6 +118,18 @@ class TextBlock:
 
     ``phase`` is the OpenAI Responses message phase (``"commentary"`` for text between tool calls,
     ``"final_answer"``) where the provider sent one; it must be sent back with the message.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> (block,) = midstream.accumulate(events).blocks
+        >>> block.kind, block.text, block.complete
+        ('text', 'Hello', True)
     """
 
     kind: ClassVar[Literal["text"]] = "text"
@@ -99,7 +141,14 @@ class TextBlock:
 
 @dataclass(frozen=True, slots=True)
 class ThinkingBlock:
-    """Reasoning text. ``signature`` is kept byte-exact: providers require it back verbatim."""
+    """Reasoning text. ``signature`` is kept byte-exact: providers require it back verbatim.
+
+    Example:
+
+        >>> block = midstream.ThinkingBlock("Two cities: two calls.", signature="sig==")
+        >>> block.kind, block.thinking
+        ('thinking', 'Two cities: two calls.')
+    """
 
     kind: ClassVar[Literal["thinking"]] = "thinking"
     thinking: str
@@ -109,7 +158,14 @@ class ThinkingBlock:
 
 @dataclass(frozen=True, slots=True)
 class RedactedThinkingBlock:
-    """Encrypted reasoning the provider does not show; ``data`` is kept byte-exact for replay."""
+    """Encrypted reasoning the provider does not show; ``data`` is kept byte-exact for replay.
+
+    Example:
+
+        >>> block = midstream.RedactedThinkingBlock("EmwKAhgBEgy3va3pzix/LafPsn4a...")
+        >>> block.kind
+        'redacted_thinking'
+    """
 
     kind: ClassVar[Literal["redacted_thinking"]] = "redacted_thinking"
     data: str
@@ -124,6 +180,18 @@ class ToolCall:
     closed normally and the text parsed strictly to a JSON object; otherwise it is ``None`` and
     ``error`` says why (``"truncated"`` or ``"invalid_json"``). Never execute a call whose ``input`` is
     ``None``.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop, ResponseEnd
+        >>> message = midstream.accumulate([
+        ...     ResponseStart("anthropic"), BlockStart(0, "tool_call", id="toolu_1", name="get_weather"),
+        ...     ToolArgsDelta(0, '{"city": "Pa'), ToolArgsDelta(0, 'ris"}'), BlockStop(0),
+        ...     ResponseEnd("tool_use", terminal="completed"),
+        ... ])
+        >>> call = message.tool_calls[0]
+        >>> call.name, call.input, call.error
+        ('get_weather', {'city': 'Paris'}, None)
     """
 
     kind: ClassVar[Literal["tool_call"]] = "tool_call"
@@ -142,6 +210,12 @@ class ServerToolBlock:
     ``raw_type`` is the provider's block type (``server_tool_use``, ``web_search_tool_result``, ...).
     Calls stream their input like tool calls (``raw_input`` / ``input``); results arrive whole in
     ``content``.
+
+    Example:
+
+        >>> block = midstream.ServerToolBlock("server_tool_use", id="srvtoolu_1", name="web_search")
+        >>> block.kind, block.name
+        ('server_tool', 'web_search')
     """
 
     kind: ClassVar[Literal["server_tool"]] = "server_tool"
@@ -162,6 +236,12 @@ class UnknownBlock:
     objects that streamed into it, in order. Anthropic's ``compaction`` block, for instance, starts with
     ``{"type": "compaction", "content": None}`` and its summary arrives in ``compaction_delta`` objects;
     :meth:`merged` is the block to send back on the next turn.
+
+    Example:
+
+        >>> block = midstream.UnknownBlock("sparkle", {"type": "sparkle"})
+        >>> block.kind, block.raw_type
+        ('unknown', 'sparkle')
     """
 
     kind: ClassVar[Literal["unknown"]] = "unknown"
@@ -190,6 +270,19 @@ class UnknownBlock:
 
 
 Block = TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolCall | ServerToolBlock | UnknownBlock
+"""A content block of a :class:`Message`: one of the block classes above, told apart by ``kind``.
+
+Example:
+
+    >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+    >>> events = [
+    ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+    ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+    ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+    ... ]
+    >>> [block.kind for block in midstream.accumulate(events).blocks]
+    ['text']
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +291,18 @@ class Message:
 
     ``terminal`` is exactly one of ``completed``, ``truncated``, ``failed``, ``cancelled``. Anything but
     ``completed`` means the content is partial and must not be persisted or used as a complete answer.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> message = midstream.accumulate(events)
+        >>> message.text, message.terminal, message.stop_reason, message.usage.output_tokens
+        ('Hello', 'completed', 'end_turn', 2)
     """
 
     provider: str

@@ -34,7 +34,18 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class StreamMetrics:
-    """What one stream did, measured by the client. ``None``: not (yet) observed."""
+    """What one stream did, measured by the client. ``None``: not (yet) observed.
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url) as client:
+        ...     with client.stream("Hello", model="claude-sonnet-4-5") as stream:
+        ...         _ = stream.final()
+        >>> metrics = stream.metrics
+        >>> metrics.terminal, metrics.ttft > 0, metrics.bytes > 0
+        ('completed', True, True)
+    """
 
     provider: str | None = None
     ttft: float | None = None  # to the first content event

@@ -67,7 +67,25 @@ _DONE = object()
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     """How a run ended. ``message`` is the last assistant response (the final answer when
-    ``completed``; partial otherwise); ``turns`` the conversation at its last clean boundary."""
+    ``completed``; partial otherwise); ``turns`` the conversation at its last clean boundary.
+
+    Example:
+
+        >>> @midstream.tool
+        ... def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.
+        ...
+        ...     Args:
+        ...         city: the city's name
+        ...     \"\"\"
+        ...     return f"18 degrees {unit} in {city}"
+        >>> from midstream.sim import running
+        >>> with running(speed=0) as url:
+        ...     client = midstream.Client("anthropic", base_url=url, model="claude-sonnet-4-5")
+        ...     result = midstream.Agent(client, tools=[get_weather]).run_sync("Weather in Paris?")
+        >>> result.terminal, result.iterations, result.text[:12]
+        ('completed', 2, 'Thanks, I ha')
+    """
 
     terminal: Terminal
     reason: str | None
@@ -111,6 +129,28 @@ class Run:
 
     Events are buffered from the start, so iterating late misses nothing (one iterator per run).
     Awaiting returns the :class:`RunResult`; cancelling the task that awaits cancels the run.
+
+    Example:
+
+        >>> @midstream.tool
+        ... def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.
+        ...
+        ...     Args:
+        ...         city: the city's name
+        ...     \"\"\"
+        ...     return f"18 degrees {unit} in {city}"
+        >>> from midstream.sim import running
+        >>> import asyncio
+        >>> async def watch(url):
+        ...     client = midstream.AsyncClient("anthropic", base_url=url, model="claude-sonnet-4-5")
+        ...     run = midstream.Agent(client, tools=[get_weather]).run("Weather in Paris?")
+        ...     kinds = [type(event).__name__ async for event in run]
+        ...     return kinds, await run
+        >>> with running(speed=0) as url:
+        ...     kinds, result = asyncio.run(watch(url))
+        >>> "ToolCallReady" in kinds, result.terminal
+        (True, 'completed')
     """
 
     def __init__(

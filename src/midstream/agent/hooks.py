@@ -256,6 +256,29 @@ class Hooks:
     """The hook registry of an agent; see the module docs for the whole contract.
 
     ``session_id`` fills :attr:`HookInput.session_id` when :meth:`run` builds the input.
+
+    Example:
+
+        >>> @midstream.tool
+        ... def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.
+        ...
+        ...     Args:
+        ...         city: the city's name
+        ...     \"\"\"
+        ...     return f"18 degrees {unit} in {city}"
+        >>> from midstream.sim import running
+        >>> from midstream.agent.hooks import HookResult
+        >>> hooks = midstream.Hooks()
+        >>> @hooks.on("PreToolUse", matcher="get_.*")
+        ... def only_paris(event):
+        ...     if event.tool_input["city"] != "Paris":
+        ...         return HookResult("deny", reason="Paris only")
+        >>> with running(speed=0) as url:
+        ...     client = midstream.Client("anthropic", base_url=url, model="claude-sonnet-4-5")
+        ...     result = midstream.Agent(client, tools=[get_weather], hooks=hooks).run_sync("Weather?")
+        >>> result.terminal, hooks.stats["ok"] >= 1
+        ('completed', True)
     """
 
     def __init__(self, *, default_timeout: float = DEFAULT_TIMEOUT, session_id: str = "") -> None:

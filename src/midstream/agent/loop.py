@@ -118,6 +118,24 @@ class Agent:
     effects across runs. ``name`` (default ``settings.agent.name``) selects eager streaming through
     ``streaming.enable_for_agents``. A tool that fell back to buffered streaming stays buffered for the
     agent's later runs (:attr:`buffered`).
+
+    Example:
+
+        >>> @midstream.tool
+        ... def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.
+        ...
+        ...     Args:
+        ...         city: the city's name
+        ...     \"\"\"
+        ...     return f"18 degrees {unit} in {city}"
+        >>> from midstream.sim import running
+        >>> with running(speed=0) as url:
+        ...     client = midstream.Client("anthropic", base_url=url, model="claude-sonnet-4-5")
+        ...     agent = midstream.Agent(client, tools=[get_weather])
+        ...     result = agent.run_sync("What is the weather in Paris?")
+        >>> result.terminal, len(result.executed)
+        ('completed', 1)
     """
 
     def __init__(

@@ -367,6 +367,22 @@ class Tool:
     Build one with :func:`tool`, or directly: ``Tool(fn)`` (schema from the signature) or
     ``Tool(fn, schema={...})`` / ``Tool(fn, schema=Model)`` (``fn`` gets the validated input as one
     argument). Calling the tool object calls the function as written.
+
+    Example:
+
+        >>> @midstream.tool
+        ... def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.
+        ...
+        ...     Args:
+        ...         city: the city's name
+        ...     \"\"\"
+        ...     return f"18 degrees {unit} in {city}"
+        >>> import asyncio
+        >>> asyncio.run(get_weather.run({"city": "Paris"}))      # validated, then called
+        '18 degrees celsius in Paris'
+        >>> get_weather("Tokyo", unit="kelvin")                    # still the plain function
+        '18 degrees kelvin in Tokyo'
     """
 
     def __init__(
@@ -582,6 +598,21 @@ def tool(
 
     The options are :class:`Tool`'s keyword arguments. Misuse (untyped ``*args``, a bad name,
     ``streams`` without a ``sink``...) raises :class:`~midstream.errors.LocalError` at decoration time.
+
+    Example:
+
+        >>> @midstream.tool
+        ... def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.
+        ...
+        ...     Args:
+        ...         city: the city's name
+        ...     \"\"\"
+        ...     return f"18 degrees {unit} in {city}"
+        >>> get_weather.name, get_weather.input_schema["required"]
+        ('get_weather', ['city'])
+        >>> get_weather.validate({"city": "Paris"})
+        {'city': 'Paris', 'unit': 'celsius'}
     """
     if fn is not None:
         return Tool(fn, **options)

@@ -61,7 +61,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's plain help: no type tags after flags
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(journal_app, name="journal")
+app.add_typer(journal_app, name="journal", short_help="Check or repair an effects journal.")
 
 
 @app.callback()
@@ -123,7 +123,7 @@ _DIALECT_HELP = (
 )
 
 
-@app.command(epilog=EXIT_HELP)
+@app.command(epilog=EXIT_HELP, short_help="Play a recorded stream live; the dialect is detected.")
 def replay(
     file: Annotated[Path, typer.Argument(help="A recorded response body (SSE, NDJSON, eventstream).")],
     dialect: Annotated[
@@ -235,7 +235,7 @@ _SIM_HELP = "Ask the embedded simulator (no key, no network) instead of the prov
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
 
 
-@app.command(epilog=CLIENT_EPILOG)
+@app.command(epilog=CLIENT_EPILOG, short_help="Stream one answer live from a provider (or --sim).")
 def chat(
     prompt: Annotated[str, typer.Argument(metavar="PROMPT", help="What to ask.")],
     provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
@@ -353,7 +353,7 @@ def _fail(message: str, code: int) -> NoReturn:
 # -- demo --------------------------------------------------------------------------------------------
 
 
-@app.command(epilog=EXIT_HELP)
+@app.command(epilog=EXIT_HELP, short_help="A guided tour: no key, no network.")
 def demo(
     speed: Annotated[float, typer.Option(help="Simulator speed factor; 2 runs twice as fast.")] = 1.0,
 ) -> None:
@@ -373,7 +373,7 @@ def demo(
 # -- sim ---------------------------------------------------------------------------------------------
 
 
-@app.command(epilog=EXIT_HELP)
+@app.command(epilog=EXIT_HELP, short_help="Run the provider simulator as a local server.")
 def sim(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one and prints it.")] = 0,
@@ -408,12 +408,14 @@ def sim(
 
 # -- serve -------------------------------------------------------------------------------------------
 
-app.command("serve", epilog=CLIENT_EPILOG)(serve_command)
+app.command(
+    "serve", epilog=CLIENT_EPILOG, short_help="Serve the relay: runs over HTTP, events as resumable SSE."
+)(serve_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 
 
-@app.command("run", epilog=CLIENT_EPILOG)
+@app.command("run", epilog=CLIENT_EPILOG, short_help="Run an agent with example tools, live.")
 def run_agent(
     prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],
     settings: Annotated[

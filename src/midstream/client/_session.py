@@ -37,7 +37,18 @@ from midstream.message import Message
 from midstream.metrics import MetricsRecorder
 
 StreamEvent = Event | ToolEvent
-"""What a stream yields: a normalized event, or a tool event derived from one."""
+"""What a stream yields: a normalized event, or a tool event derived from one.
+
+Example:
+
+    >>> from midstream.sim import running
+    >>> tools = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {}}}}]
+    >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url) as client:
+    ...     with client.stream("Weather?", model="claude-sonnet-4-5", tools=tools) as stream:
+    ...         kinds = [event.kind for event in stream]
+    >>> "tool_args_delta" in kinds, "tool_call_ready" in kinds
+    (True, True)
+"""
 
 CLOCK = time.monotonic
 

@@ -66,6 +66,18 @@ class ProviderError(RemoteError):
     ``retryable`` are the normalized classification; ``payload`` is the provider's error body (parsed
     JSON where possible, else text), redacted; ``request_id`` the provider's request id header.
     ``partial`` is the (empty, ``failed``) Message of the attempt, when there was a stream.
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> overloaded = {"x-midstream-fault": "http_status=529"}
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url, max_retries=0) as c:
+        ...     try:
+        ...         with c.stream("Hi", model="claude-sonnet-4-5", headers=overloaded) as stream:
+        ...             stream.final()
+        ...     except midstream.ProviderError as exc:     # refused before any content: safe to retry
+        ...         print(exc.status, exc.kind, exc.retryable)
+        529 overloaded True
     """
 
     def __init__(
@@ -167,7 +179,22 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 
 
 class TransportError(RemoteError):
-    """The connection could not be made, or it broke before any content reached the caller."""
+    """The connection could not be made, or it broke before any content reached the caller.
+
+    Example:
+
+        >>> import socket
+        >>> closed = socket.socket()
+        >>> closed.bind(("127.0.0.1", 0))                  # bound, not listening: connections are refused
+        >>> url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        >>> with midstream.Client("anthropic", base_url=url, max_retries=0) as client:
+        ...     try:
+        ...         client.stream("Hi", model="claude-sonnet-4-5").final()
+        ...     except midstream.TransportError as exc:
+        ...         print(type(exc).__name__, exc.provider)
+        TransportError anthropic
+        >>> closed.close()
+    """
 
     def __init__(self, message: str, *, provider: str, partial: Message | None = None) -> None:
         super().__init__(message)
@@ -179,7 +206,20 @@ class StreamTimeout(RemoteError):
     """One of the client's timeouts fired. ``which`` is ``pool`` (waiting for a free connection of
     the client's own pool: every one was busy with other streams), ``connect`` (making the
     connection), ``first_byte`` (waiting for the response to begin), ``idle`` (silence between two
-    chunks) or ``total`` (the whole call, retries included); ``seconds`` is its configured value."""
+    chunks) or ``total`` (the whole call, retries included); ``seconds`` is its configured value.
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> slow = {"x-midstream-fault": "first_byte_delay_ms=2000"}
+        >>> timeouts = midstream.Timeouts(first_byte=0.2)
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url, max_retries=0) as c:
+        ...     try:
+        ...         c.stream("Hi", model="m", headers=slow, timeouts=timeouts).final()
+        ...     except midstream.StreamTimeout as exc:
+        ...         print(exc.which, exc.seconds)
+        first_byte 0.2
+    """
 
     def __init__(
         self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message | None = None
@@ -207,6 +247,19 @@ class StreamInterrupted(RemoteError):
     never use it as a complete answer. ``cause`` is the typed error behind the failure
     (:class:`ProviderError` for a provider's error event, :class:`TransportError`,
     :class:`~midstream.errors.RemoteProtocolError`).
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> broken = {"x-midstream-fault": "error_after_events=6;error=overloaded"}
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url) as client:
+        ...     try:
+        ...         with client.stream("Tell me about rivers", model="m", headers=broken) as stream:
+        ...             for event in stream:
+        ...                 pass
+        ...     except midstream.StreamInterrupted as exc:  # content had arrived: not retried
+        ...         print(exc.kind, exc.partial.terminal, bool(exc.partial.text))
+        overloaded failed True
     """
 
     def __init__(self, message: str, *, partial: Message, cause: BaseException | None = None) -> None:
@@ -224,7 +277,22 @@ class StreamInterrupted(RemoteError):
 
 # ``partial`` is ``Message | None`` on a StreamTimeout and a ``Message`` here, which satisfies both.
 class StreamInterruptedByTimeout(StreamTimeout, StreamInterrupted):  # type: ignore[misc]
-    """A timeout that fired after content had arrived: ``which`` names it, ``partial`` holds the rest."""
+    """A timeout that fired after content had arrived: ``which`` names it, ``partial`` holds the rest.
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> stall = {"x-midstream-fault": "stall_ms=3000;stall_after_events=6"}
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url) as client:
+        ...     try:
+        ...         idle = midstream.Timeouts(idle=0.2)
+        ...         with client.stream("Hi", model="m", headers=stall, timeouts=idle) as s:
+        ...             for event in s:
+        ...                 pass
+        ...     except midstream.StreamInterruptedByTimeout as exc:
+        ...         print(exc.which, exc.partial.terminal)
+        idle failed
+    """
 
     def __init__(self, which: TimeoutName, seconds: float | None, *, provider: str, partial: Message) -> None:
         StreamTimeout.__init__(self, which, seconds, provider=provider, partial=partial)

@@ -86,7 +86,19 @@ _REDACTED = "***"
 
 
 class MissingCredentials(LocalError):
-    """A provider that needs a key got none. ``env_var`` names where it is looked for."""
+    """A provider that needs a key got none. ``env_var`` names where it is looked for.
+
+    Example:
+
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"ANTHROPIC_API_KEY": "", "ANTHROPIC_BASE_URL": ""}):
+        ...     try:
+        ...         midstream.Client("anthropic").stream("Hi", model="claude-sonnet-4-5")
+        ...     except midstream.MissingCredentials as exc:
+        ...         print(exc.provider, exc.env_var)
+        anthropic ANTHROPIC_API_KEY
+    """
 
     def __init__(self, provider: str, env_var: str, hint: str = "") -> None:
         super().__init__(

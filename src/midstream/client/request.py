@@ -36,6 +36,15 @@ class ToolSpec:
 
     ``eager=True`` asks for fine-grained (unbuffered, possibly invalid) argument streaming where the
     provider supports it (Anthropic's ``eager_input_streaming``).
+
+    Example:
+
+        >>> def get_weather(city: str, unit: str = "celsius") -> str:
+        ...     \"\"\"Weather in a city.\"\"\"
+        ...     return "sunny"
+        >>> spec = midstream.ToolSpec.from_function(get_weather)
+        >>> spec.name, spec.description, spec.input_schema["required"]
+        ('get_weather', 'Weather in a city.', ['city'])
     """
 
     name: str
@@ -156,7 +165,15 @@ class UserText:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """The result of running a tool call, sent back to the model. ``is_error`` marks a failure."""
+    """The result of running a tool call, sent back to the model. ``is_error`` marks a failure.
+
+    Example:
+
+        >>> result = midstream.ToolResult("toolu_1", "18 °C and sunny", name="get_weather")
+        >>> request = midstream.ChatRequest.create("m", ["Weather in Paris?", result])
+        >>> [type(part).__name__ for part in request.turns[0].parts]
+        ['UserText', 'ToolResult']
+    """
 
     tool_call_id: str
     content: str
@@ -175,7 +192,14 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """What to ask a model, provider-neutral. Build one with :meth:`create`."""
+    """What to ask a model, provider-neutral. Build one with :meth:`create`.
+
+    Example:
+
+        >>> request = midstream.ChatRequest.create("claude-sonnet-4-5", "Hello", max_tokens=200)
+        >>> request.model, request.max_tokens, request.turns[0].role
+        ('claude-sonnet-4-5', 200, 'user')
+    """
 
     model: str
     turns: tuple[Turn, ...]

@@ -76,6 +76,16 @@ class Stream(StreamBase):
     ``for event in stream`` yields :data:`StreamEvent` s; :attr:`text_stream` only the text;
     :meth:`final` the Message. A failure is raised after its events (``ResponseEnd(terminal="failed")``)
     have been yielded; a cancelled stream simply ends.
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url) as client:
+        ...     with client.stream("Hello", model="claude-sonnet-4-5") as stream:
+        ...         kinds = [event.kind for event in stream]
+        ...         message = stream.final()
+        >>> kinds[0], kinds[-1], message.terminal, stream.metrics.terminal
+        ('response_start', 'response_end', 'completed', 'completed')
     """
 
     def __init__(self, session: Session, http: httpx2.Client) -> None:
@@ -278,6 +288,15 @@ class Client(ClientBase[Stream]):
     ``max_keepalive_connections`` idle ones (100); a stream beyond the limit waits for a free
     connection up to ``Timeouts.pool`` and then fails with a ``pool`` :class:`StreamTimeout` that
     says how to raise the limit. Each stream holds its connection until it ends.
+
+    Example:
+
+        >>> from midstream.sim import running
+        >>> with running(speed=0) as url, midstream.Client("anthropic", base_url=url) as client:
+        ...     with client.stream("Hello", model="claude-sonnet-4-5") as stream:
+        ...         message = stream.final()
+        >>> message.terminal, message.text
+        ('completed', 'This is the midstream simulator. You said: Hello')
     """
 
     def __init__(
@@ -354,6 +373,18 @@ class AsyncStream(StreamBase):
 
     Cancelling the task that reads it closes the connection; :meth:`cancel` must be called from the
     event loop's thread.
+
+    Example:
+
+        >>> import asyncio
+        >>> from midstream.sim import running
+        >>> async def texts(url):
+        ...     async with midstream.AsyncClient("anthropic", base_url=url, model="claude-4") as client:
+        ...         async with client.stream("Hi") as stream:
+        ...             return "".join([e.text async for e in stream if isinstance(e, midstream.TextDelta)])
+        >>> with running(speed=0) as url:
+        ...     asyncio.run(texts(url))
+        'This is the midstream simulator. You said: Hi'
     """
 
     def __init__(self, session: Session, http: httpx2.AsyncClient) -> None:
@@ -538,7 +569,21 @@ class AsyncStream(StreamBase):
 
 class AsyncClient(ClientBase[AsyncStream]):
     """The async twin of :class:`Client` (an ``httpx2.AsyncClient`` underneath), with the same
-    options, ``max_connections`` and ``max_keepalive_connections`` included."""
+    options, ``max_connections`` and ``max_keepalive_connections`` included.
+
+    Example:
+
+        >>> import asyncio
+        >>> from midstream.sim import running
+        >>> async def ask(url):
+        ...     async with midstream.AsyncClient("anthropic", base_url=url, model="claude-4") as client:
+        ...         async with client.stream("Hello") as stream:
+        ...             return await stream.final()       # awaited: the async stream's final()
+        >>> with running(speed=0) as url:
+        ...     message = asyncio.run(ask(url))
+        >>> message.terminal
+        'completed'
+    """
 
     def __init__(
         self,

@@ -43,6 +43,13 @@ class Timeouts:
 
     The defaults allow a slow reasoning model to think before its first byte and between chunks,
     and stop a call that hangs for good.
+
+    Example:
+
+        >>> timeouts = midstream.Timeouts(first_byte=30.0, idle=10.0)
+        >>> timeouts.seconds("first_byte"), timeouts.connect
+        (30.0, 10.0)
+        >>> client = midstream.Client("anthropic", timeouts=timeouts)
     """
 
     connect: float | None = 10.0

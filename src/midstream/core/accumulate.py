@@ -132,7 +132,22 @@ class _Builder:
 
 
 class Accumulator:
-    """Folds events into a Message. Feed it every event of one response, in order."""
+    """Folds events into a Message. Feed it every event of one response, in order.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> acc = midstream.Accumulator()
+        >>> for event in events[:3]:
+        ...     acc.feed(event)
+        >>> acc.message.text, acc.message.terminal
+        ('Hel', 'truncated')
+    """
 
     def __init__(self, provider: str = "unknown") -> None:
         self._provider = provider
@@ -194,7 +209,19 @@ class Accumulator:
 
 
 def accumulate(events: Iterable[Event]) -> Message:
-    """Fold a response's events into its Message."""
+    """Fold a response's events into its Message.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> midstream.accumulate(events).text
+        'Hello'
+    """
     acc = Accumulator()
     for event in events:
         acc.feed(event)

@@ -203,6 +203,18 @@ class PartialJSON:
 
     After :class:`~midstream.errors.InvalidJSON` or :class:`~midstream.errors.LimitExceeded` the parser
     stays failed: every later call raises the same error.
+
+    Example:
+
+        >>> parser = midstream.PartialJSON()
+        >>> _ = parser.feed('{"city": "Par')
+        >>> parser.snapshot()
+        {'city': 'Par'}
+        >>> parser.is_complete(("city",))
+        False
+        >>> _ = parser.feed('is", "days": 3}')
+        >>> parser.finish()
+        {'city': 'Paris', 'days': 3}
     """
 
     def __init__(

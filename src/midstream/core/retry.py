@@ -60,7 +60,15 @@ _RETRY_TIMEOUTS = frozenset({"connect", "first_byte", "idle"})
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How many retries and how long between them (seconds)."""
+    """How many retries and how long between them (seconds).
+
+    Example:
+
+        >>> policy = midstream.RetryPolicy(max_retries=4, initial_delay=1.0)
+        >>> client = midstream.Client("anthropic", retry=policy)
+        >>> client.retry.max_retries
+        4
+    """
 
     max_retries: int = 2
     initial_delay: float = 0.5

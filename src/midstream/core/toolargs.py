@@ -64,7 +64,15 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ToolFieldStart:
-    """A field (object member or array element, at ``path``) of call ``index`` started to arrive."""
+    """A field (object member or array element, at ``path``) of call ``index`` started to arrive.
+
+    Example:
+
+        >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+        ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+        >>> args.feed('{"title": "')
+        [ToolFieldStart(index=0, path=('title',))]
+    """
 
     kind: ClassVar[Literal["tool_field_start"]] = "tool_field_start"
     index: int
@@ -73,7 +81,15 @@ class ToolFieldStart:
 
 @dataclass(frozen=True, slots=True)
 class ToolFieldDelta:
-    """More text of the string field at ``path``: a preview for display, never for action."""
+    """More text of the string field at ``path``: a preview for display, never for action.
+
+    Example:
+
+        >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+        ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+        >>> args.feed('{"title": "Riv')[-1]
+        ToolFieldDelta(index=0, path=('title',), text='Riv')
+    """
 
     kind: ClassVar[Literal["tool_field_delta"]] = "tool_field_delta"
     index: int
@@ -83,7 +99,15 @@ class ToolFieldDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolFieldComplete:
-    """The field at ``path`` arrived whole. The call as a whole may still turn out invalid."""
+    """The field at ``path`` arrived whole. The call as a whole may still turn out invalid.
+
+    Example:
+
+        >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+        ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+        >>> args.feed('{"title": "Rivers"')[-1]
+        ToolFieldComplete(index=0, path=('title',), value='Rivers')
+    """
 
     kind: ClassVar[Literal["tool_field_complete"]] = "tool_field_complete"
     index: int
@@ -97,6 +121,15 @@ class ToolCallReady:
 
     ``input`` is the parsed JSON object; ``validated`` is what the schema check produced (the pydantic
     model instance for a model class, ``input`` itself otherwise).
+
+    Example:
+
+        >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+        ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+        >>> _ = args.feed('{"title": "Rivers"}')
+        >>> ready = args.stop(complete=True)[-1]
+        >>> type(ready).__name__, ready.name, ready.input
+        ('ToolCallReady', 'save', {'title': 'Rivers'})
     """
 
     kind: ClassVar[Literal["tool_call_ready"]] = "tool_call_ready"
@@ -110,7 +143,17 @@ class ToolCallReady:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCallInvalid:
     """The call must not run: its input was ``truncated``, not a JSON object (``invalid_json``) or
-    failed the tool's ``schema``. ``raw`` is exactly the text received; ``error`` says what went wrong."""
+    failed the tool's ``schema``. ``raw`` is exactly the text received; ``error`` says what went wrong.
+
+    Example:
+
+        >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+        ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+        >>> _ = args.feed('{"title": "Riv')
+        >>> invalid = args.stop(complete=False)[-1]          # the block was cut: never run it
+        >>> type(invalid).__name__, invalid.reason, invalid.wrapped
+        ('ToolCallInvalid', 'truncated', {'INVALID_JSON': '{"title": "Riv'})
+    """
 
     kind: ClassVar[Literal["tool_call_invalid"]] = "tool_call_invalid"
     index: int
@@ -127,10 +170,31 @@ class ToolCallInvalid:
 
 
 ToolEvent = ToolFieldStart | ToolFieldDelta | ToolFieldComplete | ToolCallReady | ToolCallInvalid
+"""Any derived tool event (:class:`ToolArgs`, :class:`ToolTracker`), told apart by ``kind``.
+
+Example:
+
+    >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+    ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+    >>> _ = args.feed('{"title": "Rivers"}')
+    >>> [event.kind for event in args.stop(complete=True)]
+    ['tool_call_ready']
+"""
 
 
 class ToolInputError(RemoteError, ValueError):
-    """A tool call's input does not satisfy the tool's JSON Schema; ``path`` is where it fails."""
+    """A tool call's input does not satisfy the tool's JSON Schema; ``path`` is where it fails.
+
+    Example:
+
+        >>> from midstream.core.toolargs import validate
+        >>> schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+        >>> try:
+        ...     validate({"city": 3}, schema)
+        ... except midstream.ToolInputError as exc:
+        ...     print(exc.path, exc)
+        ('city',) expected string, got int at /city
+    """
 
     def __init__(self, message: str, *, path: JsonPath = ()) -> None:
         where = "/".join(str(p) for p in path)
@@ -144,6 +208,17 @@ class ToolArgs:
     ``schema`` is a JSON Schema dict (the common subset: see :func:`validate`) or a pydantic model class.
     ``max_depth`` / ``max_bytes`` bound the parser; an input that exceeds them is ``invalid_json`` with
     the :class:`~midstream.errors.LimitExceeded` as its error. ``events=False`` skips the field events.
+
+    Example:
+
+        >>> args = midstream.ToolArgs(0, id="toolu_1", name="save", schema={
+        ...     "type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+        >>> [e.kind for e in args.feed('{"title": "Riv')]
+        ['tool_field_start', 'tool_field_delta']
+        >>> args.feed('ers"}')[-1].kind
+        'tool_field_complete'
+        >>> args.stop(complete=True)[-1].input
+        {'title': 'Rivers'}
     """
 
     def __init__(
@@ -265,6 +340,17 @@ class ToolTracker:
     ``schemas`` maps tool names to their schema; a tool without one gets only the strict JSON check
     (whether an unknown tool may run is the caller's decision). Server-tool blocks are not tracked: the
     provider runs those. Feed it every event in order; it returns the derived events.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop
+        >>> tracker = midstream.ToolTracker({"get_weather": {"type": "object", "required": ["city"]}})
+        >>> out = []
+        >>> for event in [ResponseStart("anthropic"), BlockStart(0, "tool_call", id="t1", name="get_weather"),
+        ...               ToolArgsDelta(0, '{"city": "Paris"}'), BlockStop(0)]:
+        ...     out += tracker.feed(event)
+        >>> out[-1].kind, out[-1].input
+        ('tool_call_ready', {'city': 'Paris'})
     """
 
     def __init__(
@@ -313,7 +399,17 @@ class ToolTracker:
 def with_tool_events(
     events: Iterable[Event], schemas: Mapping[str, Schema] | None = None
 ) -> Iterator[Event | ToolEvent]:
-    """Each event of ``events``, followed by the tool events it causes."""
+    """Each event of ``events``, followed by the tool events it causes.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop
+        >>> events = [ResponseStart("anthropic"), BlockStart(0, "tool_call", id="t1", name="get_weather"),
+        ...           ToolArgsDelta(0, '{"city": "Paris"}'), BlockStop(0)]
+        >>> [e.kind for e in midstream.with_tool_events(events)]  # doctest: +NORMALIZE_WHITESPACE
+        ['response_start', 'block_start', 'tool_args_delta', 'tool_field_start', 'tool_field_delta',
+         'tool_field_complete', 'block_stop', 'tool_call_ready']
+    """
     tracker = ToolTracker(schemas)
     for event in events:
         yield event

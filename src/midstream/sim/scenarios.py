@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from midstream.config import validation_problems
 from midstream.errors import LocalError
 from midstream.sim.script import Latency, Part, TextPart, ThinkingPart, ToolPart
 
@@ -41,6 +42,7 @@ __all__ = [
     "FaultSpec",
     "LatencySpec",
     "MatchSpec",
+    "Problem",
     "Scenario",
     "ScenarioBook",
     "ScenarioError",
@@ -50,8 +52,31 @@ __all__ = [
 ]
 
 
+Problem = tuple[int | None, str, str]
+"""One problem of a scenario file: its line (``None`` when unknown), key path and message."""
+
+
 class ScenarioError(LocalError):
-    """A scenario file or fault header that does not validate; the message says where."""
+    """A scenario file or fault header that does not validate; the message says where.
+
+    For a file, ``problems`` lists every :data:`Problem` and the message has one line per problem,
+    ``FILE:LINE: key.path: message`` (the settings file's format), under a heading when there are
+    several.
+    """
+
+    def __init__(self, message: str, *, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[Problem] = problems or []
+
+    @classmethod
+    def in_file(cls, source: str, problems: list[Problem]) -> ScenarioError:
+        """The error for ``problems`` found in the file ``source``."""
+        lines = [
+            f"{source}{f':{line}' if line else ''}: {f'{path}: ' if path else ''}{message}"
+            for line, path, message in problems
+        ]
+        text = lines[0] if len(lines) == 1 else f"invalid scenario file {source}\n  " + "\n  ".join(lines)
+        return cls(text, problems=problems)
 
 
 class _Model(BaseModel):
@@ -190,14 +215,24 @@ class ScenarioBook(_Model):
 
     @classmethod
     def load(cls, path: str | Path) -> ScenarioBook:
-        """Read a YAML (``.yaml``/``.yml``) or JSON scenario file, validated."""
+        """Read a YAML (``.yaml``/``.yml``) or JSON scenario file, validated.
+
+        Raises :class:`ScenarioError` with one line per problem: file, line, key path, message.
+        """
         path = Path(path)
+        source = str(path)
         try:
             text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-            return cls.model_validate(data or {})
-        except (OSError, ValueError, yaml.YAMLError, ValidationError) as exc:
-            raise ScenarioError(f"{path}: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ScenarioError.in_file(source, [(None, "", f"cannot read the file: {reason}")]) from None
+        data = _parse(text, path.suffix == ".json", source)
+        try:
+            return cls.model_validate({} if data is None else data)
+        except ValidationError as exc:
+            tree = _tree(text)
+            problems = [(_line(tree, loc), key, msg) for loc, key, msg in validation_problems(exc)]
+            raise ScenarioError.in_file(source, problems) from None
 
     def named(self, name: str) -> Scenario | None:
         """The scenario called ``name``."""
@@ -260,6 +295,47 @@ def default_parts(last_user: str, tools: list[ToolOffer], has_tool_result: bool,
     if not echo:
         return [TextPart("Hello from the midstream simulator.")]
     return [TextPart(f"This is the midstream simulator. You said: {echo}")]
+
+
+def _parse(text: str, as_json: bool, source: str) -> Any:
+    problem: Problem
+    try:
+        return json.loads(text) if as_json else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        problem = (exc.lineno, "", f"invalid JSON at column {exc.colno}: {exc.msg}")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = (line, "", f"invalid YAML: {getattr(exc, 'problem', None) or exc}")
+    raise ScenarioError.in_file(source, [problem])
+
+
+def _tree(text: str) -> yaml.Node | None:
+    """The YAML node tree (JSON is YAML too), for line numbers; ``None`` if it cannot be built."""
+    try:
+        return yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the deepest node ``loc`` reaches (an unknown key: the key itself)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if key.value == part:
+                    child, line = value, key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            continue  # a pydantic-internal part (a union member, a validator): stay where we are
+        node = child
+    return line
 
 
 def example_for_schema(schema: dict[str, Any], name: str = "value", depth: int = 0) -> Any:

@@ -39,6 +39,18 @@ def events_from_message(message: Message) -> list[Event]:
     """The canonical event sequence for ``message`` (one delta per block; what encoders replay).
 
     ``accumulate(events_from_message(m)) == m`` for every Message whose blocks are complete.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
+        >>> events = [
+        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
+        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ... ]
+        >>> message = midstream.accumulate(events)
+        >>> midstream.accumulate(midstream.events_from_message(message)) == message
+        True
     """
     events: list[Event] = [ResponseStart(provider=message.provider, model=message.model, id=message.id)]
     for index, block in enumerate(message.blocks):

@@ -112,7 +112,17 @@ def terminal_for(stop_reason: StopReason | None, proposed: Terminal = "completed
 
 
 class Timeline:
-    """Validates and normalizes the events of one response. Sans-IO: events in, events out."""
+    """Validates and normalizes the events of one response. Sans-IO: events in, events out.
+
+    Example:
+
+        >>> from midstream import ResponseStart, BlockStart, TextDelta
+        >>> timeline = midstream.Timeline("anthropic")
+        >>> _ = timeline.feed_all([ResponseStart("anthropic"), BlockStart(0, "text"), TextDelta(0, "Hi")])
+        >>> closing = timeline.close()                       # EOF before the provider's end event
+        >>> [event.kind for event in closing], closing[-1].terminal
+        (['block_stop', 'response_end'], 'truncated')
+    """
 
     def __init__(self, provider: str) -> None:
         self.provider = provider

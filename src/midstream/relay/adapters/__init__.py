@@ -9,12 +9,14 @@ Each adapter is a pure, deterministic translator of the log's payloads (``feed(p
 """
 
 from midstream.relay.adapters._replay import (
+    PING,
     Chunk,
     Entry,
     Translator,
     areplay,
     parse_cursor,
     replay,
+    sse_body,
     sse_event,
 )
 from midstream.relay.adapters.agui import AGUIEvents, RunAgentInput, RunAgentInputError, parse_run_agent_input
@@ -28,6 +30,7 @@ from midstream.relay.adapters.aisdk import (
 )
 
 __all__ = [
+    "PING",
     "SSE_DONE",
     "UI_MESSAGE_STREAM_HEADER",
     "AGUIEvents",
@@ -44,5 +47,6 @@ __all__ = [
     "parse_cursor",
     "parse_run_agent_input",
     "replay",
+    "sse_body",
     "sse_event",
 ]

@@ -19,8 +19,19 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from typing import Any, Protocol
 
 from midstream.relay.entry import LogEntry
+from midstream.relay.log import Heartbeat, Resync
 
-__all__ = ["Chunk", "Entry", "Translator", "areplay", "parse_cursor", "replay", "sse_event"]
+__all__ = [
+    "PING",
+    "Chunk",
+    "Entry",
+    "Translator",
+    "areplay",
+    "parse_cursor",
+    "replay",
+    "sse_body",
+    "sse_event",
+]
 
 Chunk = dict[str, Any]
 """One protocol chunk or event: a JSON object."""
@@ -48,6 +59,12 @@ class Translator(Protocol):
 
     def close(self) -> list[Chunk]:
         """The chunks that end a stream whose log ended without ``run_end``."""
+        ...
+
+    def lost(self, earliest: int, run: str = "run") -> list[Chunk]:
+        """The chunks that end a stream whose log lost its start (entries of ``run`` before
+        ``earliest`` were trimmed): the message cannot be rebuilt, so it ends with an error instead of
+        a silent gap."""
         ...
 
 
@@ -140,6 +157,40 @@ async def areplay(
         for sse_id, n, chunk in _ids(seq, chunks):
             if cursor.keep(seq, n):
                 yield sse_id, chunk
+        if translator.finished:
+            return
+
+
+PING = b": ping\n\n"
+"""An SSE comment: keeps an idle connection open; every SSE parser skips it."""
+
+
+async def sse_body(
+    translator: Translator,
+    items: AsyncIterable[Entry | Resync | Heartbeat],
+    *,
+    after: str | int | None = None,
+    skip: int = 0,
+) -> AsyncIterator[bytes]:
+    """The SSE bytes for what an :class:`~midstream.relay.log.EventLog` read yields: entries through
+    the translator (as :func:`areplay`), a heartbeat as :data:`PING`, and a ``Resync`` (the log's
+    start was trimmed: the message cannot be rebuilt) as the translator's :meth:`Translator.lost`."""
+    cursor = _Cursor(after, skip)
+    seq = 0
+    async for item in items:
+        if isinstance(item, Heartbeat):
+            yield PING
+            continue
+        if isinstance(item, Resync):
+            for chunk in translator.lost(item.earliest, item.run):
+                yield sse_event(chunk)
+            return
+        payload = _payload(item)
+        seq = int(payload.get("seq", seq + 1))
+        chunks = translator.feed(payload)
+        for sse_id, n, chunk in _ids(seq, chunks):
+            if cursor.keep(seq, n):
+                yield sse_event(chunk, sse_id)
         if translator.finished:
             return
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from midstream.errors import RemoteError
-from midstream.relay.adapters._replay import Chunk, Entry, areplay, parse_cursor, replay, sse_event
+from midstream.relay.adapters._replay import Chunk, Entry, areplay, parse_cursor, replay, sse_body, sse_event
+from midstream.relay.log import Heartbeat, Resync
 
 __all__ = [
     "HEADERS",
@@ -161,16 +162,17 @@ def parse_run_agent_input(body: Any) -> RunAgentInput:
 
 
 async def sse_stream(
-    payloads: AsyncIterable[Entry],
+    payloads: AsyncIterable[Entry | Resync | Heartbeat],
     run_input: RunAgentInput | None = None,
     *,
     after: str | int | None = None,
     skip: int = 0,
 ) -> AsyncIterator[bytes]:
-    """The body of an AG-UI SSE response for one run's log: one ``data:`` event per AG-UI event (with
-    its ``id:``). AG-UI clients do not resume; ``after`` / ``skip`` serve readers that do."""
-    async for sse_id, event in areplay(AGUIEvents(run_input), payloads, after=after, skip=skip):
-        yield sse_event(event, sse_id)
+    """The body of an AG-UI SSE response for one run's log (what ``EventLog.read`` yields): one
+    ``data:`` event per AG-UI event (with its ``id:``), ``: ping`` per heartbeat; a trimmed start ends
+    the run with ``RUN_ERROR``. AG-UI clients do not resume; ``after`` / ``skip`` serve readers that do."""
+    async for frame in sse_body(AGUIEvents(run_input), payloads, after=after, skip=skip):
+        yield frame
 
 
 @dataclass(slots=True)
@@ -265,7 +267,17 @@ class AGUIEvents:
         self.finished = True
         return [*out, self._finished({"terminal": "unknown", "reason": "the log ended before the run did"})]
 
-    # -- helpers -------------------------------------------------------------------------------------
+    def lost(self, earliest: int, run: str = "run") -> list[Chunk]:
+        """End a stream whose log lost its start (entries before ``earliest`` were trimmed):
+        ``RUN_ERROR`` (code ``trimmed``), never a silent gap."""
+        if self.finished:
+            return []
+        self.finished = True
+        out = [] if self._started else [self._run_started({"run": run})]
+        text = f"the run's log no longer holds its start (it begins at seq {earliest}): the run is lost"
+        return [*out, {"type": "RUN_ERROR", "message": text, "code": "trimmed"}]
+
+    # -- shared pieces---------------------------------------------------------------------------------
 
     def _run_started(self, payload: Mapping[str, Any]) -> Chunk:
         self._started = True

@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from midstream.errors import RemoteError
-from midstream.relay.adapters._replay import Chunk, Entry, areplay, parse_cursor, replay, sse_event
+from midstream.relay.adapters._replay import Chunk, Entry, areplay, parse_cursor, replay, sse_body, sse_event
+from midstream.relay.log import Heartbeat, Resync
 
 __all__ = [
     "HEADERS",
@@ -183,6 +184,16 @@ class UIMessageStream:
         if self._agent or terminal is None or terminal == "cancelled":
             return [*out, {"type": "abort", "reason": "the log ended before the run did"}]
         return out + self._ending(terminal, None)
+
+    def lost(self, earliest: int, run: str = "run") -> list[Chunk]:
+        """End a message whose log lost its start (entries before ``earliest`` were trimmed): it
+        cannot be rebuilt, so the client gets an ``error`` and an ``abort``, not a silent gap."""
+        if self.finished:
+            return []
+        out = [] if self._started else self.feed({"kind": "lost", "run": run, "seq": earliest})
+        self.finished = True
+        text = f"the run's log no longer holds its start (it begins at seq {earliest}): the message is lost"
+        return [*out, {"type": "error", "errorText": text}, {"type": "abort", "reason": "log trimmed"}]
 
     # -- steps and responses -------------------------------------------------------------------------
 
@@ -478,20 +489,21 @@ class UIMessageStream:
 
 
 async def sse_stream(
-    payloads: AsyncIterable[Entry],
+    payloads: AsyncIterable[Entry | Resync | Heartbeat],
     *,
     after: str | int | None = None,
     skip: int = 0,
     version: int = 7,
     message_id: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The body of a UI Message Stream response for one run's log: one SSE event per chunk (with its
-    ``id:``), then ``data: [DONE]`` once the message finished. A source that ends before the run did
+    """The body of a UI Message Stream response for one run's log (what ``EventLog.read`` yields): one
+    SSE event per chunk (with its ``id:``), ``: ping`` per heartbeat, then ``data: [DONE]`` once the
+    message finished (a trimmed start ends it with an ``error``). A source that ends before the run did
     (the log expired, the reader's read was cut) ends the body without ``[DONE]``, as a dropped
     connection would, so the client may resume."""
     translator = UIMessageStream(message_id=message_id, version=version)
-    async for sse_id, chunk in areplay(translator, payloads, after=after, skip=skip):
-        yield sse_event(chunk, sse_id)
+    async for frame in sse_body(translator, payloads, after=after, skip=skip):
+        yield frame
     if translator.finished:
         yield SSE_DONE
 
