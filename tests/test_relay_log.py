@@ -347,3 +347,23 @@ def test_latest_finds_the_newest_run_of_a_tag(make_store: StoreMaker) -> None:
             assert await log.latest("chat-1") in (None, "m1")  # Redis keeps only the newest
 
     run(go())
+
+
+def test_many_redis_followers_share_a_few_connections(redis_url: str) -> None:
+    from midstream.relay.stores import RedisLog
+
+    async def go() -> None:
+        async with RedisLog(redis_url, prefix="many", max_connections=4) as log:
+            await log.create("r")
+            lease = await log.acquire("r", "p")
+
+            async def follow() -> list[int]:
+                return [e.seq async for e in log.read("r", 0, follow=True) if isinstance(e, LogEntry)]
+
+            tasks = [asyncio.create_task(follow()) for _ in range(200)]
+            await asyncio.sleep(0.2)
+            await log.append(lease, "text_delta", {"text": "x"})
+            await log.close(lease, "completed")
+            assert await asyncio.wait_for(asyncio.gather(*tasks), 30) == [[1]] * 200
+
+    run(go())

@@ -3,8 +3,10 @@
 Decode any provider's stream into one typed event stream (:mod:`midstream.wire`), fold it into an
 honest :class:`Message` (:func:`accumulate`), and never mistake a partial value for a complete one.
 
-Every name below is imported on first use (PEP 562), so ``import midstream.wire`` or
-``import midstream.events`` loads only the sans-IO layers, not the HTTP client or pydantic.
+Each public name is imported from its module on first use (PEP 562), so ``import midstream.wire`` or
+``import midstream.events`` loads only the sans-IO layers, not the HTTP client or pydantic. The
+names renamed in 0.1 (``MidStreamError``, ``MidStreamTimeout``, ``EventStreamError``) still resolve,
+with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations

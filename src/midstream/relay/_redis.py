@@ -132,7 +132,8 @@ def _seq(entry_id: str) -> int:
 
 class RedisLog(EventLog):
     """:class:`~midstream.relay.log.EventLog` on Redis Streams; every process on the same Redis sees
-    the same runs, entries and cancel requests. ``prefix`` namespaces the keys."""
+    the same runs, entries and cancel requests. ``prefix`` namespaces the keys; ``max_connections``
+    bounds the command connections (plus one for the fan-out task)."""
 
     name: ClassVar[str] = "redis"
 
@@ -144,6 +145,7 @@ class RedisLog(EventLog):
         max_entries: int = DEFAULT_MAX_ENTRIES,
         replay_ttl: float = DEFAULT_REPLAY_TTL,
         poll_interval: float = 2.0,
+        max_connections: int = 32,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(max_entries=max_entries, replay_ttl=replay_ttl)
@@ -153,7 +155,16 @@ class RedisLog(EventLog):
             raise StoreError("the Redis store needs the redis package: pip install redis") from exc
         self.url, self.prefix, self.poll_interval, self._clock = url, prefix, poll_interval, clock
         try:
-            self._r = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+            # Commands wait for one of ``max_connections`` connections instead of failing: a relay
+            # with thousands of readers must not open thousands of connections.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=5,
+                max_connections=max_connections,
+                timeout=30,
+            )
+            self._r = aioredis.Redis(connection_pool=pool)
             self._blocking = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
         except ValueError as exc:
             raise LocalError(f"bad Redis URL {url!r}: {exc}") from exc
@@ -173,6 +184,7 @@ class RedisLog(EventLog):
         self._positions: dict[str, str] = {}  # stream key -> last id read by the fan-out task
         self._refs: dict[str, int] = {}
         self._recent: dict[str, deque[LogEntry]] = {}
+        self._ended: set[str] = set()  # runs whose ``closed`` control entry the fan-out task saw
         self._reader: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -396,6 +408,14 @@ class RedisLog(EventLog):
         self._positions.pop(key, None)
         if key.endswith(":log"):
             self._recent.pop(key[len(self.prefix) + 2 : -5], None)
+        elif key.endswith(":ctl"):
+            self._ended.discard(key[len(self.prefix) + 2 : -5])
+
+    def _caught_up(self, run: str, cursor: int) -> bool:
+        recent = self._recent.get(run)
+        if not recent or run in self._ended or self._reader is None or self._reader.done():
+            return False
+        return recent[-1].seq == cursor
 
     def _watch(self, run: str, after: int) -> None:
         self._subscribe(self._key(run, "log"), f"0-{after}")
@@ -440,6 +460,8 @@ class RedisLog(EventLog):
                     self._remember(run, rows)
                     self._notify(run)
                 else:
+                    if any(fields.get("type") == "closed" for _, fields in rows):
+                        self._ended.add(run)
                     self._notify(run)
                     self._notify_cancel(run)
         self._reader = None

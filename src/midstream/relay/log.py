@@ -304,12 +304,13 @@ class EventLog(ABC):
                             cursor = entry.seq
                         last_yield = time.monotonic()
                         continue
-                    status = await self.status(run)
-                    if status is None or (status.ended and cursor >= status.last_seq):
-                        return
-                    if status.last_seq > cursor:  # written but not seen here yet: ask the store itself
-                        live = False
-                        continue
+                    if not (live and self._caught_up(run, cursor)):
+                        status = await self.status(run)
+                        if status is None or (status.ended and cursor >= status.last_seq):
+                            return
+                        if status.last_seq > cursor:  # written but not seen here: ask the store itself
+                            live = False
+                            continue
                     idle_left = None if heartbeat is None else heartbeat - (time.monotonic() - last_yield)
                     if idle_left is not None and idle_left <= 0:
                         yield HEARTBEAT
@@ -340,6 +341,12 @@ class EventLog(ABC):
     async def entries(self, run: str, after: int = 0) -> list[LogEntry]:
         """Every entry kept after ``after`` (no follow), for tests and tools."""
         return [item async for item in self.read(run, after) if isinstance(item, LogEntry)]
+
+    def _caught_up(self, run: str, cursor: int) -> bool:
+        """True when this process's fan-out has seen the run's log up to ``cursor`` and no end of it,
+        so a follower may wait for the next wake-up without asking the store (it still asks after
+        every ``poll_interval``). Stores without a fan-out say False."""
+        return False
 
     def _notify(self, run: str) -> None:
         """Wake this process's readers of ``run``."""
