@@ -3,9 +3,11 @@ dropped connection), slow connections are closed, connections are bounded, and l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,7 +103,7 @@ def test_unusual_tool_schemas_get_a_whole_stream(sim: SimURL, provider: str, sch
 
 @pytest.fixture
 def guarded_sim() -> Iterator[SimURL]:
-    with running(example_book(), speed=0, header_timeout=0.3, max_connections=3) as url:
+    with running(example_book(), speed=0, header_timeout=0.3, body_timeout=0.5, max_connections=3) as url:
         yield url
 
 
@@ -116,6 +118,41 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(guarded_sim: Sim
     assert slow.recv(1024) == b""  # the server hung up instead of waiting for ever
     slow.close()
     assert httpx2.get(f"{guarded_sim}/_sim/requests").status_code == 200  # still answering
+
+
+def test_a_body_trickled_in_too_slowly_gets_a_408_and_the_connection_closes(guarded_sim: SimURL) -> None:
+    body = json.dumps({**ANTHROPIC, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    head = f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    slow = socket.create_connection(address(guarded_sim), timeout=10)
+    stop = threading.Event()
+
+    def trickle() -> None:  # one byte every 50 ms: never idle for long, and never done in time
+        with contextlib.suppress(OSError):
+            slow.sendall(head)
+            for byte in body[:-1]:
+                if stop.wait(0.05):
+                    return
+                slow.sendall(bytes([byte]))
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        answer = b""
+        while chunk := slow.recv(65536):  # until the server hangs up
+            answer += chunk
+    finally:
+        stop.set()
+        sender.join()
+        slow.close()
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    headers, _, payload = rest.partition(b"\r\n\r\n")
+    assert b"connection: close" in headers.lower()
+    error = json.loads(payload)
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert "0.5 s" in error["error"]["message"]
+    (record,) = [r for r in httpx2.get(f"{guarded_sim}/_sim/requests").json() if r["status"] == 408]
+    assert record["path"] == "/v1/messages" and record["completed"] and not record["disconnected"]
 
 
 def test_connections_beyond_the_limit_are_refused_with_503(guarded_sim: SimURL) -> None:

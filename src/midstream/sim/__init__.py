@@ -21,7 +21,7 @@ import uvicorn
 from midstream.errors import LocalError
 from midstream.sim._guard import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RateLimit, guarded
 from midstream.sim.scenarios import FaultSpec, LatencySpec, Scenario, ScenarioBook, ScenarioError
-from midstream.sim.server import DEFAULT_MAX_REQUEST_BYTES, Simulator
+from midstream.sim.server import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, Simulator
 from midstream.sim.stream import RequestRecord
 
 __all__ = [
@@ -90,6 +90,7 @@ def running(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> Iterator[SimURL]:
     """Run the simulator in a background thread on a free loopback port; yield its base URL.
 
@@ -101,11 +102,18 @@ def running(
     writes no access log, and its loggers (``uvicorn.*``) go to the host program's logging as
     configured there, at most 20 records per logger every 10 s. A connection that has not sent its
     request headers ``header_timeout`` seconds after it opened (or after its previous response) is
-    closed, an idle keep-alive connection after 5 s, and beyond ``max_connections`` connections or
-    requests at once the server answers 503. It stops when the block exits.
+    closed, and so is an idle keep-alive connection after 5 s; a request whose body is still arriving
+    ``body_timeout`` (30 s) after its headers gets a 408 in the provider's error shape and its connection
+    is closed (a slow upload cannot hold the server); beyond ``max_connections`` connections or requests
+    at once the server answers 503. It stops when the block exits.
     """
     sim = Simulator(
-        _book(scenarios), speed=speed, seed=seed, realism=realism, max_request_bytes=max_request_bytes
+        _book(scenarios),
+        speed=speed,
+        seed=seed,
+        realism=realism,
+        max_request_bytes=max_request_bytes,
+        body_timeout=body_timeout,
     )
     sock = _listen(host, port)
     bound_port = sock.getsockname()[1]

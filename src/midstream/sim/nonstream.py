@@ -237,6 +237,7 @@ ANTHROPIC_ERROR_TYPES = {
 """An error kind -> Anthropic's ``error.type`` for it, in streamed and non-streamed answers alike."""
 _GEMINI_STATUS = {
     400: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
     413: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",

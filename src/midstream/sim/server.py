@@ -58,10 +58,12 @@ from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
 from midstream.wire.profiles import ProviderProfile, profile
 
-__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The simulator's cap on a request body (Anthropic's Messages API allows 32 MB): larger is a 413."""
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a request body may take to arrive once its headers have: later is a 408 and a closed connection."""
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _GEMINI_METHODS = ("streamGenerateContent", "generateContent")
@@ -91,7 +93,10 @@ class Simulator:
     """The simulator as a Starlette app (:attr:`app`), with its request log and fault counters.
 
     ``speed`` scales every delay (``0``: no waiting), ``seed`` makes ids, padding and jitter
-    reproducible per request number, ``realism`` turns on each provider's byte-level quirks.
+    reproducible per request number, ``realism`` turns on each provider's byte-level quirks. A request
+    body larger than ``max_request_bytes`` gets a 413; one still arriving ``body_timeout`` seconds after
+    its headers (a slow upload, or a client that never sends the bytes it declared) gets a 408, both in
+    the provider's error shape, and the 408 closes the connection.
     """
 
     def __init__(
@@ -104,9 +109,11 @@ class Simulator:
         max_records: int = 1000,
         latency: LatencySpec | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.book = scenarios or ScenarioBook()
         self.max_request_bytes = max_request_bytes
+        self.body_timeout = body_timeout
         self.speed = speed
         self.seed = seed
         self.realism = realism
@@ -232,7 +239,19 @@ class Simulator:
         seed = headers.get("x-midstream-seed")
         rng = random.Random(f"{self.seed}:{number}" if seed is None else f"pinned:{seed}")
         request_id = _random_id(rng, "req_011C", 20)
-        raw = await _bounded_body(request, self.max_request_bytes)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                raw = await _bounded_body(request, self.max_request_bytes)
+        except TimeoutError:
+            record = self._record(number, provider, request, model or "", None, stream=bool(stream))
+            record.status = 408
+            record.finish()
+            self.records.append(record)
+            message = f"the request body did not arrive within {self.body_timeout:g} s"
+            payload, extra = error_body(provider, 408, "invalid_request", message, request_id)
+            # The rest of the body may still be on its way: the connection cannot carry another request.
+            extra["connection"] = "close"
+            return Response(payload, 408, headers=extra, media_type="application/json")
         if raw is None:
             record = self._record(number, provider, request, model or "", None, stream=bool(stream))
             record.status, record.completed = 413, True
