@@ -169,3 +169,22 @@ def test_the_resume_matrix_through_each_adapter(relay: RelayURL, protocol: str) 
             cases.append(agui_case(whole, [{"id": "m1", "role": "user", "content": prompt}]))
     for name, result in zip(RUNS, run_clients(cases), strict=True):  # the real parsers accept it all
         assert len(result["errors"]) == (name == "failure"), (name, result["errors"])
+
+
+def test_a_log_trimmed_at_its_start_ends_each_protocol_with_an_error_not_a_gap(sim: SimURL) -> None:
+    from midstream.relay.stores import MemoryLog
+
+    with running(MemoryLog(max_entries=4), factory=sim_factory(sim)) as relay:
+        made = httpx2.post(f"{relay}/v1/runs", json={"prompt": "hello", "settings": FAST_SETTINGS})
+        run_id = made.json()["id"]
+        url = f"{relay}/v1/runs/{run_id}/events"
+        assert read_sse(url)[1][-1].event == "run_end"  # the run ended; only its last 4 entries are kept
+        status, events = read_sse(url + "?protocol=ai-sdk")
+        assert status == 200 and events[-1].data == "[DONE]"
+        ui = [json.loads(e.data) for e in events[:-1]]  # the closing chunks carry no SSE id
+        assert [c["type"] for c in ui][-2:] == ["error", "abort"] and "trimmed" in ui[-1]["reason"]
+        assert not any(c["type"] == "text-delta" for c in ui)  # no half message after a gap
+        status, events = read_sse(url + "?protocol=ag-ui")
+        ag = [json.loads(e.data) for e in events]
+        assert status == 200 and [c["type"] for c in ag] == ["RUN_STARTED", "RUN_ERROR"]
+        assert ag[-1]["code"] == "trimmed"
