@@ -4,13 +4,16 @@ credentials that never reach the request log or the logs."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import anyio
 import boto3
 import httpx2
 import openai
@@ -23,6 +26,7 @@ from midstream import wire
 from midstream.core.accumulate import accumulate
 from midstream.errors import RemoteProtocolError
 from midstream.sim import ScenarioBook, SimURL, running
+from midstream.sim.stream import RequestRecord, SimStream
 from simsupport import EXAMPLES, decode
 
 LONG_TEXT = " ".join(f"word{n}" for n in range(300))
@@ -100,6 +104,55 @@ def test_a_client_that_stops_reading_halfway_stops_generation(paced: SimURL) -> 
     assert record["tokens_after_disconnect"] == 0
     time.sleep(0.2)
     assert _record(paced)["tokens_generated"] == record["tokens_generated"]  # nothing more was generated
+
+
+def test_a_body_that_stops_because_the_client_left_is_not_completed() -> None:
+    # The disconnect can land in the same loop tick as the end of a sleep in the body: the cancel does
+    # not reach the body then, it sees ``disconnected`` itself and ends. The shielded sleep pins that tick.
+    record = RequestRecord(
+        id=1, provider="anthropic", path="/v1/messages", model="m", scenario=None, stream=True
+    )
+    sent: list[dict[str, Any]] = []
+    gone = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"event: ping\n\n"
+        with anyio.CancelScope(shield=True):
+            gone.set()  # the client leaves while the body sleeps
+            await asyncio.sleep(0.05)
+        if not record.disconnected:
+            yield b"event: more\n\n"
+
+    async def receive() -> dict[str, Any]:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        await asyncio.sleep(0)
+
+    async def serve() -> None:
+        await SimStream(record, body(), "text/event-stream", {})({"type": "http"}, receive, send)
+
+    asyncio.run(serve())
+    assert record.disconnected and record.disconnected_ms is not None
+    assert record.completed is False and record.finished_ms is None
+    assert not any(m.get("more_body") is False for m in sent)  # the body was never ended as whole
+
+
+def test_a_request_is_completed_or_disconnected_never_both() -> None:
+    record = RequestRecord(
+        id=1, provider="anthropic", path="/v1/messages", model="m", scenario=None, stream=True
+    )
+    assert record.finish() is True and record.completed and record.finished_ms is not None
+    record.leave()  # a disconnect after the whole body was written is not a disconnect
+    assert not record.disconnected and record.disconnected_ms is None
+    gone = RequestRecord(
+        id=2, provider="anthropic", path="/v1/messages", model="m", scenario=None, stream=True
+    )
+    gone.leave()
+    assert gone.finish() is False and not gone.completed and gone.finished_ms is None
+    assert gone.disconnected and gone.disconnected_ms is not None
 
 
 def test_a_raw_client_closing_mid_stream_is_seen_too(paced: SimURL) -> None:

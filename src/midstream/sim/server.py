@@ -319,8 +319,8 @@ class Simulator:
 
     def _error(self, call: _Call, status: int, kind: str, message: str) -> Response:
         payload, extra = error_body(call.provider, status, kind, message, call.request_id)
-        call.record.status, call.record.completed = status, True
-        call.record.finished_ms = call.record.elapsed_ms()
+        call.record.status = status
+        call.record.finish()
         headers = {**self._headers(call), **extra}
         return Response(payload, status, headers=headers, media_type="application/json")
 
@@ -404,7 +404,8 @@ class Simulator:
         except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
             return self._error(call, 500, "server", f"the simulator cannot write {call.provider}: {exc}")
         record.tokens_generated = sum(s.tokens for s in steps)
-        record.bytes_sent, record.completed, record.finished_ms = len(payload), True, record.elapsed_ms()
+        record.bytes_sent = len(payload)
+        record.finish()
         return Response(payload, headers=self._headers(call), media_type="application/json")
 
     def _headers(self, call: _Call) -> dict[str, str]:

@@ -36,7 +36,9 @@ class RequestRecord:
 
     ``received_ms`` counts from the simulator's start; the other times count from the request's arrival.
     ``tokens_after_disconnect`` is what was generated after the client went away (it stays 0: generation
-    stops then). Nothing from the request's headers (API keys included) is kept.
+    stops then). A request ends either ``completed`` (its whole body was written) or ``disconnected`` (the
+    client left first), never both: :meth:`finish` and :meth:`leave` are the only places that set them.
+    Nothing from the request's headers (API keys included) is kept.
     """
 
     id: int
@@ -68,6 +70,18 @@ class RequestRecord:
     def elapsed_ms(self) -> float:
         """Milliseconds since the request arrived."""
         return round((time.monotonic() - self._t0) * 1000.0, 3)
+
+    def finish(self) -> bool:
+        """Record that the whole response was written, unless the client left first; True if recorded."""
+        if self.disconnected:
+            return False
+        self.completed, self.finished_ms = True, self.elapsed_ms()
+        return True
+
+    def leave(self) -> None:
+        """Record that the client went away, unless the whole response had been written by then."""
+        if not self.completed and not self.disconnected:
+            self.disconnected, self.disconnected_ms = True, self.elapsed_ms()
 
     def as_dict(self) -> dict[str, Any]:
         """The public JSON form."""
@@ -236,9 +250,7 @@ class SimStream(Response):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        if not record.completed:
-                            record.disconnected = True
-                            record.disconnected_ms = record.elapsed_ms()
+                        record.leave()
                         group.cancel_scope.cancel()
                         return
 
@@ -262,6 +274,9 @@ class SimStream(Response):
             record.chunks_sent += 1
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         # Recorded before the body's last (empty) chunk, so a client that has read the whole body
-        # always finds the request completed in the log.
-        record.completed, record.finished_ms = True, record.elapsed_ms()
+        # always finds the request completed in the log. A body that stopped because the client left
+        # (the disconnect landed in the same loop tick as a step, before the cancel reached it) is not
+        # a whole response: it is neither recorded completed nor ended as one.
+        if not record.finish():
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
