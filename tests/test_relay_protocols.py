@@ -144,9 +144,21 @@ RUNS = {
 }
 
 
+def _sse_text(got: list[tuple[str, dict[str, Any]]]) -> str:
+    return "".join(f"data: {json.dumps(c)}\nid: {i}\n\n" for i, c in got)
+
+
+def _client_case(protocol: str, prompt: str, pieces: list[str]) -> dict[str, Any]:
+    if protocol == "ai-sdk":
+        pieces = [*pieces[:-1], pieces[-1] + "data: [DONE]\n\n"]
+        return {**ui_case(""), "pieces": pieces}
+    return {**agui_case("", [{"id": "m1", "role": "user", "content": prompt}]), "pieces": pieces}
+
+
 @pytest.mark.parametrize("protocol", ["ai-sdk", "ag-ui"])
 def test_the_resume_matrix_through_each_adapter(relay: RelayURL, protocol: str) -> None:
     cases: list[dict[str, Any]] = []
+    resumed: list[tuple[str, dict[str, Any]]] = []  # (run name, the client fed the two reads, joined)
     for name, (prompt, options) in RUNS.items():
         run_id = _start(relay, prompt, **options)
         url = f"{relay}/v1/runs/{run_id}/events?protocol={protocol}"
@@ -162,10 +174,31 @@ def test_the_resume_matrix_through_each_adapter(relay: RelayURL, protocol: str) 
             assert code == 200, (name, k, code, tail[0].text if code != 200 else "")
             rest = chunks(tail)
             assert got + rest == full, (name, k)  # no gap, no duplicate
-        whole = "".join(f"data: {json.dumps(c)}\nid: {i}\n\n" for i, c in full)
-        if protocol == "ai-sdk":
-            cases.append(ui_case(whole + "data: [DONE]\n\n"))
-        else:
-            cases.append(agui_case(whole, [{"id": "m1", "role": "user", "content": prompt}]))
-    for name, result in zip(RUNS, run_clients(cases), strict=True):  # the real parsers accept it all
+            if rest:
+                resumed.append((name, _client_case(protocol, prompt, [_sse_text(got), _sse_text(rest)])))
+        cases.append(_client_case(protocol, prompt, [_sse_text(full)]))
+    results = run_clients([*cases, *(case for _, case in resumed)])
+    whole = dict(zip(RUNS, results[: len(cases)], strict=True))
+    for name, result in whole.items():  # the real parsers accept it all
         assert len(result["errors"]) == (name == "failure"), (name, result["errors"])
+    for (name, _), result in zip(resumed, results[len(cases) :], strict=True):
+        assert result == whole[name], name  # the client's state after a resume is the uninterrupted one
+
+
+def test_a_log_trimmed_at_its_start_ends_each_protocol_with_an_error_not_a_gap(sim: SimURL) -> None:
+    from midstream.relay.stores import MemoryLog
+
+    with running(MemoryLog(max_entries=4), factory=sim_factory(sim)) as relay:
+        made = httpx2.post(f"{relay}/v1/runs", json={"prompt": "hello", "settings": FAST_SETTINGS})
+        run_id = made.json()["id"]
+        url = f"{relay}/v1/runs/{run_id}/events"
+        assert read_sse(url)[1][-1].event == "run_end"  # the run ended; only its last 4 entries are kept
+        status, events = read_sse(url + "?protocol=ai-sdk")
+        assert status == 200 and events[-1].data == "[DONE]"
+        ui = [json.loads(e.data) for e in events[:-1]]  # the closing chunks carry no SSE id
+        assert [c["type"] for c in ui][-2:] == ["error", "abort"] and "trimmed" in ui[-1]["reason"]
+        assert not any(c["type"] == "text-delta" for c in ui)  # no half message after a gap
+        status, events = read_sse(url + "?protocol=ag-ui")
+        ag = [json.loads(e.data) for e in events]
+        assert status == 200 and [c["type"] for c in ag] == ["RUN_STARTED", "RUN_ERROR"]
+        assert ag[-1]["code"] == "trimmed"

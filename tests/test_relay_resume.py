@@ -1,9 +1,13 @@
 """The resume matrix: for recorded and simulated runs, disconnect the reader after every seq, resume
-(by Last-Event-ID, by ?after=), and compare with an uninterrupted read: no gap, no duplicate."""
+(by Last-Event-ID, by ?after=), and compare with an uninterrupted read: no gap, no duplicate, and the
+Messages a client rebuilds from the resumed log equal those of the uninterrupted read (and, for the
+recorded runs, those of the provider stream decoded directly)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +15,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from midstream import wire
+from midstream import Message, accumulate, wire
+from midstream.agent.serialize import usage_from_dict
 from midstream.core.toolargs import with_tool_events
+from midstream.events import Event
 from midstream.relay.entry import entry_data
 from midstream.relay.serve import RelayURL, running
 from midstream.relay.stores import SQLiteLog
@@ -41,6 +47,41 @@ def _body(name: str) -> bytes:
     return recorded(name)
 
 
+def _decoded(run_id: str) -> list[Event]:
+    dialect, name = RECORDED_RUNS[run_id]
+    decoder = wire.decoder(dialect)
+    return [*decoder.feed(_body(name)), *decoder.close()]
+
+
+STREAM_EVENTS: dict[str, type[Any]] = {cls.kind: cls for cls in typing.get_args(Event)}
+
+
+def stream_event(payload: dict[str, Any]) -> Event | None:
+    """The stream event a log payload carries (None for tool and lifecycle entries): the inverse of
+    ``entry_data`` for :mod:`midstream.events`, built from the payload's JSON alone."""
+    cls = STREAM_EVENTS.get(payload["kind"])
+    if cls is None:
+        return None
+    fields = {f.name: payload[f.name] for f in dataclasses.fields(cls) if f.name in payload}
+    if "usage" in fields:
+        fields["usage"] = usage_from_dict(fields["usage"])
+    return typing.cast(Event, cls(**fields))
+
+
+def messages(ps: list[dict[str, Any]]) -> list[Message]:
+    """The Message of every response in the log, rebuilt with ``accumulate`` from its stream events (a
+    response begins at ``response_start``; a retry or a new iteration begins another)."""
+    responses: list[list[Event]] = []
+    for p in ps:
+        event = stream_event(p)
+        if event is None:
+            continue
+        if p["kind"] == "response_start" or not responses:
+            responses.append([])
+        responses[-1].append(event)
+    return [accumulate(events) for events in responses]
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimURL]:
     with sim_running(relay_book(), speed=1.0) as url:
@@ -58,12 +99,10 @@ def relay(sim: SimURL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rel
 async def _record_all(path: Path) -> None:
     """Each recorded provider stream, decoded, written as one run's log (as a producer would)."""
     async with SQLiteLog(path) as log:
-        for run_id, (dialect, name) in RECORDED_RUNS.items():
+        for run_id in RECORDED_RUNS:
             await log.create(run_id)
             lease = await log.acquire(run_id, "recorder")
-            decoder = wire.decoder(dialect)
-            events = [*decoder.feed(_body(name)), *decoder.close()]
-            for event in with_tool_events(events):
+            for event in with_tool_events(_decoded(run_id)):
                 kind, data = entry_data(event)
                 await log.append(lease, kind, data)
             await log.close(lease, "recorded")
@@ -96,6 +135,7 @@ def _matrix(relay: str, run_id: str) -> list[dict[str, Any]]:
     full = payloads(read_sse(url)[1])
     assert full, run_id
     expected = client_state(full)
+    expected_messages = messages(full)
     for k in range(1, len(full) + 1):
         status, head = read_sse(url, stop_after=k)  # the connection drops after seq k
         got = payloads(head)
@@ -108,6 +148,7 @@ def _matrix(relay: str, run_id: str) -> list[dict[str, Any]]:
         resumed = got + payloads(tail)
         assert resumed == full, f"{run_id}: resumed after {k}"
         assert client_state(resumed) == expected
+        assert messages(resumed) == expected_messages, f"{run_id}: Messages after resuming at {k}"
     return full
 
 
@@ -115,6 +156,7 @@ def _matrix(relay: str, run_id: str) -> list[dict[str, Any]]:
 def test_recorded_runs_resume_exactly_after_every_seq(relay: RelayURL, run_id: str) -> None:
     full = _matrix(relay, run_id)
     assert [p["seq"] for p in full] == list(range(1, len(full) + 1))
+    assert messages(full) == [accumulate(_decoded(run_id))]  # the log loses nothing of the stream
 
 
 def _start(relay: str, prompt: str, **body: Any) -> str:
@@ -144,6 +186,13 @@ def test_simulated_runs_resume_exactly_after_every_seq(relay: RelayURL, name: st
         assert kinds.count("tool_ready") == 2
     if name == "failure":
         assert full[-1]["terminal"] == "failed"
+    else:  # the last Message rebuilt from the log is the one the agent ended with
+        last, ended = messages(full)[-1], full[-1]["message"]
+        assert (last.text, last.terminal, last.stop_reason) == (
+            ended["text"],
+            ended["terminal"],
+            ended["stop_reason"],
+        )
 
 
 def test_a_cancelled_run_resumes_exactly_after_every_seq(relay: RelayURL) -> None:
@@ -155,6 +204,7 @@ def test_a_cancelled_run_resumes_exactly_after_every_seq(relay: RelayURL) -> Non
     assert httpx2.post(f"{relay}/v1/runs/{run_id}/cancel").status_code == 202
     full = _matrix(relay, run_id)
     assert full[-1]["terminal"] == "cancelled"
+    assert messages(full)[-1].text  # the text streamed before the cancel is in the rebuilt Message
 
 
 def test_a_live_reader_disconnecting_every_few_events_misses_nothing(relay: RelayURL) -> None:
@@ -173,3 +223,4 @@ def test_a_live_reader_disconnecting_every_few_events_misses_nothing(relay: Rela
             break
     full = payloads(read_sse(url)[1])
     assert collected == full and client_state(collected) == client_state(full)
+    assert messages(collected) == messages(full) and messages(full)[-1].text.startswith("This answer")

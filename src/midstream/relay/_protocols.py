@@ -39,13 +39,10 @@ from midstream.relay.adapters import (
     parse_chat_request,
     parse_cursor,
     parse_run_agent_input,
-    replay,
-    sse_event,
+    sse_body,
 )
 from midstream.relay.adapters import agui as _agui
 from midstream.relay.adapters import aisdk as _aisdk
-from midstream.relay.entry import LogEntry
-from midstream.relay.log import Heartbeat
 from midstream.relay.runner import RunRequest
 
 if TYPE_CHECKING:
@@ -146,20 +143,11 @@ class ProtocolRoutes:
     async def _frames(
         self, run: str, translator: Translator, after: str | None, done: bytes | None
     ) -> AsyncIterator[bytes]:
-        log = self.relay.log
-        async for item in log.read(run, 0, follow=True, heartbeat=self.relay.heartbeat):
-            if isinstance(item, Heartbeat):
-                yield b": ping\n\n"
-                continue
-            if not isinstance(item, LogEntry):
-                continue  # a trimmed log: translate what is kept
-            for sse_id, chunk in replay(translator, [item.payload()], after=after):
-                yield sse_event(chunk, sse_id)
-            if translator.finished:
-                break
-        else:  # the log ended without run_end (expired, or its producer died): end the protocol too
-            for chunk in translator.close():
-                yield sse_event(chunk)
+        """The run's log, followed from its start, as the protocol's SSE body (the reader's cursor
+        skips what it has seen); a log that ends before ``run_end`` ends the protocol too."""
+        items = self.relay.log.read(run, 0, follow=True, heartbeat=self.relay.heartbeat)
+        async for frame in sse_body(translator, items, after=after, close=True):
+            yield frame
         if done is not None:
             yield done
 

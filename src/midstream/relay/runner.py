@@ -11,7 +11,9 @@ behind the same two methods.
 
 The log of a run is ``run_start`` (the request, without settings), then every event of the agent run
 (stream events, tool field events, lifecycle events) and finally ``run_end``: always exactly one,
-even when the agent could not be built.
+even when the agent could not be built. Should executing the run raise anything else (a bug), the
+agent is cancelled, the log ends with ``run_end`` ``failed`` whose ``error`` names the exception's
+type, and the traceback goes to the ``midstream.relay`` logger only: readers never wait for the TTL.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from midstream.agent.events import RunEnd
 from midstream.agent.loop import Agent
 from midstream.agent.tools import Tool
 from midstream.client.providers import PROVIDERS
@@ -236,6 +239,26 @@ class LocalExecutor:
             log.warning("run %s: another producer took over; this one stopped", lease.run)
         except (RelayError, StoreError) as exc:
             log.error("run %s: the event log failed: %s", lease.run, exc)
+        except Exception as exc:  # a bug here must still end the log, or readers wait for the TTL
+            log.exception("run %s: the relay failed while executing it", lease.run)
+            await self._end_failed(writer, request, exc)
+
+    async def _end_failed(self, writer: _Writer, request: RunRequest, exc: Exception) -> None:
+        """End the log of a run whose execution raised: ``run_end`` ``failed`` naming the exception's
+        type (its message may hold secrets: it goes to the server log only), then close."""
+        name = type(exc).__name__
+        reason = f"the relay failed while executing the run ({name}); the server log has the details"
+        end = RunEnd(terminal="failed", reason=reason, iterations=writer.iterations, error=name)
+        try:
+            if not writer.started:
+                await writer.write([("run_start", request.start_data())])
+            if writer.terminal is None:
+                await writer.write([entry_data(end)])
+            await self.log.close(writer.lease, writer.terminal or "failed")
+        except LeaseError:
+            log.warning("run %s: another producer took over; this one stopped", writer.lease.run)
+        except (RelayError, StoreError) as error:
+            log.error("run %s: the event log failed while ending the run: %s", writer.lease.run, error)
 
     async def _drive(self, agent: Agent, request: RunRequest, writer: _Writer) -> str:
         loop = asyncio.get_running_loop()
@@ -272,6 +295,13 @@ class LocalExecutor:
             with contextlib.suppress(BaseException):
                 await run
             raise
+        except Exception:  # the agent must not go on with nobody writing its events
+            run.cancel("the relay failed while executing the run")
+            with contextlib.suppress(BaseException):
+                await run
+            with contextlib.suppress(Exception):  # what was read before the failure stays in the log
+                await writer.write(coalescer.flush())
+            raise
         finally:
             self._runs.pop(writer.lease.run, None)
             watch.cancel()
@@ -301,20 +331,32 @@ class _Writer:
 
     def __init__(self, log: EventLog, lease: Lease, agent: str | None, retries: int = 3) -> None:
         self.log, self.lease, self.agent, self.retries = log, lease, agent, retries
+        self.started = False  # run_start written
+        self.iterations = 0  # iteration_start entries written
+        self.terminal: str | None = None  # the terminal of the run_end written
 
     async def write(self, items: list[Item]) -> None:
         for kind, data in items:
-            seq = self.lease.seq + 1
-            for attempt in range(self.retries + 1):
-                try:
-                    await self.log.append(self.lease, kind, data, agent=self.agent, seq=seq)
-                    break
-                except DuplicateAppend:
-                    if attempt == 0:
-                        raise
-                    self.lease.seq = seq
-                    break
-                except StoreError:
-                    if attempt == self.retries:
-                        raise
-                    await asyncio.sleep(0.05 * 2**attempt)
+            await self._append(kind, data)
+            if kind == "run_start":
+                self.started = True
+            elif kind == "iteration_start":
+                self.iterations += 1
+            elif kind == "run_end":
+                self.terminal = str(data.get("terminal") or "failed")
+
+    async def _append(self, kind: str, data: Mapping[str, Any]) -> None:
+        seq = self.lease.seq + 1
+        for attempt in range(self.retries + 1):
+            try:
+                await self.log.append(self.lease, kind, data, agent=self.agent, seq=seq)
+                return
+            except DuplicateAppend:
+                if attempt == 0:
+                    raise
+                self.lease.seq = seq
+                return
+            except StoreError:
+                if attempt == self.retries:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)

@@ -171,10 +171,14 @@ async def sse_body(
     *,
     after: str | int | None = None,
     skip: int = 0,
+    close: bool = False,
 ) -> AsyncIterator[bytes]:
     """The SSE bytes for what an :class:`~midstream.relay.log.EventLog` read yields: entries through
     the translator (as :func:`areplay`), a heartbeat as :data:`PING`, and a ``Resync`` (the log's
-    start was trimmed: the message cannot be rebuilt) as the translator's :meth:`Translator.lost`."""
+    start was trimmed: the message cannot be rebuilt) as the translator's :meth:`Translator.lost`.
+    ``close=True`` ends a source that stopped before ``run_end`` (the run's log expired, or its
+    producer died) with the translator's :meth:`Translator.close` chunks, so the protocol ends too;
+    without it the body just stops, as a dropped connection would, and the client may resume."""
     cursor = _Cursor(after, skip)
     seq = 0
     async for item in items:
@@ -193,6 +197,9 @@ async def sse_body(
                 yield sse_event(chunk, sse_id)
         if translator.finished:
             return
+    if close and not translator.finished:
+        for chunk in translator.close():
+            yield sse_event(chunk)
 
 
 def sse_event(chunk: Chunk, sse_id: str | None = None) -> bytes:
