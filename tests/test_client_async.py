@@ -40,7 +40,9 @@ PROVIDERS = [
 KEY = "sk-test-async-0123456789"
 STORY = "Partial safety means never mistaking a prefix for the whole."
 ARTICLE = {"title": "Partial safety", "content": "Every frame a client holds is incomplete.", "draft": False}
-LONG = " ".join(f"word{n}" for n in range(300))
+# Long enough (7.5 s paced) that no catch-up burst of a starved simulator can finish it before a cancel
+# sent early in it arrives: the cancel tests can count on text still to come.
+LONG = " ".join(f"word{n}" for n in range(3000))
 PACE = {"ttft_ms": 20, "tokens_per_second": 400, "jitter": 0.1}
 LONG_ARTICLE = {**ARTICLE, "content": LONG}
 BOOK = ScenarioBook.model_validate(

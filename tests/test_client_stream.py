@@ -60,7 +60,9 @@ ARTICLE = {
     "tags": ["streaming", "agents"],
     "draft": False,
 }
-LONG = " ".join(f"word{n}" for n in range(300))
+# Long enough (7.5 s paced) that no catch-up burst of a starved simulator can finish it before a cancel
+# sent early in it arrives: the cancel tests can count on text still to come.
+LONG = " ".join(f"word{n}" for n in range(3000))
 PACE = {"ttft_ms": 20, "tokens_per_second": 400, "jitter": 0.1}
 CALL = {"tool_call": {"name": "save_article", "input": ARTICLE}}
 LONG_CALL = {"tool_call": {"name": "save_article", "input": {**ARTICLE, "content": LONG}}}

@@ -29,7 +29,8 @@ from midstream.sim import ScenarioBook, SimURL, running
 from midstream.sim.stream import RequestRecord, SimStream
 from simsupport import EXAMPLES, decode
 
-LONG_TEXT = " ".join(f"word{n}" for n in range(300))
+# Long enough (6 s paced) that no catch-up burst of a starved simulator gets near its end.
+LONG_TEXT = " ".join(f"word{n}" for n in range(3000))
 BOOK = ScenarioBook.model_validate(
     {
         "scenarios": [
@@ -96,11 +97,13 @@ def test_a_client_that_stops_reading_halfway_stops_generation(paced: SimURL) -> 
             received += event.type == "text"
             if received == 40:
                 break  # leaving the block closes the connection
-    time.sleep(0.3)  # longer than the rest of the answer would take to generate
+    time.sleep(0.3)  # 150 more tokens of the answer, had generation gone on
     record = _record(paced)
     assert record["scenario"] == "long" and record["disconnected"] is True
     assert record["completed"] is False and record["disconnected_ms"] is not None
-    assert 40 <= record["tokens_generated"] < 150  # 300 words were scripted
+    # Stopped far before the end. How far past the 40th event the simulator got is the machine's timing
+    # (a starved simulator catches up in a burst); tokens_after_disconnect is the exact check.
+    assert 40 <= record["tokens_generated"] < 3000 // 2
     assert record["tokens_after_disconnect"] == 0
     time.sleep(0.2)
     assert _record(paced)["tokens_generated"] == record["tokens_generated"]  # nothing more was generated
