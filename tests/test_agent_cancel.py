@@ -37,9 +37,7 @@ from midstream.client.stream import Client
 from midstream.events import ResponseEnd, TextDelta
 from midstream.sim import ScenarioBook, SimURL
 
-# Long enough (10 s paced) that no catch-up burst of a starved simulator can finish it before a cancel
-# sent early in it arrives: the cancel tests can count on text still to come.
-LONG = " ".join(f"word{n}" for n in range(4000))
+LONG = " ".join(f"word{n}" for n in range(400))
 PACE = {"ttft_ms": 5, "tokens_per_second": 400, "jitter": 0.0}
 
 
