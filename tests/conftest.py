@@ -11,10 +11,14 @@ module overrides ``book`` with its own (a module-level fixture of that name wins
 ``fresh_sims`` clears both simulators' request logs (and with them the fault counters of their
 scenarios) before a test; a module that counts requests uses it for every test with
 ``pytestmark = pytest.mark.usefixtures("fresh_sims")``.
+
+``ctrl_c`` gives SIGINT Python's own handler for one test, as an interactive shell does: a test
+started from a shell whose background jobs ignore SIGINT would otherwise never see Ctrl-C.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -48,6 +52,16 @@ def fresh_sims(sim: SimURL, paced: SimURL) -> None:
     """Both simulators with an empty request log and fresh fault counters."""
     for url in (sim, paced):
         fresh(url)
+
+
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt (and asyncio installs its handler) during the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

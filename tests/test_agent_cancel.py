@@ -333,6 +333,7 @@ def test_cancel_during_a_slow_hook(sim: SimURL) -> None:
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_in_run_sync_cancels_and_compensates(paced: SimURL) -> None:
     world = World()
     main = threading.main_thread().ident

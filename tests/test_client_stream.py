@@ -515,6 +515,7 @@ def test_cancel_from_another_thread_interrupts_a_blocked_read(paced: SimURL) -> 
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="needs the main thread")
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_closes_the_connection(paced: SimURL) -> None:
     at: dict[str, float] = {}
     main = threading.main_thread().ident
