@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,6 +52,7 @@ def serve(
     import uvicorn
 
     from midstream.relay.serve import build
+    from midstream.sim import serving
 
     if replay_ttl <= 0 or heartbeat <= 0:
         _fail("--replay-ttl and --heartbeat must be positive", EXIT_USAGE)
@@ -62,8 +62,8 @@ def serve(
         with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
             factory = _factory(provider, model, url, api_key, tools, settings, sim) if execute else None
             app = build(store, factory=factory, heartbeat=heartbeat, replay_ttl=replay_ttl)
-            sock = _listen(host, port)
-            where = f"http://{host}:{sock.getsockname()[1]}"
+            sock = serving.listen(host, port)
+            where = serving.base_url(host, sock)
             source = "the embedded simulator" if sim else (url or f"{provider}'s API")
             typer.echo(f"midstream relay listening on {where}  (Ctrl-C stops it)")
             typer.echo(f"  store: {app.state.relay.log!r}")
@@ -124,17 +124,6 @@ def _factory(
         settings=load_settings(settings) if settings else None,
         default_models=DEFAULT_MODELS,
     )
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise LocalError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sock
 
 
 def _fail(message: str, code: int) -> Any:

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +25,7 @@ from midstream.relay.app import create_app
 from midstream.relay.log import DEFAULT_REPLAY_TTL, EventLog
 from midstream.relay.runner import AgentFactory, LocalExecutor
 from midstream.relay.stores import open_log
+from midstream.sim.serving import base_url, in_thread, listen
 
 __all__ = ["RelayURL", "build", "load_tools", "running"]
 
@@ -85,10 +83,7 @@ def running(
     """Serve the relay from a background thread on ``host:port`` (0: a free port); yield its URL.
     It stops, cancelling its runs and closing the store, when the block exits."""
     app = build(store, factory=factory, heartbeat=heartbeat, replay_ttl=replay_ttl)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound = sock.getsockname()[1]
+    sock = listen(host, port)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -97,20 +92,7 @@ def running(
         access_log=False,
         timeout_graceful_shutdown=3,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise LocalError(f"the relay did not start on {host}:{bound}")
-        time.sleep(0.005)
-    url = RelayURL(f"http://{host}:{bound}")
+    url = RelayURL(base_url(host, sock))
     url.app = app
-    try:
+    with in_thread(config, sock, name="the relay", startup_timeout=startup_timeout):
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10.0)
-        sock.close()

@@ -8,9 +8,6 @@ request (:mod:`midstream.sim.scenarios`), a latency model, faults on demand, and
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +15,10 @@ from typing import Any
 
 import uvicorn
 
-from midstream.errors import LocalError
 from midstream.sim._guard import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, RateLimit, guarded
 from midstream.sim.scenarios import FaultSpec, LatencySpec, Scenario, ScenarioBook, ScenarioError
 from midstream.sim.server import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, Simulator
+from midstream.sim.serving import base_url, in_thread, listen
 from midstream.sim.stream import RequestRecord
 
 __all__ = [
@@ -56,25 +53,6 @@ def _book(scenarios: ScenarioBook | str | Path | None) -> ScenarioBook | None:
     if scenarios is None or isinstance(scenarios, ScenarioBook):
         return scenarios
     return ScenarioBook.load(scenarios)
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (IPv4 or IPv6); a :class:`LocalError` that says why not."""
-    if not 0 <= port <= 65535:
-        raise LocalError(f"cannot listen on port {port}: a port is 0 (any free one) to 65535")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise LocalError(f"cannot listen on {host!r}: not an address or a known host name") from exc
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        raise LocalError(f"cannot listen on {shown}: {exc.strerror or exc}") from exc
-    return sock
 
 
 @contextmanager
@@ -115,8 +93,7 @@ def running(
         max_request_bytes=max_request_bytes,
         body_timeout=body_timeout,
     )
-    sock = _listen(host, port)
-    bound_port = sock.getsockname()[1]
+    sock = listen(host, port)
     # log_config=None: the server's loggers propagate to the host program's logging, untouched.
     config = uvicorn.Config(
         sim.app,
@@ -128,20 +105,7 @@ def running(
         limit_concurrency=max_connections,
         timeout_keep_alive=5,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            raise LocalError(f"the simulator did not start on {host}:{bound_port}")
-        time.sleep(0.005)
-    url = SimURL(f"http://{f'[{host}]' if ':' in host else host}:{bound_port}")
+    url = SimURL(base_url(host, sock))
     url.simulator = sim
-    try:
+    with in_thread(config, sock, name="the simulator", startup_timeout=startup_timeout):
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5.0)
-        sock.close()
