@@ -107,6 +107,16 @@ class _Cursor:
         self.seen += 1
         return self.seen > self.skip
 
+    def kept(self, seq: int, chunks: list[Chunk]) -> list[tuple[str, Chunk]]:
+        """``(sse_id, chunk)`` for the chunks of entry ``seq`` a reader at this cursor has not seen."""
+        return [(sse_id, chunk) for sse_id, n, chunk in _ids(seq, chunks) if self.keep(seq, n)]
+
+    def feed(self, translator: Translator, entry: Entry, seq: int) -> tuple[int, list[tuple[str, Chunk]]]:
+        """Translate one entry (``seq`` is the previous entry's): its seq and what the reader gets."""
+        payload = _payload(entry)
+        seq = int(payload.get("seq", seq + 1))
+        return seq, self.kept(seq, translator.feed(payload))
+
 
 def replay(
     translator: Translator,
@@ -125,18 +135,11 @@ def replay(
     cursor = _Cursor(after, skip)
     seq = 0
     for entry in payloads:
-        payload = _payload(entry)
-        seq = int(payload.get("seq", seq + 1))
-        chunks = translator.feed(payload)
-        for sse_id, n, chunk in _ids(seq, chunks):
-            if cursor.keep(seq, n):
-                yield sse_id, chunk
+        seq, kept = cursor.feed(translator, entry, seq)
+        yield from kept
     if close and not translator.finished:
-        chunks = translator.close()
         seq += 1  # the closing chunks follow the last entry
-        for sse_id, n, chunk in _ids(seq, chunks):
-            if cursor.keep(seq, n):
-                yield sse_id, chunk
+        yield from cursor.kept(seq, translator.close())
 
 
 async def areplay(
@@ -151,12 +154,9 @@ async def areplay(
     cursor = _Cursor(after, skip)
     seq = 0
     async for entry in payloads:
-        payload = _payload(entry)
-        seq = int(payload.get("seq", seq + 1))
-        chunks = translator.feed(payload)
-        for sse_id, n, chunk in _ids(seq, chunks):
-            if cursor.keep(seq, n):
-                yield sse_id, chunk
+        seq, kept = cursor.feed(translator, entry, seq)
+        for item in kept:
+            yield item
         if translator.finished:
             return
 
@@ -189,12 +189,9 @@ async def sse_body(
             for chunk in translator.lost(item.earliest, item.run):
                 yield sse_event(chunk)
             return
-        payload = _payload(item)
-        seq = int(payload.get("seq", seq + 1))
-        chunks = translator.feed(payload)
-        for sse_id, n, chunk in _ids(seq, chunks):
-            if cursor.keep(seq, n):
-                yield sse_event(chunk, sse_id)
+        seq, kept = cursor.feed(translator, item, seq)
+        for sse_id, chunk in kept:
+            yield sse_event(chunk, sse_id)
         if translator.finished:
             return
     if close and not translator.finished:
