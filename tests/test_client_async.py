@@ -252,7 +252,7 @@ def test_idle_timeout_after_content(paced: SimURL) -> None:
 
 def test_total_timeout(paced: SimURL) -> None:
     async def body() -> list[Any]:
-        async with client(paced, timeouts=Timeouts(total=0.3)) as c, c.stream("long") as s:
+        async with client(paced, timeouts=Timeouts(total=1.0)) as c, c.stream("long") as s:
             return await drain(s)
 
     error = run(body)[-1]

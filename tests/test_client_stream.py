@@ -459,7 +459,7 @@ def test_idle_timeout_before_content(paced: SimURL) -> None:
 
 
 def test_total_timeout(paced: SimURL) -> None:
-    with client(paced, timeouts=Timeouts(total=0.3)) as c, c.stream("long") as stream:
+    with client(paced, timeouts=Timeouts(total=1.0)) as c, c.stream("long") as stream:
         error = drain(stream)[-1]
     assert isinstance(error, StreamInterruptedByTimeout) and error.which == "total"
     assert error.partial.text and error.partial.text != LONG
