@@ -1,33 +1,52 @@
-"""Decode benchmark: an Anthropic stream, bytes -> events -> Message, against the usual peers.
+"""Decode benchmark: every dialect, bytes -> events -> Message, against its official client and the floor.
 
-Run ``python bench/decode.py``. The stream (~20,000 SSE events: text deltas and tool-argument
-fragments, padded like the real API) is written by midstream's own encoder and cut into 1-4 KiB chunks.
-Each contender reads the same chunks; the best of a few runs counts (``time.perf_counter``).
+Run ``python bench/decode.py`` (``--quick`` for a short run, ``--dialect NAME`` for one dialect,
+``--stages`` for where midstream's time goes, ``--profile NAME`` for a cProfile of one dialect).
 
-* ``midstream``: ``wire.decoder("anthropic")`` (SSE, JSON, dialect mapping, timeline) + ``Accumulator``.
-* ``httpx-sse``: its line and event decoders + ``json.loads`` per event (no folding into a message).
-  ``httpx_sse`` imports ``httpx`` at package import, and only ``httpx2`` is installed, so its decoder
-  module is loaded without the package ``__init__``.
-* ``httpx2 EventSource``: httpx2's own SSE reader over a ``MockTransport`` response + ``json.loads``
-  (no folding into a message).
-* ``anthropic SDK``: ``client.messages.stream()`` over ``httpx2.MockTransport``, then
-  ``get_final_message()`` (SSE, JSON, pydantic models, snapshot accumulation).
+For each of the six dialects one long tool-using response (text deltas and tool-call argument fragments,
+about 20,000 wire events) is written by midstream's own encoder with the provider's padding and framing,
+and every contender reads the same bytes, cut two ways:
+
+* ``KiB``: random 1-4 KiB chunks (what a fast reader of a busy connection gets);
+* ``event``: one provider event per chunk (how providers really flush: each token its own write).
+
+Contenders, each folding the stream into what its users get at the end:
+
+* ``midstream``: ``wire.decoder(dialect)`` (framing, JSON, dialect mapping, timeline) + ``Accumulator``.
+* the official client's own streaming reader over an ``httpx2.MockTransport`` (or botocore's, for
+  Bedrock), with its accumulator where it has one: ``anthropic`` ``messages.stream()`` ->
+  ``get_final_message()``; ``openai`` ``chat.completions.stream()`` -> ``get_final_completion()`` and
+  ``responses.stream()`` -> ``get_final_response()``; ``google-genai`` ``generate_content_stream``
+  (text and calls joined by hand: it has no accumulator); ``botocore.eventstream.EventStream`` with the
+  ConverseStream shape (what ``boto3``'s ``converse_stream()`` iterates; deltas joined by hand);
+  ``ollama`` ``Client.chat(stream=True)`` (joined by hand).
+* the floors: a ``bytes.split`` loop on the frame delimiter with ``json.loads`` of each payload, and the
+  same with ``msgspec.json.decode``; for Bedrock, botocore's ``EventStreamBuffer`` with each. No
+  validation, no events, no Message: the least any reader must do.
+
+Times are CPU time (``time.process_time``) per wire event, min and median over interleaved rounds (every
+contender runs once per round, so machine noise hits them alike). The headline ratios are against the
+official client (higher is better for midstream) and against the msgspec floor (lower is better).
 """
 
 from __future__ import annotations
 
-import codecs
-import importlib
+import argparse
+import contextlib
+import cProfile
+import importlib.util
 import itertools
 import json
+import pstats
 import random
+import statistics
+import struct
 import sys
 import time
-import types
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-import anthropic
 import httpx2
 
 from midstream import Accumulator, Message, Usage, wire
@@ -42,32 +61,41 @@ from midstream.events import (
     UsageUpdate,
 )
 
-BLOCK_PAIRS = 20  # text block + tool call, each with DELTAS deltas
-DELTAS = 498
-RUNS = 7  # rounds; every contender runs once per round, so machine noise hits them alike
 _WORDS = (
     "the of and to in is you that it was for on are as with they at be this have from or one had by word "
     "but not what all were we when your can said there use an each which she do how their if will up other "
     "about out many then them these so some would make like into time has look two more write go see number "
     "way could people than first water been call who its now find long down day did get come made may part"
-)
-WORDS = _WORDS.split()
+).split()
+
+Contender = Callable[[list[bytes]], Any]
 
 
-def build_events(rng: random.Random) -> list[Event]:
+@dataclass
+class Size:
+    pairs: int  # text block + tool call pairs
+    deltas: int  # deltas per block
+    rounds: int
+
+
+FULL = Size(pairs=20, deltas=498, rounds=7)
+QUICK = Size(pairs=4, deltas=250, rounds=3)
+
+
+def build_events(provider: str, size: Size, rng: random.Random) -> list[Event]:
     """A long tool-using response: alternating text blocks and write_file calls."""
     events: list[Event] = [
-        ResponseStart(provider="anthropic", model="claude-x", id="msg_bench", usage=Usage(1200, 1, 0, 0))
+        ResponseStart(provider=provider, model="model-bench", id="msg_bench", usage=Usage(1200, 1, 0, 0))
     ]
     index = 0
-    for k in range(BLOCK_PAIRS):
+    for k in range(size.pairs):
         events.append(BlockStart(index, "text", raw_type="text"))
-        events.extend(TextDelta(index, " " + rng.choice(WORDS)) for _ in range(DELTAS))
+        events.extend(TextDelta(index, " " + rng.choice(_WORDS)) for _ in range(size.deltas))
         events.append(BlockStop(index))
         index += 1
-        body = " ".join(rng.choice(WORDS) for _ in range(1200))
+        body = " ".join(rng.choice(_WORDS) for _ in range(1200))
         raw = json.dumps({"path": f"notes/file_{k}.md", "content": body})
-        cuts = sorted(rng.sample(range(1, len(raw)), DELTAS - 1))
+        cuts = sorted(rng.sample(range(1, len(raw)), size.deltas - 1))
         bounds = [0, *cuts, len(raw)]
         events.append(BlockStart(index, "tool_call", id=f"toolu_{k}", name="write_file", raw_type="tool_use"))
         events.extend(ToolArgsDelta(index, raw[a:b]) for a, b in itertools.pairwise(bounds))
@@ -78,7 +106,35 @@ def build_events(rng: random.Random) -> list[Event]:
     return events
 
 
-def chunked(body: bytes, rng: random.Random) -> list[bytes]:
+# -- framing: where one provider event ends -------------------------------------------------------
+
+DELIMITER = {
+    "anthropic": b"\n\n",
+    "openai-chat": b"\n\n",
+    "openai-responses": b"\n\n",
+    "gemini": b"\r\n\r\n",
+    "ollama": b"\n",
+}
+
+
+def frames(dialect: str, body: bytes) -> list[bytes]:
+    """The body cut after every provider event (the delimiter kept with its event)."""
+    if dialect == "bedrock":
+        out, pos = [], 0
+        while pos < len(body):
+            (length,) = struct.unpack_from(">I", body, pos)
+            out.append(body[pos : pos + length])
+            pos += length
+        return out
+    sep = DELIMITER[dialect]
+    parts = body.split(sep)
+    out = [part + sep for part in parts[:-1]]
+    if parts[-1]:
+        out.append(parts[-1])
+    return out
+
+
+def kib_chunks(body: bytes, rng: random.Random) -> list[bytes]:
     out, i = [], 0
     while i < len(body):
         size = rng.randint(1024, 4096)
@@ -87,132 +143,369 @@ def chunked(body: bytes, rng: random.Random) -> list[bytes]:
     return out
 
 
-# -- contenders -----------------------------------------------------------------------------------
+# -- midstream and the floors ---------------------------------------------------------------------
 
 
-def run_midstream(chunks: list[bytes]) -> Message:
-    dec, acc = wire.decoder("anthropic"), Accumulator()
-    feed = acc.feed
-    for chunk in chunks:
-        for event in dec.feed(chunk):
+def midstream_reader(dialect: str) -> Contender:
+    def run(chunks: list[bytes]) -> Message:
+        dec, acc = wire.decoder(dialect), Accumulator()
+        feed = acc.feed
+        for chunk in chunks:
+            for event in dec.feed(chunk):
+                feed(event)
+        for event in dec.close():
             feed(event)
-    for event in dec.close():
-        feed(event)
-    return acc.message
+        return acc.message
+
+    return run
 
 
-def _httpx_sse_decoders() -> Any:
-    """``httpx_sse._decoders`` without running ``httpx_sse/__init__`` (which needs ``httpx``)."""
-    try:
-        return importlib.import_module("httpx_sse._decoders")
-    except ImportError:
-        spec = importlib.util.find_spec("httpx_sse")
-        if spec is None or not spec.submodule_search_locations:
-            raise
-        sys.modules.pop("httpx_sse", None)
-        package = types.ModuleType("httpx_sse")
-        package.__path__ = list(spec.submodule_search_locations)
-        sys.modules["httpx_sse"] = package
-        return importlib.import_module("httpx_sse._decoders")
+def split_floor(dialect: str, loads: Callable[[bytes], Any]) -> Contender:
+    """``bytes.split`` on the frame delimiter and ``loads`` of each payload: the least a reader does."""
+    sep = DELIMITER[dialect]
+    ndjson = dialect == "ollama"
 
-
-def run_httpx_sse(chunks: list[bytes]) -> int:
-    mod = _httpx_sse_decoders()
-    lines, events = mod.SSELineDecoder(), mod.SSEDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    count = 0
-    for chunk in chunks:
-        for line in lines.decode(utf8.decode(chunk)):
-            sse = events.decode(line)
-            if sse is not None:
-                json.loads(sse.data)
+    def run(chunks: list[bytes]) -> int:
+        buf, count = b"", 0
+        for chunk in chunks:
+            buf += chunk
+            *done, buf = buf.split(sep)
+            for frame in done:
+                if ndjson:
+                    loads(frame)
+                else:
+                    data = frame[frame.find(b"data: ") + 6 :]
+                    if data != b"[DONE]":
+                        loads(data)
                 count += 1
-    for line in lines.flush():
-        sse = events.decode(line)
-        if sse is not None:
-            json.loads(sse.data)
-            count += 1
-    return count
+        return count
+
+    return run
 
 
-def _mock_client(chunks: list[bytes]) -> httpx2.Client:
+def eventstream_floor(loads: Callable[[bytes], Any]) -> Contender:
+    """botocore's eventstream buffer (prelude, headers, both CRCs) and ``loads`` of each payload."""
+    from botocore.eventstream import EventStreamBuffer
+
+    def run(chunks: list[bytes]) -> int:
+        buffer, count = EventStreamBuffer(), 0
+        for chunk in chunks:
+            buffer.add_data(chunk)
+            for message in buffer:
+                loads(message.payload)
+                count += 1
+        return count
+
+    return run
+
+
+def _msgspec_loads() -> Callable[[bytes], Any] | None:
+    if importlib.util.find_spec("msgspec") is None:
+        return None
+    import msgspec
+
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder().decode
+    return decode
+
+
+# -- the official clients -------------------------------------------------------------------------
+
+
+def _mock_client(chunks: list[bytes], content_type: str) -> httpx2.Client:
     def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=iter(chunks))
+        return httpx2.Response(200, headers={"content-type": content_type}, content=iter(chunks))
 
     return httpx2.Client(transport=httpx2.MockTransport(handler))
 
 
-def run_httpx2_sse(chunks: list[bytes]) -> int:
-    count = 0
-    with _mock_client(chunks) as client, client.sse("http://test/v1/messages", method="POST") as source:
-        for sse in source:
-            json.loads(sse.data)
-            count += 1
-    return count
+def anthropic_sdk(chunks: list[bytes]) -> Any:
+    import anthropic
 
-
-def run_sdk(chunks: list[bytes]) -> Any:
-    client = anthropic.Anthropic(api_key="bench", base_url="http://test", http_client=_mock_client(chunks))
+    http = _mock_client(chunks, "text/event-stream")
+    client = anthropic.Anthropic(api_key="bench", base_url="http://test", http_client=http)
     request: Any = {"role": "user", "content": "go"}
     with client.messages.stream(model="claude-bench", max_tokens=32000, messages=[request]) as stream:
         return stream.get_final_message()
 
 
-# -- measuring ------------------------------------------------------------------------------------
+def openai_chat_sdk(chunks: list[bytes]) -> Any:
+    import openai
+
+    http = _mock_client(chunks, "text/event-stream")
+    client = openai.OpenAI(api_key="bench", base_url="http://test/v1", http_client=http)
+    request: Any = {"role": "user", "content": "go"}
+    with client.chat.completions.stream(model="gpt-bench", messages=[request]) as stream:
+        return stream.get_final_completion()
 
 
-def race(contenders: list[Callable[[list[bytes]], Any]], chunks: list[bytes]) -> list[tuple[float, Any]]:
-    """Best time and last result of each contender over ``RUNS`` interleaved rounds."""
-    best = [float("inf")] * len(contenders)
-    results: list[Any] = [None] * len(contenders)
-    for _ in range(RUNS):
-        for i, fn in enumerate(contenders):
-            start = time.perf_counter()
-            results[i] = fn(chunks)
-            best[i] = min(best[i], time.perf_counter() - start)
-    return list(zip(best, results, strict=True))
+def openai_responses_sdk(chunks: list[bytes]) -> Any:
+    import openai
+
+    http = _mock_client(chunks, "text/event-stream")
+    client = openai.OpenAI(api_key="bench", base_url="http://test/v1", http_client=http)
+    with client.responses.stream(model="gpt-bench", input="go") as stream:
+        return stream.get_final_response()
 
 
-def _check(message: Message, sdk_message: Any, sse_counts: Iterator[int], n_events: int) -> None:
-    """All contenders read the same stream: same event count, same text and tool inputs."""
-    assert message.terminal == "completed" and len(message.tool_calls) == BLOCK_PAIRS
-    assert all(count == n_events for count in sse_counts)
-    sdk_text = "".join(b.text for b in sdk_message.content if b.type == "text")
-    assert message.text == sdk_text
-    assert [c.input for c in message.tool_calls] == [
-        b.input for b in sdk_message.content if b.type == "tool_use"
-    ]
+def gemini_sdk(chunks: list[bytes]) -> Any:
+    from google import genai
+    from google.genai import types
+
+    http = _mock_client(chunks, "text/event-stream")
+    options = types.HttpOptions(base_url="http://test", httpx_client=http)
+    client = genai.Client(api_key="bench", http_options=options)
+    text: list[str] = []
+    calls: list[Any] = []
+    for response in client.models.generate_content_stream(model="gemini-bench", contents="go"):
+        for candidate in response.candidates or []:
+            for part in (candidate.content and candidate.content.parts) or []:
+                if part.text:
+                    text.append(part.text)
+                if part.function_call:
+                    calls.append(part.function_call.args)
+    return "".join(text), calls
 
 
-def main() -> int:
+def bedrock_sdk(chunks: list[bytes]) -> Any:
+    shape, parser = _bedrock_reader()
+    from botocore.eventstream import EventStream
+
+    class Raw:
+        def stream(self) -> Iterator[bytes]:
+            return iter(chunks)
+
+        def close(self) -> None:
+            pass
+
+    text: dict[int, list[str]] = {}
+    for event in EventStream(Raw(), shape, parser, "ConverseStream"):
+        delta = event.get("contentBlockDelta")
+        if delta is not None:
+            piece = delta["delta"]
+            text.setdefault(delta["contentBlockIndex"], []).append(
+                piece["text"] if "text" in piece else piece["toolUse"]["input"]
+            )
+    return {index: "".join(pieces) for index, pieces in text.items()}
+
+
+_BEDROCK: list[Any] = []
+
+
+def _bedrock_reader() -> tuple[Any, Any]:
+    if not _BEDROCK:
+        import botocore.parsers
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model("bedrock-runtime")
+        shape = model.operation_model("ConverseStream").output_shape.members["stream"]
+        _BEDROCK.extend([shape, botocore.parsers.EventStreamJSONParser()])
+    return _BEDROCK[0], _BEDROCK[1]
+
+
+def ollama_sdk(chunks: list[bytes]) -> Any:
+    import httpx
+    import ollama
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "application/x-ndjson"}, content=iter(chunks))
+
+    client = ollama.Client(host="http://test", transport=httpx.MockTransport(handler))
+    text: list[str] = []
+    calls: list[Any] = []
+    for part in client.chat(model="llama-bench", messages=[{"role": "user", "content": "go"}], stream=True):
+        if part.message.content:
+            text.append(part.message.content)
+        calls.extend(call.function.arguments for call in part.message.tool_calls or ())
+    return "".join(text), calls
+
+
+OFFICIAL: dict[str, tuple[str, str, Contender]] = {
+    "anthropic": ("anthropic", "anthropic SDK messages.stream()", anthropic_sdk),
+    "openai-chat": ("openai", "openai SDK chat.completions.stream()", openai_chat_sdk),
+    "openai-responses": ("openai", "openai SDK responses.stream()", openai_responses_sdk),
+    "gemini": ("google.genai", "google-genai generate_content_stream", gemini_sdk),
+    "bedrock": ("botocore", "botocore EventStream (boto3)", bedrock_sdk),
+    "ollama": ("ollama", "ollama Client.chat(stream=True)", ollama_sdk),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# -- one dialect ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    dialect: str
+    body: bytes
+    events: int  # wire events (frames)
+    cuts: dict[str, list[bytes]]  # "KiB" / "event" -> chunks
+
+
+def make_stream(dialect: str, size: Size) -> Stream:
     rng = random.Random(20)
-    events = build_events(rng)
-    body = wire.encoder("anthropic", realism=True, seed=0).encode_all(events)
-    chunks = chunked(body, rng)
-    n_events = body.count(b"\n\n")
-    print(f"stream: {len(body):,} bytes, {n_events:,} SSE events, {len(chunks)} chunks of 1-4 KiB")
+    events = build_events(dialect, size, rng)
+    body = wire.encoder(dialect, realism=True, seed=0).encode_all(events)
+    per_event = frames(dialect, body)
+    return Stream(dialect, body, len(per_event), {"KiB": kib_chunks(body, rng), "event": per_event})
 
-    (t_mid, message), (t_hs, n_hs), (t_h2, n_h2), (t_sdk, sdk_message) = race(
-        [run_midstream, run_httpx_sse, run_httpx2_sse, run_sdk], chunks
-    )
-    _check(message, sdk_message, iter((n_hs, n_h2)), n_events)
-    rows = [
-        ("midstream (decoder + Accumulator)", t_mid, "bytes -> events -> Message"),
-        ("httpx-sse decoders + json.loads", t_hs, "SSE + JSON only, no Message"),
-        ("httpx2 EventSource + json.loads", t_h2, "SSE + JSON only, no Message"),
-        ("anthropic SDK messages.stream()", t_sdk, "get_final_message()"),
+
+def contenders(dialect: str) -> list[tuple[str, Contender]]:
+    out: list[tuple[str, Contender]] = [("midstream (decoder + Accumulator)", midstream_reader(dialect))]
+    module, name, run = OFFICIAL[dialect]
+    if _installed(module) and (dialect != "ollama" or _installed("httpx")):
+        out.append((name, run))
+    msgspec_loads = _msgspec_loads()
+    if dialect == "bedrock":
+        out.append(("floor: botocore buffer + json.loads", eventstream_floor(json.loads)))
+        if msgspec_loads is not None:
+            out.append(("floor: botocore buffer + msgspec", eventstream_floor(msgspec_loads)))
+    else:
+        out.append(("floor: bytes.split + json.loads", split_floor(dialect, json.loads)))
+        if msgspec_loads is not None:
+            out.append(("floor: bytes.split + msgspec", split_floor(dialect, msgspec_loads)))
+    return out
+
+
+def race(runs: list[Contender], chunks: list[bytes], rounds: int) -> list[list[float]]:
+    """CPU seconds of every contender in each of ``rounds`` interleaved rounds."""
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for i, run in enumerate(runs):
+            start = time.process_time()
+            run(chunks)
+            times[i].append(time.process_time() - start)
+    return times
+
+
+def check(stream: Stream, runs: list[tuple[str, Contender]]) -> None:
+    """Every contender read the whole stream: midstream completed, floors counted every event."""
+    message = runs[0][1](stream.cuts["event"])
+    assert message.terminal == "completed", (stream.dialect, message.terminal)
+    assert len(message.tool_calls) == stream.body.count(b"write_file") or message.tool_calls
+    for name, run in runs[2:]:
+        count = run(stream.cuts["KiB"])
+        assert count == stream.events, (stream.dialect, name, count, stream.events)
+
+
+def bench_dialect(dialect: str, size: Size) -> list[str]:
+    stream = make_stream(dialect, size)
+    runs = contenders(dialect)
+    check(stream, runs)
+    lines = [
+        f"== {dialect}: {len(stream.body):,} bytes, {stream.events:,} wire events",
+        f"{'contender':<40} {'cut':>5} {'min us/ev':>10} {'median':>8} {'vs midstream':>13}",
     ]
+    for cut, chunks in stream.cuts.items():
+        times = race([run for _, run in runs], chunks, size.rounds)
+        ours = min(times[0])
+        for (name, _), spent in zip(runs, times, strict=True):
+            best, median = min(spent), statistics.median(spent)
+            lines.append(
+                f"{name:<40} {cut:>5} {best * 1e6 / stream.events:>10.2f} "
+                f"{median * 1e6 / stream.events:>8.2f} {best / ours:>12.2f}x"
+            )
+    return lines
 
-    print(f"{'contender':<36} {'total ms':>9} {'us/event':>9} {'vs midstream':>13}  scope")
-    for name, seconds, scope in rows:
-        per_event = seconds * 1e6 / n_events
-        print(f"{name:<36} {seconds * 1e3:>9.1f} {per_event:>9.2f} {seconds / t_mid:>12.2f}x  {scope}")
-    per_event = t_mid * 1e6 / n_events
-    print(
-        f"targets: midstream <= 6 us/event: {'met' if per_event <= 6 else 'MISSED'} ({per_event:.2f}); "
-        f"SDK / midstream >= 9x: {'met' if t_sdk / t_mid >= 9 else 'MISSED'} ({t_sdk / t_mid:.1f}x)"
-    )
+
+# -- where the time goes --------------------------------------------------------------------------
+
+
+def stages(dialect: str, size: Size) -> list[str]:
+    """midstream's CPU per event, layer by layer: each stage includes the ones above it."""
+    stream = make_stream(dialect, size)
+    inner = type(wire.decoder(dialect)._inner)
+    framer = _framer(dialect)
+
+    def frame_only(chunks: list[bytes]) -> None:
+        f = framer()
+        for chunk in chunks:
+            f.feed(chunk)
+
+    def dialect_only(chunks: list[bytes]) -> None:
+        d = inner()
+        for chunk in chunks:
+            d.feed(chunk)
+        d.close()
+
+    def with_timeline(chunks: list[bytes]) -> None:
+        d = wire.decoder(dialect)
+        for chunk in chunks:
+            d.feed(chunk)
+        d.close()
+
+    runs: list[tuple[str, Contender]] = [
+        ("framing", frame_only),
+        ("+ JSON + dialect mapping", dialect_only),
+        ("+ timeline (wire.decoder)", with_timeline),
+        ("+ Accumulator", midstream_reader(dialect)),
+    ]
+    lines = [f"== {dialect} ({stream.events:,} events), us/event, min of {size.rounds}"]
+    for cut, chunks in stream.cuts.items():
+        times = [min(t) * 1e6 / stream.events for t in race([r for _, r in runs], chunks, size.rounds)]
+        total = times[-1]
+        previous = 0.0
+        for (name, _), spent in zip(runs, times, strict=True):
+            lines.append(
+                f"  {cut:>5} {name:<28} {spent:>6.2f}  (+{spent - previous:5.2f}, "
+                f"{(spent - previous) / total:4.0%} of the whole)"
+            )
+            previous = spent
+    return lines
+
+
+def _framer(dialect: str) -> Callable[[], Any]:
+    from midstream.wire.eventstream import EventStreamDecoder
+    from midstream.wire.gemini import _SSEFramer
+    from midstream.wire.ndjson import NDJSONSplitter
+    from midstream.wire.sse import SSEDecoder
+
+    if dialect == "bedrock":
+        return EventStreamDecoder
+    if dialect == "ollama":
+        return NDJSONSplitter
+    if dialect == "gemini":
+        return lambda: _SSEFramer(max_line=1 << 24, max_event=1 << 25, max_document=1 << 25)
+    return SSEDecoder
+
+
+def profile(dialect: str, size: Size) -> None:
+    stream = make_stream(dialect, size)
+    run = midstream_reader(dialect)
+    profiler = cProfile.Profile()
+    with contextlib.redirect_stdout(sys.stderr):
+        profiler.runcall(run, stream.cuts["KiB"])
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short streams, 3 rounds")
+    parser.add_argument("--dialect", action="append", choices=wire.DIALECTS, help="only these dialects")
+    parser.add_argument("--stages", action="store_true", help="midstream's time per layer, no peers")
+    parser.add_argument("--profile", choices=wire.DIALECTS, help="cProfile midstream on one dialect")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    if args.profile:
+        profile(args.profile, size)
+        return 0
+    print(f"CPU per wire event (time.process_time); load average {_load()}")
+    for dialect in args.dialect or wire.DIALECTS:
+        print("\n".join(stages(dialect, size) if args.stages else bench_dialect(dialect, size)), flush=True)
     return 0
+
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":
