@@ -61,12 +61,12 @@ from midstream.events import (
     UsageUpdate,
 )
 
-_WORDS = (
+_WORDS = str.split(
     "the of and to in is you that it was for on are as with they at be this have from or one had by word "
     "but not what all were we when your can said there use an each which she do how their if will up other "
     "about out many then them these so some would make like into time has look two more write go see number "
     "way could people than first water been call who its now find long down day did get come made may part"
-).split()
+)
 
 Contender = Callable[[list[bytes]], Any]
 

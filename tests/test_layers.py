@@ -3,7 +3,8 @@
 vocabulary (``events``, ``message``, ``errors``) -> ``wire`` (with its timeline) -> ``core`` ->
 ``client`` -> ``agent`` -> services (``sim``, ``relay``, ``testing``, ``cli``). A module may import its
 own layer and the layers below it; no module imports another package's private module. The sans-IO
-layers import no third-party package at all, which a fresh interpreter checks.
+layers import no third-party package at all, which a fresh interpreter checks (msgspec, the payload
+parser, is imported when the first payload is parsed; see ``midstream.wire._payload``).
 """
 
 from __future__ import annotations

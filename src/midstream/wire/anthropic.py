@@ -18,8 +18,8 @@ Decoding has two layers:
   ``Decoder`` turns into one). Keys it does not know, such as Bedrock's
   ``amazon-bedrock-invocationMetrics``, are ignored.
 * :class:`AnthropicDecoder` (``DECODER``) frames ``text/event-stream`` bytes with
-  :class:`~midstream.wire.sse.SSEDecoder`, parses each ``data`` as JSON (exactly as ``json.loads``
-  does) and hands the object to the mapper.
+  :class:`~midstream.wire.sse.SSEDecoder`, parses each ``data`` as JSON (under the payload policy of
+  :mod:`midstream.wire._payload`) and hands the object to the mapper.
 
 What the mapping guarantees:
 
@@ -60,9 +60,8 @@ comes back ``truncated``.
 from __future__ import annotations
 
 import json
-import json.scanner
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from midstream.errors import RemoteProtocolError, classify_error
 from midstream.events import (
@@ -84,6 +83,7 @@ from midstream.events import (
 from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
 from midstream.wire._base import frames_first
+from midstream.wire._payload import loads as _loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = [
@@ -111,22 +111,6 @@ _STOP_REASONS: dict[str, StopReason] = {
 _SERVER_CALLS = frozenset({"server_tool_use", "mcp_tool_use"})
 
 _Out = list[Event]
-
-# ``json.loads`` spends more time in its wrapper (BOM check, two whitespace regex matches) than the C
-# scanner spends parsing a small event; a payload that is one bare JSON value goes straight to the
-# scanner, anything else (whitespace around it, errors) through ``json.loads`` for the same result.
-_scan = cast(Callable[[str, int], tuple[Any, int]], json.scanner.make_scanner(cast(Any, json.JSONDecoder())))
-
-
-def _loads(text: str) -> Any:
-    """Exactly ``json.loads(text)``, faster for the usual payload."""
-    try:
-        value, end = _scan(text, 0)
-    except StopIteration:
-        return json.loads(text)
-    if end != len(text):
-        return json.loads(text)
-    return value
 
 
 def _bad(what: str) -> RemoteProtocolError:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -59,6 +58,7 @@ from midstream.message import Usage
 from midstream.wire._base import frames_first
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire._bedrock_encoder import BedrockEncoder, wire_stop_reason
+from midstream.wire._payload import loads
 from midstream.wire.eventstream import (
     DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_PAYLOAD,
@@ -76,7 +76,7 @@ Api = Literal["auto", "converse", "invoke"]
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = loads(raw)
     except ValueError as exc:
         raise RemoteProtocolError(f"bedrock {what} payload is not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -87,7 +87,7 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
 def _loose_payload(raw: bytes) -> Any:
     """A payload we do not interpret: its JSON if it is JSON, else its text."""
     try:
-        return json.loads(raw)
+        return loads(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
 

@@ -67,6 +67,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
+from midstream.wire._payload import loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 
@@ -107,13 +108,9 @@ def _stop_reason(raw: str, called_tools: bool) -> StopReason:
     return FINISH_REASONS.get(raw, "other")
 
 
-def _reject_constant(name: str) -> Any:
-    raise RemoteProtocolError(f"{name} is not JSON")
-
-
 def _load(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = loads(text)
     except ValueError as exc:
         raise RemoteProtocolError(f"invalid JSON in a Gemini stream: {exc}") from exc
     if not isinstance(value, dict):

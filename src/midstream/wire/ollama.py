@@ -69,6 +69,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._base import Encoder, frames_first
+from midstream.wire._payload import loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
 __all__ = [
@@ -134,13 +135,9 @@ def classify_message(message: str) -> tuple[ErrorKind, bool]:
     return classify_error("server_error")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _load_line(line: str) -> dict[str, Any]:
     try:
-        value = json.loads(line, parse_constant=_reject_constant)
+        value = loads(line)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"ollama stream line is not valid JSON: {line[:80]!r}") from exc
     if not isinstance(value, dict):
@@ -374,7 +371,7 @@ def _tool_arguments(raw: str) -> dict[str, Any]:
     if raw.strip() == "":
         return {}
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = loads(raw)
     except (ValueError, RecursionError) as exc:
         raise LocalError(f"an Ollama tool call needs JSON object arguments, got {raw[:80]!r}") from exc
     if not isinstance(value, dict):

@@ -81,6 +81,7 @@ from midstream.message import StopReason, Terminal, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
+from midstream.wire._payload import loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = [
@@ -412,7 +413,7 @@ def _listed(obj: dict[str, Any], key: str) -> list[Any]:
 
 def _loads(data: str) -> dict[str, Any]:
     try:
-        obj = json.loads(data)
+        obj = loads(data)
     except ValueError as exc:
         raise RemoteProtocolError(f"openai-chat payload is not JSON: {exc}") from exc
     if not isinstance(obj, dict):

@@ -65,7 +65,6 @@ How the decoder maps the wire (choices made where the format leaves room):
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +89,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
+from midstream.wire._payload import loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
 
 __all__ = [
@@ -289,7 +289,7 @@ class OpenAIResponsesDecoder:
         if frame.data.strip() == "[DONE]":
             return []
         try:
-            payload = json.loads(frame.data)
+            payload = loads(frame.data)
         except ValueError as exc:
             raise RemoteProtocolError(f"{DIALECT} event {frame.event!r} is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
