@@ -91,8 +91,7 @@ class Decoder:
             error.__cause__ = exc
         out: list[Event] = []
         try:
-            for event in raw:
-                out.extend(self.timeline.feed(event))
+            self.timeline.feed_all(raw, out)
         except RemoteProtocolError as exc:
             error = exc  # earlier in the stream than the dialect's own error
         if error is not None:
@@ -116,8 +115,7 @@ class Decoder:
         if self._error is None:
             out: list[Event] = []
             try:
-                for event in self._inner.close():
-                    out.extend(self.timeline.feed(event))
+                self.timeline.feed_all(self._inner.close(), out)
                 return out + self.timeline.close()
             except RemoteProtocolError as exc:
                 self._error, self._owed = exc, out

@@ -84,7 +84,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
 from midstream.wire._base import frames_first
 from midstream.wire._payload import loads as _loads
-from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
+from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
     "DECODER",
@@ -365,7 +365,7 @@ class AnthropicDecoder:
     """
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
-        self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
+        self._sse = SSEFrameDecoder(max_line=max_line, max_event=max_event)
         self._mapper = AnthropicEventMapper("anthropic")
 
     def feed(self, data: bytes, out: _Out | None = None) -> list[Event]:
@@ -377,20 +377,20 @@ class AnthropicDecoder:
         frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
         return out
 
-    def _frames(self, frames: list[SSEEvent], out: _Out) -> None:
+    def _frames(self, frames: list[SSEFrame], out: _Out) -> None:
         mapper = self._mapper
         block_delta = mapper._block_delta
-        for sse in frames:
+        for event_type, data in frames:
             try:
-                payload = _loads(sse.data)
+                payload = _loads(data)
             except ValueError:
-                self._not_json(sse, out)
+                self._not_json(event_type, data, out)
                 continue
             except RecursionError:
                 raise _bad("data nested too deeply") from None
             if type(payload) is not dict:
-                raise _bad(f"{sse.event} data is not a JSON object")
-            kind = payload.get("type", sse.event)
+                raise _bad(f"{event_type} data is not a JSON object")
+            kind = payload.get("type", event_type)
             if kind == "content_block_delta":
                 block_delta(payload, out)
             else:
@@ -399,23 +399,23 @@ class AnthropicDecoder:
     def close(self) -> list[Event]:
         """End of the body (see the module docstring for the last, unterminated event)."""
         out: _Out = []
-        for sse in self._sse.feed(b"\n\n"):
+        for event_type, data in self._sse.feed(b"\n\n"):
             try:
-                payload = _loads(sse.data)
+                payload = _loads(data)
             except (ValueError, RecursionError):
                 continue  # cut off mid-payload: the response is truncated, which the timeline says
             if type(payload) is dict:
-                self._mapper._map(payload.get("type", sse.event), payload, out)
+                self._mapper._map(payload.get("type", event_type), payload, out)
         self._sse.close()
         out.extend(self._mapper.close())
         return out
 
-    def _not_json(self, sse: SSEEvent, out: _Out) -> None:
-        if sse.event != "error":
-            raise _bad(f"{sse.event} data is not JSON: {sse.data[:80]!r}")
+    def _not_json(self, event_type: str, data: str, out: _Out) -> None:
+        if event_type != "error":
+            raise _bad(f"{event_type} data is not JSON: {data[:80]!r}")
         # Proxies and gateways send plain-text errors; the SDK reports those too.
         kind, retryable = classify_error(None)
-        out.append(StreamError(kind, sse.data, retryable=retryable, raw=sse.data))
+        out.append(StreamError(kind, data, retryable=retryable, raw=data))
 
 
 DECODER = AnthropicDecoder

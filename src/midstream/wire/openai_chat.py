@@ -82,7 +82,7 @@ from midstream.wire._base import frames_first
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
 from midstream.wire._payload import loads
-from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
+from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
     "DECODER",
@@ -180,7 +180,7 @@ class OpenAIChatDecoder:
         max_event: int = DEFAULT_MAX_EVENT,
         finish_required: bool = True,
     ) -> None:
-        self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
+        self._sse = SSEFrameDecoder(max_line=max_line, max_event=max_event)
         self.finish_required = finish_required
         self._state: _State = "idle"
         self._finish: str | None = None
@@ -199,23 +199,23 @@ class OpenAIChatDecoder:
         frames_first(self._sse.feed, data, lambda frames: self._payloads(frames, out))
         return out
 
-    def _payloads(self, frames: list[SSEEvent], out: list[Event]) -> None:
-        for sse in frames:
-            self._payload(sse, out)
+    def _payloads(self, frames: list[SSEFrame], out: list[Event]) -> None:
+        for event_type, data in frames:
+            self._payload(event_type, data, out)
 
     def close(self) -> list[Event]:
         """End of the body. Without ``[DONE]`` the response ends ``truncated``."""
         out: list[Event] = []
-        for sse in self._sse.close():
-            self._payload(sse, out)
+        for event_type, data in self._sse.close():
+            self._payload(event_type, data, out)
         if self._state == "streaming":
             self._end("truncated", out)
         return out
 
     # -- payloads --------------------------------------------------------------------------------
 
-    def _payload(self, sse: SSEEvent, out: list[Event]) -> None:
-        data = sse.data.strip()
+    def _payload(self, event_type: str, data: str, out: list[Event]) -> None:
+        data = data.strip()
         if not data:
             return
         obj: Any = None
@@ -224,7 +224,7 @@ class OpenAIChatDecoder:
             frame = "done"
         else:
             obj = _loads(data)
-            frame = _frame_kind(obj, sse.event)
+            frame = _frame_kind(obj, event_type)
         handler: Callable[[Any, list[Event]], None] = getattr(self, _TRANSITIONS[(self._state, frame)])
         handler(obj, out)
 

@@ -90,7 +90,7 @@ from midstream.wire._base import frames_first
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire._payload import loads
-from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder, SSEEvent
+from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
     "DECODER",
@@ -237,7 +237,7 @@ class OpenAIResponsesDecoder:
     """
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
-        self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
+        self._sse = SSEFrameDecoder(max_line=max_line, max_event=max_event)
         self._started = False
         self._ended = False  # the provider's terminal event arrived
         self._failed = False  # an error event arrived: the timeline has ended the response
@@ -280,21 +280,21 @@ class OpenAIResponsesDecoder:
 
     # -- framing ---------------------------------------------------------------------------------
 
-    def _frames(self, frames: list[SSEEvent], out: list[Event]) -> list[Event]:
-        for frame in frames:
-            out.extend(self._frame(frame))
+    def _frames(self, frames: list[SSEFrame], out: list[Event]) -> list[Event]:
+        for event_type, data in frames:
+            out.extend(self._frame(event_type, data))
         return out
 
-    def _frame(self, frame: SSEEvent) -> list[Event]:
-        if frame.data.strip() == "[DONE]":
+    def _frame(self, event_type: str, data: str) -> list[Event]:
+        if data.strip() == "[DONE]":
             return []
         try:
-            payload = loads(frame.data)
+            payload = loads(data)
         except ValueError as exc:
-            raise RemoteProtocolError(f"{DIALECT} event {frame.event!r} is not JSON: {exc}") from exc
+            raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
-            raise RemoteProtocolError(f"{DIALECT} event {frame.event!r} is not a JSON object")
-        kind = opt_str(payload, "type") or frame.event
+            raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not a JSON object")
+        kind = opt_str(payload, "type") or event_type
         seq = _opt_int(payload, "sequence_number")
         handler = self._handlers.get(kind)
         if handler is None:

@@ -179,10 +179,23 @@ class Timeline:
             event_kind=event.kind,
         )
 
-    def feed_all(self, events: Iterable[Event]) -> list[Event]:
-        """:meth:`feed` each event in turn and concatenate the results."""
-        out: list[Event] = []
+    def feed_all(self, events: Iterable[Event], out: list[Event] | None = None) -> list[Event]:
+        """:meth:`feed` each event in turn and concatenate the results (appended to ``out`` when given).
+
+        When an event is refused, ``out`` already holds what the events before it gave.
+        """
+        out = [] if out is None else out
+        open_blocks = self._open
         for event in events:
+            # The hot path, one per streamed token: a delta for an open block of its type passes as
+            # it is (the table's verdict for every delta kind while streaming), with no call and no
+            # list. Its index was range-checked when the block opened.
+            targets = _DELTA_TARGETS.get(event.kind)
+            if targets is not None and self.state == "streaming":
+                block_type = open_blocks.get(event.index)  # type: ignore[union-attr,arg-type]
+                if block_type is not None and block_type in targets:
+                    out.append(event)
+                    continue
             out.extend(self.feed(event))
         return out
 
