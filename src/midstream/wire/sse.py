@@ -42,6 +42,9 @@ T = TypeVar("T")
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _DIGITS = re.compile(r"[0-9]+")
+# An ordinary event, what nearly every provider event is: ``event: <type>`` (optional), one data line,
+# the blank line that dispatches it. LF line ends only (text with a CR is read line by line).
+_ORDINARY = re.compile(r"(?:event: ([^\r\n]*)\n)?data: ([^\r\n]*)\n\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +116,49 @@ class _SSEParser(Generic[T]):
             self._grow_tail(text)
             return out
         buf = "".join(self._tail) + text if self._tail else text
+        self._tail, self._tail_len = [], 0
         if "\r" in buf:
             lines = _LINE_END.split(buf)
             self._skip_lf = buf[-1] == "\r"
+            tail = lines.pop()
+            self._lines(lines, out)
         else:
-            lines = buf.split("\n")
-        self._tail, self._tail_len = [], 0
-        tail = lines.pop()
+            tail = self._events(buf, out)
+        self._grow_tail(tail)  # after the complete lines: what they completed comes first
+        return out
+
+    def _events(self, buf: str, out: list[T]) -> str:
+        """LF-only text: each ordinary event (an optional ``event: `` line, one ``data: `` line, a blank
+        line) in one regex match, anything else line by line up to the end of its event. Returns the
+        unterminated last line."""
+        match, emit = _ORDINARY.match, self._emit
+        # The longest values the bounds allow (longer ones go line by line, which raises).
+        max_data = min(self.max_line - 6, self.max_event - 1)
+        max_type = self.max_line - 7
+        pos, end = 0, len(buf)
+        while True:
+            if not self._data and not self._event_type:  # between events
+                found = match(buf, pos)
+                while found is not None:
+                    event_type, data = found.group(1, 2)
+                    if len(data) > max_data or (event_type is not None and len(event_type) > max_type):
+                        break
+                    emit(event_type or "message", data, out)
+                    pos = found.end()
+                    found = match(buf, pos)
+            if pos >= end:
+                return ""
+            # Line by line to the end of this event (a blank line), or of the text.
+            blank = pos if buf[pos] == "\n" else buf.find("\n\n", pos) + 1
+            if blank == 0:  # no blank line ahead (find gave -1): the rest, keeping its unterminated line
+                lines = buf[pos:].split("\n")
+                tail = lines.pop()
+                self._lines(lines, out)
+                return tail
+            self._lines(buf[pos:blank].split("\n"), out)
+            pos = blank + 1
+
+    def _lines(self, lines: list[str], out: list[T]) -> None:
         max_line = self.max_line
         for line in lines:
             # The three lines of every ordinary event, inlined: a method call per line is a third
@@ -139,8 +178,6 @@ class _SSEParser(Generic[T]):
                 self._event_type = line[7:]
             else:
                 self._line(line, out)
-        self._grow_tail(tail)  # after the complete lines: what they completed comes first
-        return out
 
     def _grow_tail(self, text: str) -> None:
         if text:
@@ -182,6 +219,12 @@ class _SSEParser(Generic[T]):
             self.retry = int(value)
 
     def _dispatch(self, out: list[T]) -> None:
+        data, event_type = self._data, self._event_type
+        self._data, self._event_type, self._size = [], "", 0
+        if data:
+            self._emit(event_type or "message", data[0] if len(data) == 1 else "\n".join(data), out)
+
+    def _emit(self, event_type: str, data: str, out: list[T]) -> None:
         raise NotImplementedError
 
 
@@ -192,19 +235,8 @@ class SSEDecoder(_SSEParser[SSEEvent]):
     [SSEEvent(event='ping', data='{}', id=None, retry=None)]
     """
 
-    def _dispatch(self, out: list[SSEEvent]) -> None:
-        data, event_type = self._data, self._event_type
-        self._data, self._event_type, self._size = [], "", 0
-        if not data:
-            return
-        out.append(
-            SSEEvent(
-                event=event_type or "message",
-                data=data[0] if len(data) == 1 else "\n".join(data),
-                id=self.last_event_id,
-                retry=self.retry,
-            )
-        )
+    def _emit(self, event_type: str, data: str, out: list[SSEEvent]) -> None:
+        out.append(SSEEvent(event_type, data, self.last_event_id, self.retry))
 
 
 SSEFrame = tuple[str, str]
@@ -218,13 +250,8 @@ class SSEFrameDecoder(_SSEParser[SSEFrame]):
     once per provider event. ``last_event_id`` and ``retry`` are still tracked.
     """
 
-    def _dispatch(self, out: list[SSEFrame]) -> None:
-        data = self._data
-        if data:
-            out.append((self._event_type or "message", data[0] if len(data) == 1 else "\n".join(data)))
-            self._data, self._event_type, self._size = [], "", 0
-        elif self._event_type:
-            self._event_type = ""
+    def _emit(self, event_type: str, data: str, out: list[SSEFrame]) -> None:
+        out.append((event_type, data))
 
 
 def encode_sse(
