@@ -463,7 +463,7 @@ def _framer(dialect: str) -> Callable[[], Any]:
     from midstream.wire.eventstream import EventStreamDecoder
     from midstream.wire.gemini import _SSEFramer
     from midstream.wire.ndjson import NDJSONSplitter
-    from midstream.wire.sse import SSEDecoder
+    from midstream.wire.sse import SSEFrameDecoder
 
     if dialect == "bedrock":
         return EventStreamDecoder
@@ -471,7 +471,7 @@ def _framer(dialect: str) -> Callable[[], Any]:
         return NDJSONSplitter
     if dialect == "gemini":
         return lambda: _SSEFramer(max_line=1 << 24, max_event=1 << 25, max_document=1 << 25)
-    return SSEDecoder
+    return SSEFrameDecoder
 
 
 def profile(dialect: str, size: Size) -> None:

@@ -26,7 +26,8 @@ Every element is a ``GenerateContentResponse`` chunk; the first candidate's part
   as its input), are server tool blocks, other parts unknown blocks, both carrying the part's value
   whole (a signature on such a part travels as described above); unknown top-level and candidate fields become
   :class:`~midstream.events.Unknown` events, as do candidates other than the first.
-* ``usageMetadata`` (running totals on every chunk) becomes a partial ``UsageUpdate``.
+* ``usageMetadata`` (running totals on every chunk) becomes a partial ``UsageUpdate`` when it differs
+  from the last one (a repeated total is not reported again).
 * The ``finishReason`` chunk closes the open text or thinking block (``complete=False`` for
   ``MAX_TOKENS``: the answer was cut there) and a call whose arguments are still streaming (always
   ``complete=False``: nothing may follow the finish). Gemini has no end event: usage may still follow
@@ -286,6 +287,9 @@ def _expect(value: Any, kind: type, what: str) -> Any:
     return value
 
 
+_NOTHING = object()
+
+
 class _Response:
     """One response's state: parsed Gemini chunks -> raw normalized events."""
 
@@ -298,6 +302,9 @@ class _Response:
         self._calls = 0
         self._end: ResponseEnd | None = None  # held until EOF (see the module docstring)
         self._failed = False
+        # The last usageMetadata seen: Gemini repeats the running totals on every chunk, and a total
+        # that did not change is not reported (or recomputed) again.
+        self._usage_seen: Any = _NOTHING
 
     def payload(self, text: str) -> list[Event]:
         chunk = _load(text)
@@ -318,9 +325,10 @@ class _Response:
             rid, model = chunk.get("responseId"), chunk.get("modelVersion")
             self._response_id = rid if isinstance(rid, str) else None
             out.append(ResponseStart(PROVIDER, model if isinstance(model, str) else None, self._response_id))
-        out.extend(
-            Unknown(k, v) for k, v in chunk.items() if k not in _CHUNK_FIELDS and k != "promptFeedback"
-        )
+        if not _CHUNK_FIELDS.issuperset(chunk):
+            out.extend(
+                Unknown(k, v) for k, v in chunk.items() if k not in _CHUNK_FIELDS and k != "promptFeedback"
+            )
         for candidate in _expect(chunk.get("candidates", []), list, "candidates"):
             _expect(candidate, dict, "a candidate")
             if candidate.get("index", 0) == 0:
@@ -329,8 +337,10 @@ class _Response:
                 out.append(Unknown("candidate", candidate))
         if "promptFeedback" in chunk:
             out.extend(self._feedback(_expect(chunk["promptFeedback"], dict, "promptFeedback")))
-        if "usageMetadata" in chunk:
-            usage = _usage(chunk["usageMetadata"])
+        meta = chunk.get("usageMetadata", _NOTHING)
+        if meta is not _NOTHING and meta != self._usage_seen:
+            usage = _usage(meta)
+            self._usage_seen = meta
             if usage is not None:
                 out.append(UsageUpdate(usage))
         return out
@@ -339,8 +349,10 @@ class _Response:
         out: list[Event] = []
         content = _expect(candidate.get("content", {}), dict, "content")
         for part in _expect(content.get("parts", []), list, "content.parts"):
-            out.extend(self._part(_expect(part, dict, "a part")))
-        out.extend(Unknown(k, v) for k, v in candidate.items() if k not in _CANDIDATE_FIELDS)
+            if not self._common(part, out):
+                out.extend(self._part(_expect(part, dict, "a part")))
+        if not _CANDIDATE_FIELDS.issuperset(candidate):
+            out.extend(Unknown(k, v) for k, v in candidate.items() if k not in _CANDIDATE_FIELDS)
         if "citationMetadata" in candidate:
             out.extend(self._citations(_expect(candidate["citationMetadata"], dict, "citationMetadata")))
         if "finishReason" in candidate:
@@ -354,6 +366,18 @@ class _Response:
                 stop_details={"finishMessage": message} if message is not None else None,
             )
         return out
+
+    def _common(self, part: Any, out: list[Event]) -> bool:
+        """The part nearly every token comes in, with the checks inlined: only more text for the open
+        answer block. False (nothing done) for anything else, which :meth:`_part` then decodes the
+        same way (``tests/test_fast_paths.py``)."""
+        text = part.get("text") if type(part) is dict and len(part) == 1 else None
+        open_block = self._open
+        if type(text) is not str or open_block is None or open_block.kind != "text" or self._end is not None:
+            return False
+        if text:
+            out.append(TextDelta(open_block.index, text))
+        return True
 
     def _close_at_finish(self, cut: bool) -> list[Event]:
         """Close what the finish leaves open; a ``cut`` (token limit) leaves the text block incomplete."""

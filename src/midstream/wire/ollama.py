@@ -204,8 +204,35 @@ class OllamaDecoder:
 
     def _decode(self, lines: list[str], out: list[Event]) -> list[Event]:
         for line in lines:
-            out.extend(self._line(_load_line(line)))
+            obj = _load_line(line)
+            if not self._common(obj, out):
+                out.extend(self._line(obj))
         return out
+
+    def _common(self, obj: dict[str, Any], out: list[Event]) -> bool:
+        """The line nearly every token comes in, with the checks inlined: ``done: false`` and a chat
+        message holding only more text for the open text block. False (nothing done) for anything
+        else, which :meth:`_line` then decodes the same way (``tests/test_fast_paths.py``)."""
+        message = obj.get("message")
+        if (
+            self._phase != "streaming"
+            or obj.get("done") is not False
+            or type(message) is not dict
+            or "error" in obj
+            or self._open is None
+            or self._open[1] != "text"
+        ):
+            return False
+        content = message.get("content")
+        if (
+            type(content) is not str
+            or message.get("thinking") is not None
+            or message.get("tool_calls") is not None
+        ):
+            return False
+        if content:
+            out.append(TextDelta(self._open[0], content))
+        return True
 
     def _line(self, obj: dict[str, Any]) -> list[Event]:
         if self._phase == "done":

@@ -224,6 +224,8 @@ class OpenAIChatDecoder:
             frame = "done"
         else:
             obj = _loads(data)
+            if self._state == "streaming" and event_type == "message" and self._common(obj, out):
+                return
             frame = _frame_kind(obj, event_type)
         handler: Callable[[Any, list[Event]], None] = getattr(self, _TRANSITIONS[(self._state, frame)])
         handler(obj, out)
@@ -245,6 +247,50 @@ class OpenAIChatDecoder:
             usage = obj["x_groq"].get("usage")  # older Groq put it there
         if usage is not None:
             out.append(UsageUpdate(_usage(_expect(usage, dict, "usage"))))
+
+    def _common(self, obj: dict[str, Any], out: list[Event]) -> bool:
+        """The chunk nearly every token comes in, decoded here with the checks inlined: one choice at
+        index 0 whose delta is only a ``content`` text, or only the ``arguments`` text of a call already
+        open, with no finish reason, logprobs, usage or error. False (nothing done) for anything else,
+        which the general path then decodes the same way (``tests/test_fast_paths.py``)."""
+        choices = obj.get("choices")
+        if type(choices) is not list or len(choices) != 1 or obj.get("error"):
+            return False
+        choice = choices[0]
+        if (
+            type(choice) is not dict
+            or choice.get("index", 0) != 0
+            or choice.get("finish_reason") is not None
+            or choice.get("logprobs") is not None
+            or obj.get("usage") is not None
+            or obj.get("moderation") is not None
+            or "x_groq" in obj
+        ):
+            return False
+        delta = choice.get("delta")
+        if type(delta) is not dict or len(delta) != 1:
+            return False
+        content = delta.get("content")
+        if type(content) is str:
+            if content:
+                out.append(TextDelta(self._slot("text", out), content))
+            return True
+        calls = delta.get("tool_calls")
+        if type(calls) is not list or len(calls) != 1:
+            return False
+        fragment = calls[0]
+        if type(fragment) is not dict or len(fragment) != 2 or type(fragment.get("index")) is not int:
+            return False
+        function = fragment.get("function")
+        if type(function) is not dict or len(function) != 1:
+            return False
+        arguments = function.get("arguments")
+        block = self._calls.by_pos.get(fragment["index"])
+        if type(arguments) is not str or block is None:
+            return False
+        if arguments:
+            out.append(ToolArgsDelta(block, arguments))
+        return True
 
     def _choices(self, obj: dict[str, Any], out: list[Event], *, finish: bool) -> None:
         for choice in _listed(obj, "choices"):

@@ -286,7 +286,7 @@ class OpenAIResponsesDecoder:
         return out
 
     def _frame(self, event_type: str, data: str) -> list[Event]:
-        if data.strip() == "[DONE]":
+        if data[:1] != "{" and data.strip() == "[DONE]":
             return []
         try:
             payload = loads(data)
@@ -294,6 +294,10 @@ class OpenAIResponsesDecoder:
             raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
             raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not a JSON object")
+        if self._started:
+            delta = self._common(payload)
+            if delta is not None:
+                return [delta]
         kind = opt_str(payload, "type") or event_type
         seq = _opt_int(payload, "sequence_number")
         handler = self._handlers.get(kind)
@@ -304,6 +308,38 @@ class OpenAIResponsesDecoder:
             out.append(self._start({}, None))
         out.extend(handler(payload, seq))
         return out
+
+    def _common(self, payload: Payload) -> Event | None:
+        """The events nearly every token comes in, with the checks inlined: an ``output_text.delta`` or
+        a ``function_call_arguments.delta`` for a block already open. None for anything else, which the
+        handlers then decode the same way (``tests/test_fast_paths.py``)."""
+        kind = payload.get("type")
+        seq = payload.get("sequence_number")
+        text = payload.get("delta")
+        output_index = payload.get("output_index")
+        if (
+            type(text) is not str
+            or type(output_index) is not int
+            or (seq is not None and type(seq) is not int)
+        ):
+            return None
+        if kind == "response.output_text.delta":
+            content_index = payload.get("content_index")
+            if type(content_index) is not int:
+                return None
+            block = self._blocks.get((output_index, "content", content_index))
+            if block is None:
+                return None
+            block.deltas = True
+            return TextDelta(block.index, text, seq=seq)
+        if kind == "response.function_call_arguments.delta":
+            block = self._blocks.get((output_index, "call", 0))
+            if block is None:
+                return None
+            self._tool_calls = True
+            block.deltas = True
+            return ToolArgsDelta(block.index, text, seq=seq)
+        return None
 
     # -- blocks ----------------------------------------------------------------------------------
 
