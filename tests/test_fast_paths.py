@@ -8,14 +8,15 @@ the two paths meet on generated input, good and bad.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from midstream import Accumulator, Timeline
+from midstream import Accumulator, Timeline, wire
 from midstream.errors import LimitExceeded, RemoteProtocolError
 from midstream.events import (
     BlockStart,
@@ -32,6 +33,10 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
+from midstream.wire.gemini import _Response as GeminiResponse
+from midstream.wire.ollama import OllamaDecoder
+from midstream.wire.openai_chat import OpenAIChatDecoder
+from midstream.wire.openai_responses import OpenAIResponsesDecoder
 from midstream.wire.sse import SSEDecoder, SSEFrameDecoder
 from wiresupport import random_splits
 
@@ -162,3 +167,256 @@ def test_accumulator_folds_subclassed_deltas_like_their_base() -> None:
     for event in [*head, _MyText(0, "a"), TextDelta(0, "b"), BlockStop(0)]:
         sub.feed(event)
     assert sub.message == plain.message
+
+
+# -- each dialect's common chunk ------------------------------------------------------------------
+#
+# A stream is an opening (whatever opens a text block and a tool call) followed by a random sequence
+# of chunks near the common shape, each a small step away from it (another key, another index, a
+# finish reason, a wrong type, ...). The decoder with its shortcut and without must agree on every
+# event and on the error, if any.
+
+
+def _sse(obj: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(obj)}\n\n".encode()
+
+
+_CHAT_OPEN = [
+    {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+    },
+    {"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": ""},
+                        }
+                    ]
+                },
+            }
+        ]
+    },
+]
+_CHAT_STEPS = [
+    {"choices": [{"index": 0, "delta": {"content": "a"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None, "logprobs": None}]},
+    {"choices": [{"index": 0, "delta": {"content": ""}}]},
+    {"choices": [{"index": 0, "delta": {"content": 5}}]},
+    {"choices": [{"index": 0, "delta": {"content": None}}]},
+    {"choices": [{"index": 1, "delta": {"content": "b"}}]},
+    {"choices": [{"index": False, "delta": {"content": "b"}}]},
+    {"choices": [{"delta": {"content": "c"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "d", "role": "assistant"}}]},
+    {"choices": [{"index": 0, "delta": {"content": "e"}, "finish_reason": "length"}]},
+    {"choices": [{"index": 0, "delta": {"content": "e"}, "logprobs": {"content": []}}]},
+    {"choices": [{"index": 0, "delta": {"content": "f"}}], "usage": {"prompt_tokens": 1}},
+    {"choices": [{"index": 0, "delta": {"content": "f"}}], "x_groq": {"id": "x"}},
+    {"choices": [{"index": 0, "delta": {"content": "f"}}], "moderation": {"flagged": False}},
+    {"choices": [{"index": 0, "delta": {"content": "g"}}], "error": {"message": "x", "type": "server_error"}},
+    {"choices": [{"index": 0, "delta": {"content": "g"}}, {"index": 1, "delta": {"content": "h"}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"a'}}]}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ""}}]}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 1, "function": {"arguments": "1"}}]}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": True, "function": {"arguments": "1"}}]}}]},
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 7}}]}}]},
+    {
+        "choices": [
+            {"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "g", "arguments": "x"}}]}}
+        ]
+    },
+    {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "id": "call_2", "function": {"arguments": "y"}}]},
+            }
+        ]
+    },
+    {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "z"}}] * 2}}]},
+    {"choices": [{"index": 0, "delta": {"refusal": "no"}}]},
+    {"choices": [{"index": 0, "delta": {"reasoning": "hm"}}]},
+    {"choices": []},
+    {"choices": None},
+    {"choices": [5]},
+    {"choices": [{"index": 0, "delta": None}]},
+    {"choices": [{"index": 0, "delta": {}}], "finish_reason": "stop"},
+]
+
+
+def _chat(steps: list[Any]) -> bytes:
+    return b"".join(_sse(obj) for obj in _CHAT_OPEN + steps) + b"data: [DONE]\n\n"
+
+
+_OLLAMA_STEPS = [
+    {"model": "m", "message": {"role": "assistant", "content": "a"}, "done": False},
+    {"model": "m", "message": {"role": "assistant", "content": ""}, "done": False},
+    {"model": "m", "message": {"role": "assistant", "content": 5}, "done": False},
+    {"model": "m", "message": {"role": "assistant", "content": "b", "thinking": "t"}, "done": False},
+    {"model": "m", "message": {"role": "assistant", "content": "b", "thinking": None}, "done": False},
+    {"model": "m", "message": {"role": "assistant", "content": "", "thinking": "t"}, "done": False},
+    {
+        "model": "m",
+        "message": {
+            "role": "assistant",
+            "content": "c",
+            "tool_calls": [{"function": {"name": "f", "arguments": {}}}],
+        },
+        "done": False,
+    },
+    {"model": "m", "message": {"role": "assistant", "content": "c", "tool_calls": None}, "done": False},
+    {"model": "m", "message": {"role": "assistant", "content": "d"}},
+    {"model": "m", "message": {"role": "assistant", "content": "d"}, "done": 0},
+    {"model": "m", "message": {"role": "assistant", "content": "e"}, "done": True, "done_reason": "stop"},
+    {"model": "m", "message": "text", "done": False},
+    {"model": "m", "response": "f", "done": False},
+    {"error": "boom", "message": {"content": "x"}, "done": False},
+]
+
+
+def _ollama(steps: list[Any]) -> bytes:
+    opening = [{"model": "m", "message": {"role": "assistant", "content": "Hi"}, "done": False}]
+    end = [
+        {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop"}
+    ]
+    return b"".join(json.dumps(obj).encode() + b"\n" for obj in opening + steps + end)
+
+
+def _gemini_chunk(parts: Any, **extra: Any) -> dict[str, Any]:
+    return {"candidates": [{"content": {"parts": parts, "role": "model"}, **extra}], "responseId": "r"}
+
+
+_USAGE = {"promptTokenCount": 3, "candidatesTokenCount": 1}
+_GEMINI_STEPS = [
+    _gemini_chunk([{"text": "a"}]),
+    _gemini_chunk([{"text": ""}]),
+    _gemini_chunk([{"text": 5}]),
+    _gemini_chunk([{"text": "b", "thought": True}]),
+    _gemini_chunk([{"text": "c", "thoughtSignature": "c2ln"}]),
+    _gemini_chunk([{"text": "d"}, {"text": "e"}]),
+    _gemini_chunk([{"functionCall": {"name": "f", "args": {"x": 1}}}]),
+    _gemini_chunk(["text"]),
+    _gemini_chunk([{"text": "f"}], finishReason="STOP"),
+    _gemini_chunk([{"text": "g"}], finishReason="MAX_TOKENS"),
+    {**_gemini_chunk([{"text": "h"}]), "usageMetadata": _USAGE},
+    {**_gemini_chunk([{"text": "h"}]), "usageMetadata": {**_USAGE, "candidatesTokenCount": 2}},
+    {**_gemini_chunk([{"text": "i"}]), "usageMetadata": None},
+    {**_gemini_chunk([{"text": "i"}]), "usageMetadata": {"promptTokenCount": "7"}},
+    {**_gemini_chunk([{"text": "j"}]), "extra": 1},
+]
+
+
+def _gemini(steps: list[Any]) -> bytes:
+    opening = [{**_gemini_chunk([{"text": "Hi"}]), "usageMetadata": _USAGE, "modelVersion": "m"}]
+    return b"".join(f"data: {json.dumps(obj)}\r\n\r\n".encode() for obj in opening + steps)
+
+
+_RESPONSES_OPEN: list[tuple[str, dict[str, Any]]] = [
+    ("response.created", {"response": {"id": "r", "model": "m", "output": []}}),
+    (
+        "response.output_item.added",
+        {"output_index": 0, "item": {"id": "m1", "type": "message", "content": []}},
+    ),
+    (
+        "response.content_part.added",
+        {"output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": ""}},
+    ),
+    ("response.output_text.delta", {"output_index": 0, "content_index": 0, "delta": "Hi"}),
+    (
+        "response.output_item.added",
+        {
+            "output_index": 1,
+            "item": {"id": "f1", "type": "function_call", "call_id": "c", "name": "f", "arguments": ""},
+        },
+    ),
+    ("response.function_call_arguments.delta", {"output_index": 1, "delta": '{"a'}),
+]
+_TEXT = "response.output_text.delta"
+_ARGS = "response.function_call_arguments.delta"
+_RESPONSES_STEPS: list[tuple[str, dict[str, Any]]] = [
+    (_TEXT, {"output_index": 0, "content_index": 0, "delta": "a"}),
+    (_TEXT, {"output_index": 0, "content_index": 0, "delta": ""}),
+    (_TEXT, {"output_index": 0, "content_index": 0, "delta": 5}),
+    (_TEXT, {"output_index": 0, "content_index": 1, "delta": "b"}),
+    (_TEXT, {"output_index": 2, "content_index": 0, "delta": "b"}),
+    (_TEXT, {"output_index": True, "content_index": 0, "delta": "c"}),
+    (_TEXT, {"output_index": 0, "content_index": 0, "delta": "d", "sequence_number": None}),
+    (_TEXT, {"output_index": 0, "content_index": 0, "delta": "d", "sequence_number": "x"}),
+    (_TEXT, {"output_index": 0, "content_index": 0, "delta": "d", "sequence_number": True}),
+    ("response.output_text.done", {"output_index": 0, "content_index": 0, "text": "Hi"}),
+    (_ARGS, {"output_index": 1, "delta": '"'}),
+    (_ARGS, {"output_index": 3, "delta": "x"}),
+    (_ARGS, {"output_index": 0, "delta": "x"}),
+    ("response.function_call_arguments.done", {"output_index": 1, "arguments": '{"a"}'}),
+    ("response.refusal.delta", {"output_index": 0, "content_index": 0, "delta": "no"}),
+]
+
+
+def _responses(steps: list[tuple[str, dict[str, Any]]]) -> bytes:
+    end = ("response.completed", {"response": {"id": "r", "status": "completed", "output": []}})
+    events = [*_RESPONSES_OPEN, *steps, end]
+    return b"".join(
+        _sse({"type": kind, "sequence_number": n, **fields}, kind) for n, (kind, fields) in enumerate(events)
+    )
+
+
+def _outcome(dialect: str, body: bytes) -> tuple[list[Event], str]:
+    decoder = wire.decoder(dialect)
+    out: list[Event] = []
+    try:
+        for chunk in random_splits(body, random.Random(len(body))):
+            out.extend(decoder.feed(chunk))
+        out.extend(decoder.close())
+    except RemoteProtocolError as exc:
+        return out + decoder.close(), str(exc)
+    return out, ""
+
+
+_DIALECT_CASES: dict[str, tuple[type, Any, list[Any], Any]] = {
+    "openai-chat": (OpenAIChatDecoder, False, _CHAT_STEPS, _chat),
+    "openai-responses": (OpenAIResponsesDecoder, None, _RESPONSES_STEPS, _responses),
+    "gemini": (GeminiResponse, False, _GEMINI_STEPS, _gemini),
+    "ollama": (OllamaDecoder, False, _OLLAMA_STEPS, _ollama),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(_DIALECT_CASES))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_common_chunk_shortcut_decodes_as_the_general_path(
+    dialect: str, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, declined, steps, body_of = _DIALECT_CASES[dialect]
+    body = body_of(data.draw(st.lists(st.sampled_from(steps), max_size=12)))
+    fast = _outcome(dialect, body)
+    with monkeypatch.context() as patch:
+        patch.setattr(owner, "_common", lambda *args: declined)
+        general = _outcome(dialect, body)
+    assert fast == general
+
+
+@pytest.mark.parametrize("dialect", sorted(_DIALECT_CASES))
+def test_the_common_chunk_shortcut_is_taken(dialect: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The comparison above is only worth something if the shortcut runs on the common chunk.
+    owner, declined, steps, body_of = _DIALECT_CASES[dialect]
+    taken: list[bool] = []
+    common = owner._common
+
+    def spy(*args: Any) -> Any:
+        result = common(*args)
+        taken.append(result is not declined)
+        return result
+
+    monkeypatch.setattr(owner, "_common", spy)
+    _outcome(dialect, body_of([steps[0]] * 3))
+    assert any(taken)
