@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.errors import LocalError
 from midstream.events import (
@@ -51,6 +51,10 @@ _EXCEPTIONS: dict[str, str] = {
 _PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
+EncoderApi = Literal["converse", "invoke"]
+"""The two Bedrock streaming APIs an encoder writes."""
+
+
 class BedrockEncoder(Encoder):
     """Events -> Bedrock eventstream bytes, frame for frame like the service writes them.
 
@@ -68,11 +72,9 @@ class BedrockEncoder(Encoder):
 
     dialect = PROVIDER
 
-    def __init__(
-        self, *, api: Literal["converse", "invoke"] = "converse", realism: bool = True, seed: int | None = 0
-    ) -> None:
-        if api not in ("converse", "invoke"):
-            raise LocalError(f"unknown Bedrock api {api!r}: use converse or invoke")
+    def __init__(self, *, api: EncoderApi = "converse", realism: bool = True, seed: int | None = 0) -> None:
+        if api not in get_args(EncoderApi):
+            raise LocalError(f"unknown Bedrock api {api!r}: use {' or '.join(get_args(EncoderApi))}")
         self.api = api
         self.realism = realism
         self._rng = random.Random(seed)

@@ -7,7 +7,7 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.errors import LocalError
 from midstream.events import (
@@ -128,7 +128,7 @@ class GeminiEncoder(Encoder):
         partial_args: bool = False,
         error_shape: ErrorShape = "raw",
     ) -> None:
-        if framing not in ("sse", "json-array") or error_shape not in ("raw", "data"):
+        if framing not in get_args(EncoderFraming) or error_shape not in get_args(ErrorShape):
             raise LocalError("framing must be 'sse' or 'json-array', error_shape 'raw' or 'data'")
         self.framing, self.realism, self.partial_args, self.error_shape = (
             framing,

@@ -35,7 +35,7 @@ import binascii
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.errors import EventStreamFrameError, LocalError, RemoteProtocolError, classify_error
 from midstream.events import (
@@ -421,8 +421,8 @@ class BedrockDecoder:
         max_headers: int = DEFAULT_MAX_HEADERS,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
     ) -> None:
-        if api not in ("auto", "converse", "invoke"):
-            raise LocalError(f"unknown Bedrock api {api!r}: use auto, converse or invoke")
+        if api not in get_args(Api):
+            raise LocalError(f"unknown Bedrock api {api!r}: use {', '.join(get_args(Api))}")
         self.api: Api = api
         self._frames = EventStreamDecoder(max_headers=max_headers, max_payload=max_payload)
         self._converse = _Converse()

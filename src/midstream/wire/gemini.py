@@ -42,11 +42,10 @@ The encoder (:class:`GeminiEncoder`, in :mod:`midstream.wire._gemini_encoder`) w
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.errors import LimitExceeded, LocalError, RemoteProtocolError, classify_error
 from midstream.events import (
@@ -68,6 +67,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
+from midstream.wire._lines import LineBuffer
 from midstream.wire._payload import loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
@@ -140,53 +140,28 @@ class _SSEFramer:
 
     def __init__(self, *, max_line: int, max_event: int, max_document: int) -> None:
         self.max_line, self.max_event, self.max_document = max_line, max_event, max_document
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        # The unterminated line, kept in pieces so that a long line (an inline image) arriving in many
-        # chunks costs linear, not quadratic, time; ``_tail_len`` is its length for ``max_line``.
-        self._tail: list[str] = []
-        self._tail_len = 0
-        self._skip_lf = False
-        self._first = True
+        self._buffer = LineBuffer(universal=True, bom=True)
         self._data: list[str] = []
         self._size = 0
         self._raw: JSONArraySplitter | None = None
 
     def feed(self, data: bytes, out: list[str] | None = None, *, final: bool = False) -> list[str]:
         out = [] if out is None else out
-        text = self._utf8.decode(data, final)
-        if self._first and text:
-            self._first = False
-            text = text.removeprefix("\ufeff")
-        if self._skip_lf and text:
-            self._skip_lf, text = False, text.removeprefix("\n")
-        if not text:
-            return out
-        if "\n" not in text and "\r" not in text:
-            self._grow_tail(text)
-            return out
-        lines = _LINE_END.split("".join(self._tail) + text if self._tail else text)
-        self._skip_lf = text[-1] == "\r"
-        self._tail, self._tail_len = [], 0
-        tail = lines.pop()
-        for line in lines:
-            self._line(line, out)
-        self._grow_tail(tail)  # after the complete lines, which come first whatever the split
+        text = self._buffer.feed(data, final)
+        if text:
+            lines = _LINE_END.split(text)
+            lines.pop()  # the empty string after the last line end
+            for line in lines:
+                self._line(line, out)
+        self._buffer.check(self.max_line, "SSE line")  # after the complete lines, which come first
         return out
 
     def close(self) -> list[str]:
         out = self.feed(b"", final=True)
-        if self._tail:
-            tail = "".join(self._tail)
-            self._tail, self._tail_len = [], 0
+        tail = self._buffer.rest()
+        if tail:
             self._line(tail, out)
         return out  # a raw object still open at EOF was cut short: dropped like an unfinished event
-
-    def _grow_tail(self, text: str) -> None:
-        if text:
-            self._tail.append(text)
-            self._tail_len += len(text)
-        if self._tail_len > self.max_line:
-            raise _limit("SSE line", "max_line", self.max_line)
 
     def _line(self, line: str, out: list[str]) -> None:
         if len(line) > self.max_line:
@@ -552,7 +527,7 @@ class GeminiDecoder:
         max_line: int = DEFAULT_MAX_LINE,
         max_event: int = DEFAULT_MAX_EVENT,
     ) -> None:
-        if framing not in ("auto", "sse", "json-array"):
+        if framing not in get_args(Framing):
             raise LocalError(f"unknown Gemini framing {framing!r}")
         self.framing = framing
         self.max_document, self.max_line, self.max_event = max_document, max_line, max_event

@@ -11,6 +11,7 @@ import re
 from typing import Literal
 
 from midstream.errors import LimitExceeded, LocalError, RemoteProtocolError
+from midstream.wire._lines import LineBuffer
 
 __all__ = ["DEFAULT_MAX_DOCUMENT", "JSONArraySplitter", "NDJSONSplitter"]
 
@@ -25,11 +26,7 @@ class NDJSONSplitter:
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_DOCUMENT) -> None:
         self.max_line = max_line
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        # The unterminated line, kept in pieces so that a long line arriving in many chunks costs
-        # linear, not quadratic, time; ``_tail_len`` is its length for the ``max_line`` bound.
-        self._tail: list[str] = []
-        self._tail_len = 0
+        self._buffer = LineBuffer(universal=False, bom=False)
         self._closed = False
 
     def feed(self, data: bytes, out: list[str] | None = None) -> list[str]:
@@ -39,50 +36,35 @@ class NDJSONSplitter:
         """
         if self._closed:
             raise LocalError("NDJSONSplitter.feed() called after close()")
-        return self._split(self._utf8.decode(data), [] if out is None else out)
+        return self._split(self._buffer.feed(data), [] if out is None else out)
 
     def close(self) -> list[str]:
         """End of input: the last line even without its newline."""
         if self._closed:
             return []
-        out = self._split(self._utf8.decode(b"", final=True), [])
+        out = self._split(self._buffer.feed(b"", final=True), [])
         self._closed = True
-        last = "".join(self._tail).strip()
-        self._tail, self._tail_len = [], 0
+        last = self._buffer.rest().strip()
         if last:
             out.append(last)
         return out
 
     def _split(self, text: str, out: list[str]) -> list[str]:
-        if not text:
-            return out
-        if "\n" not in text:
-            self._grow_tail(text)
-            return out
-        lines = ("".join(self._tail) + text if self._tail else text).split("\n")
-        self._tail, self._tail_len = [], 0
-        tail = lines.pop()
-        for line in lines:
-            line = line.strip()
-            if len(line) > self.max_line:
-                raise LimitExceeded(
-                    f"NDJSON line longer than {self.max_line} characters",
-                    limit="max_line",
-                    value=self.max_line,
-                )
-            if line:
-                out.append(line)
-        self._grow_tail(tail)  # after the complete lines, which come first whatever the split
-        return out
-
-    def _grow_tail(self, text: str) -> None:
         if text:
-            self._tail.append(text)
-            self._tail_len += len(text)
-        if self._tail_len > self.max_line:
-            raise LimitExceeded(
-                f"NDJSON line longer than {self.max_line} characters", limit="max_line", value=self.max_line
-            )
+            lines = text.split("\n")
+            lines.pop()  # the empty string after the last line end
+            for line in lines:
+                line = line.strip()
+                if len(line) > self.max_line:
+                    raise LimitExceeded(
+                        f"NDJSON line longer than {self.max_line} characters",
+                        limit="max_line",
+                        value=self.max_line,
+                    )
+                if line:
+                    out.append(line)
+        self._buffer.check(self.max_line, "NDJSON line")  # after the complete lines, which come first
+        return out
 
 
 # Where a JSONArraySplitter is between documents. "inside" means scanning one (see ``_scan_inside``).

@@ -50,7 +50,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from midstream.errors import ErrorKind, LocalError, RemoteProtocolError, classify_error
 from midstream.events import (
@@ -162,6 +162,9 @@ def _compact(value: Any) -> str:
 # -- decoding ------------------------------------------------------------------------------------------
 
 _Phase = Literal["idle", "streaming", "done"]
+
+OllamaApi = Literal["chat", "generate"]
+"""The two streaming endpoints an encoder writes: ``/api/chat`` and ``/api/generate``."""
 
 
 class OllamaDecoder:
@@ -453,12 +456,12 @@ class OllamaEncoder(Encoder):
     def __init__(
         self,
         *,
-        api: Literal["chat", "generate"] = "chat",
+        api: OllamaApi = "chat",
         realism: bool = True,
         seed: int | None = 0,
         created_at: datetime = DEFAULT_CREATED_AT,
     ) -> None:
-        if api not in ("chat", "generate"):
+        if api not in get_args(OllamaApi):
             raise LocalError(f"OllamaEncoder api must be 'chat' or 'generate', not {api!r}")
         self.api = api
         self.realism = realism

@@ -18,12 +18,12 @@ Lines and events are bounded (``max_line``, ``max_event``, in characters): input
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from midstream.errors import LimitExceeded, LocalError
+from midstream.wire._lines import LineBuffer
 
 __all__ = [
     "DEFAULT_MAX_EVENT",
@@ -65,13 +65,7 @@ class _SSEParser(Generic[T]):
         self.max_event = max_event
         self.last_event_id: str | None = None
         self.retry: int | None = None
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        # The unterminated line, kept in pieces so that a line trickling in one byte at a time costs
-        # linear, not quadratic, time; ``_tail_len`` is its length for the ``max_line`` bound.
-        self._tail: list[str] = []
-        self._tail_len = 0
-        self._skip_lf = False  # the previous chunk ended in CR: an LF starting this one is its pair
-        self._bom_checked = False
+        self._buffer = LineBuffer(universal=True, bom=True)
         self._closed = False
         self._event_type = ""
         self._data: list[str] = []
@@ -85,7 +79,12 @@ class _SSEParser(Generic[T]):
         """
         if self._closed:
             raise LocalError("SSEDecoder.feed() called after close()")
-        return self._feed_text(self._utf8.decode(data), [] if out is None else out)
+        out = [] if out is None else out
+        text = self._buffer.feed(data)
+        if text:
+            self._complete(text, out)
+        self._buffer.check(self.max_line, "SSE line")  # after the complete lines: theirs come first
+        return out
 
     def close(self) -> list[T]:
         """End of input. An unterminated line and an undispatched event are discarded.
@@ -95,67 +94,53 @@ class _SSEParser(Generic[T]):
         """
         if self._closed:
             return []
-        out = self._feed_text(self._utf8.decode(b"", final=True), [])
+        out: list[T] = []
+        text = self._buffer.feed(b"", final=True)
+        if text:
+            self._complete(text, out)
+        self._buffer.check(self.max_line, "SSE line")
         self._closed = True
-        self._tail, self._tail_len = [], 0
+        self._buffer.rest()
         self._data, self._event_type, self._size = [], "", 0
         return out
 
-    def _feed_text(self, text: str, out: list[T]) -> list[T]:
-        if not self._bom_checked and text:
-            self._bom_checked = True
-            if text[0] == "\ufeff":
-                text = text[1:]
-        if self._skip_lf and text:
-            self._skip_lf = False
-            if text[0] == "\n":
-                text = text[1:]
-        if not text:
-            return out
-        if "\n" not in text and "\r" not in text:
-            self._grow_tail(text)
-            return out
-        buf = "".join(self._tail) + text if self._tail else text
-        self._tail, self._tail_len = [], 0
-        if "\r" in buf:
-            lines = _LINE_END.split(buf)
-            self._skip_lf = buf[-1] == "\r"
-            tail = lines.pop()
+    def _complete(self, text: str, out: list[T]) -> None:
+        """Complete lines, each with its line end."""
+        if "\r" in text:
+            lines = _LINE_END.split(text)
+            lines.pop()  # the empty string after the last line end
             self._lines(lines, out)
         else:
-            tail = self._events(buf, out)
-        self._grow_tail(tail)  # after the complete lines: what they completed comes first
-        return out
+            self._events(text, out)
 
-    def _events(self, buf: str, out: list[T]) -> str:
-        """LF-only text: each ordinary event (an optional ``event: `` line, one ``data: `` line, a blank
-        line) in one regex match, anything else line by line up to the end of its event. Returns the
-        unterminated last line."""
+    def _events(self, text: str, out: list[T]) -> None:
+        """LF-only lines: each ordinary event (an optional ``event: `` line, one ``data: `` line, a blank
+        line) in one regex match, anything else line by line up to the end of its event."""
         match, emit = _ORDINARY.match, self._emit
         # The longest values the bounds allow (longer ones go line by line, which raises).
         max_data = min(self.max_line - 6, self.max_event - 1)
         max_type = self.max_line - 7
-        pos, end = 0, len(buf)
+        pos, end = 0, len(text)
         while True:
             if not self._data and not self._event_type:  # between events
-                found = match(buf, pos)
+                found = match(text, pos)
                 while found is not None:
                     event_type, data = found.group(1, 2)
                     if len(data) > max_data or (event_type is not None and len(event_type) > max_type):
                         break
                     emit(event_type or "message", data, out)
                     pos = found.end()
-                    found = match(buf, pos)
+                    found = match(text, pos)
             if pos >= end:
-                return ""
+                return
             # Line by line to the end of this event (a blank line), or of the text.
-            blank = pos if buf[pos] == "\n" else buf.find("\n\n", pos) + 1
-            if blank == 0:  # no blank line ahead (find gave -1): the rest, keeping its unterminated line
-                lines = buf[pos:].split("\n")
-                tail = lines.pop()
+            blank = pos if text[pos] == "\n" else text.find("\n\n", pos) + 1
+            if blank == 0:  # no blank line ahead (find gave -1): the rest
+                lines = text[pos:].split("\n")
+                lines.pop()  # the empty string after the last line end
                 self._lines(lines, out)
-                return tail
-            self._lines(buf[pos:blank].split("\n"), out)
+                return
+            self._lines(text[pos:blank].split("\n"), out)
             pos = blank + 1
 
     def _lines(self, lines: list[str], out: list[T]) -> None:
@@ -178,15 +163,6 @@ class _SSEParser(Generic[T]):
                 self._event_type = line[7:]
             else:
                 self._line(line, out)
-
-    def _grow_tail(self, text: str) -> None:
-        if text:
-            self._tail.append(text)
-            self._tail_len += len(text)
-        if self._tail_len > self.max_line:
-            raise LimitExceeded(
-                f"SSE line longer than {self.max_line} characters", limit="max_line", value=self.max_line
-            )
 
     def _line(self, line: str, out: list[T]) -> None:
         if not line:
