@@ -32,7 +32,7 @@ from midstream.core.accumulate import Accumulator
 from midstream.core.retry import Decision, Failure, RetryPolicy, decide
 from midstream.core.toolargs import ToolEvent, ToolTracker
 from midstream.errors import LimitExceeded, RemoteProtocolError
-from midstream.events import Event, StreamError, is_content
+from midstream.events import Event, StreamError, TextDelta, ThinkingDelta, is_content
 from midstream.message import Message
 from midstream.metrics import MetricsRecorder
 
@@ -273,9 +273,11 @@ class Session:
         for event in events:
             acc.feed(event)
             out.append(event)
-            derived = tracker.feed(event)
-            if derived:
-                out.extend(derived)
+            cls = type(event)
+            if cls is not TextDelta and cls is not ThinkingDelta:  # text never touches a tool call
+                derived = tracker.feed(event)
+                if derived:
+                    out.extend(derived)
             if not committed and is_content(event):
                 committed = True
         self.committed = committed
