@@ -1,6 +1,6 @@
 """Streaming tool arguments: midstream's incremental parser against re-parsing per delta.
 
-Two argument shapes, each at 10 KB, 100 KB and 1 MB, cut into deltas of 4, 16 and 64 bytes:
+Two argument shapes, each at 1 KB, 10 KB, 100 KB and 1 MB, cut into deltas of 4, 16 and 64 bytes:
 
 * ``file-write``: ``{"path", "content"}`` where content is a long code string full of escapes;
 * ``test-plan``: a structured plan with thousands of small objects.
@@ -20,7 +20,7 @@ Runs that would take longer than a cap are stopped and extrapolated, marked ``~`
 re-reads what came before at each step, so its cost after k steps is fitted as ``a*k + b*k^2`` through
 the measured half and whole, and evaluated at the real number of steps.
 
-Run with ``make bench`` or ``python bench/partial_json.py`` (``--quick``: 10 KB and 100 KB only).
+Run with ``make bench`` or ``python bench/partial_json.py`` (``--quick``: 1 KB to 100 KB only).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import partial_json_parser  # type: ignore[import-untyped]
 
 from midstream.core.partial_json import PartialJSON
 
-SIZES = (10_000, 100_000, 1_000_000)
+SIZES = (1_000, 10_000, 100_000, 1_000_000)
 DELTAS = (4, 16, 64)
 STREAM_BYTES_PER_S = 8_000  # a fast model: ~2,000 tokens/s; 30 Hz -> one snapshot per ~267 bytes
 SNAPSHOT_HZ = 30
@@ -430,9 +430,9 @@ def targets(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
 
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--quick", action="store_true", help="10 KB and 100 KB only")
+    options.add_argument("--quick", action="store_true", help="1 KB to 100 KB only")
     args = options.parse_args()
-    sizes = SIZES[:2] if args.quick else SIZES
+    sizes = SIZES[:3] if args.quick else SIZES
     started = time.monotonic()
     rows: list[Row] = []
     actual: dict[tuple[str, int], int] = {}
