@@ -59,7 +59,15 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from midstream.agent.effects import current_call
-from midstream.agent.events import FallbackNotice, RetryNotice, RunEnd, RunEvent, ToolInvalidInput, ToolReady
+from midstream.agent.events import (
+    FallbackNotice,
+    RetryNotice,
+    RunEnd,
+    RunEvent,
+    ToolCompensated,
+    ToolInvalidInput,
+    ToolReady,
+)
 from midstream.agent.loop import Agent, Run, RunResult
 from midstream.agent.tools import Tool
 from midstream.client.stream import AsyncClient, Client
@@ -469,6 +477,7 @@ class WorkflowRun:
         self._t0 = 0.0
         self._subscription: Subscription | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.outcome: WorkflowResult | None = None
         self.callback_errors = 0
 
@@ -588,12 +597,23 @@ class WorkflowRun:
         for call_id, live in list(self._early.items()):
             if live.parent == run_id:
                 del self._early[call_id]
-                live.run.cancel(reason)
+                if live.run.done:  # it finished already: what it did is undone all the same
+                    task = asyncio.ensure_future(self._undo(live))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                else:
+                    live.run.cancel(reason)
                 dropped = HandoffDropped(
                     call_id=call_id, receiver=live.agent, run=live.run.session_id, reason=reason
                 )
                 sender = self.live[run_id]
                 self._emit(WorkflowEvent(sender.agent, run_id, sender.parent, dropped, self._now()))
+
+    async def _undo(self, live: _Live) -> None:
+        """Compensate the side effects of a finished receiver whose handoff was dropped."""
+        for record in await live.run.ledger.compensate_all():
+            event = ToolCompensated.from_record(record)
+            self._emit(WorkflowEvent(live.agent, live.run.session_id, live.parent, event, self._now()))
 
     def _run_of_call(self, call_id: str) -> str:
         return self._call_runs.get(call_id, "")
@@ -701,6 +721,8 @@ class WorkflowRun:
             if not running:
                 break
             await asyncio.gather(*(r.result() for r in running), return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         assert self._subscription is not None and self._pump is not None
         for update in self._subscription.pending():
             self._board_update(update)
