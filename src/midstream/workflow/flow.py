@@ -85,7 +85,15 @@ from midstream.workflow.blackboard import (
     Subscription,
 )
 from midstream.workflow.events import HandoffDropped, HandoffEnd, HandoffStart, WorkflowEnd, WorkflowEvent
-from midstream.workflow.metrics import Alert, ErrorLog, MetricsFile, StreamingTally, check_alerts, derive
+from midstream.workflow.metrics import (
+    Alert,
+    ErrorLog,
+    MetricsFile,
+    ParamTiming,
+    StreamingTally,
+    check_alerts,
+    derive,
+)
 
 __all__ = [
     "HANDOFF",
@@ -156,6 +164,8 @@ class WorkflowResult:
     metrics: dict[str, Any]
     alerts: tuple[Alert, ...] = ()
     seconds: float = 0.0
+    params: tuple[ParamTiming, ...] = ()
+    """Every tool call's argument timing in this run (what the metrics were computed from)."""
 
 
 def _handoff_schema(receivers: Sequence[str]) -> dict[str, Any]:
@@ -775,6 +785,7 @@ class WorkflowRun:
             metrics=metrics,
             alerts=tuple(alerts),
             seconds=self._now(),
+            params=tuple(self.tally.params),
         )
         end = WorkflowEnd(terminal=terminal, reason=reason, text=text, runs=len(runs))
         agent = last.agent if last is not None else self.flow.entry
