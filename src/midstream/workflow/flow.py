@@ -191,6 +191,24 @@ class Workflow:
     without its own; ``blackboard`` is shared by the runs (default: a fresh in-process one);
     ``metrics_file`` / ``errors_log`` default to the settings' ``[metrics] file`` / ``errors_log``;
     ``on_alert`` gets each :class:`~midstream.workflow.metrics.Alert`; ``clock`` times the metrics.
+
+    Example:
+
+        >>> from midstream.sim import ScenarioBook, running
+        >>> from midstream.workflow import AgentSpec
+        >>> book = ScenarioBook.model_validate({"scenarios": [
+        ...     {"name": "dev", "match": {"last_user": "^Implement"}, "turns": [
+        ...         {"blocks": [{"tool_call": {"name": "handoff", "input": {
+        ...             "agent": "qa", "task": "Test it", "document": "def add(a, b): return a + b"}}}]},
+        ...         {"blocks": [{"text": "Done: QA passed it."}]}]},
+        ...     {"name": "qa", "match": {"last_user": "to qa"},
+        ...      "turns": [{"blocks": [{"text": "1 test passes."}]}]}]})
+        >>> with running(book, speed=0) as url:
+        ...     client = midstream.Client("anthropic", base_url=url, model="claude-sonnet-4-5")
+        ...     agents = [AgentSpec(name="developer", handoffs=["qa"]), AgentSpec(name="qa")]
+        ...     result = midstream.Workflow(agents, client=client).run_sync("Implement add()")
+        >>> result.text, [(r.agent, r.terminal) for r in result.runs]
+        ('Done: QA passed it.', [('developer', 'completed'), ('qa', 'completed')])
     """
 
     def __init__(
