@@ -440,3 +440,35 @@ def test_bad_workflows_are_refused_with_a_reason(sim: SimURL) -> None:
         Workflow([AgentSpec(name="a"), AgentSpec(name="a")], client=_client(sim))
     with pytest.raises(midstream.LocalError, match="has no client"):
         Workflow([AgentSpec(name="a")])
+
+
+def test_a_workflow_in_one_relay_log_tags_every_entry(sim: SimURL) -> None:
+    from midstream.relay import MemoryLog
+    from midstream.relay.workflow import record_workflow
+
+    flow = Workflow(
+        [AgentSpec(name="architect", handoffs=["qa"]), AgentSpec(name="qa")],
+        client=_client(sim),
+        settings=FAST,
+    )
+
+    async def main() -> tuple[Any, list[Any]]:
+        log = MemoryLog()
+        result = await record_workflow(log, flow.run("Design the services"), run_id="wf-1")
+        return result, await log.entries("wf-1")
+
+    result, entries = asyncio.run(main())
+    assert result.terminal == "completed"
+    assert [e.kind for e in entries].count("run_end") == 1 and entries[-1].kind == "run_end"
+    assert entries[-2].kind == "workflow_end" and entries[-1].data["terminal"] == "completed"
+    board = [e for e in entries if e.kind == "blackboard"]
+    assert board and all(e.agent == "architect" for e in board)
+    assert [e.data["state"] for e in board][-1] == "complete" and board[0].data["state"] == "partial"
+    assert {e.kind for e in entries if e.agent == "architect"} >= {
+        "tool_field_delta",
+        "agent_end",
+        "blackboard",
+    }
+    assert all(
+        e.data.get("agent_run", "").startswith(e.agent) for e in entries if e.agent and "agent_run" in e.data
+    )
