@@ -24,6 +24,7 @@ from midstream.core.toolargs import ToolCallReady
 from midstream.events import ResponseEnd, ToolArgsDelta
 from midstream.sim import ScenarioBook, SimURL
 from midstream.workflow import (
+    AdaptiveChange,
     AgentSpec,
     BlackboardUpdate,
     HandoffDropped,
@@ -472,3 +473,33 @@ def test_a_workflow_in_one_relay_log_tags_every_entry(sim: SimURL) -> None:
     assert all(
         e.data.get("agent_run", "").startswith(e.agent) for e in entries if e.agent and "agent_run" in e.data
     )
+
+
+def test_the_adaptive_policy_is_off_by_default_and_learns_budgets_when_on(sim: SimURL, tmp_path) -> None:
+    def planner_flow(adaptive: bool) -> Workflow:
+        settings = Settings.from_mapping(
+            {
+                "errors": {"backoff": {"scale": 0.001}},
+                "metrics": {"file": str(tmp_path / f"m-{adaptive}.json"), "adaptive": adaptive},
+            }
+        )
+        agents = [AgentSpec(name="planner", handoffs=["tester"], max_tokens=120), AgentSpec(name="tester")]
+        return Workflow(agents, client=_client(sim), settings=settings)
+
+    def retries(events: list[WorkflowEvent]) -> list[int]:
+        return [e.event.max_tokens for e in events if isinstance(e.event, RetryNotice)]
+
+    off = planner_flow(False)
+    for _ in range(2):  # off: every run is cut again and retried again
+        _, events = _collect(off, "Plan the login tests")
+        assert retries(events) and off.agents["planner"].max_tokens == 120
+    on = planner_flow(True)
+    result, events = _collect(on, "Plan the login tests")
+    learned = retries(events)[-1]
+    changes = [e.event for e in events if isinstance(e.event, AdaptiveChange)]
+    assert [(c.agent, c.what, c.old, c.new) for c in changes] == [("planner", "max_tokens", 120, learned)]
+    assert result.metrics["adaptive"] == {"planner": {"max_tokens": learned}}
+    _, events = _collect(on, "Plan the login tests")
+    assert retries(events) == []  # the later run starts with the budget that worked
+    again = planner_flow(True)  # a new process: the metrics file carries the decision
+    assert again.agents["planner"].max_tokens == learned

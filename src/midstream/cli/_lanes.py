@@ -33,6 +33,7 @@ from midstream.agent.events import (
 from midstream.core.toolargs import ToolFieldDelta, ToolFieldStart
 from midstream.events import BlockStart, TextDelta
 from midstream.workflow import (
+    AdaptiveChange,
     Alert,
     BlackboardUpdate,
     HandoffDropped,
@@ -167,6 +168,12 @@ class LaneView:
             self._say(item.at, item.agent, f"[{style}]{event.terminal}[/{style}]")
         elif isinstance(event, Alert):
             self._say(item.at, item.agent, f"[red]alert[/red]: {escape(event.message)}")
+        elif isinstance(event, AdaptiveChange):
+            if event.what == "max_tokens":
+                change = f"max_tokens {event.old} → {event.new} for later runs"
+            else:
+                change = f"{escape(event.tool or '')} streams buffered in later runs"
+            self._say(item.at, item.agent, f"[cyan]adaptive[/cyan]: {change}")
         elif isinstance(event, WorkflowEnd):
             pass
 

@@ -19,7 +19,14 @@ from midstream.workflow.blackboard import (
     Subscription,
     VersionConflict,
 )
-from midstream.workflow.events import HandoffDropped, HandoffEnd, HandoffStart, WorkflowEnd, WorkflowEvent
+from midstream.workflow.events import (
+    AdaptiveChange,
+    HandoffDropped,
+    HandoffEnd,
+    HandoffStart,
+    WorkflowEnd,
+    WorkflowEvent,
+)
 from midstream.workflow.flow import (
     HANDOFF,
     AgentRunSummary,
@@ -33,6 +40,7 @@ from midstream.workflow.metrics import Alert, ErrorLog, MetricsFile, StreamingTa
 
 __all__ = [
     "HANDOFF",
+    "AdaptiveChange",
     "AgentRunSummary",
     "AgentSpec",
     "Alert",

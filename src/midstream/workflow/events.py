@@ -13,6 +13,7 @@ yields (:mod:`midstream.agent.events`, stream and tool events), or one of these:
 * :class:`~midstream.workflow.blackboard.BlackboardUpdate` -- a blackboard write by this agent,
   ``partial`` while it streams;
 * :class:`~midstream.workflow.metrics.Alert` -- a metric past its threshold, at the end;
+* :class:`AdaptiveChange` -- the adaptive policy changed an agent for its later runs, at the end;
 * :class:`WorkflowEnd` -- the last event, exactly once.
 """
 
@@ -23,7 +24,15 @@ from typing import Any, ClassVar, Literal
 
 from midstream.message import Terminal
 
-__all__ = ["HandoffDropped", "HandoffEnd", "HandoffStart", "WorkflowEnd", "WorkflowEvent", "flow_event_dict"]
+__all__ = [
+    "AdaptiveChange",
+    "HandoffDropped",
+    "HandoffEnd",
+    "HandoffStart",
+    "WorkflowEnd",
+    "WorkflowEvent",
+    "flow_event_dict",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +72,19 @@ class HandoffDropped:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptiveChange:
+    """The adaptive policy changed ``agent`` for its later runs: ``max_tokens`` (``old`` -> ``new``), or
+    ``buffered`` (``tool`` no longer streams eagerly)."""
+
+    kind: ClassVar[Literal["adaptive"]] = "adaptive"
+    agent: str
+    what: Literal["max_tokens", "buffered"]
+    old: int | None = None
+    new: int | None = None
+    tool: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowEnd:
     """The workflow's one ending: the entry agent's (or the pipeline's last stage's) ending."""
 
@@ -91,7 +113,7 @@ class WorkflowEvent:
 
 def flow_event_dict(event: Any) -> dict[str, Any] | None:
     """The JSON form of a workflow's own event (``None`` for an agent's event)."""
-    if isinstance(event, HandoffStart | HandoffEnd | HandoffDropped | WorkflowEnd):
+    if isinstance(event, HandoffStart | HandoffEnd | HandoffDropped | WorkflowEnd | AdaptiveChange):
         return {"kind": event.kind, **{name: getattr(event, name) for name in event.__dataclass_fields__}}
     as_dict = getattr(event, "as_dict", None)
     if getattr(event, "kind", None) in ("blackboard", "alert") and callable(as_dict):

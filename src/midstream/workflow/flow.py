@@ -28,6 +28,13 @@ What a run guarantees, on top of each agent run's own guarantees (:mod:`midstrea
   past the thresholds become events, go to ``on_alert`` and to each agent's monitor warnings, and
   unusable tool input goes to the ``streaming-errors`` log (``[metrics] errors_log``).
 
+**The adaptive policy** (``[metrics] adaptive = true``; off by default): an agent whose tool input was
+cut by ``max_tokens`` starts its later runs with the budget its retry needed, and a tool that fell back
+from eager to buffered streaming (``errors.eager_fallback_after`` invalid eager inputs) stays buffered
+in later runs. The decisions are kept in the metrics file (``adaptive``) and read back by a new
+``Workflow`` with the same file, so they outlive the process; each one is an
+:class:`~midstream.workflow.events.AdaptiveChange` event.
+
 Eager (fine-grained) argument streaming is chosen per agent and tool by the settings
 (``streaming.enable_for_agents``, ``streaming.eager.tools``) and, where they say nothing, by the size
 policy: ``handoff`` and ``blackboard_write`` usually carry large arguments (``handoff_bytes``), other
@@ -84,7 +91,14 @@ from midstream.workflow.blackboard import (
     StreamedWrite,
     Subscription,
 )
-from midstream.workflow.events import HandoffDropped, HandoffEnd, HandoffStart, WorkflowEnd, WorkflowEvent
+from midstream.workflow.events import (
+    AdaptiveChange,
+    HandoffDropped,
+    HandoffEnd,
+    HandoffStart,
+    WorkflowEnd,
+    WorkflowEvent,
+)
 from midstream.workflow.metrics import (
     Alert,
     ErrorLog,
@@ -265,6 +279,30 @@ class Workflow:
         self.clock = clock
         self.handoff_bytes = handoff_bytes
         self.agents: dict[str, Agent] = {name: self._build(spec) for name, spec in self.specs.items()}
+        self.adaptive = metrics.adaptive
+        if self.adaptive and self.metrics_file is not None:
+            saved = self.metrics_file.read()
+            self.adapt((saved or {}).get("adaptive", {}))
+
+    def adapt(self, decisions: Mapping[str, Mapping[str, Any]]) -> list[AdaptiveChange]:
+        """Apply the adaptive policy's decisions (per agent: ``max_tokens``, ``buffered`` tools) to the
+        agents' later runs; returns what changed."""
+        changes: list[AdaptiveChange] = []
+        for name, decision in decisions.items():
+            agent = self.agents.get(name)
+            if agent is None:
+                continue
+            budget = decision.get("max_tokens")
+            if budget is not None and int(budget) > agent.max_tokens:
+                changes.append(
+                    AdaptiveChange(agent=name, what="max_tokens", old=agent.max_tokens, new=int(budget))
+                )
+                agent.max_tokens = int(budget)
+            for tool in decision.get("buffered") or ():
+                if tool in agent.tools and tool not in agent.buffered:
+                    agent.buffered.add(tool)
+                    changes.append(AdaptiveChange(agent=name, what="buffered", tool=tool))
+        return changes
 
     def __repr__(self) -> str:
         start = " -> ".join(self.pipeline) if self.pipeline else self.entry
@@ -506,6 +544,7 @@ class WorkflowRun:
         self._subscription: Subscription | None = None
         self._pump: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._learned: dict[str, dict[str, Any]] = {}  # the adaptive policy's decisions in this run
         self.outcome: WorkflowResult | None = None
         self.callback_errors = 0
 
@@ -674,6 +713,9 @@ class WorkflowRun:
             self.flow.errors_log.record(live.agent, run_id, event)
         elif isinstance(event, RetryNotice):
             self._drop_early(run_id, "the response that handed off was not kept: it is asked for again")
+            if event.reason == "max_tokens":
+                learned = self._learned.setdefault(live.agent, {})
+                learned["max_tokens"] = max(int(learned.get("max_tokens", 0)), event.max_tokens)
         elif isinstance(event, RunEnd):
             live.ended = self._now()
             self._drop_early(run_id, f"the agent that handed off ended {event.terminal}")
@@ -686,8 +728,9 @@ class WorkflowRun:
                     reason=event.reason,
                 )
                 self._emit(WorkflowEvent(live.agent, run_id, live.parent, end, self._now()))
-        elif isinstance(event, FallbackNotice):
-            pass  # counted by the tally; the agent itself streams that tool buffered from now on
+        elif isinstance(event, FallbackNotice):  # the agent streams that tool buffered from now on
+            learned = self._learned.setdefault(live.agent, {})
+            learned["buffered"] = sorted({*learned.get("buffered", ()), event.tool})
 
     def _emit(self, item: WorkflowEvent) -> None:
         self._queue.put_nowait(item)
@@ -764,6 +807,9 @@ class WorkflowRun:
 
     def _finish(self, last: _Live | None, result: RunResult | None) -> None:
         metrics, alerts = self._metrics()
+        if self.flow.adaptive:
+            for change in self.flow.adapt(self._learned):
+                self._emit(WorkflowEvent(change.agent, "", None, change, self._now()))
         for alert in alerts:
             agent = alert.agent or self.flow.entry
             self._emit(WorkflowEvent(agent, "", None, alert, self._now()))
@@ -814,7 +860,7 @@ class WorkflowRun:
         file = self.flow.metrics_file
         limits = self.flow.settings.metrics.alerts
         if file is not None:
-            data = file.update(self.tally)
+            data = file.update(self.tally, adaptive=self._learned if self.flow.adaptive else None)
             totals = data["totals"]
             return data, check_alerts(derive(totals), totals, limits)
         totals = self.tally.totals()

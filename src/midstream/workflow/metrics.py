@@ -70,6 +70,7 @@ __all__ = [
     "StreamingTally",
     "check_alerts",
     "derive",
+    "merge_adaptive",
 ]
 
 SCHEMA = "midstream.streaming-metrics/1"
@@ -346,8 +347,17 @@ class MetricsFile:
             raise LocalError(f"{self.path}: not a metrics file (its schema is not {SCHEMA!r})")
         return data
 
-    def update(self, tally: StreamingTally, *, now: float | None = None) -> dict[str, Any]:
-        """Fold one finished run into the file (atomically) and return what was written."""
+    def update(
+        self,
+        tally: StreamingTally,
+        *,
+        now: float | None = None,
+        adaptive: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Fold one finished run into the file (atomically) and return what was written.
+
+        ``adaptive`` (the adaptive policy's decisions, per agent: ``max_tokens``, ``buffered`` tools)
+        is merged into the file's ``adaptive``: the larger budget, the union of buffered tools."""
         previous = self.read()
         run_totals = tally.totals()
         totals = _add(previous["totals"] if previous else _zero_totals(), run_totals)
@@ -365,8 +375,27 @@ class MetricsFile:
             "last_run": derive(run_totals),
             "totals": totals,
         }
+        learned = merge_adaptive(previous.get("adaptive", {}) if previous else {}, adaptive or {})
+        if learned:
+            data["adaptive"] = learned
         _atomic_write(self.path, json.dumps(data, indent=2, sort_keys=False) + "\n")
         return data
+
+
+def merge_adaptive(
+    old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Two sets of adaptive decisions as one: per agent the larger ``max_tokens``, the union of the
+    ``buffered`` tools."""
+    out: dict[str, dict[str, Any]] = {name: dict(value) for name, value in old.items()}
+    for name, value in new.items():
+        mine = out.setdefault(name, {})
+        if value.get("max_tokens") is not None:
+            mine["max_tokens"] = max(int(mine.get("max_tokens") or 0), int(value["max_tokens"]))
+        buffered = set(mine.get("buffered") or ()) | set(value.get("buffered") or ())
+        if buffered:
+            mine["buffered"] = sorted(buffered)
+    return out
 
 
 class ErrorLog:
