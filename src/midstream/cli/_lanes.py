@@ -33,6 +33,7 @@ from midstream.agent.events import (
 from midstream.core.toolargs import ToolFieldDelta, ToolFieldStart
 from midstream.events import BlockStart, TextDelta
 from midstream.workflow import (
+    HANDOFF,
     AdaptiveChange,
     Alert,
     BlackboardUpdate,
@@ -113,9 +114,11 @@ class LaneView:
             lane.current = f"{lane.current.split(' ')[0]} {path}"
             if isinstance(event, ToolFieldDelta):
                 lane.field_bytes += len(event.text.encode("utf-8"))
-                lane.field_tail = _tail(lane.field_tail + event.text, 40)
+                lane.field_tail = (lane.field_tail + event.text)[-200:]
         elif isinstance(event, ToolStarted):
-            lane.state = f"running {event.name}"
+            receiver = event.input.get("agent") if event.name == HANDOFF else None
+            lane.state = f"waiting for {receiver}" if receiver else f"running {event.name}"
+            lane.current = ""
         elif isinstance(event, ToolFinished):
             lane.state = "streaming"
         else:
@@ -189,7 +192,7 @@ class LaneView:
             state = Text(lane.state, style=style)
             if lane.current:
                 now = Text(f"{lane.current} {_size(lane.field_bytes)} ", style="bold")
-                now.append(lane.field_tail, style="dim")
+                now.append(_tail(lane.field_tail, 40), style="dim")
             else:
                 now = Text(_tail(lane.text), style="")
             notes = Text.from_markup("\n".join(lane.notes)) if lane.notes else Text("")
