@@ -89,7 +89,8 @@ class LaneView:
             self._display.start()
 
     def _say(self, at: float, agent: str, line: str) -> None:
-        self.lanes[agent].note(line) if agent in self.lanes else None
+        if agent in self.lanes:
+            self.lanes[agent].note(line)
         if not self.live:
             self.console.print(f"[dim]{at:7.2f}s[/dim] [bold]{escape(agent)}[/bold] {line}", highlight=False)
 

@@ -487,7 +487,8 @@ class _BoardSink:
         if self._out is None and key is None:
             self._held.append(text)
             return
-        self._open(key or "").write(text) if self._out is None else self._out.write(text)
+        out = self._out if self._out is not None else self._open(key or "")
+        out.write(text)
 
     def commit(self, input: Mapping[str, Any] | None = None) -> PendingWrite | None:
         if self._out is None:
@@ -617,18 +618,20 @@ class WorkflowRun:
 
     def _start(self, agent: str, prompt: str, parent: str | None, call_id: str | None = None) -> _Live:
         run_id = f"{agent}-{uuid.uuid4().hex[:8]}"
-        live = _Live(agent, None, parent, self._now(), call_id)  # type: ignore[arg-type]
+        made: list[_Live] = []  # the run emits nothing before it starts, and then ``made`` holds it
 
         def on_event(event: RunEvent) -> None:
-            self._on_event(live, event)
+            self._on_event(made[0], event)
 
-        live.run = Run(
+        run = Run(
             self.flow.agents[agent], prompt, session_id=run_id, on_event=on_event, client=self._client(agent)
         )
+        live = _Live(agent, run, parent, self._now(), call_id)
+        made.append(live)
         self.live[run_id] = live
         if self._cancel_reason is not None:
-            live.run.cancel(self._cancel_reason)
-        live.run.start()
+            run.cancel(self._cancel_reason)
+        run.start()
         return live
 
     def _start_handoff(self, sender: _Live, call_id: str, input: Mapping[str, Any], when: Any) -> _Live:
@@ -766,7 +769,6 @@ class WorkflowRun:
             for stage in self.flow.pipeline[1:]:
                 if result.terminal != "completed" or any(lv.agent == stage for lv in self.live.values()):
                     break
-                start = HandoffStart(call_id="", sender=last.agent, receiver=stage, run="", when="pipeline")
                 nxt = self._start(stage, result.text, last.run.session_id)
                 start = HandoffStart(
                     call_id="", sender=last.agent, receiver=stage, run=nxt.run.session_id, when="pipeline"
