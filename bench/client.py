@@ -76,12 +76,17 @@ server.serve_forever()
 def answer() -> bytes:
     rng = random.Random(5)
     events: list[Event] = [
-        ResponseStart(provider="anthropic", model="claude-bench", id="msg_bench", usage=Usage(40, 1, 0, 0)),
-        BlockStart(0, "text", raw_type="text"),
+        ResponseStart(
+            provider="anthropic",
+            model="claude-bench",
+            id="msg_bench",
+            usage=Usage(input_tokens=40, output_tokens=1),
+        ),
+        BlockStart(index=0, type="text", raw_type="text"),
         *(TextDelta(0, " " + rng.choice(_WORDS)) for _ in range(TOKENS)),
         BlockStop(0),
-        UsageUpdate(Usage(40, TOKENS, 0, 0)),
-        ResponseEnd("end_turn", "end_turn"),
+        UsageUpdate(Usage(input_tokens=40, output_tokens=TOKENS)),
+        ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn"),
     ]
     return wire.encoder("anthropic", realism=True, seed=0).encode_all(events)
 

@@ -85,11 +85,16 @@ QUICK = Size(pairs=4, deltas=250, rounds=3)
 def build_events(provider: str, size: Size, rng: random.Random) -> list[Event]:
     """A long tool-using response: alternating text blocks and write_file calls."""
     events: list[Event] = [
-        ResponseStart(provider=provider, model="model-bench", id="msg_bench", usage=Usage(1200, 1, 0, 0))
+        ResponseStart(
+            provider=provider,
+            model="model-bench",
+            id="msg_bench",
+            usage=Usage(input_tokens=1200, output_tokens=1, cache_read_tokens=0, cache_write_tokens=0),
+        )
     ]
     index = 0
     for k in range(size.pairs):
-        events.append(BlockStart(index, "text", raw_type="text"))
+        events.append(BlockStart(index=index, type="text", raw_type="text"))
         events.extend(TextDelta(index, " " + rng.choice(_WORDS)) for _ in range(size.deltas))
         events.append(BlockStop(index))
         index += 1
@@ -97,12 +102,16 @@ def build_events(provider: str, size: Size, rng: random.Random) -> list[Event]:
         raw = json.dumps({"path": f"notes/file_{k}.md", "content": body})
         cuts = sorted(rng.sample(range(1, len(raw)), size.deltas - 1))
         bounds = [0, *cuts, len(raw)]
-        events.append(BlockStart(index, "tool_call", id=f"toolu_{k}", name="write_file", raw_type="tool_use"))
+        events.append(
+            BlockStart(index=index, type="tool_call", id=f"toolu_{k}", name="write_file", raw_type="tool_use")
+        )
         events.extend(ToolArgsDelta(index, raw[a:b]) for a, b in itertools.pairwise(bounds))
         events.append(BlockStop(index))
         index += 1
-    events.append(UsageUpdate(Usage(1200, 31000, 0, 0)))
-    events.append(ResponseEnd("tool_use", "tool_use"))
+    events.append(
+        UsageUpdate(Usage(input_tokens=1200, output_tokens=31000, cache_read_tokens=0, cache_write_tokens=0))
+    )
+    events.append(ResponseEnd(stop_reason="tool_use", raw_stop_reason="tool_use"))
     return events
 
 

@@ -94,17 +94,17 @@ def _event(draw: Any) -> Event:
     index = draw(st.integers(0, 3))
     choice = draw(st.integers(0, 9))
     if choice == 0:
-        return BlockStart(index, draw(st.sampled_from(_BLOCK_TYPES)))
+        return BlockStart(index=index, type=draw(st.sampled_from(_BLOCK_TYPES)))
     if choice == 1:
         return BlockStop(index)
     if choice == 2:
-        return ResponseStart("p")
+        return ResponseStart(provider="p")
     if choice == 3:
         return UsageUpdate(Usage(output_tokens=index))
     if choice == 4:
-        return ResponseEnd("end_turn", "end_turn")
+        return ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")
     if choice == 5:
-        return Unknown("x", None, index=index)
+        return Unknown(raw_type="x", payload=None, index=index)
     if choice == 6:
         return ThinkingDelta(index, "t")
     if choice == 7:
@@ -116,7 +116,7 @@ def _event(draw: Any) -> Event:
 
 @st.composite
 def _events(draw: Any) -> list[Event]:
-    start: list[Event] = [ResponseStart("p")] if draw(st.booleans()) else []
+    start: list[Event] = [ResponseStart(provider="p")] if draw(st.booleans()) else []
     return start + [_event(draw) for _ in range(draw(st.integers(0, 40)))]
 
 
@@ -149,7 +149,7 @@ def test_feed_all_is_feed_one_by_one(events: list[Event]) -> None:
 def test_a_delta_for_a_block_of_another_type_is_still_refused(kind: Any) -> None:
     timeline = Timeline("p")
     with pytest.raises(RemoteProtocolError, match="block 0"):
-        timeline.feed_all([ResponseStart("p"), BlockStart(0, "unknown"), kind(0, "x")])
+        timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type="unknown"), kind(0, "x")])
 
 
 # -- the Accumulator's exact-type checks ----------------------------------------------------------
@@ -161,7 +161,7 @@ class _MyText(TextDelta):
 
 def test_accumulator_folds_subclassed_deltas_like_their_base() -> None:
     plain, sub = Accumulator(), Accumulator()
-    head: list[Event] = [ResponseStart("p"), BlockStart(0, "text")]
+    head: list[Event] = [ResponseStart(provider="p"), BlockStart(index=0, type="text")]
     for event in [*head, TextDelta(0, "a"), TextDelta(0, "b"), BlockStop(0)]:
         plain.feed(event)
     for event in [*head, _MyText(0, "a"), TextDelta(0, "b"), BlockStop(0)]:

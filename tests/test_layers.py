@@ -1,10 +1,10 @@
 """The layers are the imports: read from the source with ``ast``, every import goes down, never up.
 
 vocabulary (``events``, ``message``, ``errors``) -> ``wire`` (with its timeline) -> ``core`` ->
-``client`` -> ``agent`` -> services (``sim``, ``relay``, ``testing``, ``cli``). A module may import its
-own layer and the layers below it; no module imports another package's private module. The sans-IO
-layers import no third-party package at all, which a fresh interpreter checks (msgspec, the payload
-parser, is imported when the first payload is parsed; see ``midstream.wire._payload``).
+``client`` -> ``agent`` -> ``workflow`` -> services (``sim``, ``relay``, ``testing``, ``cli``). A module
+may import its own layer and the layers below it; no module imports another package's private module.
+The sans-IO layers import no third-party package at all, which a fresh interpreter checks (msgspec,
+the payload parser, is imported when the first payload is parsed; see ``midstream.wire._payload``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("midstream.core",),
     ("midstream.client", "midstream.metrics"),
     ("midstream.agent", "midstream.config"),
+    ("midstream.workflow",),  # agents handing work to agents: uses the agent layer, serves the services
     ("midstream.sim",),
     ("midstream.relay", "midstream.testing"),
     ("midstream.cli",),

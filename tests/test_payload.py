@@ -156,13 +156,15 @@ def test_fast_path_and_fallback_agree_on_garbage(text: str) -> None:
 
 def _stream(dialect: str) -> bytes:
     events: list[Event] = [
-        ResponseStart(provider=dialect, model="model-x", id="resp_1", usage=Usage(3, 1)),
-        BlockStart(0, "text", raw_type="text"),
+        ResponseStart(
+            provider=dialect, model="model-x", id="resp_1", usage=Usage(input_tokens=3, output_tokens=1)
+        ),
+        BlockStart(index=0, type="text", raw_type="text"),
         TextDelta(0, "hi"),
         TextDelta(0, " there"),
         BlockStop(0),
-        UsageUpdate(Usage(3, 2)),
-        ResponseEnd("end_turn", "end_turn"),
+        UsageUpdate(Usage(input_tokens=3, output_tokens=2)),
+        ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn"),
     ]
     return wire.encoder(dialect).encode_all(events)
 
