@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("midstream.wire",),
     ("midstream.core",),
     ("midstream.client", "midstream.metrics"),
-    ("midstream.agent", "midstream.config"),
+    ("midstream.agent", "midstream.config", "midstream.telemetry"),
     ("midstream.sim",),
     ("midstream.relay", "midstream.testing"),
     ("midstream.cli",),

@@ -1,0 +1,272 @@
+"""OpenTelemetry spans and metrics under the GenAI conventions, read back from in-memory exporters,
+for a text stream, a tool call, a retry, a cancel and nested agents; content and keys stay out."""
+
+from __future__ import annotations
+
+import asyncio
+import doctest
+import json
+from collections.abc import Iterator
+
+import pytest
+
+import midstream
+from midstream.agent.effects import MemoryJournal
+from midstream.cli.examples import TOOLS
+from midstream.core.retry import RetryPolicy
+from midstream.metrics import observers
+from midstream.sim import SimURL
+from midstream.telemetry import _names as names
+from midstream.telemetry import _otel, _prom, instrument, logs
+from simsupport import fault
+from telemetrysupport import Pipeline, spans_by_id
+
+FAST = RetryPolicy(initial_delay=0.01, max_delay=0.02)
+SECRET = "sk-ant-telemetry-test-0123456789abcdef"
+
+
+@pytest.fixture
+def otel() -> Iterator[Pipeline]:
+    pipeline = Pipeline.make()
+    with instrument(pipeline.tracer_provider, pipeline.meter_provider, capture_content=False):
+        yield pipeline
+    assert not observers()
+
+
+def _stream(sim: SimURL, prompt: str = "Hello", **options: object) -> midstream.Message:
+    with midstream.Client(
+        "anthropic", api_key=SECRET, base_url=sim, model="claude-sonnet-4-5", retry=FAST
+    ) as client:
+        return client.stream(prompt, **options).final()  # type: ignore[arg-type]
+
+
+def test_nothing_is_observed_until_instrumented(sim: SimURL) -> None:
+    assert not observers()
+    with midstream.Client("anthropic", base_url=sim, model="claude-4") as client:
+        stream = client.stream("Hi")
+        assert stream._s.metrics.probe is None
+        stream.final()
+
+
+def test_a_text_stream_is_one_chat_span_with_the_conventions_attributes(sim: SimURL, otel: Pipeline) -> None:
+    message = _stream(sim)
+    span = otel.span("chat ")
+    attrs = span.attributes or {}
+    assert span.name == "chat claude-sonnet-4-5"
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "anthropic"
+    assert attrs["gen_ai.request.model"] == "claude-sonnet-4-5"
+    assert attrs["gen_ai.request.stream"] is True
+    assert attrs["gen_ai.response.finish_reasons"] == (message.raw_stop_reason,)
+    assert attrs["gen_ai.usage.output_tokens"] == message.usage.output_tokens
+    assert attrs["gen_ai.usage.input_tokens"] == message.usage.input_tokens
+    assert attrs["midstream.terminal"] == "completed"
+    assert attrs["server.address"] == "127.0.0.1"
+    assert 0 < attrs["gen_ai.response.time_to_first_chunk"] < span.end_time - span.start_time  # type: ignore[operator]
+    assert [e.name for e in span.events] == ["midstream.attempt"]
+
+
+def test_a_text_stream_records_the_inference_metrics_with_the_advised_buckets(
+    sim: SimURL, otel: Pipeline
+) -> None:
+    message = _stream(sim)
+    (duration,) = otel.points("gen_ai.client.inference.duration")
+    assert duration.count == 1
+    assert list(duration.explicit_bounds) == list(names.DURATION_BUCKETS)
+    assert dict(duration.attributes) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.response.model": message.model,
+        "server.address": "127.0.0.1",
+        "server.port": int(sim.rsplit(":", 1)[1]),
+    }
+    (ttfc,) = otel.points("gen_ai.client.inference.time_to_first_chunk")
+    span = otel.span("chat ")
+    assert ttfc.count == 1 and ttfc.sum == pytest.approx(
+        (span.attributes or {})["gen_ai.response.time_to_first_chunk"]
+    )
+    (output_tokens,) = otel.points("gen_ai.client.inference.usage.output_tokens")
+    assert output_tokens.value == message.usage.output_tokens
+    (streams,) = otel.points("midstream.streams")
+    assert streams.value == 1 and streams.attributes["midstream.terminal"] == "completed"
+    assert "gen_ai.client.operation.duration" not in otel.metric_names()
+
+
+def test_the_v1_41_names_behind_the_switch(sim: SimURL) -> None:
+    pipeline = Pipeline.make()
+    with instrument(pipeline.tracer_provider, pipeline.meter_provider, naming="v1.41"):
+        message = _stream(sim)
+    emitted = pipeline.metric_names()
+    assert {"gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk"} <= emitted
+    assert not any(name.startswith("gen_ai.client.inference") for name in emitted)
+    usage = {p.attributes["gen_ai.token.type"]: p.sum for p in pipeline.points("gen_ai.client.token.usage")}
+    assert usage == {"input": message.usage.input_tokens, "output": message.usage.output_tokens}
+
+
+def test_a_retry_is_a_span_event_and_a_counter(sim: SimURL, otel: Pipeline) -> None:
+    message = _stream(sim, "tell a story", headers=fault("http_status=529;times=1"))
+    assert message.terminal == "completed"
+    span = otel.span("chat ")
+    assert [e.name for e in span.events] == ["midstream.attempt", "midstream.retry", "midstream.attempt"]
+    retry = span.events[1].attributes or {}
+    assert "529" in str(retry["midstream.retry.reason"]) and retry["midstream.retry.delay"] >= 0
+    (retries,) = otel.points("midstream.stream.retries")
+    assert retries.value == 1
+    assert (span.attributes or {})["midstream.retries"] == 1
+
+
+def test_a_failed_stream_has_an_error_status_and_type(sim: SimURL, otel: Pipeline) -> None:
+    with pytest.raises(midstream.ProviderError) as info:
+        _stream(sim, "tell a story", headers=fault("http_status=400;times=9"))
+    span = otel.span("chat ")
+    assert span.status.status_code.name == "ERROR"
+    assert (span.attributes or {})["error.type"] == info.value.kind
+    (duration,) = otel.points("gen_ai.client.inference.duration")
+    assert duration.attributes["error.type"] == info.value.kind
+
+
+def test_a_cancelled_stream_ends_its_span_cancelled(paced: SimURL, otel: Pipeline) -> None:
+    with (
+        midstream.Client("anthropic", base_url=paced, model="claude-4") as client,
+        client.stream("tell a story") as stream,
+    ):
+        for event in stream:
+            if isinstance(event, midstream.TextDelta):
+                stream.cancel()
+    span = otel.span("chat ")
+    assert (span.attributes or {})["midstream.terminal"] == "cancelled"
+    assert (span.attributes or {})["error.type"] == "cancelled"
+    (streams,) = otel.points("midstream.streams")
+    assert streams.attributes["midstream.terminal"] == "cancelled"
+
+
+def _agent(sim: SimURL, name: str = "weather-agent", **options: object) -> midstream.Agent:
+    client = midstream.AsyncClient("anthropic", api_key=SECRET, base_url=sim, model="claude-sonnet-4-5")
+    return midstream.Agent(client, tools=list(TOOLS), name=name, **options)  # type: ignore[arg-type]
+
+
+def test_an_agent_run_nests_its_requests_and_tool_calls(sim: SimURL, otel: Pipeline) -> None:
+    result = _agent(sim).run_sync("What is the weather in Paris and Tokyo?")
+    assert result.terminal == "completed"
+    run = otel.span("invoke_agent")
+    chats = [s for s in otel.spans() if s.name.startswith("chat ")]
+    tools = [s for s in otel.spans() if s.name.startswith("execute_tool")]
+    assert run.name == "invoke_agent weather-agent"
+    assert len(chats) == 2 and len(tools) == 2
+    assert run.context is not None
+    for child in chats + tools:
+        assert child.parent is not None and child.parent.span_id == run.context.span_id
+        assert child.context is not None and child.context.trace_id == run.context.trace_id
+    assert {(t.attributes or {})["gen_ai.tool.name"] for t in tools} == {"get_weather"}
+    assert all((t.attributes or {})["gen_ai.tool.call.id"] for t in tools)
+    assert (run.attributes or {})["gen_ai.conversation.id"] == result.session_id
+    (calls,) = otel.points("gen_ai.invoke_agent.inference_calls")
+    assert calls.sum == 2
+    (tool_calls,) = otel.points("gen_ai.invoke_agent.tool_calls")
+    assert tool_calls.sum == 2
+    (tool_duration,) = otel.points("gen_ai.execute_tool.duration")
+    assert tool_duration.count == 2 and tool_duration.attributes["gen_ai.tool.name"] == "get_weather"
+    (agent_duration,) = otel.points("gen_ai.invoke_agent.duration")
+    assert agent_duration.count == 1 and agent_duration.attributes["gen_ai.agent.name"] == "weather-agent"
+    first_arg = otel.points("midstream.tool.time_to_first_arg_byte")
+    assert first_arg and all(p.attributes["gen_ai.tool.name"] == "get_weather" for p in first_arg)
+
+
+def test_a_sub_agent_started_by_a_tool_is_a_child_of_that_tool_call(sim: SimURL, otel: Pipeline) -> None:
+    inner = _agent(sim, "helper")
+
+    @midstream.tool
+    async def get_weather(city: str, unit: str = "celsius") -> str:
+        """Ask the helper agent about a city's weather.
+
+        Args:
+            city: the city
+            unit: the unit
+        """
+        return (await inner.run(f"Hello from {city}")).text
+
+    client = midstream.AsyncClient("anthropic", base_url=sim, model="claude-sonnet-4-5")
+    result = midstream.Agent(client, tools=[get_weather], name="lead").run_sync("Weather in Paris and Tokyo?")
+    assert result.terminal == "completed"
+    spans = dict(spans_by_id(otel))
+    lead = otel.span("invoke_agent lead")
+    helpers = [s for s in spans.values() if s.name == "invoke_agent helper"]
+    assert lead.parent is None and lead.context is not None and len(helpers) == 2
+    for helper in helpers:
+        assert helper.parent is not None
+        tool = spans[helper.parent.span_id]
+        assert tool.name == "execute_tool get_weather"
+        assert tool.parent is not None and tool.parent.span_id == lead.context.span_id
+        assert helper.context is not None and helper.context.trace_id == lead.context.trace_id
+        children = [s.name for s in spans.values() if s.parent and s.parent.span_id == helper.context.span_id]
+        assert "chat claude-sonnet-4-5" in children and set(children) <= {
+            "chat claude-sonnet-4-5",
+            "execute_tool get_weather",
+        }
+
+
+def test_a_cancelled_run_counts_its_compensations(paced: SimURL, otel: Pipeline) -> None:
+    journal = MemoryJournal()
+    agent = _agent(paced, journal=journal)
+
+    async def cancel_after_first_tool() -> midstream.RunResult:
+        run = agent.run("What is the weather in Paris and Tokyo?")
+        async for event in run:
+            if type(event).__name__ == "ToolFinished":
+                run.cancel("stop")
+        return await run
+
+    result = asyncio.run(cancel_after_first_tool())
+    assert result.terminal == "cancelled"
+    run = otel.span("invoke_agent")
+    assert (run.attributes or {})["midstream.terminal"] == "cancelled"
+    assert run.status.status_code.name == "ERROR"
+    compensated = [e for e in run.events if e.name == "midstream.compensated"]
+    assert len(compensated) == len(result.compensations)
+    total = sum(p.value for p in otel.points("midstream.agent.compensations"))
+    assert total == len(result.compensations)
+
+
+def test_content_is_not_captured_by_default_and_keys_never(sim: SimURL, otel: Pipeline) -> None:
+    result = _agent(sim).run_sync("What is the weather in Paris and Tokyo?")
+    text = otel.everything()
+    assert SECRET not in text
+    assert "Paris" not in text and result.text[:20] not in text
+    assert "gen_ai.input.messages" not in text and "gen_ai.tool.call.arguments" not in text
+
+
+def test_content_is_captured_when_opted_in_and_keys_still_never(sim: SimURL) -> None:
+    pipeline = Pipeline.make()
+    with instrument(pipeline.tracer_provider, pipeline.meter_provider, capture_content=True):
+        _agent(sim).run_sync("What is the weather in Paris and Tokyo?")
+    chats = [s for s in pipeline.spans() if s.name.startswith("chat ")]
+    sent = json.loads((chats[0].attributes or {})["gen_ai.input.messages"])  # type: ignore[arg-type]
+    assert sent[0]["role"] == "user" and "Paris" in sent[0]["parts"][0]["content"]
+    answer = json.loads((chats[0].attributes or {})["gen_ai.output.messages"])  # type: ignore[arg-type]
+    calls = [part for part in answer[0]["parts"] if part["type"] == "tool_call"]
+    assert answer[0]["role"] == "assistant" and {c["name"] for c in calls} == {"get_weather"}
+    tool = next(s for s in pipeline.spans() if s.name.startswith("execute_tool"))
+    assert json.loads((tool.attributes or {})["gen_ai.tool.call.arguments"])["city"] in ("Paris", "Tokyo")  # type: ignore[arg-type]
+    assert SECRET not in pipeline.everything()
+
+
+def test_the_environment_switches(monkeypatch: pytest.MonkeyPatch, sim: SimURL) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    monkeypatch.setenv("MIDSTREAM_OTEL_NAMING", "v1.41")
+    pipeline = Pipeline.make()
+    with instrument(pipeline.tracer_provider, pipeline.meter_provider) as inst:
+        _stream(sim)
+    assert isinstance(inst.observer, _otel.OtelObserver)
+    assert inst.observer.capture_content and inst.observer.naming == "v1.41"
+    monkeypatch.setenv("MIDSTREAM_OTEL_NAMING", "v2")
+    with pytest.raises(midstream.LocalError, match="naming"):
+        instrument()
+
+
+def test_the_module_examples_run() -> None:
+    for module in (midstream.telemetry, _prom, logs):
+        failures, tried = doctest.testmod(
+            module, extraglobs={"midstream": midstream}, optionflags=doctest.ELLIPSIS
+        )
+        assert failures == 0 and tried > 0, module.__name__
