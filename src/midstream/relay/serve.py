@@ -26,6 +26,7 @@ from midstream.relay.log import DEFAULT_REPLAY_TTL, EventLog
 from midstream.relay.runner import AgentFactory, LocalExecutor
 from midstream.relay.stores import open_log
 from midstream.sim.serving import base_url, in_thread, listen
+from midstream.telemetry import with_metrics
 
 __all__ = ["RelayURL", "build", "load_tools", "running"]
 
@@ -60,7 +61,9 @@ def build(
     through ``factory`` (None: the relay serves events and cancels, and starts no runs)."""
     log = store if isinstance(store, EventLog) else open_log(store, replay_ttl=replay_ttl)
     executor = LocalExecutor(log, factory, owner=owner) if factory is not None else None
-    return create_app(log, executor, heartbeat=heartbeat)
+    app = create_app(log, executor, heartbeat=heartbeat)
+    with_metrics(app)  # GET /metrics: this process's streams, runs and tool calls, in Prometheus naming
+    return app
 
 
 class RelayURL(str):

@@ -34,7 +34,7 @@ from midstream.telemetry._measure import Attributes, Measuring
 __all__ = ["CONTENT_TYPE", "PrometheusObserver", "prometheus_name"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The media type of the exposition (text format 0.0.4)."""
+"""The media type of the exposition (the Prometheus text format)."""
 
 _UNITS = {"s": "seconds", "By": "bytes"}
 
