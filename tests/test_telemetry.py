@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import doctest
+import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,11 +16,11 @@ import midstream
 from midstream.agent.effects import MemoryJournal
 from midstream.cli.examples import TOOLS
 from midstream.core.retry import RetryPolicy
-from midstream.metrics import observers
+from midstream.metrics import observers, remove_observer
 from midstream.sim import SimURL
 from midstream.telemetry import _names as names
 from midstream.telemetry import _otel, _prom, instrument, logs
-from simsupport import fault
+from simsupport import fault, fresh
 from telemetrysupport import Pipeline, spans_by_id
 
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.02)
@@ -105,6 +107,7 @@ def test_the_v1_41_names_behind_the_switch(sim: SimURL) -> None:
 
 
 def test_a_retry_is_a_span_event_and_a_counter(sim: SimURL, otel: Pipeline) -> None:
+    fresh(sim)  # the fault counts requests: start from none
     message = _stream(sim, "tell a story", headers=fault("http_status=529;times=1"))
     assert message.terminal == "completed"
     span = otel.span("chat ")
@@ -270,3 +273,40 @@ def test_the_module_examples_run() -> None:
             module, extraglobs={"midstream": midstream}, optionflags=doctest.ELLIPSIS
         )
         assert failures == 0 and tried > 0, module.__name__
+
+
+def test_json_logs_carry_the_run_agent_and_span_ids_and_no_key(sim: SimURL, otel: Pipeline) -> None:
+    fresh(sim)
+    out = io.StringIO()
+    handler = logs.configure_logging("INFO", json=True, stream=out)
+    try:
+        client = midstream.AsyncClient(
+            "anthropic",
+            api_key=SECRET,
+            base_url=sim,
+            model="claude-sonnet-4-5",
+            retry=FAST,
+            headers={"x-midstream-fault": "http_status=529;times=1"},
+        )
+        result = midstream.Agent(client, name="logged").run_sync("Hello")
+    finally:
+        logging.getLogger("midstream").removeHandler(handler)
+        remove_observer(logs.IDS)
+    assert result.terminal == "completed"
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    (retry,) = [line for line in lines if line["logger"] == "midstream.client"]
+    assert retry["level"] == "INFO" and "retrying the anthropic request" in retry["message"]
+    assert retry["run_id"] == result.session_id and retry["agent"] == "logged"
+    run = otel.span("invoke_agent logged")
+    assert run.context is not None
+    assert retry["trace_id"] == f"{run.context.trace_id:032x}"
+    assert retry["span_id"] == f"{run.context.span_id:016x}"
+    assert SECRET not in out.getvalue()
+
+
+def test_text_logs_append_the_ids() -> None:
+    record = logging.makeLogRecord({"name": "midstream.agent", "levelname": "WARNING", "msg": "slow hook"})
+    logs.ContextFilter().filter(record)
+    assert not hasattr(record, "run_id")  # no run in this task
+    record.run_id = "run-1"
+    assert logs._TextFormatter().format(record).endswith("slow hook  [run_id=run-1]")

@@ -43,6 +43,7 @@ from midstream.cli._conventions import (
     usage_message,
 )
 from midstream.cli._journal import journal_app
+from midstream.cli._stats import stats as stats_command
 from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.client.errors import StreamInterrupted
@@ -411,6 +412,10 @@ def sim(
 app.command(
     "serve", epilog=CLIENT_EPILOG, short_help="Serve the relay: runs over HTTP, events as resumable SSE."
 )(serve_command)
+
+app.command("stats", short_help="TTFT, first argument byte, retries and alerts of the runs on record.")(
+    stats_command
+)
 
 # -- run ---------------------------------------------------------------------------------------------
 

@@ -41,12 +41,17 @@ def serve(
     ] = True,
     replay_ttl: Annotated[float, typer.Option(help="Seconds a finished run stays replayable.")] = 86400.0,
     heartbeat: Annotated[float, typer.Option(help="Seconds of silence before an SSE ping comment.")] = 15.0,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log midstream's INFO lines to stderr as text, or json (with run and trace ids)."),
+    ] = None,
 ) -> None:
     """Serve the relay: start runs over HTTP and stream their events as resumable SSE.
 
     POST /v1/runs starts an agent run; GET /v1/runs/{id}/events streams its events (resume with
     Last-Event-ID or ?after=<seq>; a finished run replays); POST /v1/runs/{id}/cancel stops it
     wherever it executes. Several serve processes on one --store redis://... serve the same runs.
+    GET /metrics gives this process's streams, runs and tool calls in the Prometheus text format.
     Ctrl-C stops the server; runs still executing here end cancelled.
     """
     import uvicorn
@@ -58,6 +63,12 @@ def serve(
         _fail("--replay-ttl and --heartbeat must be positive", EXIT_USAGE)
     if sim and base_url:
         _fail("--sim and --base-url exclude each other", EXIT_USAGE)
+    if log_format not in (None, "text", "json"):
+        _fail(f"--log-format is text or json, not {log_format!r}", EXIT_USAGE)
+    if log_format is not None:
+        from midstream.telemetry import configure_logging
+
+        configure_logging("INFO", json=log_format == "json")
     try:
         with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
             factory = _factory(provider, model, url, api_key, tools, settings, sim) if execute else None

@@ -174,7 +174,7 @@ class _SpanCall(RunProbe):
                     "midstream.retries": getattr(outcome, "retries", 0),
                     "midstream.fallbacks": list(getattr(outcome, "fallbacks", ())),
                     "midstream.compensations": len(getattr(outcome, "compensations", ())),
-                    "gen_ai.invoke_agent.inference_calls": self.measured.tally.inference_calls,
+                    "midstream.inference_calls": self.measured.tally.inference_calls,
                 }
             )
             for record in getattr(outcome, "compensations", ()):
