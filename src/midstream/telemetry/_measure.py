@@ -5,6 +5,7 @@ to its subclasses (OpenTelemetry, Prometheus)."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,11 @@ class RunTally:
 
 
 CURRENT_RUN: contextvars.ContextVar[RunTally | None] = contextvars.ContextVar("midstream_run", default=None)
+
+
+@functools.lru_cache(maxsize=64)
+def _server_of(url: str) -> tuple[tuple[str, str | int], ...]:
+    return tuple(server_of(url).items())
 
 
 def server_of(url: str) -> dict[str, str | int]:
@@ -88,6 +94,7 @@ class MeasuredStream(StreamProbe):
         self.model = model
         self.figures = StreamFigures()
         self.start = session.metrics.start
+        self.base = self._attributes()
         tally = CURRENT_RUN.get()
         if tally is not None:
             tally.inference_calls += 1
@@ -99,7 +106,10 @@ class MeasuredStream(StreamProbe):
         self.owner.stream_ended(self, now)
 
     def attributes(self) -> dict[str, str | int | float | bool]:
-        """The metric attributes every measurement of this stream carries."""
+        """The metric attributes every measurement of this stream carries (a fresh copy)."""
+        return dict(self.base)
+
+    def _attributes(self) -> dict[str, str | int | float | bool]:
         s = self.session
         out: dict[str, str | int | float | bool] = {
             "gen_ai.operation.name": "chat",
@@ -107,7 +117,7 @@ class MeasuredStream(StreamProbe):
         }
         if self.model:
             out["gen_ai.request.model"] = self.model
-        out.update(server_of(s.request.url))
+        out.update(_server_of(s.request.url))
         return out
 
 
