@@ -57,7 +57,12 @@ def test_metrics_are_scraped_during_a_run_and_add_up_after_it(relay: RelayURL) -
         during.append(scrape(relay))
         time.sleep(0.05)
     assert during, "the run ended before a scrape"
+    replayed = httpx2.get(f"{relay}/v1/runs/{run_id}/events", timeout=30).text  # the whole log, replayed
     after = scrape(relay)
+    lag = after["midstream_relay_replay_lag_seconds"]
+    assert sample(lag, "midstream_relay_replay_lag_seconds_count") == replayed.count(
+        "\nid: "
+    ) + replayed.startswith("id: ")
 
     # Families are named by the metric name without the _total / _bucket suffixes.
     duration = prometheus_name(names.LATEST.inference_duration, "s")

@@ -250,6 +250,12 @@ def count(name: str, value: int = 1, **attributes: str) -> None:
         observer.count(name, value, **attributes)
 
 
+def record(name: str, value: float, **attributes: str) -> None:
+    """Tell every observer a midstream-specific measurement (seconds)."""
+    for observer in _observers:
+        observer.record(name, value, **attributes)
+
+
 class MetricsRecorder:
     """Collects one stream's observations. Feed it clock readings; read :meth:`snapshot`.
 
