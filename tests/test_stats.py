@@ -131,7 +131,18 @@ def test_the_command_reads_a_store_a_journal_and_a_metrics_file(recorded: str, t
         for status in ("started", "done", "compensated"):
             journal.append(EffectRecord("c9", "save_article", "k9", status, time=2e9))  # type: ignore[arg-type]
     metrics_path = tmp_path / "streaming-metrics.json"
-    metrics_path.write_text(json.dumps({"fallback_rate": 0.0, "alerts": []}))
+    metrics_path.write_text(
+        json.dumps(
+            {
+                "schema": "midstream.streaming-metrics/1",
+                "runs": 4,
+                "latency_reduction": 0.62,
+                "fallback_rate": 0.0,
+                "agents": {"architect": {"calls": 3, "avg_latency": 812.5, "improvement": 0.71}},
+                "alerts": [],
+            }
+        )
+    )
     runner = CliRunner()
     args = ["stats", "--store", recorded, "--journal", str(journal_path), "--metrics-file", str(metrics_path)]
     result = runner.invoke(app, [*args, "--json"])
@@ -149,8 +160,22 @@ def test_the_command_reads_a_store_a_journal_and_a_metrics_file(recorded: str, t
     assert "time to first token" in text.output and "first argument byte: get_weather" in text.output
     assert "ok    ttft_p95_ms" in text.output
     assert "TTFT over the last 3 runs" in text.output
+    assert "latency_reduction 62.0%" in text.output and "architect" in text.output
+    assert "812 ms" in text.output and "71.0%" in text.output
     firing = runner.invoke(app, [*args, "--ttft-ms", "0.001"])
     assert firing.exit_code == 1 and "ALERT ttft_p95_ms" in firing.output
+    alert = {
+        "metric": "fallback_rate",
+        "value": 0.2,
+        "threshold": 0.1,
+        "message": "fallback rate 20.0% is above 10.0%",
+    }
+    metrics_path.write_text(json.dumps({"alerts": [alert]}))
+    from_file = runner.invoke(app, args)
+    assert (
+        from_file.exit_code == 1
+        and "ALERT (metrics file) fallback rate 20.0% is above 10.0%" in from_file.output
+    )
     none = runner.invoke(app, [*args, "--agent", "nobody", "--json"])
     assert json.loads(none.output)["runs"] == 0
 

@@ -383,15 +383,54 @@ def render(summary: Mapping[str, Any], console: Any, *, width: int = 72) -> None
     if len(trend) >= 2:
         console.print(Text.from_ansi(_trend(trend, width)))
     if "metrics_file" in summary:
-        scalars = {k: v for k, v in summary["metrics_file"].items() if isinstance(v, int | float | str)}
-        if scalars:
-            console.print("Metrics file: " + ", ".join(f"{k} {v}" for k, v in sorted(scalars.items())))
+        _render_metrics_file(summary["metrics_file"], console)
+
+
+FILE_KEYS = (
+    "runs",
+    "latency_reduction",
+    "average_chunk_size",
+    "incomplete_json_rate",
+    "fallback_rate",
+    "updated",
+)
+"""The streaming metrics file's headline keys, in the order shown."""
+
+
+def _render_metrics_file(data: Mapping[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    shown = [f"{key} {_value(data[key])}" for key in FILE_KEYS if key in data]
+    console.print("Streaming metrics file: " + (", ".join(shown) or "no figures"))
+    agents = data.get("agents")
+    if isinstance(agents, Mapping) and agents:
+        table = Table(title="Streaming metrics per agent (metrics file)", title_justify="left")
+        for column in ("agent", "calls", "avg latency", "improvement"):
+            table.add_column(column, justify="left" if column == "agent" else "right")
+        for name, figures in sorted(agents.items()):
+            if isinstance(figures, Mapping):
+                table.add_row(
+                    str(name),
+                    _value(figures.get("calls")),
+                    _ms(figures.get("avg_latency")),
+                    _value(figures.get("improvement"), percent=True),
+                )
+        console.print(table)
+
+
+def _value(value: Any, *, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%}" if percent or 0.0 <= value <= 1.0 else f"{value:,.1f}"
+    return str(value)
 
 
 def _render_alerts(summary: Mapping[str, Any], console: Any) -> None:
     for alert in summary["alerts"]:
         if alert.get("source") == "metrics_file":
-            console.print(f"[red]ALERT[/red] (metrics file) {json.dumps(alert, default=str)}")
+            text = alert.get("message") or json.dumps(alert, default=str)
+            console.print(f"[red]ALERT[/red] (metrics file) {text}")
             continue
         value, limit = alert["value"], alert["threshold"]
         shown = (
