@@ -95,6 +95,7 @@ class MeasuredStream(StreamProbe):
         self.figures = StreamFigures()
         self.start = session.metrics.start
         self.base = self._attributes()
+        self.message: Message | None = None
         tally = CURRENT_RUN.get()
         if tally is not None:
             tally.inference_calls += 1
@@ -196,9 +197,10 @@ class Measuring(Observer):
     # -- the measurements ----------------------------------------------------------------------------
 
     def stream_ended(self, probe: MeasuredStream, now: float) -> None:
-        """Record a finished stream's measurements."""
+        """Record a finished stream's measurements (``probe.message`` is its final Message)."""
         s, names = probe.session, self.names
-        recorder, message = s.metrics, s.acc.message
+        recorder = s.metrics
+        message = probe.message = s.acc.message  # built on each access: once is enough
         attributes = probe.attributes()
         if message.model:
             attributes["gen_ai.response.model"] = message.model

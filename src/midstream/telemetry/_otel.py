@@ -78,11 +78,11 @@ class OtelObserver(Measuring):
         attributes = {**probe.attributes(), "gen_ai.request.stream": True}
         if chat is not None:
             attributes["gen_ai.request.max_tokens"] = chat.max_tokens
-            if self.capture_content:
-                attributes.update(_input_content(chat))
-        probe.span = self.tracer.start_span(
+        span = probe.span = self.tracer.start_span(
             f"chat {model}" if model else "chat", kind=SpanKind.CLIENT, attributes=attributes
         )
+        if chat is not None and self.capture_content and span.is_recording():
+            span.set_attributes(_input_content(chat))
         return probe
 
     def run(self, run: Any) -> RunProbe | None:
@@ -109,9 +109,11 @@ class OtelObserver(Measuring):
 
     def stream_ended(self, probe: MeasuredStream, now: float) -> None:
         super().stream_ended(probe, now)
-        assert isinstance(probe, _SpanStream)
-        span, s = probe.span, probe.session
-        recorder, message = s.metrics, s.acc.message
+        assert isinstance(probe, _SpanStream) and probe.message is not None
+        span, recorder, message = probe.span, probe.session.metrics, probe.message
+        if not span.is_recording():  # no SDK, or not sampled: nothing would keep the attributes
+            span.end()
+            return
         attributes: dict[str, Any] = {
             "midstream.terminal": message.terminal,
             "midstream.retries": recorder.retries,
