@@ -8,7 +8,10 @@ import doctest
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -310,3 +313,25 @@ def test_text_logs_append_the_ids() -> None:
     assert not hasattr(record, "run_id")  # no run in this task
     record.run_id = "run-1"
     assert logs._TextFormatter().format(record).endswith("slow hook  [run_id=run-1]")
+
+
+def test_without_opentelemetry_the_library_runs_and_instrument_says_what_to_install(tmp_path: Path) -> None:
+    script = tmp_path / "no_otel.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if it were not installed\n"
+        "import midstream, midstream.telemetry\n"
+        "from midstream.sim import running\n"
+        "with running(speed=0) as url, midstream.Client('anthropic', base_url=url, model='m') as client:\n"
+        "    assert client.stream('Hi').final().terminal == 'completed'\n"
+        "try:\n"
+        "    midstream.telemetry.instrument()\n"
+        "except midstream.LocalError as exc:\n"
+        "    print(exc)\n"
+        "print(sorted(name for name in sys.modules if name.startswith('opentelemetry.')))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    hint, loaded = done.stdout.splitlines()
+    assert "pip install 'midstream[otel]'" in hint
+    assert loaded == "[]"
