@@ -19,7 +19,7 @@ import midstream
 from midstream.agent.effects import MemoryJournal
 from midstream.cli.examples import TOOLS
 from midstream.core.retry import RetryPolicy
-from midstream.metrics import observers, remove_observer
+from midstream.metrics import observers, remove_observer, workflow_probe
 from midstream.sim import SimURL
 from midstream.telemetry import _names as names
 from midstream.telemetry import _otel, _prom, instrument, logs
@@ -335,3 +335,23 @@ def test_without_opentelemetry_the_library_runs_and_instrument_says_what_to_inst
     hint, loaded = done.stdout.splitlines()
     assert "pip install 'midstream[otel]'" in hint
     assert loaded == "[]"
+
+
+def test_a_workflow_span_holds_the_runs_started_under_it(sim: SimURL, otel: Pipeline) -> None:
+    async def pipeline() -> list[midstream.RunResult]:
+        probe = workflow_probe("quick", "wf-1")
+        assert probe is not None
+        results = [await _agent(sim, "developer").run("Hello"), await _agent(sim, "qa").run("Hello")]
+        probe.end(results[-1])
+        return results
+
+    results = asyncio.run(pipeline())
+    assert [r.terminal for r in results] == ["completed", "completed"]
+    flow = otel.span("invoke_workflow")
+    assert flow.name == "invoke_workflow quick" and flow.context is not None
+    assert (flow.attributes or {})["gen_ai.operation.name"] == "invoke_workflow"
+    agents = [s for s in otel.spans() if s.name.startswith("invoke_agent")]
+    assert sorted(s.name for s in agents) == ["invoke_agent developer", "invoke_agent qa"]
+    assert all(s.parent is not None and s.parent.span_id == flow.context.span_id for s in agents)
+    (duration,) = otel.points("gen_ai.invoke_workflow.duration")
+    assert duration.count == 1 and duration.attributes["gen_ai.workflow.name"] == "quick"

@@ -155,6 +155,10 @@ class Observer:
         """A tool call is about to execute, in the task that executes it."""
         return None
 
+    def workflow(self, name: str, run_id: str) -> RunProbe | None:
+        """A workflow run starts, in its own task (its agents' runs start from it)."""
+        return None
+
     def count(self, name: str, value: int = 1, **attributes: str) -> None:
         """A midstream-specific counter went up (``resumes``, ``compensations``, ...)."""
 
@@ -239,6 +243,14 @@ def run_probe(run: Any) -> RunProbe | None:
 def tool_probe(name: str, call_id: str, run_id: str, input: Any) -> RunProbe | None:
     """The probe of every observer for a tool call executing in the current task."""
     probes = [p for o in _observers if (p := o.tool(name, call_id, run_id, input)) is not None]
+    if not probes:
+        return None
+    return probes[0] if len(probes) == 1 else _RunFanOut(probes)
+
+
+def workflow_probe(name: str, run_id: str) -> RunProbe | None:
+    """The probe of every observer for a workflow run starting in the current task."""
+    probes = [p for o in _observers if (p := o.workflow(name, run_id)) is not None]
     if not probes:
         return None
     return probes[0] if len(probes) == 1 else _RunFanOut(probes)

@@ -145,6 +145,8 @@ class MeasuredCall(RunProbe):
         seconds = time.monotonic() - self.started
         if self.kind == "run":
             self.owner.run_ended(self, outcome, seconds)
+        elif self.kind == "workflow":
+            self.owner.workflow_ended(self, outcome, seconds)
         else:
             self.owner.tool_ended(self, outcome, seconds)
 
@@ -187,6 +189,10 @@ class Measuring(Observer):
     def tool(self, name: str, call_id: str, run_id: str, input: Any) -> RunProbe | None:
         attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
         return MeasuredCall(self, "tool", (call_id, run_id, input), attributes)
+
+    def workflow(self, name: str, run_id: str) -> RunProbe | None:
+        attributes = {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": name}
+        return MeasuredCall(self, "workflow", run_id, attributes)
 
     def count(self, name: str, value: int = 1, **attributes: str) -> None:
         self.add(name, value, attributes)
@@ -259,3 +265,11 @@ class Measuring(Observer):
         if status != "ok":
             attributes["error.type"] = str(status)
         self.observe(n.EXECUTE_TOOL_DURATION, seconds, attributes)
+
+    def workflow_ended(self, probe: MeasuredCall, result: Any, seconds: float) -> None:
+        """Record a finished workflow run (``result``: its result, with a ``terminal``)."""
+        attributes = dict(probe.attributes)
+        terminal = getattr(result, "terminal", None) or "failed"
+        if terminal != "completed":
+            attributes["error.type"] = terminal
+        self.observe(n.INVOKE_WORKFLOW_DURATION, seconds, attributes)

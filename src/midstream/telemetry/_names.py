@@ -97,6 +97,7 @@ INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
 INVOKE_AGENT_INFERENCE_CALLS: Final = "gen_ai.invoke_agent.inference_calls"
 INVOKE_AGENT_TOOL_CALLS: Final = "gen_ai.invoke_agent.tool_calls"
 EXECUTE_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
+INVOKE_WORKFLOW_DURATION: Final = "gen_ai.invoke_workflow.duration"
 
 # midstream's own (the conventions have no name for these)
 FIRST_ARG_BYTE: Final = "midstream.tool.time_to_first_arg_byte"
@@ -123,6 +124,7 @@ HISTOGRAMS: Final[dict[str, tuple[str, str, tuple[float, ...]]]] = {
     INVOKE_AGENT_INFERENCE_CALLS: ("{call}", "Inference calls made by an agent run", COUNT_BUCKETS),
     INVOKE_AGENT_TOOL_CALLS: ("{call}", "Tool calls executed by an agent run", COUNT_BUCKETS),
     EXECUTE_TOOL_DURATION: ("s", "Duration of a tool execution", DURATION_BUCKETS),
+    INVOKE_WORKFLOW_DURATION: ("s", "Duration of a workflow run", DURATION_BUCKETS),
     FIRST_ARG_BYTE: ("s", "Time from the request to a tool call's first argument byte", DURATION_BUCKETS),
     MAX_CHUNK_GAP: ("s", "Longest gap between body chunks of a stream", DURATION_BUCKETS),
     REPLAY_LAG: ("s", "Time from an event's append to its delivery to a relay reader", DURATION_BUCKETS),

@@ -107,6 +107,15 @@ class OtelObserver(Measuring):
         span = self.tracer.start_span(f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes)
         return _SpanCall(probe, span)
 
+    def workflow(self, name: str, run_id: str) -> RunProbe | None:
+        probe = super().workflow(name, run_id)
+        assert isinstance(probe, MeasuredCall)
+        attributes = {**probe.attributes, "gen_ai.conversation.id": run_id}
+        span = self.tracer.start_span(
+            f"invoke_workflow {name}", kind=SpanKind.INTERNAL, attributes=attributes
+        )
+        return _SpanCall(probe, span)
+
     def stream_ended(self, probe: MeasuredStream, now: float) -> None:
         super().stream_ended(probe, now)
         assert isinstance(probe, _SpanStream) and probe.message is not None
@@ -167,7 +176,13 @@ class _SpanCall(RunProbe):
     def end(self, outcome: Any = None, error: BaseException | None = None) -> None:
         otel_context.detach(self.token)
         span = self.span
-        if self.measured.kind == "run":
+        if self.measured.kind == "workflow":
+            terminal = getattr(outcome, "terminal", None) or "failed"
+            span.set_attribute("midstream.terminal", terminal)
+            if terminal != "completed":
+                span.set_attribute("error.type", terminal)
+                span.set_status(Status(StatusCode.ERROR, terminal))
+        elif self.measured.kind == "run":
             terminal = getattr(outcome, "terminal", None) or "failed"
             span.set_attributes(
                 {
