@@ -8,7 +8,7 @@ import contextvars
 import functools
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,19 +68,34 @@ class StreamFigures:
     first_arg: dict[int, float] = field(default_factory=dict)
 
     def feed(self, since_start: float, events: Iterable[Event]) -> None:
+        # One dict lookup per event: text deltas, the bulk of a stream, fall through at once.
+        react = _REACT.get
         for event in events:
-            if isinstance(event, ToolArgsDelta):
-                if event.fragment and event.index not in self.first_arg:
-                    self.first_arg[event.index] = since_start
-            elif isinstance(event, BlockStart):
-                if event.type == "tool_call":
-                    self.tools[event.index] = event.name or "?"
-            elif isinstance(event, ResponseStart):  # a retry starts over
-                self.tools.clear()
-                self.first_arg.clear()
+            step = react(type(event))
+            if step is not None:
+                step(self, event, since_start)
+
+    def _args(self, event: Any, since_start: float) -> None:
+        if event.fragment and event.index not in self.first_arg:
+            self.first_arg[event.index] = since_start
+
+    def _block(self, event: Any, since_start: float) -> None:
+        if event.type == "tool_call":
+            self.tools[event.index] = event.name or "?"
+
+    def _restart(self, event: Any, since_start: float) -> None:  # a retry starts over
+        self.tools.clear()
+        self.first_arg.clear()
 
     def first_arg_bytes(self) -> list[tuple[str, float]]:
         return [(self.tools.get(index, "?"), seconds) for index, seconds in sorted(self.first_arg.items())]
+
+
+_REACT: dict[type, Callable[[StreamFigures, Any, float], None]] = {
+    ToolArgsDelta: StreamFigures._args,
+    BlockStart: StreamFigures._block,
+    ResponseStart: StreamFigures._restart,
+}
 
 
 class MeasuredStream(StreamProbe):
