@@ -355,3 +355,42 @@ def test_a_workflow_span_holds_the_runs_started_under_it(sim: SimURL, otel: Pipe
     assert all(s.parent is not None and s.parent.span_id == flow.context.span_id for s in agents)
     (duration,) = otel.points("gen_ai.invoke_workflow.duration")
     assert duration.count == 1 and duration.attributes["gen_ai.workflow.name"] == "quick"
+
+
+def test_with_only_the_apis_own_providers_nothing_is_followed_until_an_sdk_is_set(tmp_path: Path) -> None:
+    script = tmp_path / "proxy.py"
+    script.write_text(
+        "import midstream, midstream.telemetry\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "from midstream.sim import running\n"
+        "midstream.telemetry.instrument()  # the global providers: proxies, no SDK yet\n"
+        "with running(speed=0) as url, midstream.Client('anthropic', base_url=url, model='m') as client:\n"
+        "    stream = client.stream('Hi')\n"
+        "    print(stream._s.metrics.probe)\n"
+        "    stream.final()\n"
+        "    spans = InMemorySpanExporter()\n"
+        "    provider = TracerProvider()\n"
+        "    provider.add_span_processor(SimpleSpanProcessor(spans))\n"
+        "    trace.set_tracer_provider(provider)\n"
+        "    client.stream('Hi').final()\n"
+        "    print([span.name for span in spans.get_finished_spans()])\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["None", "['chat m']"]
+
+
+def test_explicit_no_op_providers_follow_nothing(sim: SimURL) -> None:
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    with (
+        instrument(NoOpTracerProvider(), NoOpMeterProvider()),
+        midstream.Client("anthropic", base_url=sim, model="m") as client,
+    ):
+        stream = client.stream("Hi")
+        assert stream._s.metrics.probe is None
+        assert stream.final().terminal == "completed"

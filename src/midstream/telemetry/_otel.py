@@ -50,6 +50,20 @@ class OtelObserver(Measuring):
         self.capture_content = capture_content
         self._histograms: dict[str, Any] = {}
         self._counters: dict[str, Any] = {}
+        self._providers = (tracer_provider, meter_provider)
+        self._live = False
+
+    @property
+    def live(self) -> bool:
+        """False while neither provider can record: both are the API's own (no-op or the global proxy
+        before an SDK is set), and then streams, runs and tool calls are not followed at all. Once an
+        SDK provider is in place it stays true (the API lets the global providers be set only once)."""
+        if not self._live:
+            tracing, metering = self._providers
+            tracing = tracing if tracing is not None else trace.get_tracer_provider()
+            metering = metering if metering is not None else otel_metrics.get_meter_provider()
+            self._live = not (_api_only(tracing) and _api_only(metering))
+        return self._live
 
     # -- metrics -----------------------------------------------------------------------------------
 
@@ -74,6 +88,8 @@ class OtelObserver(Measuring):
     # -- spans -------------------------------------------------------------------------------------
 
     def stream(self, session: Any, *, model: str | None, chat: Any = None) -> StreamProbe | None:
+        if not self.live:
+            return None
         probe = _SpanStream(self, session, model)
         attributes = {**probe.attributes(), "gen_ai.request.stream": True}
         if chat is not None:
@@ -86,6 +102,8 @@ class OtelObserver(Measuring):
         return probe
 
     def run(self, run: Any) -> RunProbe | None:
+        if not self.live:
+            return None
         probe = super().run(run)
         assert isinstance(probe, MeasuredCall)
         name = probe.attributes["gen_ai.agent.name"]
@@ -94,6 +112,8 @@ class OtelObserver(Measuring):
         return _SpanCall(probe, span)
 
     def tool(self, name: str, call_id: str, run_id: str, input: Any) -> RunProbe | None:
+        if not self.live:
+            return None
         probe = super().tool(name, call_id, run_id, input)
         assert isinstance(probe, MeasuredCall)
         attributes: dict[str, Any] = {
@@ -108,6 +128,8 @@ class OtelObserver(Measuring):
         return _SpanCall(probe, span)
 
     def workflow(self, name: str, run_id: str) -> RunProbe | None:
+        if not self.live:
+            return None
         probe = super().workflow(name, run_id)
         assert isinstance(probe, MeasuredCall)
         attributes = {**probe.attributes, "gen_ai.conversation.id": run_id}
@@ -207,6 +229,13 @@ class _SpanCall(RunProbe):
             span.set_status(Status(StatusCode.ERROR, str(outcome)))
         self.measured.end(outcome, error)
         span.end()
+
+
+def _api_only(provider: Any) -> bool:
+    """True for the API package's own providers (no-op, or the proxy before an SDK is set): an SDK's
+    providers are defined outside ``opentelemetry.trace`` / ``opentelemetry.metrics``."""
+    module = type(provider).__module__
+    return module.startswith(("opentelemetry.trace", "opentelemetry.metrics"))
 
 
 def _input_content(chat: Any) -> dict[str, str]:
