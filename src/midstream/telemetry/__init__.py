@@ -3,20 +3,23 @@
 midstream measures through one seam (:class:`midstream.metrics.Observer`): the client tells observers
 when a streamed call starts, retries and ends; the agent when a run and a tool call start and end.
 Nothing is observed until an observer is registered, and then the cost is per stream, run or tool call,
-never per event (only the first-argument-byte figure looks at each batch of events).
+never per event (only the first-argument-byte figure looks at each batch of events). With only the
+OpenTelemetry API's own providers (no SDK configured yet) nothing is followed at all.
 
 **OpenTelemetry** (``pip install 'midstream[otel]'``: ``opentelemetry-api`` only; configure an SDK in
 your application): :func:`instrument` emits, following the GenAI semantic conventions,
 
 * spans: ``chat {model}`` per streamed request (attempts and retries as span events), ``invoke_agent
-  {name}`` per agent run, ``execute_tool {name}`` per tool execution, nested (a run's requests and tool
-  calls are its children; a sub-agent started by a tool is the tool span's child), with
+  {name}`` per agent run, ``execute_tool {name}`` per tool execution, ``invoke_workflow {name}`` per
+  workflow run, nested (a run's requests and tool calls are its children; a workflow's agent runs are
+  its children, a handoff's receiver the sender's; a sub-agent started by a tool is the tool span's
+  child), with
   ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.request.stream``,
   ``gen_ai.response.time_to_first_chunk``, ``gen_ai.response.finish_reasons``, ``gen_ai.usage.*``;
 * metrics: ``gen_ai.client.inference.duration`` / ``.time_to_first_chunk`` / ``.time_per_output_chunk``
   (the advised buckets), the token counters ``gen_ai.client.inference.usage.*``,
   ``gen_ai.invoke_agent.duration`` / ``.inference_calls`` / ``.tool_calls``,
-  ``gen_ai.execute_tool.duration``, and midstream's own: ``midstream.tool.time_to_first_arg_byte``,
+  ``gen_ai.execute_tool.duration``, ``gen_ai.invoke_workflow.duration``, and midstream's own: ``midstream.tool.time_to_first_arg_byte``,
   ``midstream.stream.max_chunk_gap``, ``midstream.streams`` (by terminal state),
   ``midstream.stream.retries``, ``midstream.tool.invalid_json`` / ``.incomplete_json``,
   ``midstream.agent.fallbacks`` / ``.compensations`` / ``.resumes``, ``midstream.relay.replay_lag``.
