@@ -40,11 +40,16 @@ from midstream.telemetry import PrometheusObserver, instrument
 
 def short_answer() -> bytes:
     events = [
-        ResponseStart("anthropic", "claude-bench", "msg_1", Usage(input_tokens=12)),
-        BlockStart(0, "text"),
+        ResponseStart(provider="anthropic", model="claude-bench", id="msg_1", usage=Usage(input_tokens=12)),
+        BlockStart(index=0, type="text"),
         *[TextDelta(0, f"word{i} ") for i in range(20)],
         BlockStop(0),
-        ResponseEnd("end_turn", "end_turn", Usage(12, 20), "completed"),
+        ResponseEnd(
+            stop_reason="end_turn",
+            raw_stop_reason="end_turn",
+            usage=Usage(input_tokens=12, output_tokens=20),
+            terminal="completed",
+        ),
     ]
     return wire.encoder("anthropic", realism=True, seed=0).encode_all(events)
 
