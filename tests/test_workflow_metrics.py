@@ -28,23 +28,27 @@ def _script() -> list[tuple[str, object, float]]:
         ),
         ("architect", ResponseStart(provider="anthropic"), 0.0),
         ("architect", BlockStart(index=0, type="tool_call", id="t1", name="handoff"), 0.0),
-        ("architect", ToolArgsDelta(0, big[:1000]), 0.5),
-        ("architect", ToolArgsDelta(0, ""), 0.7),  # an empty fragment is no chunk and no first byte
-        ("architect", ToolArgsDelta(0, big[1000:2000]), 1.0),
-        ("architect", ToolArgsDelta(0, big[2000:]), 2.0),
+        ("architect", ToolArgsDelta(index=0, fragment=big[:1000]), 0.5),
+        (
+            "architect",
+            ToolArgsDelta(index=0, fragment=""),
+            0.7,
+        ),  # an empty fragment is no chunk and no first byte
+        ("architect", ToolArgsDelta(index=0, fragment=big[1000:2000]), 1.0),
+        ("architect", ToolArgsDelta(index=0, fragment=big[2000:]), 2.0),
         ("architect", ToolCallReady(index=0, id="t1", name="handoff", input={"document": "a" * 2984}), 2.0),
         ("developer", IterationStart(iteration=1, max_tokens=8000, tools=("handoff",), eager=()), 10.0),
         ("developer", ResponseStart(provider="anthropic"), 10.0),
         ("developer", BlockStart(index=0, type="tool_call", id="t2", name="handoff"), 10.0),
-        ("developer", ToolArgsDelta(0, "d" * 4000), 14.0),
+        ("developer", ToolArgsDelta(index=0, fragment="d" * 4000), 14.0),
         ("developer", ToolCallReady(index=0, id="t2", name="handoff", input={}), 14.0),
         ("qa", IterationStart(iteration=1, max_tokens=100, tools=("report",), eager=("report",)), 20.0),
         ("qa", ResponseStart(provider="anthropic"), 20.0),
         ("qa", BlockStart(index=0, type="tool_call", id="t3", name="report"), 20.0),
-        ("qa", ToolArgsDelta(0, "q" * 100), 20.2),
-        ("qa", ToolArgsDelta(0, "q" * 100), 21.0),
+        ("qa", ToolArgsDelta(index=0, fragment="q" * 100), 20.2),
+        ("qa", ToolArgsDelta(index=0, fragment="q" * 100), 21.0),
         ("qa", ToolCallInvalid(index=0, id="t3", name="report", raw="q" * 200, reason="truncated"), 21.0),
-        ("qa", FallbackNotice("report", 1, 1), 21.0),
+        ("qa", FallbackNotice(tool="report", invalid=1, iteration=1), 21.0),
     ]
 
 
