@@ -19,7 +19,8 @@ your application): :func:`instrument` emits, following the GenAI semantic conven
 * metrics: ``gen_ai.client.inference.duration`` / ``.time_to_first_chunk`` / ``.time_per_output_chunk``
   (the advised buckets), the token counters ``gen_ai.client.inference.usage.*``,
   ``gen_ai.invoke_agent.duration`` / ``.inference_calls`` / ``.tool_calls``,
-  ``gen_ai.execute_tool.duration``, ``gen_ai.invoke_workflow.duration``, and midstream's own: ``midstream.tool.time_to_first_arg_byte``,
+  ``gen_ai.execute_tool.duration``, ``gen_ai.invoke_workflow.duration``, and midstream's own:
+  ``midstream.tool.time_to_first_arg_byte``,
   ``midstream.stream.max_chunk_gap``, ``midstream.streams`` (by terminal state),
   ``midstream.stream.retries``, ``midstream.tool.invalid_json`` / ``.incomplete_json``,
   ``midstream.agent.fallbacks`` / ``.compensations`` / ``.resumes``, ``midstream.relay.replay_lag``.
