@@ -164,6 +164,7 @@ class Run:
         checkpoint_path: str | os.PathLike[str] | None = None,
         checkpoint: Checkpoint | None = None,
         client: AsyncClient | None = None,
+        on_checkpoint: Callable[[Checkpoint], object] | None = None,
     ) -> None:
         self.agent = agent
         self.prompt = prompt
@@ -174,6 +175,7 @@ class Run:
             [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
         )
         self._checkpoint_path = checkpoint_path
+        self._on_checkpoint = on_checkpoint
         self._cancel_event = asyncio.Event()
         self._resumed = checkpoint
         already = checkpoint.executed_call_ids if checkpoint is not None else ()
@@ -421,8 +423,17 @@ class Run:
 
     def _boundary(self) -> None:
         self._clean_iteration = self._iteration
+        self._save()
+
+    def _save(self) -> None:
+        """A clean point: the checkpoint goes to the file and to ``on_checkpoint``, if any."""
+        if self._checkpoint_path is None and self._on_checkpoint is None:
+            return
+        checkpoint = self.checkpoint()
         if self._checkpoint_path is not None:
-            self.checkpoint().save(self._checkpoint_path)
+            checkpoint.save(self._checkpoint_path)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(checkpoint)
 
     async def _end(self, end: _End) -> None:
         self._closing = True
@@ -667,8 +678,7 @@ class Run:
 
     def _record(self, call_id: str, result: ToolResult) -> None:
         self._step_results[call_id] = result
-        if self._checkpoint_path is not None:  # a call that has its result is a clean point too
-            self.checkpoint().save(self._checkpoint_path)
+        self._save()  # a call that has its result is a clean point too
 
     async def _resume(self, saved: Checkpoint) -> None:
         """Pick a checkpointed run up: its turns, budget, fallbacks, then the calls still pending."""

@@ -23,7 +23,8 @@ then refuses to start anything else.
 A run resumed from a checkpoint meets again the calls that were running when the earlier run
 stopped (their ids are ``already_run``, their results were never saved): a side-effecting call among
 them is settled by the journal when it holds the effect's ``done`` (``skipped``, the recorded result);
-any other such call is reported ``uncertain`` with the reason: a call id never runs twice.
+one the journal shows ``started`` runs again only if the tool is ``idempotent`` (with the same key);
+any other such call is reported ``uncertain`` with the reason: it is never silently repeated.
 
 Journals: :class:`JsonlJournal` (one JSON object a line), :class:`SqliteJournal` (stdlib
 ``sqlite3``), :class:`MemoryJournal`; :func:`open_journal` picks one by file suffix. Reading is
@@ -294,6 +295,8 @@ class EffectLedger:
         if prior is None:
             return self._resumed_call(tool, call_id, "the journal holds no record of it") if resumed else None
         if resumed and prior.status not in IN_PLACE:
+            if prior.status == "started" and tool.idempotent:
+                return None  # the tool's declared policy: it runs again, with the same idempotency key
             return self._resumed_call(tool, call_id, f"the journal's last word on it is {prior.status!r}")
         in_place = prior.status in IN_PLACE or (self.skip_compensated and prior.status == "compensated")
         if in_place:

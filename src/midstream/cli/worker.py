@@ -1,0 +1,83 @@
+"""``midstream worker``: execute the runs that ``midstream serve --queue`` front-ends enqueue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from midstream.cli._conventions import EXIT_FAILED, EXIT_USAGE, check_provider, usage_message
+from midstream.cli.serve import _PROVIDERS_HELP, _TOOLS_HELP, _factory, _fail, _provider_url
+from midstream.errors import LocalError, MidstreamError
+
+__all__ = ["worker"]
+
+
+def worker(
+    store: Annotated[str, typer.Option(help="The Redis the front-ends enqueue on: redis://host:port/db.")],
+    sim: Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")] = False,
+    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
+    speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
+    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
+    model: Annotated[str | None, typer.Option(help="Default model (a default per provider).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")] = None,
+    tools: Annotated[str | None, typer.Option(help=_TOOLS_HELP)] = None,
+    settings: Annotated[
+        Path | None, typer.Option("--settings", help="Agent settings file (midstream.toml or .json).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Runs executing in this worker at once.")] = 16,
+    lease_ttl: Annotated[
+        float, typer.Option(help="Seconds without renewal after which another worker resumes a run.")
+    ] = 10.0,
+    owner: Annotated[str | None, typer.Option(help="This worker's name in leases and logs.")] = None,
+) -> None:
+    """Execute runs from the queue of a Redis store, as one of any number of workers.
+
+    Each run is owned by one worker under a lease it renews every third of --lease-ttl. A worker
+    that dies (even kill -9) loses its runs after --lease-ttl: another worker claims each one,
+    resumes it from its last checkpoint (the log shows a `resumed` entry), and never repeats a side
+    effect the effects journal shows done. Start front-ends with `midstream serve --store ... --queue`.
+    Ctrl-C (or SIGTERM) stops taking runs and waits up to 30 s for those executing here.
+    """
+    if not store.startswith(("redis://", "rediss://", "unix://")):
+        _fail("a worker needs the shared store: --store redis://host:port/db", EXIT_USAGE)
+    if concurrency < 1 or lease_ttl <= 0:
+        _fail("--concurrency must be at least 1 and --lease-ttl positive", EXIT_USAGE)
+    if sim and base_url:
+        _fail("--sim and --base-url exclude each other", EXIT_USAGE)
+    try:
+        with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
+            factory = _factory(provider, model, url, api_key, tools, settings, sim)
+            asyncio.run(_work(store, factory, owner=owner, concurrency=concurrency, lease_ttl=lease_ttl))
+    except LocalError as exc:
+        _fail(usage_message(exc), EXIT_USAGE)
+    except MidstreamError as exc:
+        _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+
+
+async def _work(store: str, factory: Any, **options: Any) -> None:
+    from midstream.relay.stores import RedisLog
+    from midstream.worker import Worker
+
+    log = RedisLog(store)
+    try:
+        await log.runs(limit=1)  # fail now if the store is unreachable
+        work = Worker(log, factory, **options)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, work.stop)
+        typer.echo(f"midstream worker {work.owner} on {log!r}: up to {work.concurrency} runs at once")
+        try:
+            await work.run()
+        finally:
+            await work.aclose()
+        typer.echo(
+            f"midstream worker {work.owner} stopped: {work.started} runs started, {work.resumed} resumed"
+        )
+    finally:
+        await log.aclose()
