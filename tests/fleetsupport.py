@@ -10,6 +10,7 @@ after marking ``fleet:entered:<tool>`` with the run id: a test holds it there to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from midstream.agent.effects import current_call
 
 TESTS = Path(__file__).resolve().parent
 FAST = "{ttft_ms: 0, tokens_per_second: 100000, jitter: 0}"
-STEADY = "{ttft_ms: 5, tokens_per_second: 400, jitter: 0}"
+STEADY = "{ttft_ms: 20, tokens_per_second: 150, jitter: 0}"
 LONG_TEXT = " ".join(["Every entry of this answer has a seq, and a resumed run shows where it resumed."] * 8)
 FLEET_SCENARIOS = f"""
 scenarios:
@@ -186,10 +187,8 @@ class Process:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill()
 
 

@@ -1,7 +1,6 @@
 """Workers on Redis: claim, resume from a checkpoint after kill -9, the effects journal reused after a
 crash, the uncertain-effect policy, fencing of a superseded worker, and 429 when full."""
 
-# ruff: noqa: F811  (pytest fixtures imported from relaysupport)
 from __future__ import annotations
 
 import asyncio
