@@ -173,6 +173,25 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_the_partial_is_di
     assert partial and first <= partial[0].seq and partial[-1].seq <= last < resumed[0].seq
     assert log[-1].data["terminal"] == "completed"
     assert visible_text(log) == LONG_TEXT  # no gap, nothing twice, for a reader that drops the partial
+    assert ai_sdk_text(log) == LONG_TEXT  # useChat drops it too: the adapter resets the step
+
+
+def ai_sdk_text(log: list[LogEntry]) -> str:
+    """The text an AI SDK 7 client keeps from the log's UI Message Stream (``reset-step`` drops the
+    text of the step so far)."""
+    from midstream.relay.adapters import UIMessageStream
+
+    translator, steps, text = UIMessageStream(), [], ""
+    for entry in log:
+        for chunk in translator.feed(entry.payload()):
+            if chunk["type"] == "text-delta":
+                text += chunk["delta"]
+            elif chunk["type"] == "reset-step":
+                text = ""
+            elif chunk["type"] == "finish-step":
+                steps.append(text)
+                text = ""
+    return "".join(steps) + text
 
 
 def _held_run(redis_url: str, sim: SimURL, prompt: str, tool_name: str) -> tuple[str, Any]:

@@ -56,7 +56,9 @@ RESPONSE_KINDS = frozenset(
         "stream_error",
         "tool_field_start",
         "tool_field_delta",
-        "tool_field_done",
+        "tool_field_complete",
+        "tool_call_ready",
+        "tool_call_invalid",
         "tool_ready",
         "tool_invalid_input",
     }
