@@ -391,3 +391,30 @@ def test_the_queue_refuses_beyond_its_limit_without_enqueuing(redis_url: str) ->
         return active, redis_client(redis_url).xlen(queue.stream)
 
     assert asyncio.run(main()) == (1, 1)
+
+
+def test_a_resumed_ledger_keeps_each_call_s_key_and_numbers_new_identical_calls_on() -> None:
+    from midstream.agent.effects import EffectLedger, MemoryJournal
+    from midstream.agent.tools import Tool
+
+    booked: list[str] = []
+    book_slot = Tool(lambda slot: booked.append(slot), name="book_slot", side_effect=True)
+    journal = MemoryJournal()
+
+    async def main() -> tuple[list[str], list[str]]:
+        first = EffectLedger(journal)
+        done = await first.execute(book_slot, "c1", {"slot": "x"})  # iteration 1 booked x
+        # iteration 2 books x again, deliberately: the crash comes while it runs (journal: started)
+        second_key = first.key_for(book_slot, {"slot": "x"})
+        journal.append(EffectRecord("c2", "book_slot", second_key, "started", input={"slot": "x"}))
+        keys = {**first.keys, "c2": second_key}
+        resumed = EffectLedger(journal, already_run=["c1", "c2"], keys=keys)
+        again = await resumed.execute(book_slot, "c2", {"slot": "x"})
+        third = await resumed.execute(book_slot, "c3", {"slot": "x"})  # a third, new, identical call
+        return [done.status, again.status, third.status], [keys["c1"], keys["c2"], resumed.keys["c3"]]
+
+    statuses, keys = asyncio.run(main())
+    # c2's effect is uncertain (it is not idempotent): not skipped as if it were c1's, not re-run
+    assert statuses == ["done", "uncertain", "done"]
+    assert keys[1] == f"{keys[0]}#1" and keys[2] == f"{keys[0]}#2"
+    assert booked == ["x", "x"]

@@ -184,6 +184,7 @@ class Run:
             run_id=self.session_id,
             skip_compensated=agent.skip_compensated,
             already_run=already,
+            keys=checkpoint.metadata.get("effect_keys") if checkpoint is not None else None,
         )
         self._runner = CallRunner(
             hooks=agent.hooks,
@@ -304,6 +305,7 @@ class Run:
             "max_tokens": self._max_tokens,
             "buffered": sorted(self.agent.buffered),
             "results": results,
+            "effect_keys": self.ledger.keys,
         }
         return Checkpoint(
             turns=tuple(self._turns),

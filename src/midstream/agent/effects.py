@@ -192,9 +192,11 @@ class EffectLedger:
     """The side effects of one run: runs calls at most once, journals them, and undoes them on cancel.
 
     ``skip_compensated=True`` also skips effects an earlier run did and then compensated (default:
-    they run again, since they were undone). ``already_run`` seeds the call ids an earlier run started (a run
-    resumed from a :class:`~midstream.agent.checkpoint.Checkpoint` passes its ``executed_call_ids``):
-    met again, such a call is settled as the module docs say, never reported a duplicate.
+    they run again, since they were undone). ``already_run`` seeds the call ids an earlier run started
+    (a run resumed from a :class:`~midstream.agent.checkpoint.Checkpoint` passes its
+    ``executed_call_ids``): met again, such a call is settled as the module docs say, never reported a
+    duplicate. ``keys`` (call id -> idempotency key: :attr:`keys` of the earlier ledger, kept in the
+    checkpoint) gives such a call the key it had, and numbers later identical calls after it.
     Safe for concurrent ``execute`` calls on one event loop.
     """
 
@@ -206,6 +208,7 @@ class EffectLedger:
         clock: Callable[[], float] = time.time,
         skip_compensated: bool = False,
         already_run: Iterable[str] = (),
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         self.journal: Journal = journal if journal is not None else MemoryJournal()
         self.run_id = run_id
@@ -213,7 +216,13 @@ class EffectLedger:
         self.skip_compensated = skip_compensated
         self._seen: set[str] = set(already_run)
         self._resumed: set[str] = set(self._seen)
+        self._keys: dict[str, str] = dict(keys or {})  # call id -> the idempotency key it was given
         self._occurrences: dict[str, int] = {}
+        for key in self._keys.values():  # a resumed run numbers the next identical call as the first did
+            base, mark, n = key.rpartition("#")
+            if not mark or not n.isdigit():
+                base, n = key, "0"
+            self._occurrences[base] = max(self._occurrences.get(base, 0), int(n) + 1)
         self._done: list[tuple[LedgerTool, EffectRecord]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
@@ -236,6 +245,12 @@ class EffectLedger:
     def run_call_ids(self) -> frozenset[str]:
         """Every call id ``execute`` accepted (plus ``already_run``): what a checkpoint saves."""
         return frozenset(self._seen)
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The idempotency key of every side-effecting call so far, by call id (what a checkpoint
+        saves, so that a resumed run gives a call the key it had and numbers new calls on)."""
+        return dict(self._keys)
 
     def key_for(self, tool: LedgerTool, input: Mapping[str, Any]) -> str:
         """The idempotency key of the next call of ``tool`` with ``input`` in this run."""
@@ -275,7 +290,9 @@ class EffectLedger:
             args = tool.validate(input)
         self._seen.add(call_id)
         self._resumed.discard(call_id)
-        key = self.key_for(tool, input) if tool.side_effect else None
+        key = (self._keys.get(call_id) or self.key_for(tool, input)) if tool.side_effect else None
+        if key is not None:
+            self._keys[call_id] = key
         if key is None and resumed:
             _discard(streams)
             return self._resumed_call(tool, call_id, "the tool keeps no journal")
