@@ -418,3 +418,17 @@ def test_a_resumed_ledger_keeps_each_call_s_key_and_numbers_new_identical_calls_
     assert statuses == ["done", "uncertain", "done"]
     assert keys[1] == f"{keys[0]}#1" and keys[2] == f"{keys[0]}#2"
     assert booked == ["x", "x"]
+
+
+def test_the_worker_and_queue_options_need_a_redis_store() -> None:
+    from typer.testing import CliRunner
+
+    from midstream.cli import app
+
+    runner = CliRunner()
+    refused = runner.invoke(app, ["worker", "--store", "sqlite:///x.db"])
+    assert refused.exit_code == 2 and "redis://" in refused.output
+    refused = runner.invoke(app, ["serve", "--store", "memory", "--queue"])
+    assert refused.exit_code == 2 and "--queue needs a shared store" in refused.output
+    shown = runner.invoke(app, ["worker", "--help"])
+    assert shown.exit_code == 0 and "--lease-ttl" in shown.output and "resumed" in shown.output
