@@ -192,8 +192,10 @@ class Process:
         self.kill()
 
 
-def worker(redis_url: str, sim_url: str, *, lease_ttl: float = 1.0, concurrency: int = 8) -> Process:
-    args = ["--store", redis_url, "--base-url", sim_url, "--model", "sim-model"]
+def worker(
+    redis_url: str, sim_url: str, *extra: str, lease_ttl: float = 1.0, concurrency: int = 8
+) -> Process:
+    args = ["--store", redis_url, "--base-url", sim_url, "--model", "sim-model", *extra]
     args += [
         "--tools",
         "fleetsupport:TOOLS",

@@ -432,3 +432,27 @@ def test_the_worker_and_queue_options_need_a_redis_store() -> None:
     assert refused.exit_code == 2 and "--queue needs a shared store" in refused.output
     shown = runner.invoke(app, ["worker", "--help"])
     assert shown.exit_code == 0 and "--lease-ttl" in shown.output and "resumed" in shown.output
+
+
+def test_a_stopped_worker_hands_the_runs_it_could_not_finish_to_the_others(
+    redis_url: str, sim: SimURL
+) -> None:
+    r = redis_client(redis_url)
+    r.set("fleet:hold", "1")
+    a = worker(redis_url, sim, "--grace", "0.5")
+    run = asyncio.run(enqueue(redis_url, "book a slot"))
+    wait_for(lambda: r.get("fleet:entered:book_slot") == run)
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(timeout=30) == 0  # its run still executing after --grace: left, not cancelled
+    r.delete("fleet:hold")
+    b = worker(redis_url, sim)
+    try:
+        log = asyncio.run(entries(redis_url, run))
+    finally:
+        b.stop()
+        a.stop()
+    assert_one_log(log)
+    kinds = [e.kind for e in log]
+    assert "cancel" not in kinds and kinds.count("resumed") == 1
+    assert next(e for e in log if e.kind == "resumed").data["previous"] == a.owner
+    assert log[-1].data["terminal"] == "completed" and len(executions(redis_url, run)) == 1

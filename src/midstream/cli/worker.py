@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +36,14 @@ def worker(
         float, typer.Option(help="Seconds without renewal after which another worker resumes a run.")
     ] = 10.0,
     owner: Annotated[str | None, typer.Option(help="This worker's name in leases and logs.")] = None,
+    grace: Annotated[float, typer.Option(help="Seconds a stopping worker waits for its runs.")] = 30.0,
+    handoff: Annotated[
+        bool,
+        typer.Option(
+            "--handoff/--cancel-on-stop",
+            help="Runs still executing after --grace are resumed by other workers, or end cancelled.",
+        ),
+    ] = True,
 ) -> None:
     """Execute runs from the queue of a Redis store, as one of any number of workers.
 
@@ -41,7 +51,9 @@ def worker(
     that dies (even kill -9) loses its runs after --lease-ttl: another worker claims each one,
     resumes it from its last checkpoint (the log shows a `resumed` entry), and never repeats a side
     effect the effects journal shows done. Start front-ends with `midstream serve --store ... --queue`.
-    Ctrl-C (or SIGTERM) stops taking runs and waits up to 30 s for those executing here.
+    Ctrl-C (or SIGTERM) stops taking runs and waits up to --grace seconds for those executing here;
+    the runs still executing then are handed to the other workers (they resume them after
+    --lease-ttl), or with --cancel-on-stop end cancelled.
     """
     if not store.startswith(("redis://", "rediss://", "unix://")):
         _fail("a worker needs the shared store: --store redis://host:port/db", EXIT_USAGE)
@@ -52,14 +64,15 @@ def worker(
     try:
         with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
             factory = _factory(provider, model, url, api_key, tools, settings, sim)
-            asyncio.run(_work(store, factory, owner=owner, concurrency=concurrency, lease_ttl=lease_ttl))
+            options = {"owner": owner, "concurrency": concurrency, "lease_ttl": lease_ttl}
+            asyncio.run(_work(store, factory, grace=grace, handoff=handoff, **options))
     except LocalError as exc:
         _fail(usage_message(exc), EXIT_USAGE)
     except MidstreamError as exc:
         _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
-async def _work(store: str, factory: Any, **options: Any) -> None:
+async def _work(store: str, factory: Any, *, grace: float, handoff: bool, **options: Any) -> None:
     from midstream.relay.stores import RedisLog
     from midstream.worker import Worker
 
@@ -72,12 +85,18 @@ async def _work(store: str, factory: Any, **options: Any) -> None:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, work.stop)
         typer.echo(f"midstream worker {work.owner} on {log!r}: up to {work.concurrency} runs at once")
+        left: list[str] = []
         try:
-            await work.run()
+            left = await work.run(grace=grace, handoff=handoff)
         finally:
-            await work.aclose()
+            if not left:  # runs left to others must not see their connections close under them
+                await work.aclose()
         typer.echo(
             f"midstream worker {work.owner} stopped: {work.started} runs started, {work.resumed} resumed"
         )
+        if left:  # leave now, inside the loop: its teardown would cancel the runs
+            typer.echo(f"  {len(left)} runs still executing are left to the other workers")
+            sys.stdout.flush()
+            os._exit(0)
     finally:
         await log.aclose()

@@ -114,9 +114,11 @@ class Worker:
         """Take no more runs; :meth:`run` returns once the runs executing here ended."""
         self._stopping.set()
 
-    async def run(self, *, grace: float = 30.0) -> None:
+    async def run(self, *, grace: float = 30.0, handoff: bool = False) -> list[str]:
         """Take and execute runs until :meth:`stop`; then wait up to ``grace`` seconds for the runs
-        executing here, and cancel those still running (their logs end ``cancelled``)."""
+        executing here. Those still running are cancelled (their logs end ``cancelled``), or, with
+        ``handoff``, left as they are and returned: the caller then ends the process at once
+        (``os._exit``), and other workers resume them after ``lease_ttl``, as after a crash."""
         await self.queue.ensure_group()
         keeper = asyncio.get_running_loop().create_task(self._keep_fresh())
         try:
@@ -142,11 +144,15 @@ class Worker:
                     await self._take(claim)
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=grace)
+            if handoff:
+                return sorted(self.executor.running)
         finally:
             keeper.cancel()
             with contextlib.suppress(BaseException):
                 await keeper
-            await self.executor.aclose(grace=5.0)
+            if not handoff:
+                await self.executor.aclose(grace=5.0)
+        return []
 
     async def aclose(self) -> None:
         """Close the queue and checkpoint connections (the log is the caller's)."""
