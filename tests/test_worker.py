@@ -90,6 +90,15 @@ def wait_for(check: Any, timeout: float = 20.0) -> Any:
     raise AssertionError("timed out")
 
 
+def finish_elsewhere(redis_url: str, sim_url: str, run: str) -> tuple[list[LogEntry], Any]:
+    """Start worker B, read the run's log to its end, stop B."""
+    b = worker(redis_url, sim_url)
+    try:
+        return asyncio.run(entries(redis_url, run)), b
+    finally:
+        b.stop()
+
+
 def redis_client(url: str) -> Any:
     import redis
 
@@ -158,11 +167,7 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_and_the_partial_is_di
     r = redis_client(redis_url)
     wait_for(lambda: r.xlen(f"ms:{{{run}}}:log") >= 12)  # the answer is streaming
     a.kill()
-    b = worker(redis_url, sim)
-    try:
-        log = asyncio.run(entries(redis_url, run))
-    finally:
-        b.stop()
+    log, b = finish_elsewhere(redis_url, sim, run)
     assert_one_log(log)
     resumed = [e for e in log if e.kind == "resumed"]
     assert (
@@ -194,17 +199,18 @@ def ai_sdk_text(log: list[LogEntry]) -> str:
     return "".join(steps) + text
 
 
-def _held_run(redis_url: str, sim: SimURL, prompt: str, tool_name: str) -> tuple[str, Any]:
-    """Start a run on worker A, hold it inside ``tool_name``, kill -9 A; returns the run and A."""
+def _held_runs(redis_url: str, sim: SimURL, *work: tuple[str, str]) -> tuple[list[str], Any]:
+    """Start runs (prompt, tool) on worker A, hold each inside its tool, kill -9 A; the runs and A."""
     r = redis_client(redis_url)
     r.set("fleet:hold", "1")
-    r.delete(f"fleet:entered:{tool_name}")
+    r.delete(*(f"fleet:entered:{tool}" for _, tool in work))
     a = worker(redis_url, sim)
-    run = asyncio.run(enqueue(redis_url, prompt))
-    wait_for(lambda: r.get(f"fleet:entered:{tool_name}") == run)
+    runs = [asyncio.run(enqueue(redis_url, prompt)) for prompt, _ in work]
+    for run, (_, tool) in zip(runs, work, strict=True):
+        wait_for(lambda run=run, tool=tool: r.get(f"fleet:entered:{tool}") == run)
     a.kill()
     r.delete("fleet:hold")
-    return run, a
+    return runs, a
 
 
 def _journal(redis_url: str, run: str) -> list[EffectRecord]:
@@ -223,8 +229,9 @@ def _journal(redis_url: str, run: str) -> list[EffectRecord]:
 def test_an_effect_in_flight_at_the_crash_is_uncertain_unless_the_tool_is_idempotent(
     redis_url: str, sim: SimURL
 ) -> None:
-    booked, _ = _held_run(redis_url, sim, "book a slot", "book_slot")
-    charged, _ = _held_run(redis_url, sim, "charge the card", "charge_card")
+    (booked, charged), _ = _held_runs(
+        redis_url, sim, ("book a slot", "book_slot"), ("charge the card", "charge_card")
+    )
     b = worker(redis_url, sim)
     try:
         book_log = asyncio.run(entries(redis_url, booked))
@@ -250,7 +257,7 @@ def test_an_effect_in_flight_at_the_crash_is_uncertain_unless_the_tool_is_idempo
 
 
 def test_an_effect_the_journal_shows_done_is_reused_after_a_crash(redis_url: str, sim: SimURL) -> None:
-    run, a = _held_run(redis_url, sim, "book a slot", "book_slot")
+    (run,), a = _held_runs(redis_url, sim, ("book a slot", "book_slot"))
     # The state a crash right after journaling "done" leaves (before the checkpoint got the result):
     # the dead worker's lease generation is still the current one, so its journal write lands.
     [started] = _journal(redis_url, run)
@@ -267,11 +274,7 @@ def test_an_effect_the_journal_shows_done_is_reused_after_a_crash(redis_url: str
             await durable.aclose()
 
     asyncio.run(journal_done())
-    b = worker(redis_url, sim)
-    try:
-        log = asyncio.run(entries(redis_url, run))
-    finally:
-        b.stop()
+    log, _ = finish_elsewhere(redis_url, sim, run)
     assert_one_log(log)
     assert len(executions(redis_url, run)) == 1  # never executed again
     finished = [e for e in log if e.kind == "tool_finished"]
@@ -445,12 +448,8 @@ def test_a_stopped_worker_hands_the_runs_it_could_not_finish_to_the_others(
     a.proc.send_signal(signal.SIGTERM)
     assert a.proc.wait(timeout=30) == 0  # its run still executing after --grace: left, not cancelled
     r.delete("fleet:hold")
-    b = worker(redis_url, sim)
-    try:
-        log = asyncio.run(entries(redis_url, run))
-    finally:
-        b.stop()
-        a.stop()
+    log, _ = finish_elsewhere(redis_url, sim, run)
+    a.stop()
     assert_one_log(log)
     kinds = [e.kind for e in log]
     assert "cancel" not in kinds and kinds.count("resumed") == 1

@@ -21,21 +21,31 @@ _STORE_HELP = (
 _TOOLS_HELP = "Tools as a Python entry point module:attribute (default with --sim: the example tools)."
 _PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
 
+# The options of whoever executes runs (serve, worker): the agent's provider, tools and settings.
+SimOption = Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")]
+ScenariosOption = Annotated[Path | None, typer.Option(help="Scenario file for --sim.")]
+SpeedOption = Annotated[float, typer.Option(help="Latency speed factor for --sim.")]
+ProviderOption = Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)]
+ModelOption = Annotated[str | None, typer.Option(help="Default model (a default per provider).")]
+BaseURLOption = Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")]
+ToolsOption = Annotated[str | None, typer.Option(help=_TOOLS_HELP)]
+SettingsOption = Annotated[
+    Path | None, typer.Option("--settings", help="Agent settings file (midstream.toml or .json).")
+]
+
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one and prints it.")] = 8787,
     store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
-    sim: Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")] = False,
-    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
-    speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
-    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
-    model: Annotated[str | None, typer.Option(help="Default model (a default per provider).")] = None,
-    base_url: Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")] = None,
-    tools: Annotated[str | None, typer.Option(help=_TOOLS_HELP)] = None,
-    settings: Annotated[
-        Path | None, typer.Option("--settings", help="Agent settings file (midstream.toml or .json).")
-    ] = None,
+    sim: SimOption = False,
+    scenarios: ScenariosOption = None,
+    speed: SpeedOption = 1.0,
+    provider: ProviderOption = "anthropic",
+    model: ModelOption = None,
+    base_url: BaseURLOption = None,
+    tools: ToolsOption = None,
+    settings: SettingsOption = None,
     execute: Annotated[
         bool, typer.Option("--execute/--no-execute", help="Execute runs here, or only serve and cancel them.")
     ] = True,

@@ -7,13 +7,24 @@ import contextlib
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from midstream.cli._conventions import EXIT_FAILED, EXIT_USAGE, check_provider, usage_message
-from midstream.cli.serve import _PROVIDERS_HELP, _TOOLS_HELP, _factory, _fail, _provider_url
+from midstream.cli._conventions import EXIT_FAILED, EXIT_USAGE, usage_message
+from midstream.cli.serve import (
+    BaseURLOption,
+    ModelOption,
+    ProviderOption,
+    ScenariosOption,
+    SettingsOption,
+    SimOption,
+    SpeedOption,
+    ToolsOption,
+    _factory,
+    _fail,
+    _provider_url,
+)
 from midstream.errors import LocalError, MidstreamError
 
 __all__ = ["worker"]
@@ -21,16 +32,14 @@ __all__ = ["worker"]
 
 def worker(
     store: Annotated[str, typer.Option(help="The Redis the front-ends enqueue on: redis://host:port/db.")],
-    sim: Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")] = False,
-    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
-    speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
-    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
-    model: Annotated[str | None, typer.Option(help="Default model (a default per provider).")] = None,
-    base_url: Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")] = None,
-    tools: Annotated[str | None, typer.Option(help=_TOOLS_HELP)] = None,
-    settings: Annotated[
-        Path | None, typer.Option("--settings", help="Agent settings file (midstream.toml or .json).")
-    ] = None,
+    sim: SimOption = False,
+    scenarios: ScenariosOption = None,
+    speed: SpeedOption = 1.0,
+    provider: ProviderOption = "anthropic",
+    model: ModelOption = None,
+    base_url: BaseURLOption = None,
+    tools: ToolsOption = None,
+    settings: SettingsOption = None,
     concurrency: Annotated[int, typer.Option(help="Runs executing in this worker at once.")] = 16,
     lease_ttl: Annotated[
         float, typer.Option(help="Seconds without renewal after which another worker resumes a run.")

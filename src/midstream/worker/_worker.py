@@ -172,6 +172,9 @@ class Worker:
 
     async def _take(self, claim: Claim) -> None:
         """Execute or resume the run of ``claim`` (or let it go, see the module docstring)."""
+        if claim.run in self._held:  # its entry went idle while the run executes here (a stalled loop)
+            self._held[claim.run] = claim
+            return
         try:
             status = await self.log.status(claim.run)
             if status is None or status.ended:
