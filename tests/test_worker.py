@@ -455,3 +455,40 @@ def test_a_stopped_worker_hands_the_runs_it_could_not_finish_to_the_others(
     assert "cancel" not in kinds and kinds.count("resumed") == 1
     assert next(e for e in log if e.kind == "resumed").data["previous"] == a.owner
     assert log[-1].data["terminal"] == "completed" and len(executions(redis_url, run)) == 1
+
+
+def test_a_superseded_producer_stops_without_undoing_the_effects_the_new_one_goes_on_from(
+    sim: SimURL,
+) -> None:
+    from midstream.agent.tools import Tool
+    from midstream.relay.runner import LocalExecutor
+    from midstream.relay.stores import MemoryLog
+
+    booked: list[str] = []
+    undone: list[str] = []
+    tools = [
+        Tool(lambda topic: f"{topic}: free", name="lookup"),
+        Tool(lambda slot: booked.append(slot), name="book_slot", side_effect=True, compensate=undone.append),
+    ]
+    make = AgentFactory(provider="anthropic", model="sim-model", base_url=sim, api_key="sim-key", tools=tools)
+
+    async def main() -> list[str]:
+        log = MemoryLog()
+        executor = LocalExecutor(log, make)
+        await log.create("r1")
+        await executor.start("r1", RunRequest(prompt="run the errand", max_tokens=4000))
+        async with asyncio.timeout(20):
+            async for item in log.read("r1", follow=True):
+                if (
+                    isinstance(item, LogEntry)
+                    and item.kind == "tool_finished"
+                    and item.data["name"] == "book_slot"
+                ):
+                    break
+        await log.acquire("r1", executor.owner)  # a takeover: a new generation fences the old lease
+        await executor.wait("r1")
+        return [e.kind async for e in log.read("r1") if isinstance(e, LogEntry)]
+
+    kinds = asyncio.run(main())
+    assert booked == ["evening"] and undone == []  # the effect stays: the run goes on from it
+    assert "run_end" not in kinds and "tool_compensated" not in kinds

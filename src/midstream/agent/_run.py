@@ -199,6 +199,7 @@ class Run:
         )
         self._queue: asyncio.Queue[RunEvent | object] = asyncio.Queue()
         self._cancel_reason: str | None = None
+        self._compensate = True
         self._closing = False
         self._exhausted = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -274,11 +275,15 @@ class Run:
         assert self.outcome is not None
         return self.outcome
 
-    def cancel(self, reason: str = "cancelled by the caller") -> None:
-        """Stop the run (from any thread; a no-op once it is ending). See the module docstring."""
+    def cancel(self, reason: str = "cancelled by the caller", *, compensate: bool = True) -> None:
+        """Stop the run (from any thread; a no-op once it is ending). See the module docstring.
+
+        ``compensate=False`` undoes nothing: for a run another process has taken over (it goes on
+        from the effects this one completed), the side effects stay and no new call starts."""
         if self._closing or self._cancel_reason is not None:
             return
         self._cancel_reason = reason
+        self._compensate = compensate
         loop = self._loop
         if loop is None:
             self._cancel_event.set()  # not started: it ends cancelled as soon as it starts
@@ -478,7 +483,11 @@ class Run:
             task.cancel()
         if self._state is not None:
             self._state.discard_all()
-        records = await self.ledger.compensate_all()
+        if self._compensate:
+            records = await self.ledger.compensate_all()
+        else:
+            self.ledger.close()
+            records = []
         for record in records:
             self._emit(ToolCompensated.from_record(record))
         self._compensations.extend(records)

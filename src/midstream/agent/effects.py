@@ -387,6 +387,10 @@ class EffectLedger:
         self.journal.append(record)
         return record
 
+    def close(self) -> None:
+        """Refuse every new call and undo nothing (the run goes on elsewhere, from these effects)."""
+        self._closed = True
+
     async def compensate_all(self, *, wait_timeout: float | None = None) -> list[EffectRecord]:
         """Undo this run's completed side effects, newest first; returns the records written.
 

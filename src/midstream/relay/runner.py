@@ -367,8 +367,8 @@ class LocalExecutor:
                 kind, data = entry_data(event)
                 try:
                     await writer.write(coalescer.push(kind, data, now=loop.time()))
-                except (RelayError, StoreError):
-                    run.cancel("the event log cannot be written")
+                except (RelayError, StoreError) as exc:
+                    _stop(run, exc, "the event log cannot be written")
                     raise
                 if kind == "run_end":
                     break
@@ -380,8 +380,8 @@ class LocalExecutor:
             with contextlib.suppress(BaseException):
                 await run
             raise
-        except Exception:  # the agent must not go on with nobody writing its events
-            run.cancel("the relay failed while executing the run")
+        except Exception as exc:  # the agent must not go on with nobody writing its events
+            _stop(run, exc, "the relay failed while executing the run")
             with contextlib.suppress(BaseException):
                 await run
             with contextlib.suppress(Exception):  # what was read before the failure stays in the log
@@ -397,11 +397,20 @@ class LocalExecutor:
             await asyncio.sleep(self.lease_ttl / 3)
             try:
                 await self.log.renew(lease, ttl=self.lease_ttl)
-            except LeaseError:
-                run.cancel("another producer took over this run")
+            except LeaseError as exc:
+                _stop(run, exc, "another producer took over this run")
                 return
             except StoreError as exc:
                 log.warning("run %s: cannot renew the lease: %s", lease.run, exc)
+
+
+def _stop(run: Any, exc: Exception, reason: str) -> None:
+    """Stop the agent run after ``exc``. A lost lease means another producer goes on with the run
+    from the effects this one completed: they are not compensated."""
+    if isinstance(exc, LeaseError):
+        run.cancel("another producer took over this run", compensate=False)
+    else:
+        run.cancel(reason)
 
 
 def _cancel_on_request(watch: asyncio.Task[str], run: Any) -> None:
