@@ -113,7 +113,7 @@ def decode_cpu_per_event(events: list[bytes], rounds: int = 300) -> float:
     return (time.process_time() - began) / max(1, count)
 
 
-async def load(url: str, n: int, gap: float, last_index: int) -> dict[str, Any]:
+async def load(url: str, n: int, gap: float, last_index: int, deadline: float = 240.0) -> dict[str, Any]:
     from midstream.client.stream import AsyncClient
     from midstream.client.timeouts import Timeouts
 
@@ -146,9 +146,14 @@ async def load(url: str, n: int, gap: float, last_index: int) -> dict[str, Any]:
         await one()  # warm up: imports and first-use costs are not the load's
         sampler = asyncio.create_task(sample())
         cpu, wall = time.process_time(), time.perf_counter()
-        results = await asyncio.gather(*(one() for _ in range(n)))
+        tasks = [asyncio.create_task(one()) for _ in range(n)]
+        done, late = await asyncio.wait(tasks, timeout=deadline)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         sampler.cancel()
+        for task in late:
+            task.cancel()
+        results = [t.result() for t in done]
+        results += [(False, 0, None, f"still streaming after {deadline:g} s")] * len(late)
     ok = [r for r in results if r[0]]
     events = sum(r[1] for r in results)
     added = [r[2] for r in ok if r[2] is not None]
@@ -176,7 +181,10 @@ def run_load(url: str, n: int, gap: float) -> dict[str, Any]:
     )
     last = len(events_of(RECORDED)) - 1
     argv = [sys.executable, "-c", code, str(Path(__file__).parent), url, str(n), str(gap), str(last)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        return {"streams": n, "completed": 0.0, "broke": "the client process did not finish in 600 s"}
     if done.returncode != 0:
         return {"streams": n, "completed": 0.0, "broke": done.stderr.strip().splitlines()[-1][:120]}
     row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
