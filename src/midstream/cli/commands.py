@@ -1,5 +1,5 @@
 """The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal``,
-``serve`` and ``worker``.
+``serve``, ``worker`` and ``workflow``.
 
 Every command follows the conventions of :mod:`midstream.cli._conventions`: one exit-status table,
 ``-h``/``--help``, ``--version``, an unknown ``--provider`` refused before anything starts, and a notice
@@ -11,7 +11,7 @@ the live view; ``demo`` is a short guided tour against the simulator, no key and
 ``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
 check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
 (:mod:`midstream.cli.serve`); ``worker`` executes the runs front-ends enqueue on Redis
-(:mod:`midstream.cli.worker`).
+(:mod:`midstream.cli.worker`); ``workflow`` runs a multi-agent workflow file (:mod:`midstream.cli.workflow`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from midstream.cli._journal import journal_app
 from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.cli.worker import worker as worker_command
+from midstream.cli.workflow import workflow as workflow_command
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
 from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
@@ -416,6 +417,9 @@ app.command(
 app.command(
     "worker", epilog=CLIENT_EPILOG, short_help="Execute queued runs from a Redis store, as one of a fleet."
 )(worker_command)
+app.command(
+    "workflow", epilog=CLIENT_EPILOG, short_help="Run a multi-agent workflow file, one lane per agent."
+)(workflow_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 
