@@ -304,7 +304,15 @@ class WorkflowRun:
             when=when,
             bytes=size,
         )
-        self._emit(WorkflowEvent(sender.agent, sender.run.session_id, sender.parent, start, self._now()))
+        self._emit(
+            WorkflowEvent(
+                agent=sender.agent,
+                run=sender.run.session_id,
+                parent=sender.parent,
+                event=start,
+                at=self._now(),
+            )
+        )
         return live
 
     async def _await_handoff(self, sender: str, run_id: str, call_id: str, input: Mapping[str, Any]) -> str:
@@ -331,13 +339,21 @@ class WorkflowRun:
                     call_id=call_id, receiver=live.agent, run=live.run.session_id, reason=reason
                 )
                 sender = self.live[run_id]
-                self._emit(WorkflowEvent(sender.agent, run_id, sender.parent, dropped, self._now()))
+                self._emit(
+                    WorkflowEvent(
+                        agent=sender.agent, run=run_id, parent=sender.parent, event=dropped, at=self._now()
+                    )
+                )
 
     async def _undo(self, live: _Live) -> None:
         """Compensate the side effects of a finished receiver whose handoff was dropped."""
         for record in await live.run.ledger.compensate_all():
             event = ToolCompensated.from_record(record)
-            self._emit(WorkflowEvent(live.agent, live.run.session_id, live.parent, event, self._now()))
+            self._emit(
+                WorkflowEvent(
+                    agent=live.agent, run=live.run.session_id, parent=live.parent, event=event, at=self._now()
+                )
+            )
 
     def _run_of_call(self, call_id: str) -> str:
         return self._call_runs.get(call_id, "")
@@ -348,7 +364,9 @@ class WorkflowRun:
     def _on_event(self, live: _Live, event: RunEvent) -> None:
         run_id = live.run.session_id
         self.tally.observe(live.agent, event, self.flow.clock())
-        self._emit(WorkflowEvent(live.agent, run_id, live.parent, event, self._now()))
+        self._emit(
+            WorkflowEvent(agent=live.agent, run=run_id, parent=live.parent, event=event, at=self._now())
+        )
         if isinstance(event, BlockStart) and event.type == "tool_call" and event.id:
             self._call_runs[event.id] = run_id
             if event.name == BOARD_WRITE:
@@ -384,7 +402,9 @@ class WorkflowRun:
                     terminal=event.terminal,
                     reason=event.reason,
                 )
-                self._emit(WorkflowEvent(live.agent, run_id, live.parent, end, self._now()))
+                self._emit(
+                    WorkflowEvent(agent=live.agent, run=run_id, parent=live.parent, event=end, at=self._now())
+                )
         elif isinstance(event, FallbackNotice):  # the agent streams that tool buffered from now on
             learned = self._learned.setdefault(live.agent, {})
             learned["buffered"] = sorted({*learned.get("buffered", ()), event.tool})
@@ -403,7 +423,15 @@ class WorkflowRun:
             return  # another workflow's (or process's) write
         agent, run_id = owner
         live = self.live.get(run_id)
-        self._emit(WorkflowEvent(agent, run_id, None if live is None else live.parent, update, self._now()))
+        self._emit(
+            WorkflowEvent(
+                agent=agent,
+                run=run_id,
+                parent=None if live is None else live.parent,
+                event=update,
+                at=self._now(),
+            )
+        )
 
     async def _pump_board(self, sub: Subscription) -> None:
         async for update in sub:
@@ -427,7 +455,15 @@ class WorkflowRun:
                 start = HandoffStart(
                     call_id="", sender=last.agent, receiver=stage, run=nxt.run.session_id, when="pipeline"
                 )
-                self._emit(WorkflowEvent(last.agent, last.run.session_id, last.parent, start, self._now()))
+                self._emit(
+                    WorkflowEvent(
+                        agent=last.agent,
+                        run=last.run.session_id,
+                        parent=last.parent,
+                        event=start,
+                        at=self._now(),
+                    )
+                )
                 last, result = nxt, await nxt.run.result()
         except asyncio.CancelledError:
             self.cancel("the workflow's task was cancelled")
@@ -465,10 +501,12 @@ class WorkflowRun:
         metrics, alerts = self._metrics()
         if self.flow.adaptive:
             for change in self.flow.adapt(self._learned):
-                self._emit(WorkflowEvent(change.agent, "", None, change, self._now()))
+                self._emit(
+                    WorkflowEvent(agent=change.agent, run="", parent=None, event=change, at=self._now())
+                )
         for alert in alerts:
             agent = alert.agent or self.flow.entry
-            self._emit(WorkflowEvent(agent, "", None, alert, self._now()))
+            self._emit(WorkflowEvent(agent=agent, run="", parent=None, event=alert, at=self._now()))
             monitor = self.flow.agents[agent].monitor if agent in self.flow.agents else None
             if monitor is not None:
                 monitor.warnings.append(f"alert: {alert.message}")
@@ -509,7 +547,15 @@ class WorkflowRun:
         )
         end = WorkflowEnd(terminal=terminal, reason=reason, text=text, runs=len(runs))
         agent = last.agent if last is not None else self.flow.entry
-        self._emit(WorkflowEvent(agent, "" if last is None else last.run.session_id, None, end, self._now()))
+        self._emit(
+            WorkflowEvent(
+                agent=agent,
+                run="" if last is None else last.run.session_id,
+                parent=None,
+                event=end,
+                at=self._now(),
+            )
+        )
         self._queue.put_nowait(_DONE)
 
     def _metrics(self) -> tuple[dict[str, Any], list[Alert]]:

@@ -101,7 +101,7 @@ class WorkflowEnd:
     runs: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowEvent:
     """One event of one agent of a workflow (see the module docstring)."""
 
