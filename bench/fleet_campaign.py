@@ -209,7 +209,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     runs = 40 if args.quick else args.runs
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # a killed worker's sockets are noisy
+    for noisy in ("asyncio", "uvicorn.error"):  # a killed worker's sockets and half-sent requests
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     with redis_server() as redis_url, sim_running(fleet_book(), speed=1.0) as sim_url:
         fleet = Fleet(redis_url, sim_url, args.workers, args.lease_ttl)
         try:

@@ -1,11 +1,14 @@
-"""Backpressure: an ``AsyncClient`` stream whose consumer stops reading stops reading the socket.
+"""Backpressure: a reader of the log that stops reading never holds its producer back (the log is the
+buffer, capped per run: the reader resyncs); an ``AsyncClient`` stream whose consumer stops reading
+stops reading the socket.
 
-The server here writes an endless Anthropic answer as fast as the socket takes it and counts the bytes
-the kernel accepted. While the consumer iterates, that count races ahead; once it stops iterating, the
-client's socket buffers fill, the server's sends block, and the count stops: nothing piles up in the
-client's memory. When the consumer goes on, so does the stream.
+For the client, the server here writes an endless Anthropic answer as fast as the socket takes it and
+counts the bytes the kernel accepted. While the consumer iterates, that count races ahead; once it
+stops iterating, the client's socket buffers fill, the server's sends block, and the count stops:
+nothing piles up in the client's memory. When the consumer goes on, so does the stream.
 """
 
+# ruff: noqa: F811  (pytest fixtures imported from relaysupport)
 from __future__ import annotations
 
 import asyncio
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from midstream import AsyncClient, TextDelta
+from relaysupport import StoreMaker, make_store, redis_url  # noqa: F401  (fixtures)
 
 BOUND = 32 << 20  # bytes: far above the kernel's socket buffers, far below an unbounded reader's haul
 
@@ -106,3 +110,23 @@ async def test_a_consumer_that_stops_reading_stops_the_socket_reads(endless: End
     assert endless.sent > stalled
     await stream.aclose()
     await client.aclose()
+
+
+# -- a slow reader never slows the producer: the log is the buffer ------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_reader_that_stops_reading_does_not_hold_the_producer_back(make_store: StoreMaker) -> None:
+    log = make_store(max_entries=500)
+    await log.create("r1")
+    lease = await log.acquire("r1", "producer")
+    await log.append(lease, "run_start", {"prompt": "hi"})
+    stalled = log.read("r1", follow=True).__aiter__()
+    first = await stalled.__anext__()  # the reader takes one entry, then stops reading
+    for n in range(2_000):  # the producer goes on at its own pace, four times past the per-run cap
+        await log.append(lease, "text_delta", {"index": 0, "text": f"{n} "})
+    await log.close(lease, "completed")
+    assert getattr(first, "seq", None) == 1
+    rest = [item async for item in stalled]  # when it reads again: a resync, then what is still kept
+    assert rest[0].kind == "resync" and [e.seq for e in rest[1:]] == list(range(rest[0].earliest, 2_002))
+    await log.aclose()
