@@ -236,9 +236,12 @@ function updateTool(node, call) {
     const value = f.complete
       ? typeof f.value === "string" ? f.value : JSON.stringify(f.value)
       : f.text || (nested.length ? nested.join(" · ") : "");
+    // A field is streaming while its call's block is open; after that, complete or incomplete.
+    const mark = f.complete ? "true" : call.open ? "false" : "cut";
+    const label = { true: "complete", false: "streaming", cut: "incomplete" }[mark];
     fields.append(
-      el("dt", {}, key, el("span", { class: "field-state", dataset: { complete: String(f.complete) }, text: f.complete ? "complete" : "streaming" })),
-      el("dd", { dataset: { complete: String(f.complete), field: key }, text: value }),
+      el("dt", {}, key, el("span", { class: "field-state", dataset: { complete: mark }, text: label })),
+      el("dd", { dataset: { complete: mark, field: key }, text: value }),
     );
   }
   for (const extra of node.querySelectorAll(".why, .raw, .result")) extra.remove();
