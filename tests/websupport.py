@@ -46,6 +46,7 @@ INJECTION = (
     "<a href=\"javascript:alert('anchor')\">anchor</a> and **bold <b>html</b>** and a "
     "[safe link](https://example.org/page)."
 )
+TOOL_INJECTION = "<script>window.__pwned='script'</script> [x](javascript:alert(1))"
 _STEADY = {"ttft_ms": 50, "tokens_per_second": 45, "jitter": 0}
 WEB_SCENARIOS: dict[str, Any] = {
     "scenarios": [
@@ -134,7 +135,7 @@ WEB_SCENARIOS: dict[str, Any] = {
                                 "name": "save_article",
                                 "input": {
                                     "title": "<img src=x onerror=\"window.__pwned='tool'; alert('tool')\">",
-                                    "content": "<script>window.__pwned='script'</script> [x](javascript:alert(1))",
+                                    "content": TOOL_INJECTION,
                                 },
                             }
                         },
