@@ -44,6 +44,9 @@ def serve(
 ) -> None:
     """Serve the relay: start runs over HTTP and stream their events as resumable SSE.
 
+    Open the printed URL in a browser for the web page: send a prompt, watch the answer and each
+    tool call's fields type out, stop the run, list recent runs with their figures.
+
     POST /v1/runs starts an agent run; GET /v1/runs/{id}/events streams its events (resume with
     Last-Event-ID or ?after=<seq>; a finished run replays); POST /v1/runs/{id}/cancel stops it
     wherever it executes. Several serve processes on one --store redis://... serve the same runs.
@@ -66,6 +69,7 @@ def serve(
             where = serving.base_url(host, sock)
             source = "the embedded simulator" if sim else (url or f"{provider}'s API")
             typer.echo(f"midstream relay listening on {where}  (Ctrl-C stops it)")
+            typer.echo(f"  web page: {where}/  (open it in a browser)")
             typer.echo(f"  store: {app.state.relay.log!r}")
             typer.echo(f"  runs: {'executed here against ' + source if execute else 'executed elsewhere'}")
             typer.echo(

@@ -352,8 +352,13 @@ function link(text, i) {
     else if (text[k] === "]" && --depth === 0) break;
   }
   if (k >= text.length || text[k + 1] !== "(") return null;
-  const close = text.indexOf(")", k + 2);
-  if (close < 0) return null;
+  let close = k + 2;
+  for (let open = 1; close < text.length; close++) {
+    if (text[close] === "\\") close++;
+    else if (text[close] === "(") open++;
+    else if (text[close] === ")" && --open === 0) break;
+  }
+  if (close >= text.length) return null; // balanced parentheses, as CommonMark allows in a URL
   const inside = text.slice(k + 2, close).trim();
   if (inside.includes("\n")) return null;
   const url = inside.replace(/\s+"[^"]*"$/, "").replace(/^<(.*)>$/, "$1");
