@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
@@ -22,30 +23,32 @@ from midstream.sim import running as sim_running
 
 
 def main(out: Path) -> None:
-    with (
-        sim_running(scenario_book(), speed=0.5) as sim,
-        tempfile.TemporaryDirectory() as articles,
-        running("memory", factory=AgentFactory(base_url=sim, api_key="sim-key", model="sim-model", tools=TOOLS)) as url,
-        sync_playwright() as playwright,
-    ):
-        os.environ["MIDSTREAM_ARTICLE_DIR"] = articles
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1000, "height": 640}, device_scale_factor=1)
-        page.goto(f"{url}/")
-        page.fill("#prompt", "Write an article about partial safety")
-        page.click(".options summary")
-        page.check("#eager")
-        page.click("#send")
-        field = page.locator('.tool dd[data-field="content"][data-complete="false"]')
-        deadline = time.monotonic() + 30
-        while not (field.count() and len(field.text_content() or "") > 120):
-            if time.monotonic() > deadline:
-                page.screenshot(path=str(out.with_suffix(".failed.png")))
-                raise SystemExit(f"the content field never started typing out: {page.inner_text('main')}")
-            time.sleep(0.02)
-        page.screenshot(path=str(out))
-        browser.close()
+    factory = AgentFactory(base_url=None, api_key="sim-key", model="sim-model", tools=TOOLS)
+    with tempfile.TemporaryDirectory() as articles, sim_running(scenario_book(), speed=0.5) as sim:
+        os.environ["MIDSTREAM_ARTICLE_DIR"] = articles  # the article the run saves goes away with it
+        factory.base_url = sim
+        with running("memory", factory=factory) as url, sync_playwright() as playwright:
+            shoot(playwright, url, out)
     print(f"wrote {out}")
+
+
+def shoot(playwright: Any, url: str, out: Path) -> None:
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1000, "height": 640}, device_scale_factor=1)
+    page.goto(f"{url}/")
+    page.fill("#prompt", "Write an article about partial safety")
+    page.click(".options summary")
+    page.check("#eager")
+    page.click("#send")
+    field = page.locator('.tool dd[data-field="content"][data-complete="false"]')
+    deadline = time.monotonic() + 30
+    while not (field.count() and len(field.text_content() or "") > 120):
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(out.with_suffix(".failed.png")))
+            raise SystemExit(f"the content field never started typing out: {page.inner_text('main')}")
+        time.sleep(0.02)
+    page.screenshot(path=str(out))
+    browser.close()
 
 
 if __name__ == "__main__":

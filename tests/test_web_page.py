@@ -76,7 +76,8 @@ def start_from_page(page: Any, url: str, prompt: str, *, eager: bool = False, ma
         page.check("#eager")
     if max_tokens:
         page.fill("#max-tokens", str(max_tokens))
-    page.keyboard.press("Enter") if not max_tokens else page.click("#send")
+    page.focus("#prompt")
+    page.keyboard.press("Enter")  # the keyboard path: Enter in the prompt sends
     wait_for(lambda: page.evaluate("location.hash.startsWith('#run=')"))  # (the page's CSP forbids eval)
     return str(page.evaluate("new URLSearchParams(location.hash.slice(1)).get('run')"))
 

@@ -144,12 +144,12 @@ class _Fold:
             detail["name"] = data.get("name")
         elif kind in _TOOL_STATES or kind in ("tool_finished", "tool_compensated"):
             call_id = data.get("call_id", data.get("id"))
-            call = self.calls.get(str(call_id))
+            known = self.calls.get(str(call_id))
             state = _TOOL_STATES.get(kind) or str(data.get("status"))
             if kind == "tool_finished":
                 state = "done"
-            if call is not None:
-                call["state"] = state
+            if known is not None:
+                known["state"] = state
             detail.update(name=data.get("name"), reason=data.get("reason"))
         elif kind == "run_end":
             out["terminal"], out["reason"] = data.get("terminal"), data.get("reason")
