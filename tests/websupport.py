@@ -215,34 +215,21 @@ def serve_args(sim: str, store: str, tmp: Path) -> list[str]:
 # -- the browser -------------------------------------------------------------------------------------
 
 
-_BROWSER: list[Any] = []  # one Playwright and one Chromium per test process
-
-
-@pytest.fixture(scope="session")
-def chromium(request: pytest.FixtureRequest) -> Any:
-    """Chromium, started once per process however many modules import this fixture (each import is a
-    fixture of its own to pytest, and the sync API allows one Playwright per thread)."""
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Chromium for one test module. Playwright's sync API runs an event loop on this thread while it is
+    started, so it is stopped after the module: the tests after it may call ``asyncio.run``."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    if not _BROWSER:
-        from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright
 
-        playwright = sync_playwright().start()
-        _BROWSER[:] = [
-            playwright,
-            playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"]),
-        ]
-
-        def stop() -> None:
-            playwright, browser = _BROWSER
-            browser.close()
-            playwright.stop()
-
-        request.config.add_cleanup(stop)
-    return _BROWSER[1]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture

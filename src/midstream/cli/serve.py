@@ -66,6 +66,7 @@ def serve(
             factory = _factory(provider, model, url, api_key, tools, settings, sim) if execute else None
             app = build(store, factory=factory, heartbeat=heartbeat, replay_ttl=replay_ttl)
             sock = serving.listen(host, port)
+            sock.listen(2048)  # connections queue from now on: the URL printed below answers at once
             where = serving.base_url(host, sock)
             source = "the embedded simulator" if sim else (url or f"{provider}'s API")
             typer.echo(f"midstream relay listening on {where}  (Ctrl-C stops it)")
