@@ -167,6 +167,8 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "UnknownProvider",
         "ChatRequestError",  # the relay's request bodies: exported from midstream.relay.adapters
         "RunAgentInputError",
+        "VersionConflict",  # the workflow's: exported from midstream.workflow
+        "HandoffFailed",
     }
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from midstream import wire
 from midstream.client.errors import (
@@ -102,7 +102,7 @@ class Problem(Exception):
 def timeout_problem(which: TimeoutName, timeouts: Timeouts, provider: str) -> Problem:
     """The timeout ``which`` fired (retried unless it is ``total``)."""
     error = StreamTimeout(which, timeouts.seconds(which), provider=provider)
-    event = StreamError("timeout", str(error), retryable=which not in ("total", "pool"))
+    event = StreamError(error_kind="timeout", message=str(error), retryable=which not in ("total", "pool"))
     return Problem(Failure("timeout", which=which), event, error)
 
 
@@ -110,7 +110,7 @@ def transport_problem(exc: BaseException, provider: str, secrets: Sequence[str],
     """The connection could not be made (``connect``) or broke; ``exc`` is httpx2's error."""
     what = "could not connect to" if connect else "lost the connection to"
     text = redact(f"{what} {provider}: {type(exc).__name__}: {exc}", secrets)
-    event = StreamError("transport", text, retryable=True)
+    event = StreamError(error_kind="transport", message=text, retryable=True)
     failure = Failure("connect" if connect else "transport")
     return Problem(failure, event, TransportError(text, provider=provider))
 
@@ -119,7 +119,7 @@ def protocol_problem(exc: RemoteProtocolError, secrets: Sequence[str]) -> Proble
     """The response's bytes broke the protocol (never retried)."""
     text = redact(str(exc), secrets)
     error = exc if text == str(exc) else RemoteProtocolError(text)  # the bad bytes may quote a key
-    return Problem(Failure("protocol"), StreamError("protocol", text), error)
+    return Problem(Failure("protocol"), StreamError(error_kind="protocol", message=text), error)
 
 
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -134,7 +134,7 @@ def limit_problem(limit: int) -> Problem:
         "client.max_response_bytes (0: no limit)"
     )
     error = LimitExceeded(text, limit="max_response_bytes", value=limit)
-    return Problem(Failure("protocol"), StreamError("protocol", text), error)
+    return Problem(Failure("protocol"), StreamError(error_kind="protocol", message=text), error)
 
 
 def event_problem(event: StreamError, provider: str, secrets: Sequence[str]) -> Problem:
@@ -155,11 +155,26 @@ def event_problem(event: StreamError, provider: str, secrets: Sequence[str]) -> 
 
 def status_problem(error: ProviderError, headers: Mapping[str, str]) -> Problem:
     """An HTTP error response (its headers may say when, or whether, to retry)."""
-    event = StreamError(error.kind, str(error), error.retryable, status=error.status, raw=error.payload)
+    event = StreamError(
+        error_kind=error.kind,
+        message=str(error),
+        retryable=error.retryable,
+        status=error.status,
+        raw=error.payload,
+    )
     return Problem(Failure("status", status=error.status, headers=dict(headers)), event, error)
 
 
 # -- the sans-IO core --------------------------------------------------------------------------------
+
+
+class Settlement(NamedTuple):
+    """The outcome of :meth:`Session.settle`: a retry ``decision``, or the response's closing
+    ``events`` and (when it failed) the ``error`` to raise after them."""
+
+    decision: Decision | None
+    events: list[StreamEvent]
+    error: BaseException | None
 
 
 class Session:
@@ -198,6 +213,7 @@ class Session:
         # the wall clock dates a server's retry-after, the generator jitters the backoff.
         self._wall_clock = wall_clock
         self._rng = rng if rng is not None else random.Random()
+        self.attempts = 0  # requests sent so far (the first and its retries)
         self._new_attempt()
 
     def _new_attempt(self) -> None:
@@ -219,10 +235,12 @@ class Session:
         """True once the response ended without failing (what follows cannot change it)."""
         return self.decoder.timeline.state == "ended"
 
-    def attempt(self, now: float, *, retry: bool) -> None:
-        """A request is about to be sent (``retry``: it replaces a failed attempt)."""
+    def attempt(self, now: float) -> None:
+        """A request is about to be sent: the first, or a retry replacing a failed attempt."""
+        retry = self.attempts > 0
         if retry:
             self._new_attempt()
+        self.attempts += 1
         self.metrics.attempt(now, retry=retry)
         self.deadlines.attempt(now)
 
@@ -298,6 +316,22 @@ class Session:
             return event
         message, raw = redact(event.message, self.secrets), redact(event.raw, self.secrets)
         return dataclasses.replace(event, message=message, raw=raw)
+
+    def settle(self, problem: Problem, now: float, *, cancelling: bool = False) -> Settlement:
+        """What a problem in the current attempt leads to: a retry, or the end of the response.
+
+        After the provider's terminal event nothing changes the outcome: the held events are released
+        and the response ends as it was. Otherwise the retry policy decides (never while
+        ``cancelling``); giving up ends the response ``failed`` with the exception to raise.
+        """
+        if self.finished:
+            return Settlement(None, self.wind_up(now), None)
+        if not cancelling:
+            decision = self.decide(problem, now)
+            if decision.retry:
+                return Settlement(decision, [], None)
+        events, error = self.give_up(now, problem)
+        return Settlement(None, events, error)
 
     def decide(self, problem: Problem, now: float) -> Decision:
         """Retry or not (see :mod:`midstream.core.retry`)."""

@@ -148,7 +148,7 @@ def stream_error(provider: str, kind: str, request_id: str) -> StreamError:
         raw = {"type": name, "code": name, "message": message, "param": None}
     # Only Gemini's error object carries a status code; the others were answered 200 already.
     code = status if provider == "gemini" else None
-    return StreamError(error_kind, message, retryable=True, status=code, raw=raw)  # type: ignore[arg-type]
+    return StreamError(error_kind=error_kind, message=message, retryable=True, status=code, raw=raw)  # type: ignore[arg-type]
 
 
 async def chunks(
