@@ -1,4 +1,4 @@
-"""The page's markdown: its healer (``static/heal.js``) agrees with the terminal's
+"""The page's markdown and run state: its healer (``static/heal.js``) agrees with the terminal's
 (:func:`midstream.core.markdown.heal`) on the same inputs, and its renderer never makes HTML of text.
 
 The page heals in the browser rather than receiving healed text from the server: healing runs at
@@ -7,6 +7,9 @@ would re-send the whole answer at each frame and change the log every other read
 price is two implementations of one set of rules, and this test is what keeps them one: the same
 inputs (the healer's own cases, every prefix of two answers, and thousands of random markdown-ish
 strings, Unicode whitespace and digits included) go through both, in Chromium, and must agree exactly.
+
+The run state (``static/run.js``) keeps a workflow's agents apart: their blocks share indices, their
+entries interleave in one log, and each agent's text stays its own, in its own lane.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from the support modules)
@@ -93,3 +96,37 @@ def test_rendering_makes_elements_of_markdown_and_text_of_everything_else(page: 
     assert html[5] == '<pre><code data-lang="html">&lt;script&gt;alert(1)&lt;/script&gt;</code></pre>'
     assert html[6] == "<ul><li>one</li><li>two <strong>bold</strong></li></ul>"
     assert html[7] == '<pre><code data-lang="py">print(1)</code></pre>'
+
+
+FOLD = """async (entries) => {
+  const { RunState } = await import('/web/run.js');
+  const state = new RunState('r');
+  for (const e of entries) state.apply(e);
+  const again = entries.map((e) => state.apply(e));  // heard twice: ignored
+  return { items: state.items, again, seq: state.seq, agents: state.agents, terminal: state.terminal };
+}"""
+
+
+def test_a_workflows_agents_keep_their_own_blocks_and_lanes(page: Any, relay: str) -> None:
+    def e(seq: int, kind: str, agent: str, **data: Any) -> dict[str, Any]:
+        return {"kind": kind, "seq": seq, "run": "r", "agent": agent, "agent_run": f"run-{agent}", **data}
+
+    entries = [
+        e(1, "response_start", "planner"),
+        e(2, "response_start", "writer"),
+        e(3, "block_start", "planner", index=0, type="text"),
+        e(4, "block_start", "writer", index=0, type="text"),
+        e(5, "text_delta", "planner", index=0, text="Plan: "),
+        e(6, "text_delta", "writer", index=0, text="Draft: "),
+        e(7, "text_delta", "planner", index=0, text="two steps."),
+        e(8, "handoff_start", "planner", call_id="c1", sender="planner", receiver="writer", when="validated"),
+        e(9, "text_delta", "writer", index=0, text="one page."),
+        e(10, "run_end", "planner", terminal="completed"),
+    ]
+    got = in_page(page, relay, FOLD, entries)
+    texts = [(i["agent"], i["text"]) for i in got["items"] if i["type"] == "text"]
+    assert texts == [("planner", "Plan: two steps."), ("writer", "Draft: one page.")]
+    assert got["agents"] == ["planner", "writer"] and got["terminal"] == "completed"
+    assert got["again"] == [False] * len(entries) and got["seq"] == 10
+    notices = [i["text"] for i in got["items"] if i["type"] == "notice"]
+    assert notices == ["Handoff: planner → writer (started when the call was validated)"]

@@ -16,6 +16,8 @@ const KINDS = [
   "tool_call_ready", "tool_call_invalid", "tool_ready", "tool_invalid_input", "tool_denied",
   "tool_started", "tool_finished", "tool_failed", "tool_compensated", "hook", "retry", "fallback",
   "cancel", "run_end", "message",
+  // a workflow's entries (midstream.relay.workflow): one lane per agent
+  "handoff_start", "handoff_end", "handoff_dropped", "alert", "agent_end", "workflow_end", "blackboard", "adaptive",
 ];
 const SAVE_EVERY_MS = 400;
 const STORE = "midstream.run.";

@@ -36,10 +36,10 @@ export class RunState {
     this.seq = 0;
     this.prompt = "";
     this.items = []; // {type: text|thinking|tool|notice, ...} in order of appearance
-    this.response = 0; // responses seen (blocks are keyed by response and index)
-    this.blocks = {}; // "response:index" -> position in items
+    this.responses = {}; // responses seen per lane (an agent run of a workflow; "" for a plain run)
+    this.blocks = {}; // "lane:response:index" -> position in items
     this.calls = {}; // tool call id -> position in items
-    this.eager = []; // tool names streamed eagerly in the current iteration
+    this.eager = {}; // per lane: tool names streamed eagerly in the current iteration
     this.terminal = null;
     this.reason = null;
     this.error = null;
@@ -81,8 +81,13 @@ export class RunState {
     if (position !== undefined) this.dirty.add(position);
   }
 
-  block(index) {
-    const position = this.blocks[`${this.response}:${index}`];
+  blockKey(e) {
+    const lane = laneOf(e);
+    return `${lane}:${this.responses[lane] || 0}:${e.index}`;
+  }
+
+  block(e) {
+    const position = this.blocks[this.blockKey(e)];
     return position === undefined ? null : [position, this.items[position]];
   }
 
@@ -103,6 +108,9 @@ export class RunState {
     return true;
   }
 }
+
+// A workflow's agents share one log: each agent run's blocks are indexed on their own.
+const laneOf = (e) => e.agent_run || e.agent || "";
 
 function setCall(state, e, change) {
   const found = state.call(e.call_id ?? e.id);
@@ -125,13 +133,13 @@ const HANDLERS = {
     s.prompt = e.prompt || "";
   },
   iteration_start(s, e) {
-    s.eager = e.eager || [];
+    s.eager[laneOf(e)] = e.eager || [];
   },
-  response_start(s) {
-    s.response += 1;
+  response_start(s, e) {
+    s.responses[laneOf(e)] = (s.responses[laneOf(e)] || 0) + 1;
   },
   block_start(s, e) {
-    const key = `${s.response}:${e.index}`;
+    const key = s.blockKey(e);
     if (e.type === "text" || e.type === "thinking") {
       s.blocks[key] = s.push({ type: e.type, text: "", open: true, partial: false }, e.agent);
     } else if (e.type === "tool_call") {
@@ -139,7 +147,7 @@ const HANDLERS = {
         type: "tool",
         id: e.id,
         name: e.name || "?",
-        mode: s.eager.includes(e.name) ? "eager" : "buffered",
+        mode: (s.eager[laneOf(e)] || []).includes(e.name) ? "eager" : "buffered",
         state: "streaming",
         fields: {},
         order: [],
@@ -156,7 +164,7 @@ const HANDLERS = {
     }
   },
   text_delta(s, e) {
-    const found = s.block(e.index);
+    const found = s.block(e);
     if (found) {
       found[1].text += e.text;
       s.touch(found[0]);
@@ -166,21 +174,21 @@ const HANDLERS = {
     HANDLERS.text_delta(s, e);
   },
   tool_args_delta(s, e) {
-    const found = s.block(e.index);
+    const found = s.block(e);
     if (found) {
       found[1].bytes += new TextEncoder().encode(e.fragment || "").length;
       s.touch(found[0]);
     }
   },
   tool_field_start(s, e) {
-    const found = s.block(e.index);
+    const found = s.block(e);
     if (found) {
       field(found[1], String(e.path[0]));
       s.touch(found[0]);
     }
   },
   tool_field_delta(s, e) {
-    const found = s.block(e.index);
+    const found = s.block(e);
     if (!found) return;
     const f = field(found[1], String(e.path[0]));
     if (e.path.length === 1) f.text += e.text;
@@ -188,7 +196,7 @@ const HANDLERS = {
     s.touch(found[0]);
   },
   tool_field_complete(s, e) {
-    const found = s.block(e.index);
+    const found = s.block(e);
     if (!found) return;
     const f = field(found[1], String(e.path[0]));
     if (e.path.length === 1) {
@@ -199,7 +207,7 @@ const HANDLERS = {
     s.touch(found[0]);
   },
   block_stop(s, e) {
-    const found = s.block(e.index);
+    const found = s.block(e);
     if (!found) return;
     const [position, item] = found;
     item.open = false;
@@ -285,6 +293,21 @@ const HANDLERS = {
       });
     }
     s.notice(`Cancelled while ${e.phase}: ${e.reason}`, "cancel", e.agent);
+  },
+  handoff_start(s, e) {
+    s.notice(`Handoff: ${e.sender} → ${e.receiver} (started when the call was ${e.when})`, "info", e.agent);
+  },
+  handoff_end(s, e) {
+    s.notice(`Handoff to ${e.receiver} ended ${e.terminal}${e.reason ? `: ${e.reason}` : ""}`, "info", e.agent);
+  },
+  handoff_dropped(s, e) {
+    s.notice(`Handoff to ${e.receiver} dropped: ${e.reason}`, "warn", e.agent);
+  },
+  alert(s, e) {
+    s.notice(`Alert: ${e.metric} is ${e.value}, above its threshold ${e.threshold}`, "warn", e.agent);
+  },
+  agent_end(s, e) {
+    s.notice(`${e.agent || "agent"} ended ${e.terminal}${e.reason ? `: ${e.reason}` : ""}`, e.terminal === "completed" ? "info" : "warn", e.agent);
   },
   run_end(s, e) {
     s.terminal = e.terminal;
