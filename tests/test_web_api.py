@@ -125,3 +125,25 @@ def test_the_settings_eager_default_reaches_tools_that_did_not_choose() -> None:
     assert (off.eager_for(plain), off.eager_for(keen)) == (False, True)
     only = Settings.from_mapping({"streaming": {"eager": {"default": True, "tools": {"plain": False}}}})
     assert Agent(client, tools=[plain], settings=only).eager_for(plain) is False
+
+
+def test_a_workflows_interleaved_agents_are_summed_and_timed_apart() -> None:
+    def e(seq: int, kind: str, agent: str, at: float, **data: object) -> LogEntry:
+        return LogEntry(run="r", seq=seq, kind=kind, data={**data, "agent_run": agent}, agent=agent, at=at)
+
+    usage = {"input_tokens": 10, "output_tokens": 5}
+    entries = [
+        entry(1, "run_start", 0.0, prompt="p"),
+        e(2, "response_start", "a", 0.1, usage={"input_tokens": 10, "output_tokens": 0}),
+        e(3, "response_start", "b", 0.2, usage={"input_tokens": 7, "output_tokens": 0}),
+        e(4, "block_start", "a", 0.3, index=0, type="tool_call", id="ta", name="save"),
+        e(5, "block_start", "b", 0.4, index=0, type="tool_call", id="tb", name="search"),
+        e(6, "tool_args_delta", "b", 0.6, index=0, fragment="{"),
+        e(7, "tool_args_delta", "a", 0.9, index=0, fragment="{"),
+        e(8, "response_end", "a", 1.0, usage=usage),
+        e(9, "usage_update", "b", 1.1, usage={"input_tokens": 7, "output_tokens": 3}),
+    ]
+    summary = summarize(entries)
+    assert [(t["id"], t["first_arg_s"]) for t in summary["tools"]] == [("ta", 0.6), ("tb", 0.2)]
+    assert summary["tokens"] == {"input": 17, "output": 8} and summary["responses"] == 2
+    assert [r.get("agent") for r in summary["timeline"] if r["kind"] == "first argument"] == ["b", "a"]

@@ -15,7 +15,8 @@ any relay process on a shared store computes the same answer::
 
 * ``ttft_s``: from ``run_start`` to the first streamed content (text, thinking or tool argument);
 * ``duration_s``: from ``run_start`` to ``run_end`` (or to the last entry while the run goes on);
-* ``tokens``: input and output tokens, summed over the run's responses (each response's last usage);
+* ``tokens``: input and output tokens, summed over the run's responses (each response's last usage;
+  a workflow's agents are told apart by their entries' ``agent_run``);
 * ``tools``: one row per tool call: its name, id, the time from its block's start to its first
   argument byte (``first_arg_s``) and its last state (``streaming``, ``invalid``, ``validated``,
   ``running``, ``done``, ``failed``, ``compensated``, ...);
@@ -71,10 +72,11 @@ class _Fold:
             "timeline": [],
             "timeline_cut": 0,
         }
-        self.response = 0
-        self.usage: dict[str, int] = {}
-        self.seen_delta: set[tuple[int, int]] = set()
-        self.blocks: dict[tuple[int, int], tuple[float, dict[str, Any]]] = {}
+        # A workflow's agents share the log: responses, usage and block indices are per lane (agent run).
+        self.responses: dict[str, int] = {}
+        self.usage: dict[str, dict[str, int]] = {}
+        self.seen_delta: set[tuple[str, int, int]] = set()
+        self.blocks: dict[tuple[str, int, int], tuple[float, dict[str, Any]]] = {}
         self.calls: dict[str, dict[str, Any]] = {}
 
     def t(self, entry: LogEntry) -> float:
@@ -91,13 +93,21 @@ class _Fold:
             row["agent"] = entry.agent
         timeline.append(row)
 
+    @staticmethod
+    def lane(entry: LogEntry) -> str:
+        return str(entry.data.get("agent_run") or entry.agent or "")
+
+    def block_key(self, entry: LogEntry) -> tuple[str, int, int]:
+        lane = self.lane(entry)
+        return lane, self.responses.get(lane, 0), int(entry.data.get("index", 0))
+
     def feed(self, entry: LogEntry) -> None:
         data, kind, out = entry.data, entry.kind, self.out
         if self.start is None:
             self.start = entry.at
         self.last = entry.at
         if kind in _DELTAS:
-            key = (self.response, int(data.get("index", 0)))
+            key = self.block_key(entry)
             if out["ttft_s"] is None:
                 out["ttft_s"] = self.t(entry)
             block = self.blocks.get(key)
@@ -105,11 +115,11 @@ class _Fold:
                 block[1]["first_arg_s"] = round(entry.at - block[0], 3)
             if key not in self.seen_delta:
                 self.seen_delta.add(key)
-                self.mark(entry, _DELTAS[kind], index=key[1])
+                self.mark(entry, _DELTAS[kind], index=key[2])
             return
         if kind in _QUIET:
             if kind == "usage_update":
-                self.usage = dict(data.get("usage") or {})
+                self.usage[self.lane(entry)] = dict(data.get("usage") or {})
             return
         self._event(entry, kind, data)
 
@@ -119,12 +129,14 @@ class _Fold:
         if kind == "run_start":
             out["prompt"] = data.get("prompt")
         elif kind == "response_start":
-            self._close_response()
-            self.response += 1
+            lane = self.lane(entry)
+            self._close_response(lane)
+            self.responses[lane] = self.responses.get(lane, 0) + 1
             out["responses"] += 1
-            self.usage = dict(data.get("usage") or {})
+            self.usage[lane] = dict(data.get("usage") or {})
         elif kind == "response_end":
-            self.usage = dict(data.get("usage") or self.usage)
+            lane = self.lane(entry)
+            self.usage[lane] = dict(data.get("usage") or self.usage.get(lane) or {})
             detail["terminal"] = data.get("terminal")
         elif kind == "iteration_start":
             out["iterations"] = max(out["iterations"], int(data.get("iteration", 0)))
@@ -137,7 +149,7 @@ class _Fold:
         elif kind == "block_start" and data.get("type") == "tool_call":
             call = {"id": data.get("id"), "name": data.get("name"), "first_arg_s": None}
             call["state"] = "streaming"
-            self.blocks[(self.response, int(data.get("index", 0)))] = (entry.at, call)
+            self.blocks[self.block_key(entry)] = (entry.at, call)
             out["tools"].append(call)
             if call["id"]:
                 self.calls[str(call["id"])] = call
@@ -156,14 +168,15 @@ class _Fold:
             detail["terminal"] = data.get("terminal")
         self.mark(entry, kind, **detail)
 
-    def _close_response(self) -> None:
+    def _close_response(self, lane: str) -> None:
+        usage = self.usage.pop(lane, {})
         tokens = self.out["tokens"]
-        tokens["input"] += int(self.usage.get("input_tokens") or 0)
-        tokens["output"] += int(self.usage.get("output_tokens") or 0)
-        self.usage = {}
+        tokens["input"] += int(usage.get("input_tokens") or 0)
+        tokens["output"] += int(usage.get("output_tokens") or 0)
 
     def result(self) -> dict[str, Any]:
-        self._close_response()
+        for lane in list(self.usage):
+            self._close_response(lane)
         if self.start is not None:
             self.out["duration_s"] = round(self.last - self.start, 3)
         return self.out
