@@ -1,8 +1,4 @@
-"""What the relay adds for the web page: ``/`` for browsers, ``/web/<file>``, and a run's summary.
-
-Also the settings' eager default reaching tools that did not ask for eager streaming themselves
-(the page's "stream tool arguments eagerly" option sends ``[streaming.eager] default = true``).
-"""
+"""What the relay adds for the web page: ``/`` for browsers, ``/web/<file>``, and a run's summary."""
 
 from __future__ import annotations
 
@@ -12,10 +8,6 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from midstream.agent.loop import Agent
-from midstream.agent.tools import tool
-from midstream.client.stream import AsyncClient
-from midstream.config import Settings
 from midstream.relay.entry import LogEntry
 from midstream.relay.serve import RelayURL, running
 from midstream.relay.summary import TIMELINE_LIMIT, summarize
@@ -103,28 +95,6 @@ def test_summary_counts_retries_fallbacks_and_keeps_the_timeline_bounded() -> No
     assert len(summary["timeline"]) == TIMELINE_LIMIT and summary["timeline_cut"] == 13
     assert summary["terminal"] is None and summary["duration_s"] == 3.0  # still going: up to its last entry
     assert summarize([])["timeline"] == [] and summarize([])["ttft_s"] is None
-
-
-@tool
-def plain(x: str) -> str:
-    """A tool that does not ask for eager streaming."""
-    return x
-
-
-@tool(eager=True)
-def keen(x: str) -> str:
-    """A tool that asks for eager streaming."""
-    return x
-
-
-def test_the_settings_eager_default_reaches_tools_that_did_not_choose() -> None:
-    client = AsyncClient("anthropic", base_url="http://127.0.0.1:9", api_key="k", model="m")
-    on = Agent(client, tools=[plain, keen], settings=Settings.from_mapping({"streaming": {"eager": True}}))
-    off = Agent(client, tools=[plain, keen])
-    assert (on.eager_for(plain), on.eager_for(keen)) == (True, True)
-    assert (off.eager_for(plain), off.eager_for(keen)) == (False, True)
-    only = Settings.from_mapping({"streaming": {"eager": {"default": True, "tools": {"plain": False}}}})
-    assert Agent(client, tools=[plain], settings=only).eager_for(plain) is False
 
 
 def test_a_workflows_interleaved_agents_are_summed_and_timed_apart() -> None:

@@ -66,15 +66,12 @@ def relay(sim: SimURL, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
     serve.stop()
 
 
-def start_from_page(page: Any, url: str, prompt: str, *, eager: bool = False, max_tokens: int = 0) -> str:
+def start_from_page(page: Any, url: str, prompt: str, *, max_tokens: int = 0) -> str:
     page.goto(f"{url}/")
     page.evaluate(RECORD_STATES)
     page.fill("#prompt", prompt)
-    if eager or max_tokens:
-        page.click(".options summary")  # as a person would: open the options, then tick or type
-    if eager:
-        page.check("#eager")
     if max_tokens:
+        page.click(".options summary")  # as a person would: open the options, then type
         page.fill("#max-tokens", str(max_tokens))
     page.focus("#prompt")
     page.keyboard.press("Enter")  # the keyboard path: Enter in the prompt sends
@@ -100,7 +97,7 @@ def states(page: Any) -> dict[str, list[str]]:
 
 
 def test_a_field_types_out_while_its_block_is_still_open(page: Any, relay: Serve) -> None:
-    run = start_from_page(page, relay.url, "an essay, please", eager=True)
+    run = start_from_page(page, relay.url, "an essay, please")
     field = page.locator('.tool dd[data-field="content"][data-complete="false"]')
     # Wait until the content field shows some text, then read the server's log at that moment.
     wait_for(lambda: len(field.text_content() or "") > 40 if field.count() else False)
@@ -149,7 +146,7 @@ def test_a_tool_cut_by_max_tokens_is_invalid_truncated_and_never_runs(page: Any,
 def test_stop_during_a_long_argument_disconnects_the_provider(
     page: Any, relay: Serve, sim: SimURL, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = start_from_page(page, relay.url, "two articles, please", eager=True)
+    run = start_from_page(page, relay.url, "two articles, please")
     # The first article is saved (a side effect), then the second's content streams: stop in there.
     field = page.locator('.tool dd[data-field="content"][data-complete="false"]')
     wait_for(lambda: len(field.text_content() or "") > 30 if field.count() else False)
@@ -232,7 +229,7 @@ def test_model_output_never_executes(page: Any, relay: Serve) -> None:
 
 
 def test_the_run_list_and_a_runs_figures(page: Any, relay: Serve) -> None:
-    run = start_from_page(page, relay.url, "a note, please", eager=True)
+    run = start_from_page(page, relay.url, "a note, please")
     assert wait_end(page) == "completed"
     page.wait_for_selector("#details:not([hidden]) #timeline li")
     figures = dict(

@@ -146,7 +146,9 @@ WEB_SCENARIOS: dict[str, Any] = {
         },
     ]
 }
-FAST_BACKOFF = "[errors.backoff]\nscale = 0.001\n"
+# Retries without waiting; save_article's arguments stream eagerly (fine-grained), so its fields
+# type out as the model writes them.
+SERVE_SETTINGS = "[errors.backoff]\nscale = 0.001\n\n[streaming.eager]\ntools = { save_article = true }\n"
 
 
 def web_book() -> Any:
@@ -205,7 +207,7 @@ def serve_env(tmp: Path) -> dict[str, str]:
 
 def serve_args(sim: str, store: str, tmp: Path) -> list[str]:
     settings = tmp / "midstream.toml"
-    settings.write_text(FAST_BACKOFF, encoding="utf-8")
+    settings.write_text(SERVE_SETTINGS, encoding="utf-8")
     return [
         "--store", store, "--base-url", sim, "--model", "sim-model",
         "--tools", "midstream.cli.examples:TOOLS", "--settings", str(settings), "--heartbeat", "0.5",

@@ -191,9 +191,7 @@ class Agent:
         """Whether ``tool`` streams its arguments eagerly now (settings, its own option, fallbacks)."""
         if tool.name in self.buffered:
             return False
-        # A tool that asks for eager streaming opts in; one that does not leaves it to the settings'
-        # default (``[streaming] eager = true`` must reach the tools that did not say).
-        return self.settings.streaming.eager_for(tool.name, agent=self.name, tool_default=tool.eager or None)
+        return self.settings.streaming.eager_for(tool.name, agent=self.name, tool_default=tool.eager)
 
     def blame_eager(self, tool: str) -> int:
         """``tool``'s eager input did not parse once more; at ``errors.eager_fallback_after`` such

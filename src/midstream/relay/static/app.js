@@ -396,7 +396,6 @@ function route() {
 
 function runRequest(prompt) {
   const request = { prompt };
-  if ($("#eager").checked) request.settings = { streaming: { eager: { default: true } } };
   const maxTokens = Number.parseInt($("#max-tokens").value, 10);
   if (maxTokens > 0) request.max_tokens = maxTokens;
   return request;
