@@ -187,14 +187,29 @@ def field_of(obj: Any, name: str) -> Any:
 
 
 def lower_types(schema: Any) -> Any:
-    """Gemini's OpenAPI-style schemas spell types in capitals (``STRING``); JSON Schema does not."""
-    if isinstance(schema, dict):
-        return {
-            k: v.lower() if k == "type" and isinstance(v, str) else lower_types(v) for k, v in schema.items()
-        }
+    """Gemini's OpenAPI-style schema as JSON Schema: types in lower case (``STRING`` is ``string``), keys
+    in camelCase (Google accepts ``min_items`` for ``minItems``), ``nullable: true`` as a ``null`` type."""
     if isinstance(schema, list):
         return [lower_types(v) for v in schema]
-    return schema
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        key = _camel(key)
+        if key == "type" and isinstance(value, str):
+            out[key] = value.lower()
+        elif key in ("properties", "$defs", "definitions"):  # names of the user's, kept as they are
+            out[key] = {k: lower_types(v) for k, v in value.items()} if isinstance(value, dict) else value
+        else:
+            out[key] = lower_types(value)
+    if out.pop("nullable", False) is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest) if rest and head else key
 
 
 def is_int(value: Any) -> bool:
