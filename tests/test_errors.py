@@ -167,6 +167,7 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "UnknownProvider",
         "ChatRequestError",  # the relay's request bodies: exported from midstream.relay.adapters
         "RunAgentInputError",
+        "RequestRejected",  # what the simulator refuses: exported from midstream.wire.request
     }
 
 

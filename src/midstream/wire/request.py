@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from midstream.errors import ErrorKind
+from midstream.errors import ErrorKind, RemoteError
 from midstream.events import StreamError
 
 __all__ = [
@@ -94,7 +94,7 @@ class RequestView:
     input_tokens: int = 0  # the input's size, as the simulator counts tokens
 
 
-class RequestRejected(ValueError):
+class RequestRejected(RemoteError, ValueError):
     """A request body the provider refuses: ``status``, its message, and the parameter at fault.
 
     ``code`` is the provider's machine-readable code where it has one (OpenAI's ``param`` / ``code``).
