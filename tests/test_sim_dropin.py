@@ -109,7 +109,7 @@ def test_anthropic_tool_choice(sim: SimURL) -> None:
 
 
 def test_a_scenario_under_tool_choice(sim: SimURL) -> None:
-    """A scripted turn that calls a tool answers in text under "none"; under "required" only its calls stay."""
+    """A scripted turn that calls a tool answers in text under "none"; "required" keeps only its calls."""
     client = _openai(sim)
     weather = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     ask: Any = {
@@ -195,6 +195,13 @@ def test_gemini_and_bedrock_tool_choice(sim: SimURL) -> None:
     )
     blocks = forced["output"]["message"]["content"]
     assert [b["toolUse"]["name"] for b in blocks] == ["book"] and forced["stopReason"] == "tool_use"
+    structure = {"jsonSchema": {"name": "trip", "schema": json.dumps(Trip.model_json_schema())}}
+    shaped = bedrock.converse(
+        modelId="anthropic.claude-x",
+        messages=messages,
+        outputConfig={"textFormat": {"type": "json_schema", "structure": structure}},
+    )
+    assert Trip.model_validate_json(shaped["output"]["message"]["content"][0]["text"]).nights >= 3
 
 
 # -- 2. structured output ------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from midstream.events import StreamError
 from midstream.wire.request import (
     OfferedTool,
+    OutputFormat,
     RequestDialect,
     RequestRejected,
     RequestView,
@@ -48,6 +50,7 @@ def read(body: dict[str, Any], headers: Mapping[str, str]) -> RequestView:
             schema = (spec.get("inputSchema") or {}).get("json") or {}
             view.tools.append(OfferedTool(spec["name"], schema))
     view.tool_choice = _choice(config.get("toolChoice"))
+    view.output = _output(body.get("outputConfig"))
     for message in body.get("messages") or []:
         blocks = message.get("content") or []
         if message.get("role") == "assistant":
@@ -71,6 +74,20 @@ def _choice(value: Any) -> ToolChoice:
     if isinstance(tool, dict) and isinstance(tool.get("name"), str):
         return ToolChoice("required", (tool["name"],))
     return ToolChoice()
+
+
+def _output(config: Any) -> OutputFormat | None:
+    """``outputConfig.textFormat``: a JSON schema, sent as a JSON string."""
+    fmt = config.get("textFormat") if isinstance(config, dict) else None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = (fmt.get("structure") or {}).get("jsonSchema") if isinstance(fmt.get("structure"), dict) else None
+    text = spec.get("schema") if isinstance(spec, dict) else None
+    try:
+        schema = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        schema = None
+    return OutputFormat(schema if isinstance(schema, dict) else None)
 
 
 def _constraint(value: Any, where: str, constraint: str) -> RequestRejected:
@@ -104,6 +121,13 @@ def check(body: dict[str, Any], view: RequestView) -> None:
         view,
         lambda n: RequestRejected(f"The tool {n} in toolChoice is not defined in toolConfig.tools."),
     )
+    fmt = (
+        (body.get("outputConfig") or {}).get("textFormat")
+        if isinstance(body.get("outputConfig"), dict)
+        else None
+    )
+    if isinstance(fmt, dict) and view.output is not None and view.output.schema is None:
+        raise RequestRejected("The provided JSON schema in outputConfig.textFormat is not valid JSON.")
     check_schemas(
         view,
         lambda i, name, problem: RequestRejected(
