@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx2
@@ -86,10 +85,6 @@ def book() -> ScenarioBook:
 pytestmark = pytest.mark.usefixtures("fresh_sims")
 
 
-def run(body: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(body())  # type: ignore[arg-type]
-
-
 def client(url: str, provider: str = "anthropic", **options: Any) -> AsyncClient:
     options.setdefault("retry", FAST)
     return AsyncClient(provider, api_key=KEY, base_url=url, model="sim-model", **options)
@@ -113,12 +108,10 @@ def assert_stopped_generating(record: RequestRecord) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_text_from_every_provider(sim: SimURL, provider: str) -> None:
-    async def body() -> tuple[list[Any], AsyncStream]:
-        async with client(sim, provider) as c, c.stream("tell a story") as stream:
-            return [e async for e in stream], stream
-
-    events, stream = run(body)
+@pytest.mark.anyio
+async def test_text_from_every_provider(sim: SimURL, provider: str) -> None:
+    async with client(sim, provider) as c, c.stream("tell a story") as stream:
+        events = [e async for e in stream]
     message = stream.message
     assert message.text == STORY and message.terminal == "completed"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 11)
@@ -128,12 +121,10 @@ def test_text_from_every_provider(sim: SimURL, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai-chat", "gemini", "bedrock"])
-def test_tool_call(sim: SimURL, provider: str) -> None:
-    async def body() -> list[Any]:
-        async with client(sim, provider) as c, c.stream("save the article", tools=[save_article]) as stream:
-            return await drain(stream)
-
-    events = run(body)
+@pytest.mark.anyio
+async def test_tool_call(sim: SimURL, provider: str) -> None:
+    async with client(sim, provider) as c, c.stream("save the article", tools=[save_article]) as stream:
+        events = await drain(stream)
     (ready,) = [e for e in events if isinstance(e, ToolCallReady)]
     assert ready.input == ARTICLE and ready.name == "save_article"
     assert [e.path for e in events if isinstance(e, ToolFieldComplete)] == [
@@ -143,42 +134,33 @@ def test_tool_call(sim: SimURL, provider: str) -> None:
     ]
 
 
-def test_text_stream_and_final(sim: SimURL) -> None:
-    async def body() -> tuple[str, str]:
-        async with client(sim, "ollama") as c:
-            async with c.stream("tell a story") as stream:
-                text = "".join([t async for t in stream.text_stream])
-            async with c.stream("tell a story") as again:
-                message = await again.final()
-            return text, message.text
-
-    assert run(body) == (STORY, STORY)
+@pytest.mark.anyio
+async def test_text_stream_and_final(sim: SimURL) -> None:
+    async with client(sim, "ollama") as c:
+        async with c.stream("tell a story") as stream:
+            text = "".join([t async for t in stream.text_stream])
+        async with c.stream("tell a story") as again:
+            message = await again.final()
+        assert (text, message.text) == (STORY, STORY)
 
 
-def test_http_errors_are_retried_then_raised(sim: SimURL) -> None:
-    async def body() -> AsyncStream:
-        async with client(sim, "openai-responses") as c:
-            stream = c.stream("tell a story", headers=fault("http_status=429;times=9"))
-            with pytest.raises(ProviderError) as info:
-                async with stream:
-                    pass
-            assert info.value.status == 429 and info.value.kind == "rate_limited"
-            return stream
-
-    stream = run(body)
+@pytest.mark.anyio
+async def test_http_errors_are_retried_then_raised(sim: SimURL) -> None:
+    async with client(sim, "openai-responses") as c:
+        stream = c.stream("tell a story", headers=fault("http_status=429;times=9"))
+        with pytest.raises(ProviderError) as info:
+            async with stream:
+                pass
+        assert info.value.status == 429 and info.value.kind == "rate_limited"
     assert [r.status for r in sim.simulator.records] == [429, 429, 429] and stream.metrics.retries == 2
 
 
-def test_retries_honour_retry_after_ms(sim: SimURL) -> None:
-    async def body() -> AsyncStream:
-        async with client(sim, "bedrock") as c:
-            async with c.stream(
-                "tell a story", headers=fault("http_status=529;retry_after_ms=20;times=2")
-            ) as s:
-                await s.final()
-            return s
-
-    stream = run(body)
+@pytest.mark.anyio
+async def test_retries_honour_retry_after_ms(sim: SimURL) -> None:
+    async with client(sim, "bedrock") as c:
+        async with c.stream("tell a story", headers=fault("http_status=529;retry_after_ms=20;times=2")) as s:
+            await s.final()
+        stream = s
     assert stream.message.text == STORY and stream.metrics.retries == 2
     assert [r.status for r in sim.simulator.records] == [529, 529, 200]
 
@@ -198,27 +180,23 @@ class FirstOnly(httpx2.AsyncHTTPTransport):
 
 
 @pytest.mark.parametrize("spec", ["error_after_events=2", "disconnect_after_bytes=60"])
-def test_a_failure_before_content_is_retried_invisibly(sim: SimURL, spec: str) -> None:
-    async def body() -> tuple[list[Any], AsyncStream]:
-        async with client(sim, transport=FirstOnly(spec)) as c, c.stream("tell a story") as stream:
-            return await drain(stream), stream
-
-    events, stream = run(body)
+@pytest.mark.anyio
+async def test_a_failure_before_content_is_retried_invisibly(sim: SimURL, spec: str) -> None:
+    async with client(sim, transport=FirstOnly(spec)) as c, c.stream("tell a story") as stream:
+        events = await drain(stream)
     assert stream.message.text == STORY and stream.metrics.retries == 1
     assert sum(isinstance(e, ResponseStart) for e in events) == 1
     assert not any(isinstance(e, StreamError) for e in events)
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "gemini", "ollama"])
-def test_a_mid_stream_error_after_content(sim: SimURL, provider: str) -> None:
-    async def body() -> list[Any]:
-        async with (
-            client(sim, provider) as c,
-            c.stream("tell a story", headers=fault("error_after_events=6")) as s,
-        ):
-            return await drain(s)
-
-    events = run(body)
+@pytest.mark.anyio
+async def test_a_mid_stream_error_after_content(sim: SimURL, provider: str) -> None:
+    async with (
+        client(sim, provider) as c,
+        c.stream("tell a story", headers=fault("error_after_events=6")) as s,
+    ):
+        events = await drain(s)
     error = events[-1]
     assert isinstance(error, StreamInterrupted) and isinstance(error.cause, ProviderError)
     assert error.partial.terminal == "failed" and error.partial.text and STORY.startswith(error.partial.text)
@@ -226,132 +204,112 @@ def test_a_mid_stream_error_after_content(sim: SimURL, provider: str) -> None:
     assert len(sim.simulator.records) == 1
 
 
-def test_first_byte_timeout(paced: SimURL) -> None:
-    async def body() -> None:
-        async with client(paced, timeouts=Timeouts(first_byte=0.15), retry=RetryPolicy(max_retries=0)) as c:
-            with pytest.raises(StreamTimeout) as info:
-                async with c.stream("tell a story", headers=fault("first_byte_delay_ms=1500")):
-                    pass
-            assert info.value.which == "first_byte" and not isinstance(info.value, StreamInterrupted)
-
-    run(body)
+@pytest.mark.anyio
+async def test_first_byte_timeout(paced: SimURL) -> None:
+    async with client(paced, timeouts=Timeouts(first_byte=0.15), retry=RetryPolicy(max_retries=0)) as c:
+        with pytest.raises(StreamTimeout) as info:
+            async with c.stream("tell a story", headers=fault("first_byte_delay_ms=1500")):
+                pass
+        assert info.value.which == "first_byte" and not isinstance(info.value, StreamInterrupted)
 
 
-def test_idle_timeout_after_content(paced: SimURL) -> None:
-    async def body() -> list[Any]:
-        stalled = fault("stall_ms=3000;stall_after_events=8")
-        async with client(paced, timeouts=Timeouts(idle=0.15)) as c, c.stream("long", headers=stalled) as s:
-            return await drain(s)
-
-    error = run(body)[-1]
+@pytest.mark.anyio
+async def test_idle_timeout_after_content(paced: SimURL) -> None:
+    stalled = fault("stall_ms=3000;stall_after_events=8")
+    async with client(paced, timeouts=Timeouts(idle=0.15)) as c, c.stream("long", headers=stalled) as s:
+        error = (await drain(s))[-1]
     assert isinstance(error, StreamInterruptedByTimeout) and error.which == "idle"
     assert error.partial.text and LONG.startswith(error.partial.text)
     disconnect_delay(last(paced), 0.0)
     assert_stopped_generating(last(paced))
 
 
-def test_total_timeout(paced: SimURL) -> None:
-    async def body() -> list[Any]:
-        async with client(paced, timeouts=Timeouts(total=1.0)) as c, c.stream("long") as s:
-            return await drain(s)
-
-    error = run(body)[-1]
+@pytest.mark.anyio
+async def test_total_timeout(paced: SimURL) -> None:
+    async with client(paced, timeouts=Timeouts(total=1.0)) as c, c.stream("long") as s:
+        error = (await drain(s))[-1]
     assert isinstance(error, StreamInterruptedByTimeout) and error.which == "total"
 
 
-def test_leaving_the_block_early_disconnects(paced: SimURL) -> None:
-    async def body() -> tuple[AsyncStream, float]:
-        async with client(paced) as c:
-            async with c.stream("long") as stream:
-                n = 0
-                async for _ in stream:
-                    n += 1
-                    if n == 40:
-                        break
-                left = time.monotonic()
-            return stream, left
-
-    stream, left = run(body)
+@pytest.mark.anyio
+async def test_leaving_the_block_early_disconnects(paced: SimURL) -> None:
+    async with client(paced) as c, c.stream("long") as stream:
+        n = 0
+        async for _ in stream:
+            n += 1
+            if n == 40:
+                break
+        left = time.monotonic()
     assert disconnect_delay(last(paced), left) <= DISCONNECT_BOUND
     assert_stopped_generating(last(paced))
     assert stream.message.terminal == "cancelled" and LONG.startswith(stream.message.text)
 
 
-def test_cancel_inside_the_loop(paced: SimURL) -> None:
-    async def body() -> tuple[list[Any], float]:
-        async with client(paced) as c, c.stream("long") as stream:
-            seen: list[Any] = []
-            cancelled = 0.0
-            async for event in stream:
-                seen.append(event)
-                if len(seen) == 30:
-                    stream.cancel()
-                    cancelled = time.monotonic()
-            return seen, cancelled
-
-    seen, cancelled = run(body)
+@pytest.mark.anyio
+async def test_cancel_inside_the_loop(paced: SimURL) -> None:
+    async with client(paced) as c, c.stream("long") as stream:
+        seen: list[Any] = []
+        cancelled = 0.0
+        async for event in stream:
+            seen.append(event)
+            if len(seen) == 30:
+                stream.cancel()
+                cancelled = time.monotonic()
     assert [type(e) for e in seen[30:]] == [BlockStop, ResponseEnd] and seen[-1].terminal == "cancelled"
     assert disconnect_delay(last(paced), cancelled) <= DISCONNECT_BOUND
     assert_stopped_generating(last(paced))
 
 
-def test_cancelling_the_task_closes_the_connection(paced: SimURL) -> None:
-    async def body() -> tuple[AsyncStream, float]:
-        async with client(paced) as c:
-            stream = c.stream("long", headers=fault("stall_ms=5000;stall_after_events=10"))
+@pytest.mark.anyio
+async def test_cancelling_the_task_closes_the_connection(paced: SimURL) -> None:
+    async with client(paced) as c:
+        stream = c.stream("long", headers=fault("stall_ms=5000;stall_after_events=10"))
 
-            async def read() -> None:
-                async with stream:
-                    async for _ in stream:
-                        pass
+        async def read() -> None:
+            async with stream:
+                async for _ in stream:
+                    pass
 
-            task = asyncio.create_task(read())
-            await asyncio.sleep(0.2)  # the reader is waiting in the stall by now
-            cancelled = time.monotonic()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            return stream, cancelled
-
-    stream, cancelled = run(body)
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.2)  # the reader is waiting in the stall by now
+        cancelled = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
     assert stream.message.terminal == "cancelled" and stream.message.partial
     assert disconnect_delay(last(paced), cancelled) <= DISCONNECT_BOUND
     assert_stopped_generating(last(paced))
 
 
-def test_cancel_from_another_task_interrupts_a_read(paced: SimURL) -> None:
-    async def body() -> tuple[list[Any], float]:
-        async with client(paced) as c:
-            async with c.stream("long", headers=fault("stall_ms=5000;stall_after_events=10")) as stream:
-                loop = asyncio.get_running_loop()
-                at: list[float] = []
-                loop.call_later(0.2, lambda: (at.append(time.monotonic()), stream.cancel()))
-                events = await drain(stream)
-            return events, at[0]
-
-    events, cancelled = run(body)
+@pytest.mark.anyio
+async def test_cancel_from_another_task_interrupts_a_read(paced: SimURL) -> None:
+    async with client(paced) as c:
+        async with c.stream("long", headers=fault("stall_ms=5000;stall_after_events=10")) as stream:
+            loop = asyncio.get_running_loop()
+            at: list[float] = []
+            loop.call_later(0.2, lambda: (at.append(time.monotonic()), stream.cancel()))
+            events = await drain(stream)
+        cancelled = at[0]
     assert isinstance(events[-1], ResponseEnd) and events[-1].terminal == "cancelled"
     assert disconnect_delay(last(paced), cancelled) <= DISCONNECT_BOUND
 
 
-def test_a_cancelled_tool_call_is_never_ready(paced: SimURL) -> None:
-    async def body() -> tuple[list[Any], AsyncStream]:
-        async with client(paced) as c, c.stream("write it", tools=[save_article], eager=True) as stream:
-            events: list[Any] = []
-            async for event in stream:
-                events.append(event)
-                if isinstance(event, ToolFieldDelta) and event.path == ("content",):
-                    stream.cancel()
-            return events, stream
-
-    events, stream = run(body)
+@pytest.mark.anyio
+async def test_a_cancelled_tool_call_is_never_ready(paced: SimURL) -> None:
+    async with client(paced) as c, c.stream("write it", tools=[save_article], eager=True) as stream:
+        events: list[Any] = []
+        async for event in stream:
+            events.append(event)
+            if isinstance(event, ToolFieldDelta) and event.path == ("content",):
+                stream.cancel()
     assert not any(isinstance(e, ToolCallReady) for e in events)
     (invalid,) = [e for e in events if isinstance(e, ToolCallInvalid)]
     assert invalid.reason == "truncated" and stream.message.tool_calls[0].input is None
     assert any(isinstance(e, TextDelta) for e in events) is False
 
 
-def test_a_sync_client_converts_to_an_async_one(sim: SimURL) -> None:
+@pytest.mark.anyio
+async def test_a_sync_client_converts_to_an_async_one(sim: SimURL) -> None:
     timeouts, retry = Timeouts(connect=3.0, first_byte=4.0, idle=5.0, total=6.0), RetryPolicy(max_retries=5)
     sync = Client(
         "openai-chat",
@@ -370,16 +328,15 @@ def test_a_sync_client_converts_to_an_async_one(sim: SimURL) -> None:
     assert converted.headers == {"x-team": "blue"} and converted.headers is not sync.headers
     assert KEY not in repr(converted)
 
-    async def body() -> tuple[Any, dict[str, str]]:
-        async with converted, converted.stream("tell a story") as stream:
-            return await stream.final(), stream.request.headers
-
-    message, headers = run(body)  # the sync client is closed: the async one has its own pool
+    # the sync client is closed: the async one has its own pool
+    async with converted, converted.stream("tell a story") as stream:
+        message, headers = await stream.final(), stream.request.headers
     assert message.text == STORY and message.terminal == "completed"
     assert headers["authorization"] == f"Bearer {KEY}" and headers["x-team"] == "blue"
 
 
-def test_to_async_keeps_bedrock_credentials_and_takes_a_transport() -> None:
+@pytest.mark.anyio
+async def test_to_async_keeps_bedrock_credentials_and_takes_a_transport() -> None:
     seen: list[httpx2.Request] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -392,28 +349,23 @@ def test_to_async_keeps_bedrock_credentials_and_takes_a_transport() -> None:
     sync.close()
     assert converted.region == "eu-west-3"
 
-    async def body() -> None:
-        async with converted:
-            with pytest.raises(ProviderError):
-                async with converted.stream("hi"):
-                    pass
-
-    run(body)
+    async with converted:
+        with pytest.raises(ProviderError):
+            async with converted.stream("hi"):
+                pass
     (request,) = seen
     assert request.url.host == "bedrock-runtime.eu-west-3.amazonaws.com"
     assert "Credential=AKIDEXAMPLE0000/" in request.headers["authorization"]
 
 
-def test_a_trickling_error_body_is_bounded_by_the_first_byte_timeout() -> None:
-    async def body() -> None:
-        timeouts = Timeouts(first_byte=0.5, total=None)
+@pytest.mark.anyio
+async def test_a_trickling_error_body_is_bounded_by_the_first_byte_timeout() -> None:
+    timeouts = Timeouts(first_byte=0.5, total=None)
+    with trickling_error_server() as url:
+        started = time.monotonic()
         async with client(url, timeouts=timeouts, retry=RetryPolicy(max_retries=0)) as c:
             with pytest.raises(ProviderError) as info:
                 async with c.stream("tell a story"):
                     pass
         assert info.value.status == 503
-
-    with trickling_error_server() as url:
-        started = time.monotonic()
-        run(body)
         assert time.monotonic() - started < 2.0

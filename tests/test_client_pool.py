@@ -33,7 +33,8 @@ def test_a_stream_waiting_for_the_pool_times_out_as_pool_not_connect(sim: SimURL
     assert queued.metrics.retries == 0  # waiting again in the same queue would not help
 
 
-def test_queued_streams_wait_their_turn_and_all_succeed(sim: SimURL) -> None:
+@pytest.mark.anyio
+async def test_queued_streams_wait_their_turn_and_all_succeed(sim: SimURL) -> None:
     async def main() -> list[str]:
         async with AsyncClient("anthropic", api_key="k", base_url=sim, model="m", max_connections=2) as c:
 
@@ -45,10 +46,11 @@ def test_queued_streams_wait_their_turn_and_all_succeed(sim: SimURL) -> None:
 
             return list(await asyncio.gather(*(one() for _ in range(6))))
 
-    assert asyncio.run(main()) == ["completed"] * 6
+    assert (await main()) == ["completed"] * 6
 
 
-def test_limits_are_configurable_and_come_from_settings() -> None:
+@pytest.mark.anyio
+async def test_limits_are_configurable_and_come_from_settings() -> None:
     client = Client("anthropic", api_key="k", max_connections=7, max_keepalive_connections=3)
     assert (client.limits.max_connections, client.limits.max_keepalive_connections) == (7, 3)
     assert client.to_async().limits.max_connections == 7
@@ -57,10 +59,11 @@ def test_limits_are_configurable_and_come_from_settings() -> None:
     options = settings.client.options()
     configured = AsyncClient("anthropic", api_key="k", **options)
     assert configured.limits.max_connections == 50 and configured.timeouts.pool == 30
-    asyncio.run(configured.aclose())
+    await configured.aclose()
 
 
-def test_first_byte_counts_from_when_a_connection_was_free(sim: SimURL) -> None:
+@pytest.mark.anyio
+async def test_first_byte_counts_from_when_a_connection_was_free(sim: SimURL) -> None:
     # The queued stream waits about 1.5 s for the only connection, longer than its first_byte timeout:
     # that wait is the pool's, so the stream still gets its whole answer.
     timeouts = Timeouts(first_byte=1.0, pool=30)
@@ -85,4 +88,4 @@ def test_first_byte_counts_from_when_a_connection_was_free(sim: SimURL) -> None:
             first, second = await asyncio.gather(holder(), queued())
             return first, second
 
-    assert asyncio.run(main()) == ("completed", "completed")
+    assert (await main()) == ("completed", "completed")

@@ -3,7 +3,6 @@ the response size limit (``max_response_bytes``) stops a response that grows pas
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,7 +186,8 @@ def test_max_response_bytes_must_be_positive(bad: Any) -> None:
         Client("anthropic", api_key=KEY, max_response_bytes=bad)
 
 
-def test_the_async_client_has_the_same_limit() -> None:
+@pytest.mark.anyio
+async def test_the_async_client_has_the_same_limit() -> None:
     async def run() -> tuple[Any, Message]:
         body = _Body(_pieces(LONG_BODY))
         async with _limited_client(body, AsyncClient, max_response_bytes=2048) as c:
@@ -200,7 +200,7 @@ def test_the_async_client_has_the_same_limit() -> None:
                 return exc, stream.message
         raise AssertionError("no LimitExceeded")
 
-    error, message = asyncio.run(run())
+    error, message = await run()
     assert error.limit == "max_response_bytes" and error.partial == message
     assert message.terminal == "failed" and message.text
 

@@ -162,7 +162,8 @@ def test_idempotency_key_is_canonical() -> None:
     assert idempotency_key("t", {"a": "\u00e9"}) == idempotency_key("t", {"a": "\u00e9"})
 
 
-def test_execute_journals_and_rerun_skips(make_journal: Callable[..., Journal]) -> None:
+@pytest.mark.anyio
+async def test_execute_journals_and_rerun_skips(make_journal: Callable[..., Journal]) -> None:
     world = World()
     tools = world.tools()
 
@@ -174,7 +175,7 @@ def test_execute_journals_and_rerun_skips(make_journal: Callable[..., Journal]) 
         return out
 
     journal = make_journal()
-    first = asyncio.run(run(EffectLedger(journal, run_id="run-1")))
+    first = await run(EffectLedger(journal, run_id="run-1"))
     assert [e.status for e in first] == ["done", "done", "done"]
     assert [e.result for e in first] == [{"bytes": 2}, "hi", "sent to bob"]
     assert world.log == ["write a.txt", "read a.txt", "send bob"]
@@ -191,7 +192,7 @@ def test_execute_journals_and_rerun_skips(make_journal: Callable[..., Journal]) 
     world.log.clear()
     journal.close()
     again = make_journal()
-    second = asyncio.run(run(EffectLedger(again, run_id="run-2")))
+    second = await run(EffectLedger(again, run_id="run-2"))
     assert [e.status for e in second] == ["skipped", "done", "skipped"]
     assert second[0].result == {"bytes": 2} and second[2].result == "sent to bob"
     assert second[0].record is not None and second[0].record.run_id == "run-1"
@@ -199,7 +200,8 @@ def test_execute_journals_and_rerun_skips(make_journal: Callable[..., Journal]) 
     assert len(list(again.records())) == 4  # nothing new written
 
 
-def test_identical_calls_in_one_run_are_two_effects(make_journal: Callable[..., Journal]) -> None:
+@pytest.mark.anyio
+async def test_identical_calls_in_one_run_are_two_effects(make_journal: Callable[..., Journal]) -> None:
     world = World()
     send = world.tools()["send"]
     journal = make_journal()
@@ -207,16 +209,17 @@ def test_identical_calls_in_one_run_are_two_effects(make_journal: Callable[..., 
     async def run(ledger: EffectLedger, ids: list[str]) -> list[str]:
         return [(await ledger.execute(send, i, {"to": "ann"})).status for i in ids]
 
-    assert asyncio.run(run(EffectLedger(journal), ["a", "b"])) == ["done", "done"]
+    assert (await run(EffectLedger(journal), ["a", "b"])) == ["done", "done"]
     keys = [r.idempotency_key for r in journal.records() if r.status == "done"]
     base = idempotency_key("send", {"to": "ann"})
     assert keys == [base, f"{base}#1"]
     # a re-run making the same calls skips both; a third identical call is new
-    assert asyncio.run(run(EffectLedger(journal), ["x", "y", "z"])) == ["skipped", "skipped", "done"]
+    assert (await run(EffectLedger(journal), ["x", "y", "z"])) == ["skipped", "skipped", "done"]
     assert world.log == ["send ann", "send ann", "send ann"]
 
 
-def test_a_call_id_never_executes_twice() -> None:
+@pytest.mark.anyio
+async def test_a_call_id_never_executes_twice() -> None:
     world = World()
     tools = world.tools()
 
@@ -228,11 +231,12 @@ def test_a_call_id_never_executes_twice() -> None:
         assert ledger.has_run("call_1") and not ledger.has_run("call_2")
         return [first.status, second.status, third.status]
 
-    assert asyncio.run(main()) == ["done", "duplicate", "duplicate"]
+    assert (await main()) == ["done", "duplicate", "duplicate"]
     assert world.log == ["write a"]
 
 
-def test_resumed_run_does_not_repeat_call_ids() -> None:
+@pytest.mark.anyio
+async def test_resumed_run_does_not_repeat_call_ids() -> None:
     world = World()
     tools = world.tools()
 
@@ -242,11 +246,12 @@ def test_resumed_run_does_not_repeat_call_ids() -> None:
         second = await ledger.execute(tools["read"], "call_2", {"path": "a"})
         return first.status, second.status, ledger.run_call_ids
 
-    assert asyncio.run(main()) == ("uncertain", "done", frozenset({"call_1", "call_2"}))
+    assert (await main()) == ("uncertain", "done", frozenset({"call_1", "call_2"}))
     assert world.log == ["read a"]
 
 
-def test_invalid_input_raises_before_anything_is_recorded() -> None:
+@pytest.mark.anyio
+async def test_invalid_input_raises_before_anything_is_recorded() -> None:
     world = World()
     journal = MemoryJournal()
 
@@ -256,11 +261,12 @@ def test_invalid_input_raises_before_anything_is_recorded() -> None:
             await ledger.execute(world.tools()["write"], "c", {"path": 1})
         assert not ledger.has_run("c")
 
-    asyncio.run(main())
+    await main()
     assert list(journal.records()) == [] and world.log == []
 
 
-def test_failure_is_recorded_and_a_rerun_tries_again() -> None:
+@pytest.mark.anyio
+async def test_failure_is_recorded_and_a_rerun_tries_again() -> None:
     calls: list[int] = []
 
     def flaky(n: int) -> int:
@@ -271,17 +277,18 @@ def test_failure_is_recorded_and_a_rerun_tries_again() -> None:
 
     t = Tool(flaky, side_effect=True)
     journal = MemoryJournal()
-    first = asyncio.run(EffectLedger(journal).execute(t, "c1", {"n": 3}))
+    first = await EffectLedger(journal).execute(t, "c1", {"n": 3})
     assert first.status == "failed" and not first.ok
     assert isinstance(first.error, ValueError)
     assert statuses(journal) == [("c1", "started"), ("c1", "failed")]
     assert list(journal.records())[-1].error == "ValueError: first time fails"
-    second = asyncio.run(EffectLedger(journal).execute(t, "c2", {"n": 3}))
+    second = await EffectLedger(journal).execute(t, "c2", {"n": 3})
     assert second.status == "done" and second.result == 3 and second.ok
     assert calls == [3, 3]
 
 
-def test_started_without_end_is_uncertain_unless_idempotent() -> None:
+@pytest.mark.anyio
+async def test_started_without_end_is_uncertain_unless_idempotent() -> None:
     ran: list[str] = []
     risky = Tool(lambda x: ran.append("risky"), name="risky", side_effect=True)
     safe = Tool(lambda x: ran.append("safe"), name="safe", side_effect=True, idempotent=True)
@@ -296,11 +303,14 @@ def test_started_without_end_is_uncertain_unless_idempotent() -> None:
         assert a.error is not None and "never recorded its end" in str(a.error)
         return [a.status, b.status]
 
-    assert asyncio.run(main()) == ["uncertain", "done"]
+    assert (await main()) == ["uncertain", "done"]
     assert ran == ["safe"]
 
 
-def test_compensation_in_reverse_order_and_failures_recorded(make_journal: Callable[..., Journal]) -> None:
+@pytest.mark.anyio
+async def test_compensation_in_reverse_order_and_failures_recorded(
+    make_journal: Callable[..., Journal],
+) -> None:
     world = World()
     tools = world.tools()
     journal = make_journal()
@@ -321,7 +331,7 @@ def test_compensation_in_reverse_order_and_failures_recorded(make_journal: Calla
         assert await ledger.compensate_all() == []  # nothing is undone twice
         return written
 
-    written = asyncio.run(main())
+    written = await main()
     assert [(r.call_id, r.status) for r in written] == [
         ("c6", "compensated"),
         ("c5", "compensation_failed"),
@@ -337,7 +347,8 @@ def test_compensation_in_reverse_order_and_failures_recorded(make_journal: Calla
     assert tail == [(r.call_id, r.status) for r in written]
 
 
-def test_rerun_after_compensation(make_journal: Callable[..., Journal]) -> None:
+@pytest.mark.anyio
+async def test_rerun_after_compensation(make_journal: Callable[..., Journal]) -> None:
     world = World()
     write = world.tools()["write"]
     notify = world.tools()["notify"]
@@ -356,15 +367,16 @@ def test_rerun_after_compensation(make_journal: Callable[..., Journal]) -> None:
             (await ledger.execute(notify, "d2", {"msg": "m"})).status,
         ]
 
-    asyncio.run(first())
+    await first()
     # notify could not be undone (compensation_failed: still in place), so it is never repeated;
     # with skip_compensated the undone write is not repeated either
-    assert asyncio.run(rerun(skip_compensated=True)) == ["skipped", "skipped"]
-    assert asyncio.run(rerun(skip_compensated=False)) == ["done", "skipped"]
+    assert (await rerun(skip_compensated=True)) == ["skipped", "skipped"]
+    assert (await rerun(skip_compensated=False)) == ["done", "skipped"]
     assert world.log == ["write a", "notify m", "undo write a", "write a"]
 
 
-def test_current_call_inside_a_tool() -> None:
+@pytest.mark.anyio
+async def test_current_call_inside_a_tool() -> None:
     seen: list[Any] = []
 
     def sync_tool(x: int) -> None:
@@ -378,14 +390,15 @@ def test_current_call_inside_a_tool() -> None:
         await ledger.execute(Tool(sync_tool, side_effect=True), "s1", {"x": 1})
         await ledger.execute(Tool(async_tool), "a1", {"x": 1})
 
-    asyncio.run(main())
+    await main()
     assert current_call() is None
     assert seen[0].call_id == "s1" and seen[0].tool == "sync_tool" and seen[0].run_id == "r1"
     assert seen[0].idempotency_key == idempotency_key("sync_tool", {"x": 1})
     assert seen[1].call_id == "a1" and seen[1].idempotency_key is None  # no side effect, no key
 
 
-def test_cancel_waits_for_a_sync_tool_and_compensates_it() -> None:
+@pytest.mark.anyio
+async def test_cancel_waits_for_a_sync_tool_and_compensates_it() -> None:
     started, release = threading.Event(), threading.Event()
     undone: list[str] = []
 
@@ -410,12 +423,13 @@ def test_cancel_waits_for_a_sync_tool_and_compensates_it() -> None:
         assert [r.status for r in journal.records()] == ["started", "done"]
         await ledger.compensate_all()
 
-    asyncio.run(main())
+    await main()
     assert undone == ["p"]
     assert [r.status for r in journal.records()] == ["started", "done", "compensated"]
 
 
-def test_cancel_reaches_an_async_tool_cooperatively() -> None:
+@pytest.mark.anyio
+async def test_cancel_reaches_an_async_tool_cooperatively() -> None:
     seen: list[str] = []
 
     async def waiter(x: int) -> None:
@@ -438,13 +452,14 @@ def test_cancel_reaches_an_async_tool_cooperatively() -> None:
             await task
         assert await ledger.compensate_all() == []  # it did not complete: nothing to undo
 
-    asyncio.run(main())
+    await main()
     assert seen == ["start", "cancelled"]
     assert [r.status for r in journal.records()] == ["started", "failed"]
     assert list(journal.records())[-1].error == "CancelledError: the tool was cancelled"
 
 
-def test_compensate_all_waits_for_running_calls() -> None:
+@pytest.mark.anyio
+async def test_compensate_all_waits_for_running_calls() -> None:
     undone: list[str] = []
 
     async def slow(x: int) -> int:
@@ -461,11 +476,12 @@ def test_compensate_all_waits_for_running_calls() -> None:
         assert {r.call_id for r in written} == {"c0", "c1", "c2"}
         await asyncio.gather(*running)
 
-    asyncio.run(main())
+    await main()
     assert sorted(undone) == ["c0", "c1", "c2"]
 
 
-def test_concurrent_executions_are_each_recorded_once() -> None:
+@pytest.mark.anyio
+async def test_concurrent_executions_are_each_recorded_once() -> None:
     count = 0
 
     async def bump(n: int) -> int:
@@ -482,14 +498,15 @@ def test_concurrent_executions_are_each_recorded_once() -> None:
         calls = [ledger.execute(t, f"c{i % 20}", {"n": i}) for i in range(40)]  # every id twice
         return [e.status for e in await asyncio.gather(*calls)]
 
-    results = asyncio.run(main())
+    results = await main()
     assert results.count("done") == 20 and results.count("duplicate") == 20
     assert count == 20
     done = [r for r in journal.records() if r.status == "done"]
     assert len(done) == 20 and len({r.call_id for r in done}) == 20
 
 
-def test_streams_are_committed_inside_the_call_or_discarded(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_streams_are_committed_inside_the_call_or_discarded(tmp_path: Path) -> None:
     def write_file(path: str, content: str) -> Any:
         call = current_call()
         assert call is not None
@@ -518,14 +535,15 @@ def test_streams_are_committed_inside_the_call_or_discarded(tmp_path: Path) -> N
         )
         return [first, again]
 
-    first, again = asyncio.run(main())
+    first, again = await main()
     assert first.status == "done" and first.result == str(tmp_path / "f.txt")
     assert (tmp_path / "f.txt").read_text() == "body"
     assert again.status == "skipped"
     assert list((tmp_path / "tmp").iterdir()) == []  # the skipped call's temporary file is gone
 
 
-def test_results_are_journaled_as_json() -> None:
+@pytest.mark.anyio
+async def test_results_are_journaled_as_json() -> None:
     class Out(BaseModel):
         n: int
 
@@ -539,7 +557,7 @@ def test_results_are_journaled_as_json() -> None:
         assert execution.result == Out(n=4)  # the caller gets the real object
         await ledger.execute(t2, "c2", {"x": 1})
 
-    asyncio.run(main())
+    await main()
     done = [r for r in journal.records() if r.status == "done"]
     assert done[0].result == {"n": 4}
     assert done[1].result == "{1, 2}"

@@ -25,10 +25,6 @@ from midstream.errors import LocalError
 from midstream.events import BlockStart, BlockStop, ResponseStart, ToolArgsDelta
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def test_the_events_are_exactly_those_of_the_issue() -> None:
     assert HOOK_EVENTS == (
         "SessionStart",
@@ -51,7 +47,8 @@ def test_the_events_are_exactly_those_of_the_issue() -> None:
         Hooks().add("PreToolUse", lambda e: None, timeout=0)
 
 
-def test_deny_blocks_a_tool() -> None:
+@pytest.mark.anyio
+async def test_deny_blocks_a_tool() -> None:
     hooks = Hooks(session_id="s1")
     seen: list[HookInput] = []
 
@@ -60,18 +57,19 @@ def test_deny_blocks_a_tool() -> None:
         seen.append(event)
         return HookResult("deny", reason="deleting is not allowed")
 
-    denied = run(hooks.authorize_tool(tool_name="delete_file", tool_input={"path": "x"}, tool_call_id="c1"))
+    denied = await hooks.authorize_tool(tool_name="delete_file", tool_input={"path": "x"}, tool_call_id="c1")
     assert not denied.allowed
     assert denied.reason == "deleting is not allowed"
     assert [o.hook for o in denied.outcomes] == [no_deletes.__qualname__]
     assert seen[0].tool_name == "delete_file" and seen[0].session_id == "s1" and seen[0].tool_call_id == "c1"
-    allowed = run(hooks.authorize_tool(tool_name="delete_files_not", tool_input={}, tool_call_id="c2"))
+    allowed = await hooks.authorize_tool(tool_name="delete_files_not", tool_input={}, tool_call_id="c2")
     assert not allowed.allowed  # fullmatch: delete_files_not matches delete_.*
-    other = run(hooks.authorize_tool(tool_name="read_file", tool_input={"path": "x"}))
+    other = await hooks.authorize_tool(tool_name="read_file", tool_input={"path": "x"})
     assert other.allowed and other.outcomes == () and other.tool_input == {"path": "x"}
 
 
-def test_combining_any_deny_wins_then_ask_then_allow() -> None:
+@pytest.mark.anyio
+async def test_combining_any_deny_wins_then_ask_then_allow() -> None:
     hooks = Hooks()
     hooks.add("PreToolUse", lambda e: {"decision": "allow", "reason": "fine"})
     hooks.add("PreToolUse", lambda e: None)
@@ -79,19 +77,20 @@ def test_combining_any_deny_wins_then_ask_then_allow() -> None:
     hooks.add("PreToolUse", lambda e: {"decision": "deny", "reason": "no"}, matcher="rm")
     hooks.add("PreToolUse", lambda e: {"decision": "deny", "reason": "never"}, matcher="rm|write_not")
 
-    report = run(hooks.run("PreToolUse", tool_name="rm", tool_input={}))
+    report = await hooks.run("PreToolUse", tool_name="rm", tool_input={})
     assert (report.decision, report.reason, report.denied) == ("deny", "no; never", True)
-    report = run(hooks.run("PreToolUse", tool_name="write", tool_input={}))
+    report = await hooks.run("PreToolUse", tool_name="write", tool_input={})
     assert (report.decision, report.reason) == ("ask", "sure?")
-    report = run(hooks.run("PreToolUse", tool_name="read", tool_input={}))
+    report = await hooks.run("PreToolUse", tool_name="read", tool_input={})
     assert (report.decision, report.reason) == ("allow", "fine")
     assert len(report.outcomes) == 2
 
 
-def test_ask_goes_to_permission_request() -> None:
+@pytest.mark.anyio
+async def test_ask_goes_to_permission_request() -> None:
     hooks = Hooks()
     hooks.add("PreToolUse", lambda e: HookResult("ask", reason="writes outside the project"))
-    no_answer = run(hooks.authorize_tool(tool_name="write", tool_input={"p": 1}))
+    no_answer = await hooks.authorize_tool(tool_name="write", tool_input={"p": 1})
     assert (no_answer.allowed, no_answer.asked, no_answer.reason) == (
         False,
         True,
@@ -104,14 +103,15 @@ def test_ask_goes_to_permission_request() -> None:
         asked.append(event)
         return HookResult("allow", reason="the user said yes", updated_input={"p": 2})
 
-    granted = run(hooks.authorize_tool(tool_name="write", tool_input={"p": 1}, tool_call_id="c9"))
+    granted = await hooks.authorize_tool(tool_name="write", tool_input={"p": 1}, tool_call_id="c9")
     assert (granted.allowed, granted.asked, granted.reason) == (True, True, "the user said yes")
     assert granted.tool_input == {"p": 2}
     assert asked[0].data["reason"] == "writes outside the project" and asked[0].tool_call_id == "c9"
     assert [r.event for r in granted.reports] == ["PreToolUse", "PermissionRequest"]
 
 
-def test_modified_input_is_applied_in_order() -> None:
+@pytest.mark.anyio
+async def test_modified_input_is_applied_in_order() -> None:
     hooks = Hooks()
     seen: list[dict[str, Any] | None] = []
 
@@ -127,37 +127,40 @@ def test_modified_input_is_applied_in_order() -> None:
     hooks.add("PreToolUse", add_limit)
     hooks.add("PreToolUse", lower_query)
     original = {"query": "HeLLo"}
-    report = run(hooks.run("PreToolUse", tool_name="search", tool_input=original))
+    report = await hooks.run("PreToolUse", tool_name="search", tool_input=original)
     assert seen == [{"query": "HeLLo"}, {"query": "HeLLo", "limit": 10}]
     assert report.tool_input == {"query": "hello", "limit": 10}
     assert report.input_modified and report.decision is None
     assert original == {"query": "HeLLo"}
-    untouched = run(Hooks().run("PreToolUse", tool_name="search", tool_input=original))
+    untouched = await Hooks().run("PreToolUse", tool_name="search", tool_input=original)
     assert not untouched.input_modified and untouched.tool_input is original
 
 
-def test_additional_context_from_session_start_and_prompt_submit() -> None:
+@pytest.mark.anyio
+async def test_additional_context_from_session_start_and_prompt_submit() -> None:
     hooks = Hooks()
     hooks.add("SessionStart", lambda e: HookResult(additional_context="repo: midstream"))
     hooks.add("SessionStart", lambda e: {"additional_context": "branch: main"})
     hooks.add("UserPromptSubmit", lambda e: {"additional_context": f"prompt had {len(e.prompt or '')} chars"})
-    start = run(hooks.run("SessionStart", source="startup"))
+    start = await hooks.run("SessionStart", source="startup")
     assert start.additional_context == ("repo: midstream", "branch: main")
     assert start.context == "repo: midstream\n\nbranch: main"
-    submit = run(hooks.run("UserPromptSubmit", prompt="fix it"))
+    submit = await hooks.run("UserPromptSubmit", prompt="fix it")
     assert submit.context == "prompt had 6 chars"
 
 
-def test_matcher_is_ignored_for_events_without_a_tool() -> None:
+@pytest.mark.anyio
+async def test_matcher_is_ignored_for_events_without_a_tool() -> None:
     hooks = Hooks()
     hooks.add("Stop", lambda e: {"reason": "seen"}, matcher="only_this_tool")
-    assert len(run(hooks.run("Stop", stop_reason="end_turn")).outcomes) == 1
+    assert len((await hooks.run("Stop", stop_reason="end_turn")).outcomes) == 1
     hooks.add("PostToolUse", lambda e: None, matcher="")
     hooks.add("PostToolUse", lambda e: None, matcher="*")
-    assert len(run(hooks.run("PostToolUse", tool_name="anything")).outcomes) == 2
+    assert len((await hooks.run("PostToolUse", tool_name="anything")).outcomes) == 2
 
 
-def test_raising_hanging_and_nonsense_hooks_do_not_break_the_run() -> None:
+@pytest.mark.anyio
+async def test_raising_hanging_and_nonsense_hooks_do_not_break_the_run() -> None:
     hooks = Hooks(default_timeout=5.0)
 
     def raises(event: HookInput) -> None:
@@ -176,7 +179,7 @@ def test_raising_hanging_and_nonsense_hooks_do_not_break_the_run() -> None:
     hooks.add("PreToolUse", lambda e: {"decision": "maybe"}, name="bad decision")
     hooks.add("PreToolUse", lambda e: {"decision": "deny", "reason": "still counted"}, name="denier")
     started = time.monotonic()
-    report = run(hooks.run("PreToolUse", tool_name="t", tool_input={}))
+    report = await hooks.run("PreToolUse", tool_name="t", tool_input={})
     elapsed = time.monotonic() - started
     assert elapsed < 2.5
     assert [(o.hook, o.status) for o in report.outcomes] == [
@@ -196,14 +199,16 @@ def test_raising_hanging_and_nonsense_hooks_do_not_break_the_run() -> None:
     assert hooks.stats == {"ok": 1, "error": 3, "timeout": 2}
 
 
-def test_failing_hooks_fail_open() -> None:
+@pytest.mark.anyio
+async def test_failing_hooks_fail_open() -> None:
     hooks = Hooks()
     hooks.add("PreToolUse", lambda e: 1 / 0)
-    permission = run(hooks.authorize_tool(tool_name="t", tool_input={"a": 1}))
+    permission = await hooks.authorize_tool(tool_name="t", tool_input={"a": 1})
     assert permission.allowed and permission.outcomes[0].status == "error"
 
 
-def test_cancellation_of_the_caller_propagates() -> None:
+@pytest.mark.anyio
+async def test_cancellation_of_the_caller_propagates() -> None:
     hooks = Hooks()
     entered = asyncio.Event()
 
@@ -220,7 +225,7 @@ def test_cancellation_of_the_caller_propagates() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    run(main())
+    await main()
     assert hooks.stats == {}
 
 
@@ -234,7 +239,8 @@ def script(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
-def test_shell_hook_receives_the_documented_json(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_shell_hook_receives_the_documented_json(tmp_path: Path) -> None:
     dump = script(
         tmp_path,
         "dump.sh",
@@ -243,14 +249,12 @@ def test_shell_hook_receives_the_documented_json(tmp_path: Path) -> None:
     )
     hooks = Hooks(session_id="run-7")
     hooks.add_command("PreToolUse", dump, matcher="write_file")
-    report = run(
-        hooks.run(
-            "PreToolUse",
-            tool_name="write_file",
-            tool_input={"path": "a.txt", "n": [1, 2]},
-            tool_call_id="toolu_01",
-            iteration=2,
-        )
+    report = await hooks.run(
+        "PreToolUse",
+        tool_name="write_file",
+        tool_input={"path": "a.txt", "n": [1, 2]},
+        tool_call_id="toolu_01",
+        iteration=2,
     )
     assert report.outcomes[0].status == "ok" and report.decision is None
     assert report.outcomes[0].hook.startswith("command: ")
@@ -267,22 +271,24 @@ def test_shell_hook_receives_the_documented_json(tmp_path: Path) -> None:
     assert (tmp_path / "env.txt").read_text() == "PreToolUse run-7\n"
 
 
-def test_shell_exit_2_blocks_with_stderr_as_reason(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_shell_exit_2_blocks_with_stderr_as_reason(tmp_path: Path) -> None:
     block = script(tmp_path, "block.sh", "cat > /dev/null\necho 'no writes on Fridays' >&2\nexit 2\n")
     hooks = Hooks()
     hooks.add_command("PreToolUse", block)
-    permission = run(hooks.authorize_tool(tool_name="write_file", tool_input={}))
+    permission = await hooks.authorize_tool(tool_name="write_file", tool_input={})
     assert not permission.allowed
     assert permission.reason == "no writes on Fridays"
     assert permission.outcomes[0].status == "ok" and permission.outcomes[0].decision == "deny"
 
 
-def test_shell_other_exit_codes_are_failures_not_blocks(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_shell_other_exit_codes_are_failures_not_blocks(tmp_path: Path) -> None:
     hooks = Hooks()
     hooks.add_command("PreToolUse", "echo oops >&2; exit 1")
     hooks.add_command("PreToolUse", "definitely-not-a-command-xyz")
     hooks.add_command("PreToolUse", "echo 'not json'")
-    permission = run(hooks.authorize_tool(tool_name="t", tool_input={}))
+    permission = await hooks.authorize_tool(tool_name="t", tool_input={})
     assert permission.allowed
     statuses = [(o.status, o.reason) for o in permission.outcomes]
     assert statuses[0] == ("error", "exit code 1: oops")
@@ -290,17 +296,18 @@ def test_shell_other_exit_codes_are_failures_not_blocks(tmp_path: Path) -> None:
     assert statuses[2][0] == "error" and "not a JSON decision" in (statuses[2][1] or "")
 
 
-def test_shell_json_decision_and_plain_text_context(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_shell_json_decision_and_plain_text_context(tmp_path: Path) -> None:
     hooks = Hooks()
     hooks.add_command(
         "PreToolUse",
         "cat > /dev/null; "
         """echo '{"decision": "allow", "reason": "checked", "updated_input": {"x": 2}, "extra": 1}'""",
     )
-    report = run(hooks.run("PreToolUse", tool_name="t", tool_input={"x": 1}))
+    report = await hooks.run("PreToolUse", tool_name="t", tool_input={"x": 1})
     assert (report.decision, report.reason, report.tool_input) == ("allow", "checked", {"x": 2})
     hooks.add_command("SessionStart", "echo 'Today is build day.'")
-    start = run(hooks.run("SessionStart"))
+    start = await hooks.run("SessionStart")
     assert start.context == "Today is build day."
 
 
@@ -315,12 +322,13 @@ def _state(pid: int) -> str:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_shell_hook_past_its_timeout_is_killed(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_shell_hook_past_its_timeout_is_killed(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     hooks = Hooks()
     hooks.add_command("Stop", f'sleep 30 & echo $! > "{pidfile}"; wait', timeout=0.3)
     started = time.monotonic()
-    report = run(hooks.run("Stop"))
+    report = await hooks.run("Stop")
     assert time.monotonic() - started < 5
     assert report.outcomes[0].status == "timeout"
     pid = int(pidfile.read_text())
@@ -331,13 +339,16 @@ def test_shell_hook_past_its_timeout_is_killed(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_a_background_child_left_by_a_finished_shell_hook_is_killed_at_the_timeout(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_background_child_left_by_a_finished_shell_hook_is_killed_at_the_timeout(
+    tmp_path: Path,
+) -> None:
     # The shell itself exits at once, but the child it left holds stdout open: the hook times out, and
     # the child must not outlive it.
     pidfile = tmp_path / "pid"
     hooks = Hooks()
     hooks.add_command("Stop", f'sleep 30 & echo $! > "{pidfile}"', timeout=0.5)
-    report = run(hooks.run("Stop"))
+    report = await hooks.run("Stop")
     assert report.outcomes[0].status == "timeout"
     pid = int(pidfile.read_text())
     deadline = time.monotonic() + 2
@@ -346,7 +357,8 @@ def test_a_background_child_left_by_a_finished_shell_hook_is_killed_at_the_timeo
     assert _state(pid) in ("gone", "Z")
 
 
-def test_hooks_from_settings(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_hooks_from_settings(tmp_path: Path) -> None:
     out = tmp_path / "events.txt"
     settings = Settings.from_mapping(
         {
@@ -362,9 +374,9 @@ def test_hooks_from_settings(tmp_path: Path) -> None:
     command = f"cat >> '{out}'; echo >> '{out}'"
     assert len(command) > 60
     assert len(hooks) == 2 and hooks.registered("Cancel") == [f"command: {command[:57]}..."]
-    run(hooks.run("PreToolUse", tool_name="read_file", tool_input={}))
-    run(hooks.run("PreToolUse", tool_name="write_file", tool_input={}))
-    run(hooks.run("Cancel", reason="user"))
+    await hooks.run("PreToolUse", tool_name="read_file", tool_input={})
+    await hooks.run("PreToolUse", tool_name="write_file", tool_input={})
+    await hooks.run("Cancel", reason="user")
     lines = [json.loads(line) for line in out.read_text().splitlines() if line]
     assert [(d["hook_event_name"], d["tool_name"]) for d in lines] == [
         ("PreToolUse", "write_file"),
@@ -442,7 +454,8 @@ def test_streaming_monitor_records_per_tool_metrics() -> None:
     assert table[2].split()[:6] == ["write_file", "2", "0", "1", "1", "0"]
 
 
-def test_streaming_monitor_time_to_first_token_through_hooks() -> None:
+@pytest.mark.anyio
+async def test_streaming_monitor_time_to_first_token_through_hooks() -> None:
     clock = Clock()
     monitor = StreamingMonitor(MetricsSettings(ttft_ms_warn=500), clock=clock)
     hooks = Hooks()
@@ -458,7 +471,7 @@ def test_streaming_monitor_time_to_first_token_through_hooks() -> None:
         clock.now += 0.75
         await hooks.run("FirstToken")
 
-    run(main())
+    await main()
     assert monitor.ttft_ms == [pytest.approx(250), pytest.approx(750)]
     assert monitor.warnings == ["time to first token 750 ms (warn above 500)"]
 

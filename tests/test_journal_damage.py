@@ -144,7 +144,8 @@ def test_journal_files_are_created_private(tmp_path: Path, name: str) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_resumed_calls_left_running_are_uncertain_with_a_reason(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_resumed_calls_left_running_are_uncertain_with_a_reason(tmp_path: Path) -> None:
     journal = MemoryJournal()
     journal.append(EffectRecord("c1", "write", KEY, "started", input={"path": "a"}, time=1.0))
     b_key = idempotency_key("write", {"path": "b"})
@@ -162,7 +163,7 @@ def test_resumed_calls_left_running_are_uncertain_with_a_reason(tmp_path: Path) 
             await ledger.execute(tool, "c3", {"path": "c"}),
         ]
 
-    first, second, third, again = asyncio.run(main())
+    first, second, third, again = await main()
     assert (first.status, second.status, third.status, again.status) == (
         "uncertain",
         "skipped",

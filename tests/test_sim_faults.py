@@ -109,7 +109,8 @@ def test_a_client_that_stops_reading_halfway_stops_generation(paced: SimURL) -> 
     assert _record(paced)["tokens_generated"] == record["tokens_generated"]  # nothing more was generated
 
 
-def test_a_body_that_stops_because_the_client_left_is_not_completed() -> None:
+@pytest.mark.anyio
+async def test_a_body_that_stops_because_the_client_left_is_not_completed() -> None:
     # The disconnect can land in the same loop tick as the end of a sleep in the body: the cancel does
     # not reach the body then, it sees ``disconnected`` itself and ends. The shielded sleep pins that tick.
     record = RequestRecord(
@@ -137,7 +138,7 @@ def test_a_body_that_stops_because_the_client_left_is_not_completed() -> None:
     async def serve() -> None:
         await SimStream(record, body(), "text/event-stream", {})({"type": "http"}, receive, send)
 
-    asyncio.run(serve())
+    await serve()
     assert record.disconnected and record.disconnected_ms is not None
     assert record.completed is False and record.finished_ms is None
     assert not any(m.get("more_body") is False for m in sent)  # the body was never ended as whole

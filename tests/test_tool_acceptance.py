@@ -8,7 +8,6 @@ it. Anything else is a ``TypeError`` that names the value's type and what is acc
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -96,7 +95,8 @@ def test_client_stream_sends_a_tool_object_and_a_mixed_list() -> None:
         assert [r.provider for r in url.simulator.records] == ["anthropic"]
 
 
-def test_async_client_stream_takes_a_tool_object() -> None:
+@pytest.mark.anyio
+async def test_async_client_stream_takes_a_tool_object() -> None:
     async def go(url: str) -> str:
         client = midstream.AsyncClient("anthropic", api_key="k", base_url=url, model="m")
         async with client.stream("hi", tools=[save_article]) as stream:
@@ -104,7 +104,7 @@ def test_async_client_stream_takes_a_tool_object() -> None:
         return message.terminal
 
     with running(speed=0) as url:
-        assert asyncio.run(go(url)) == "completed"
+        assert (await go(url)) == "completed"
 
 
 def test_async_client_rejects_junk_before_sending() -> None:

@@ -29,7 +29,7 @@ from midstream.agent.events import (
     ToolStarted,
 )
 from midstream.agent.hooks import Hooks
-from midstream.agent.loop import Agent, Run, RunResult
+from midstream.agent.loop import Agent, Run, RunProgress, RunResult
 from midstream.agent.tools import Tool, tool
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "RetryNotice",
     "Run",
     "RunEnd",
+    "RunProgress",
     "RunResult",
     "Tool",
     "ToolCompensated",

@@ -16,7 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from midstream.agent._calls import (
@@ -54,7 +54,7 @@ from midstream.message import Message, Terminal, TextBlock
 if TYPE_CHECKING:
     from midstream.agent.loop import Agent
 
-__all__ = ["EventCallback", "Run", "RunResult"]
+__all__ = ["EventCallback", "Run", "RunProgress", "RunResult"]
 
 log = logging.getLogger("midstream.agent")
 
@@ -62,6 +62,35 @@ T = TypeVar("T")
 EventCallback = Callable[[RunEvent], object]
 """An ``on_event`` callback: called with every event, in order, on the run's event loop."""
 _DONE = object()
+
+
+@dataclass(slots=True, kw_only=True)
+class RunProgress:
+    """A run's state: what it has done so far, apart from the machinery that drives it.
+
+    The driver's steps (:class:`Run`'s methods) read and move it; a checkpoint is made from it.
+    ``phase`` moves only through ``Run._enter``.
+    """
+
+    phase: RunPhase = "starting"
+    iteration: int = 0
+    """Iterations started (a response and the tools it completed)."""
+    clean_iteration: int = 0
+    """The last iteration whose every message is complete (what a checkpoint resumes from)."""
+    turns: list[Turn] = field(default_factory=list)
+    """The conversation at the last clean boundary."""
+    step_results: dict[str, ToolResult] = field(default_factory=dict)
+    """Results of the calls of the current response so far, by call id."""
+    max_tokens: int
+    """The current ``max_tokens`` (raised by a retry after a cut)."""
+    retries: int = 0
+    fallbacks: list[str] = field(default_factory=list)
+    """Tools switched to buffered streaming after invalid eager input."""
+    compensations: list[EffectRecord] = field(default_factory=list)
+    context: str = ""
+    """Additional context from the ``SessionStart`` / ``UserPromptSubmit`` hooks."""
+    last: Message | None = None
+    """The last response's Message."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,23 +233,14 @@ class Run:
         self._state: ResponseCalls | None = None
         self._pending: list[str] = []
         self._background: set[asyncio.Task[Any]] = set()
-        self._turns: list[Turn] = []
-        self._clean_iteration = 0
-        self._step_results: dict[str, ToolResult] = {}
-        self._iteration = 0
-        self._max_tokens = agent.max_tokens
-        self._retries = 0
-        self._fallbacks: list[str] = []
-        self._compensations: list[EffectRecord] = []
-        self._context = ""
-        self._phase: RunPhase = "starting"
-        self._last: Message | None = None
+        self.progress = RunProgress(max_tokens=agent.max_tokens)
+        """What the run has done so far (its state, apart from the machinery that drives it)."""
         self.outcome: RunResult | None = None
         """The result, once the run has ended."""
         self.callback_errors = 0
 
     def __repr__(self) -> str:
-        state = self.outcome.terminal if self.outcome is not None else self._phase
+        state = self.outcome.terminal if self.outcome is not None else self.progress.phase
         return f"<Run {self.session_id} {state}>"
 
     # -- the public surface ----------------------------------------------------------------------
@@ -295,17 +315,17 @@ class Run:
         response so far in ``metadata["results"]``, executed call ids in ``executed_call_ids``)."""
         results = {
             cid: {"content": r.content, "is_error": r.is_error, "name": r.name}
-            for cid, r in self._step_results.items()
+            for cid, r in self.progress.step_results.items()
         }
         metadata = {
             "agent": self.agent.name,
-            "max_tokens": self._max_tokens,
+            "max_tokens": self.progress.max_tokens,
             "buffered": sorted(self.agent.buffered),
             "results": results,
         }
         return Checkpoint(
-            turns=tuple(self._turns),
-            iteration=self._clean_iteration,
+            turns=tuple(self.progress.turns),
+            iteration=self.progress.clean_iteration,
             executed_call_ids=tuple(sorted(self.ledger.run_call_ids)),
             session_id=self.session_id,
             request=self._request(""),
@@ -316,7 +336,7 @@ class Run:
 
     def _enter(self, phase: RunPhase) -> None:
         """The one place that moves the run's phase (what a cancel reports it interrupted)."""
-        self._phase = phase
+        self.progress.phase = phase
 
     def _emit(self, event: RunEvent) -> None:
         self.agent.monitor.observe(event)
@@ -383,7 +403,7 @@ class Run:
             raise
         except Exception as exc:
             log.debug("the run failed", exc_info=True)
-            end = _End("failed", describe(exc), self._last, exc)
+            end = _End("failed", describe(exc), self.progress.last, exc)
         await self._end(end)
 
     async def _main(self) -> _End:
@@ -391,7 +411,7 @@ class Run:
         start = await self._hook(
             "SessionStart", prompt=self.prompt, source="resume" if self._resumed is not None else "startup"
         )
-        self._context = start.context
+        self.progress.context = start.context
         if self._resumed is not None:
             await self._resume(self._resumed)
         else:
@@ -400,27 +420,29 @@ class Run:
             if submit.denied:
                 return _End("cancelled", f"the prompt was blocked: {submit.reason or 'by a hook'}")
             parts = [UserText(self.prompt)] + ([UserText(submit.context)] if submit.context else [])
-            self._turns = [Turn("user", tuple(parts))]
+            self.progress.turns = [Turn("user", tuple(parts))]
             self._boundary()
         while True:
-            if self._iteration >= self.max_iterations:
-                return _End("truncated", f"max_iterations ({self.max_iterations}) reached", self._last)
-            self._iteration += 1
+            if self.progress.iteration >= self.max_iterations:
+                return _End(
+                    "truncated", f"max_iterations ({self.max_iterations}) reached", self.progress.last
+                )
+            self.progress.iteration += 1
             answer = await self._respond()
             if isinstance(answer, _End):
                 return answer
             assert self._state is not None
-            self._turns.append(Turn("assistant", message=echo(answer, self.agent.settings.errors)))
+            self.progress.turns.append(Turn("assistant", message=echo(answer, self.agent.settings.errors)))
             self._boundary()
             if not answer.tool_calls:
                 return _End("completed", answer.stop_reason, answer)
             results = await self._tools(answer, self._state)
-            self._turns.append(Turn("user", tuple(results)))
-            self._step_results = {}
+            self.progress.turns.append(Turn("user", tuple(results)))
+            self.progress.step_results = {}
             self._boundary()
 
     def _boundary(self) -> None:
-        self._clean_iteration = self._iteration
+        self.progress.clean_iteration = self.progress.iteration
         if self._checkpoint_path is not None:
             self.checkpoint().save(self._checkpoint_path)
 
@@ -430,27 +452,27 @@ class Run:
         if self._background:
             await asyncio.wait(set(self._background))
         await self._closing_hook(
-            "Stop", stop_reason=end.reason, terminal=end.terminal, iterations=self._iteration
+            "Stop", stop_reason=end.reason, terminal=end.terminal, iterations=self.progress.iteration
         )
         error = None if end.error is None else describe(end.error)
         self.outcome = RunResult(
             terminal=end.terminal,
             reason=end.reason,
             message=end.message,
-            iterations=self._iteration,
-            turns=tuple(self._turns),
+            iterations=self.progress.iteration,
+            turns=tuple(self.progress.turns),
             session_id=self.session_id,
-            retries=self._retries,
-            fallbacks=tuple(self._fallbacks),
+            retries=self.progress.retries,
+            fallbacks=tuple(self.progress.fallbacks),
             executed=tuple(sorted(self._runner.started)),
-            compensations=tuple(self._compensations),
+            compensations=tuple(self.progress.compensations),
             error=end.error,
         )
         self._emit(
             RunEnd(
                 terminal=end.terminal,
                 reason=end.reason,
-                iterations=self._iteration,
+                iterations=self.progress.iteration,
                 message=end.message,
                 error=error,
             )
@@ -460,7 +482,7 @@ class Run:
     async def _cancelled(self) -> _End:
         reason = self._cancel_reason or "cancelled"
         not_started = tuple(cid for cid in self._pending if cid not in self._runner.started)
-        self._emit(CancelNotice(reason, self._phase, not_started))
+        self._emit(CancelNotice(reason, self.progress.phase, not_started))
         for task in self._background:  # a FirstToken hook still running has nothing left to say
             task.cancel()
         if self._state is not None:
@@ -468,24 +490,24 @@ class Run:
         records = await self.ledger.compensate_all()
         for record in records:
             self._emit(ToolCompensated.from_record(record))
-        self._compensations.extend(records)
+        self.progress.compensations.extend(records)
         await self._closing_hook("Cancel", reason=reason, compensated=[r.call_id for r in records])
-        return _End("cancelled", reason, self._last)
+        return _End("cancelled", reason, self.progress.last)
 
     # -- one iteration: a response, with its retries -------------------------------------------------
 
     def _request(self, prefix: str) -> ChatRequest:
-        turns = tuple(self._turns)
+        turns = tuple(self.progress.turns)
         if prefix:  # the partial answer, for the model to continue
             partial = Message(self._client.provider, blocks=(TextBlock(prefix),), terminal="failed")
             turns += (Turn("assistant", message=partial),)
-        system = "\n\n".join(s for s in (self.agent.system, self._context) if s) or None
+        system = "\n\n".join(s for s in (self.agent.system, self.progress.context) if s) or None
         return ChatRequest(
             self.agent.model,
             turns,
             system=system,
             tools=self.agent.tool_specs(),
-            max_tokens=self._max_tokens,
+            max_tokens=self.progress.max_tokens,
             thinking_budget=self.agent.thinking_budget,
         )
 
@@ -494,8 +516,8 @@ class Run:
         eager = tuple(s.name for s in specs if s.eager)
         self._emit(
             IterationStart(
-                iteration=self._iteration,
-                max_tokens=self._max_tokens,
+                iteration=self.progress.iteration,
+                max_tokens=self.progress.max_tokens,
                 tools=tuple(s.name for s in specs),
                 eager=eager,
             )
@@ -506,7 +528,7 @@ class Run:
             request = self._request(prefix)
             attempt = await self._attempt(request, retries, prefix)
             message = merge_prefill(prefix, attempt.message)
-            self._last = message
+            self.progress.last = message
             self._eager_fallbacks(attempt.calls, request)
             if attempt.error is not None:
                 await self._hook(
@@ -520,7 +542,7 @@ class Run:
                 attempt.error,
                 settings=errors,
                 retries=retries,
-                max_tokens=self._max_tokens,
+                max_tokens=self.progress.max_tokens,
                 provider=self._client.provider,
                 prefix=prefix,
             )
@@ -534,17 +556,17 @@ class Run:
             assert verdict.reason is not None
             delay = errors.backoff.delay(retries)
             retries += 1
-            self._retries += 1
-            self._max_tokens = verdict.max_tokens
+            self.progress.retries += 1
+            self.progress.max_tokens = verdict.max_tokens
             prefix = verdict.prefix if verdict.mode == "prefill" else ""
             error = None if attempt.error is None else describe(attempt.error)
             self._emit(
                 RetryNotice(
-                    iteration=self._iteration,
+                    iteration=self.progress.iteration,
                     attempt=retries,
                     reason=verdict.reason,
                     delay=delay,
-                    max_tokens=self._max_tokens,
+                    max_tokens=self.progress.max_tokens,
                     mode=verdict.mode,
                     kept=len(prefix),
                     error=error,
@@ -583,7 +605,7 @@ class Run:
                 await stream.aclose()
             if self._cancel_event.is_set():
                 await self._drain(stream, calls)
-                self._last = merge_prefill(prefix, stream.message)
+                self.progress.last = merge_prefill(prefix, stream.message)
                 raise _Cancelled
         finally:
             self._stream = None
@@ -620,8 +642,8 @@ class Run:
         for name in calls.invalid_json_tools():
             count = self.agent.blame_eager(name) if name in eager else 0
             if count:
-                self._fallbacks.append(name)
-                self._emit(FallbackNotice(name, count, self._iteration))
+                self.progress.fallbacks.append(name)
+                self._emit(FallbackNotice(name, count, self.progress.iteration))
 
     # -- the tools of a completed response ------------------------------------------------------------
 
@@ -652,7 +674,7 @@ class Run:
                     )
                 )
             results[call.id] = invalid_result(call, None if state is None else state.invalid, wrapper)
-        self._step_results = dict(results)
+        self.progress.step_results = dict(results)
         self._pending = [state.call_id for state in runnable]
         bound = asyncio.Semaphore(self.agent.settings.tools.max_concurrency)
         tasks: list[asyncio.Task[ToolResult]] = []
@@ -666,18 +688,18 @@ class Run:
         return [results[call.id] for call in message.tool_calls]
 
     def _record(self, call_id: str, result: ToolResult) -> None:
-        self._step_results[call_id] = result
+        self.progress.step_results[call_id] = result
         if self._checkpoint_path is not None:  # a call that has its result is a clean point too
             self.checkpoint().save(self._checkpoint_path)
 
     async def _resume(self, saved: Checkpoint) -> None:
         """Pick a checkpointed run up: its turns, budget, fallbacks, then the calls still pending."""
-        self._turns = list(saved.turns)
-        self._iteration = self._clean_iteration = saved.iteration
+        self.progress.turns = list(saved.turns)
+        self.progress.iteration = self.progress.clean_iteration = saved.iteration
         meta = saved.metadata
-        self._max_tokens = int(meta.get("max_tokens", self._max_tokens))
+        self.progress.max_tokens = int(meta.get("max_tokens", self.progress.max_tokens))
         self.agent.buffered.update(meta.get("buffered", ()))
-        last = self._turns[-1].message if self._turns else None
+        last = self.progress.turns[-1].message if self.progress.turns else None
         if last is None or not last.tool_calls:
             return
         saved_results = {
@@ -688,6 +710,6 @@ class Run:
         calls = ResponseCalls.from_message(last, self.agent.tools, wrapper)
         self._state = calls
         results = await self._tools(last, calls, saved_results)
-        self._turns.append(Turn("user", tuple(results)))
-        self._step_results = {}
+        self.progress.turns.append(Turn("user", tuple(results)))
+        self.progress.step_results = {}
         self._boundary()

@@ -57,7 +57,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from midstream.agent._run import EventCallback, Run, RunResult
+from midstream.agent._run import EventCallback, Run, RunProgress, RunResult
 from midstream.agent.checkpoint import Checkpoint
 from midstream.agent.effects import Journal, MemoryJournal, open_journal
 from midstream.agent.hooks import Hooks
@@ -69,7 +69,7 @@ from midstream.client.timeouts import Timeouts
 from midstream.config import Settings, load_settings
 from midstream.errors import LocalError
 
-__all__ = ["Agent", "Run", "RunResult"]
+__all__ = ["Agent", "Run", "RunProgress", "RunResult"]
 
 
 def _as_async(client: Client | AsyncClient) -> AsyncClient:

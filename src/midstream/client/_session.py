@@ -14,7 +14,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from midstream import wire
 from midstream.client.errors import (
@@ -162,6 +162,15 @@ def status_problem(error: ProviderError, headers: Mapping[str, str]) -> Problem:
 # -- the sans-IO core --------------------------------------------------------------------------------
 
 
+class Settlement(NamedTuple):
+    """The outcome of :meth:`Session.settle`: a retry ``decision``, or the response's closing
+    ``events`` and (when it failed) the ``error`` to raise after them."""
+
+    decision: Decision | None
+    events: list[StreamEvent]
+    error: BaseException | None
+
+
 class Session:
     """One call across its attempts: decoder, tool tracker, accumulator, held events, metrics.
 
@@ -198,6 +207,7 @@ class Session:
         # the wall clock dates a server's retry-after, the generator jitters the backoff.
         self._wall_clock = wall_clock
         self._rng = rng if rng is not None else random.Random()
+        self.attempts = 0  # requests sent so far (the first and its retries)
         self._new_attempt()
 
     def _new_attempt(self) -> None:
@@ -219,10 +229,12 @@ class Session:
         """True once the response ended without failing (what follows cannot change it)."""
         return self.decoder.timeline.state == "ended"
 
-    def attempt(self, now: float, *, retry: bool) -> None:
-        """A request is about to be sent (``retry``: it replaces a failed attempt)."""
+    def attempt(self, now: float) -> None:
+        """A request is about to be sent: the first, or a retry replacing a failed attempt."""
+        retry = self.attempts > 0
         if retry:
             self._new_attempt()
+        self.attempts += 1
         self.metrics.attempt(now, retry=retry)
         self.deadlines.attempt(now)
 
@@ -298,6 +310,22 @@ class Session:
             return event
         message, raw = redact(event.message, self.secrets), redact(event.raw, self.secrets)
         return dataclasses.replace(event, message=message, raw=raw)
+
+    def settle(self, problem: Problem, now: float, *, cancelling: bool = False) -> Settlement:
+        """What a problem in the current attempt leads to: a retry, or the end of the response.
+
+        After the provider's terminal event nothing changes the outcome: the held events are released
+        and the response ends as it was. Otherwise the retry policy decides (never while
+        ``cancelling``); giving up ends the response ``failed`` with the exception to raise.
+        """
+        if self.finished:
+            return Settlement(None, self.wind_up(now), None)
+        if not cancelling:
+            decision = self.decide(problem, now)
+            if decision.retry:
+                return Settlement(decision, [], None)
+        events, error = self.give_up(now, problem)
+        return Settlement(None, events, error)
 
     def decide(self, problem: Problem, now: float) -> Decision:
         """Retry or not (see :mod:`midstream.core.retry`)."""

@@ -16,7 +16,7 @@ import math
 import socket
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx2
 
@@ -296,24 +296,53 @@ def log_retry(session: Session, decision: Decision) -> None:
 # -- what both streams share -------------------------------------------------------------------------
 
 
+StreamPhase = Literal["connecting", "reading", "waiting", "ended"]
+"""Where a stream is: sending a request (``connecting``, until a success status), reading its body
+(``reading``), sleeping before a retry (``waiting``), or over (``ended``; its closing events may still
+be waiting to be read)."""
+
+_MOVES: dict[StreamPhase, frozenset[StreamPhase]] = {
+    "connecting": frozenset({"reading", "waiting", "ended"}),
+    "reading": frozenset({"waiting", "ended"}),
+    "waiting": frozenset({"connecting", "ended"}),
+    "ended": frozenset(),
+}
+
+
 class StreamBase:
-    """State and read-only views common to :class:`Stream` and :class:`AsyncStream`."""
+    """State and read-only views common to :class:`Stream` and :class:`AsyncStream`.
+
+    The stream's state is one :data:`StreamPhase`, moved only by :meth:`_enter` along ``_MOVES``; the
+    retry bookkeeping (attempts, the decision, the closing events) is the sans-IO
+    :class:`~midstream.client._session.Session`'s. Two flags are signals from outside the reading
+    code and are only read by it: ``_cancel`` (``cancel()``, from any thread or task) and
+    ``_expired`` (the watchdog saw a deadline pass and shut the socket).
+    """
 
     def __init__(self, session: Session) -> None:
         self._s = session
         self._pending: deque[StreamEvent] = deque()
-        self._done = False
+        self._phase: StreamPhase = "connecting"
         self._error: BaseException | None = None
         self._cancel = False
         self._expired: TimeoutName | None = None  # the timeout the watchdog saw fire
         self._sock: Any = None
-        self._attempts = 0
         self._headers: httpx2.Headers | None = None
         self.deadline = math.inf  # read by the watchdog
 
     def __repr__(self) -> str:
-        state = "done" if self._done else "streaming"
-        return f"<{type(self).__name__} {self._s.provider} {state} terminal={self._s.metrics.terminal}>"
+        return f"<{type(self).__name__} {self._s.provider} {self._phase} terminal={self._s.metrics.terminal}>"
+
+    def _enter(self, phase: StreamPhase) -> None:
+        """The one place the phase moves; a move not in ``_MOVES`` is a bug, said loudly."""
+        if phase not in _MOVES[self._phase]:
+            raise RuntimeError(f"a stream cannot go from {self._phase} to {phase}")
+        self._phase = phase
+
+    @property
+    def phase(self) -> StreamPhase:
+        """``connecting``, ``reading``, ``waiting`` (before a retry) or ``ended``."""
+        return self._phase
 
     @property
     def metrics(self) -> StreamMetrics:
@@ -333,7 +362,7 @@ class StreamBase:
     @property
     def done(self) -> bool:
         """True once the stream has ended (its closing events may still be waiting to be read)."""
-        return self._done
+        return self._phase == "ended"
 
     @property
     def response_headers(self) -> Mapping[str, str]:
@@ -342,25 +371,19 @@ class StreamBase:
 
     def _settle(self, problem: Problem) -> Decision | None:
         """The retry decision, or (when giving up) the closing events and the error queued."""
-        s, now = self._s, CLOCK()
-        if s.finished:  # trouble after the provider's terminal event changes nothing
-            self._pending.extend(s.wind_up(now))
-            self._done = True
-            return None
-        if not self._cancel:
-            decision = s.decide(problem, now)
-            if decision.retry:
-                log_retry(s, decision)
-                return decision
-        events, error = s.give_up(now, problem)
+        decision, events, error = self._s.settle(problem, CLOCK(), cancelling=self._cancel)
+        if decision is not None:
+            log_retry(self._s, decision)
+            return decision
         self._pending.extend(events)
-        self._error, self._done = error, True
+        self._error = error
+        self._enter("ended")
         return None
 
     def _queue_cancel(self) -> None:
-        if not self._done:
+        if self._phase != "ended":
             self._pending.extend(self._s.cancel(CLOCK()))
-            self._done = True
+            self._enter("ended")
 
     def _queue_eof(self) -> Decision | None:
         try:
@@ -368,7 +391,7 @@ class StreamBase:
         except Problem as problem:
             return self._settle(problem)
         self._pending.extend(events)
-        self._done = True
+        self._enter("ended")
         return None
 
     def _queue_chunk(self, chunk: bytes) -> Decision | None:
@@ -397,8 +420,7 @@ class StreamBase:
         self, http: httpx2.Client | httpx2.AsyncClient, trace: Any
     ) -> tuple[httpx2.Request, TimeoutName, TimeoutName]:
         s, now = self._s, CLOCK()
-        s.attempt(now, retry=self._attempts > 0)
-        self._attempts += 1
+        s.attempt(now)
         self._expired = None
         timeout, connect_which, first_which = http_timeout(s, now)
         req = s.request

@@ -99,12 +99,12 @@ class Stream(StreamBase):
 
     def __enter__(self) -> Stream:
         try:
-            while self._response is None and not self._done:
+            while self._phase == "connecting":
                 self._step()
         except BaseException:
             self.close()
             raise
-        if self._done and self._error is not None:
+        if self._phase == "ended" and self._error is not None:
             raise self._error
         return self
 
@@ -119,7 +119,7 @@ class Stream(StreamBase):
     def __next__(self) -> StreamEvent:
         pending = self._pending
         while not pending:
-            if self._done:
+            if self._phase == "ended":
                 raise self._raise_or_stop(StopIteration)
             self._step()
         return pending.popleft()
@@ -157,7 +157,7 @@ class Stream(StreamBase):
 
         Called from a thread other than the reading one, it only cancels: the reader releases.
         """
-        if not self._done:
+        if self._phase != "ended":
             self.cancel()
         if threading.get_ident() == self._owner:
             self._finish_cancel()
@@ -173,7 +173,7 @@ class Stream(StreamBase):
     def _step(self) -> None:
         if self._cancel:
             self._finish_cancel()
-        elif self._chunks is None:
+        elif self._phase == "connecting":
             self._open()
         else:
             self._read()
@@ -197,6 +197,7 @@ class Stream(StreamBase):
             return
         self._body_started(response)
         self._chunks = response.iter_bytes()  # decompressed if the server compressed it
+        self._enter("reading")
         WATCHDOG.watch(self)
 
     def _status_problem(self, response: httpx2.Response) -> Problem:
@@ -246,11 +247,15 @@ class Stream(StreamBase):
 
     def _after(self, decision: Decision | None) -> None:
         """Release the attempt if it is over; wait before a retry (a cancel interrupts the wait)."""
-        if decision is None and not self._done:
+        if decision is None and self._phase != "ended":
             return
         self._release()
-        if decision is not None and self._wake.wait(decision.delay):
-            self._finish_cancel()
+        if decision is not None:
+            self._enter("waiting")
+            if self._wake.wait(decision.delay):
+                self._finish_cancel()
+            else:
+                self._enter("connecting")
 
     def _finish_cancel(self) -> None:
         self._release()
@@ -396,12 +401,12 @@ class AsyncStream(StreamBase):
 
     async def __aenter__(self) -> AsyncStream:
         try:
-            while self._response is None and not self._done:
+            while self._phase == "connecting":
                 await self._step()
         except BaseException:
             await self._shielded_cancel()
             raise
-        if self._done and self._error is not None:
+        if self._phase == "ended" and self._error is not None:
             raise self._error
         return self
 
@@ -416,7 +421,7 @@ class AsyncStream(StreamBase):
     async def __anext__(self) -> StreamEvent:
         pending = self._pending
         while not pending:
-            if self._done:
+            if self._phase == "ended":
                 raise self._raise_or_stop(StopAsyncIteration)
             await self._step()
         return pending.popleft()
@@ -443,7 +448,7 @@ class AsyncStream(StreamBase):
 
     async def aclose(self) -> None:
         """Release the connection; a stream that has not ended is cancelled first."""
-        if not self._done:
+        if self._phase != "ended":
             self.cancel()
         await self._shielded_cancel()
 
@@ -452,7 +457,7 @@ class AsyncStream(StreamBase):
     async def _step(self) -> None:
         if self._cancel:
             await self._shielded_cancel()
-        elif self._chunks is None:
+        elif self._phase == "connecting":
             await self._open()
         else:
             await self._read()
@@ -484,6 +489,7 @@ class AsyncStream(StreamBase):
             return
         self._body_started(response)
         self._chunks = aiter(response.aiter_bytes())
+        self._enter("reading")
 
     async def _trace(self, name: str, info: Mapping[str, Any]) -> None:
         self._take_socket(name, info)
@@ -538,16 +544,19 @@ class AsyncStream(StreamBase):
             await self._after(self._queue_chunk(chunk))
 
     async def _after(self, decision: Decision | None) -> None:
-        if decision is None and not self._done:
+        if decision is None and self._phase != "ended":
             return
         await self._release()
         if decision is not None:
+            self._enter("waiting")
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 await anyio.sleep(decision.delay)
             self._scope = None
             if self._cancel:
                 self._queue_cancel()
+            else:
+                self._enter("connecting")
 
     async def _shielded_cancel(self) -> None:
         with anyio.CancelScope(shield=True):
