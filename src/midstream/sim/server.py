@@ -69,7 +69,7 @@ from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
 from midstream.wire.openai_responses import unknown_previous
 from midstream.wire.profiles import ProviderProfile, profile
-from midstream.wire.request import RequestRejected
+from midstream.wire.request import Answering, RequestRejected
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
 
@@ -459,8 +459,8 @@ class Simulator:
             parts = _after_prefill(parts, req.prefill)
         prefix = habits.response_id_prefix
         response_id = None if prefix is None else _random_id(rng, prefix, habits.id_length)
-        if provider == "gemini":
-            parts = _gemini_ids(parts, response_id)
+        if not habits.calls_have_ids:
+            parts = _derived_ids(parts, response_id)
         spec = call.scenario.latency if call.scenario and call.scenario.latency else self.latency
         return plan(
             parts,
@@ -500,19 +500,10 @@ class Simulator:
     # -- writing -----------------------------------------------------------------------------------
 
     def _encoder_options(self, call: _Call) -> dict[str, Any]:
-        provider, req = call.provider, call.req
-        realism = self.realism and (req.obfuscation or provider != "openai-chat")
-        options: dict[str, Any] = {"realism": realism, "seed": call.rng.randrange(1 << 30)}
-        now = datetime.now(UTC)
-        if provider == "openai-chat":
-            options.update(include_usage=req.include_usage, created=int(now.timestamp()))
-        elif provider == "openai-responses":
-            options["created_at"] = int(now.timestamp())
-        elif provider == "gemini":
-            options.update(framing=call.api or "sse", partial_args=req.partial_args)
-            options["error_shape"] = call.fault.error_form or "raw"
-        elif provider == "ollama":
-            options.update(api=call.api or "chat", created_at=now)
+        answering = Answering(call.api, call.fault.error_form, datetime.now(UTC))
+        options = wire.request_dialect(call.provider).encoder_options(call.req, answering)
+        options["realism"] = self.realism and options.get("realism", True)
+        options["seed"] = call.rng.randrange(1 << 30)
         return options
 
     async def _nonstream(self, call: _Call, steps: list[Step]) -> Response:
@@ -537,11 +528,11 @@ class Simulator:
         headers = dict(habits.response_headers)
         if habits.request_id_header is not None:
             # AWS's request ids are UUIDs; the others are the id the request was given.
-            aws = call.provider == "bedrock"
-            rid = str(uuid.UUID(int=call.rng.getrandbits(128), version=4)) if aws else call.request_id
+            uuids = habits.request_ids_are_uuids
+            rid = str(uuid.UUID(int=call.rng.getrandbits(128), version=4)) if uuids else call.request_id
             headers = {habits.request_id_header: rid} | headers
-        if call.provider == "gemini" and call.api == "sse":
-            headers["content-disposition"] = "attachment"
+        if call.api == "sse":
+            headers |= habits.sse_headers
         return headers
 
 
@@ -596,8 +587,9 @@ def _after_prefill(parts: list[Part], prefill: str) -> list[Part]:
     return parts
 
 
-def _gemini_ids(parts: list[Part], response_id: str | None) -> list[Part]:
-    """The Gemini API sends no call ids: give calls the ids its decoder derives, so none is written."""
+def _derived_ids(parts: list[Part], response_id: str | None) -> list[Part]:
+    """A provider that sends no call ids (the Gemini API): give calls the ids the decoder derives, so
+    none is written."""
     out: list[Part] = []
     for part in parts:
         if isinstance(part, ToolPart):

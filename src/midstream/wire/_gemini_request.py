@@ -12,6 +12,7 @@ from typing import Any
 
 from midstream.events import StreamError
 from midstream.wire.request import (
+    Answering,
     OfferedTool,
     OutputFormat,
     RequestDialect,
@@ -175,6 +176,21 @@ def not_found(method: str, path: str) -> str:
     return f"Method not found: {method} {path}"
 
 
+def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
+    """The framing (``alt=sse`` or a JSON array), Vertex's partial arguments, the error form asked for."""
+    framing = answering.api or "sse"
+    return {
+        "framing": framing,
+        "partial_args": view.partial_args,
+        "error_shape": answering.error_form or "raw",
+    }
+
+
 REQUEST = RequestDialect(
-    read=read, check=check, error_body=error_body, stream_error=stream_error, not_found=not_found
+    read=read,
+    check=check,
+    error_body=error_body,
+    stream_error=stream_error,
+    not_found=not_found,
+    encoder_options=encoder_options,
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from midstream.events import StreamError
 from midstream.wire.request import (
+    Answering,
     OutputFormat,
     RequestDialect,
     RequestRejected,
@@ -74,6 +75,16 @@ def not_found(method: str, path: str) -> str:
     return "404 page not found"
 
 
+def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
+    """The endpoint (``/api/chat`` or ``/api/generate``) and the time the lines carry."""
+    return {"api": answering.api or "chat", "created_at": answering.now}
+
+
 REQUEST = RequestDialect(
-    read=read, check=check, error_body=error_body, stream_error=stream_error, not_found=not_found
+    read=read,
+    check=check,
+    error_body=error_body,
+    stream_error=stream_error,
+    not_found=not_found,
+    encoder_options=encoder_options,
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from midstream.events import StreamError
 from midstream.wire.request import (
+    Answering,
     OutputFormat,
     RequestDialect,
     RequestRejected,
@@ -220,6 +221,14 @@ def not_found(method: str, path: str) -> str:
     return f"Invalid URL ({method} {path})"
 
 
+def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
+    """The usage chunk as ``stream_options`` asks, the creation time; no padding when it is turned off."""
+    options: dict[str, Any] = {"include_usage": view.include_usage, "created": int(answering.now.timestamp())}
+    if not view.obfuscation:
+        options["realism"] = False
+    return options
+
+
 REQUEST = RequestDialect(
     read=read,
     check=check,
@@ -227,4 +236,5 @@ REQUEST = RequestDialect(
     stream_error=stream_error,
     not_found=not_found,
     rejection=rejection,
+    encoder_options=encoder_options,
 )

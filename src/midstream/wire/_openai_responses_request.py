@@ -18,6 +18,7 @@ from midstream.wire._openai_chat_request import (
     wrong_type,
 )
 from midstream.wire.request import (
+    Answering,
     OutputFormat,
     RequestDialect,
     RequestRejected,
@@ -119,6 +120,11 @@ def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -
     return StreamError(stream_error_kind(kind), message, retryable=True, status=None, raw=raw)
 
 
+def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
+    """The creation time of the response."""
+    return {"created_at": int(answering.now.timestamp())}
+
+
 REQUEST = RequestDialect(
     read=read,
     check=check,
@@ -126,4 +132,5 @@ REQUEST = RequestDialect(
     stream_error=stream_error,
     not_found=not_found,
     rejection=rejection,
+    encoder_options=encoder_options,
 )

@@ -22,12 +22,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from midstream.errors import ErrorKind, RemoteError
 from midstream.events import StreamError
 
 __all__ = [
+    "Answering",
     "ChoiceMode",
     "OfferedTool",
     "OutputFormat",
@@ -105,6 +107,17 @@ class RequestRejected(RemoteError, ValueError):
         self.message, self.status, self.param, self.code = message, status, param, code
 
 
+@dataclass(frozen=True, slots=True)
+class Answering:
+    """How an answer is being written, besides the request: the endpoint (Ollama's ``chat`` or
+    ``generate``, Gemini's ``sse`` or ``json-array`` framing), the mid-stream error form a fault asks
+    for, and the time it is written at."""
+
+    api: str | None
+    error_form: str | None
+    now: datetime
+
+
 ErrorBody = Callable[[int, str, str, str, float | None], tuple[dict[str, Any], dict[str, str]]]
 """``(status, kind, message, request_id, retry_delay) -> (body, extra headers)``: an HTTP error in the
 provider's shape; ``retry_delay`` (seconds) is said in the body by providers that say it there."""
@@ -123,7 +136,9 @@ class RequestDialect:
     ``rejection`` writes a :class:`RequestRejected` when the provider's body carries more than
     ``error_body`` can say (OpenAI's ``param`` and ``code``). ``stream_error`` is the mid-stream error of
     a kind (``overloaded``, ``rate_limited``, ``server``) as the dialect's encoder writes it;
-    ``not_found`` is the body of a 404 for an unknown route.
+    ``not_found`` is the body of a 404 for an unknown route. ``encoder_options`` are the dialect encoder's
+    options an answer to the request needs (``realism: False`` where the request turns the provider's
+    byte-level habits off, as OpenAI's ``include_obfuscation: false`` does).
     """
 
     read: Callable[[dict[str, Any], Mapping[str, str]], RequestView]
@@ -132,6 +147,7 @@ class RequestDialect:
     stream_error: Callable[[str, str, float | None], StreamError]
     not_found: Callable[[str, str], str] = lambda method, path: f"Not Found: {method} {path}"
     rejection: Callable[[RequestRejected, str], dict[str, Any] | None] = _no_rejection
+    encoder_options: Callable[[RequestView, Answering], dict[str, Any]] = lambda view, answering: {}
 
 
 # -- helpers the dialects share ---------------------------------------------------------------------
