@@ -2,13 +2,13 @@
 
 Usage (``make interop`` installs the clients first)::
 
-    python interop/run.py [--update] [--markdown] [CLIENT ...]
+    python interop/run.py [--update] [CLIENT ...]
 
 Starts the simulator on a free loopback port with ``interop/scenarios.yaml``, runs the Python clients
 (``interop/py_clients.py`` in ``interop/.venv``) and the Vercel AI SDK (``interop/js/clients.mjs`` under
 Node), prints the matrix (one row per client and provider, one column per case) and exits 1 when a cell
 differs from ``interop/matrix.json``, the stored result of the previous run. ``--update`` stores this
-run's matrix instead; ``--markdown`` prints the matrix as the README's table.
+run's matrix instead. The matrix is printed as the README's Markdown table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def collect(url: str, clients: list[str]) -> Matrix:
     commands = []
     if not clients or set(clients) - {"vercel-ai"}:
         python = HERE / ".venv" / "bin" / "python"
-        commands.append([str(python), str(HERE / "py_clients.py"), url, *[c for c in clients if c != "vercel-ai"]])
+        commands.append(
+            [str(python), str(HERE / "py_clients.py"), url, *[c for c in clients if c != "vercel-ai"]]
+        )
     if not clients or "vercel-ai" in clients:
         commands.append(["node", str(HERE / "js" / "clients.mjs"), url])
     matrix: Matrix = {}
@@ -81,10 +83,17 @@ def table(matrix: Matrix) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("clients", nargs="*", help="only these clients (pydantic-ai, openai-agents, langchain, litellm, ollama, vercel-ai)")
-    parser.add_argument("--update", action="store_true", help="store this run's matrix as the one to compare with")
-    parser.add_argument("--markdown", action="store_true", help="print the matrix as a Markdown table")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "clients",
+        nargs="*",
+        help="only these clients (pydantic-ai, openai-agents, langchain, litellm, ollama, vercel-ai)",
+    )
+    parser.add_argument(
+        "--update", action="store_true", help="store this run's matrix as the one to compare with"
+    )
     args = parser.parse_args()
     with running(HERE / "scenarios.yaml", speed=0, seed=1) as url:
         matrix = collect(url, args.clients)
