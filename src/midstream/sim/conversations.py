@@ -12,6 +12,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from midstream.wire.openai_responses import unknown_previous
+
 __all__ = ["DEFAULT_STORED_RESPONSES", "ResponseStore", "continued", "input_items"]
 
 DEFAULT_STORED_RESPONSES = 1000
@@ -54,6 +56,19 @@ class ResponseStore:
         """The stored response object, or ``None``."""
         stored = self._stored.get(response_id)
         return None if stored is None else stored.response
+
+    def resume(self, body: dict[str, Any], previous: str | None) -> tuple[dict[str, Any], list[Any]]:
+        """``body`` with the stored conversation it continues before its input, and the whole input.
+
+        Raises OpenAI's 400 (:class:`~midstream.wire.request.RequestRejected`) for an id it does not have.
+        """
+        if previous is None:
+            return body, input_items(body.get("input"))
+        history = self.items(previous)
+        if history is None:
+            raise unknown_previous(previous)
+        body = continued(body, history)
+        return body, list(body["input"])
 
     def clear(self) -> None:
         """Forget every stored response."""

@@ -32,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import json
-import math
 import random
 import time
 import uuid
@@ -50,9 +48,9 @@ from starlette.routing import Route
 from midstream import wire
 from midstream.errors import MidstreamError
 from midstream.sim import endpoints
-from midstream.sim.conversations import DEFAULT_STORED_RESPONSES, ResponseStore, continued, input_items
+from midstream.sim.conversations import DEFAULT_STORED_RESPONSES, ResponseStore
 from midstream.sim.nonstream import error_body, nonstream_body, responses_body
-from midstream.sim.requests import SimRequest, parse_request
+from midstream.sim.requests import SimRequest, load_body, parse_request
 from midstream.sim.scenarios import (
     FaultSpec,
     LatencySpec,
@@ -67,7 +65,6 @@ from midstream.sim.scenarios import (
 from midstream.sim.script import ArgsMode, Part, Step, TextPart, ThinkingPart, ToolPart, plan
 from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
-from midstream.wire.openai_responses import unknown_previous
 from midstream.wire.profiles import ProviderProfile, profile
 from midstream.wire.request import Answering, RequestRejected
 
@@ -148,7 +145,7 @@ class Simulator:
 
     def _routes(self) -> list[Route]:
         vertex = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
-        side = endpoints
+        side = endpoints  # the side endpoints: token counts, model lists, Ollama's /api/tags ...
         return [
             Route("/v1/messages/count_tokens", side.anthropic_count_tokens, methods=["POST"]),
             Route("/v1/models", side.models, methods=["GET"]),
@@ -302,17 +299,14 @@ class Simulator:
             payload, extra = error_body(provider, 413, "request_too_large", message, request_id)
             return Response(payload, 413, headers=extra, media_type="application/json")
         try:
-            body = json.loads(raw or b"{}", parse_constant=_no_constant, parse_float=_finite)
-            if not isinstance(body, dict):
-                raise ValueError("the request body must be a JSON object")
-            _valid_unicode(body)
+            body = load_body(raw)
             # Only the headers that change the answer are handed on; credentials stay behind.
             wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
             req = parse_request(provider, body, wanted, model=model)
             wire.request_dialect(provider).check(body, req)
             inputs = None
             if req.store or req.previous_response_id is not None:  # a conversation kept by the provider
-                body, inputs = self._continue(body, req.previous_response_id)
+                body, inputs = self.responses.resume(body, req.previous_response_id)
                 req = parse_request(provider, body, wanted, model=model)
             scenario = self._scenario(provider, req, headers.get("x-midstream-scenario"))
             fault = self._fault(scenario, headers.get("x-midstream-fault"))
@@ -329,16 +323,6 @@ class Simulator:
         record = self._record(number, provider, request, req.model, scenario, stream=req.stream)
         self.records.append(record)
         return _Call(provider, req, scenario, fault or FaultSpec(), record, rng, request_id, api, inputs)
-
-    def _continue(self, body: dict[str, Any], previous: str | None) -> tuple[dict[str, Any], list[Any]]:
-        """A Responses body with the stored conversation it continues before its input, and its inputs."""
-        if previous is None:
-            return body, input_items(body.get("input"))
-        history = self.responses.items(previous)
-        if history is None:
-            raise unknown_previous(previous)
-        body = continued(body, history)
-        return body, list(body["input"])
 
     def _refuse(
         self,
@@ -534,28 +518,6 @@ class Simulator:
         if call.api == "sse":
             headers |= habits.sse_headers
         return headers
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
-
-
-def _valid_unicode(body: dict[str, Any]) -> None:
-    """Providers reject a lone surrogate (``"\\ud800"`` in JSON): it is not Unicode, and no answer
-    could quote it back in UTF-8."""
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = exc.object[exc.start : exc.end]
-        code = f"\\u{ord(bad[0]):04x}" if bad else "?"
-        raise ValueError(f"the request holds a lone surrogate ({code}), which is not valid Unicode") from None
 
 
 def _args_mode(habits: ProviderProfile, req: SimRequest) -> Callable[[str], ArgsMode]:
