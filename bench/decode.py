@@ -57,11 +57,16 @@ WORDS = _WORDS.split()
 def build_events(rng: random.Random) -> list[Event]:
     """A long tool-using response: alternating text blocks and write_file calls."""
     events: list[Event] = [
-        ResponseStart(provider="anthropic", model="claude-x", id="msg_bench", usage=Usage(1200, 1, 0, 0))
+        ResponseStart(
+            provider="anthropic",
+            model="claude-x",
+            id="msg_bench",
+            usage=Usage(input_tokens=1200, output_tokens=1, cache_read_tokens=0, cache_write_tokens=0),
+        )
     ]
     index = 0
     for k in range(BLOCK_PAIRS):
-        events.append(BlockStart(index, "text", raw_type="text"))
+        events.append(BlockStart(index=index, type="text", raw_type="text"))
         events.extend(TextDelta(index, " " + rng.choice(WORDS)) for _ in range(DELTAS))
         events.append(BlockStop(index))
         index += 1
@@ -69,12 +74,16 @@ def build_events(rng: random.Random) -> list[Event]:
         raw = json.dumps({"path": f"notes/file_{k}.md", "content": body})
         cuts = sorted(rng.sample(range(1, len(raw)), DELTAS - 1))
         bounds = [0, *cuts, len(raw)]
-        events.append(BlockStart(index, "tool_call", id=f"toolu_{k}", name="write_file", raw_type="tool_use"))
+        events.append(
+            BlockStart(index=index, type="tool_call", id=f"toolu_{k}", name="write_file", raw_type="tool_use")
+        )
         events.extend(ToolArgsDelta(index, raw[a:b]) for a, b in itertools.pairwise(bounds))
         events.append(BlockStop(index))
         index += 1
-    events.append(UsageUpdate(Usage(1200, 31000, 0, 0)))
-    events.append(ResponseEnd("tool_use", "tool_use"))
+    events.append(
+        UsageUpdate(Usage(input_tokens=1200, output_tokens=31000, cache_read_tokens=0, cache_write_tokens=0))
+    )
+    events.append(ResponseEnd(stop_reason="tool_use", raw_stop_reason="tool_use"))
     return events
 
 

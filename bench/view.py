@@ -46,11 +46,11 @@ def fragments(kind: str, size: int) -> list[str]:
 
 def events_of(pieces: list[str]) -> list[Event]:
     return [
-        ResponseStart("anthropic", "m", "msg_1"),
-        BlockStart(0, "tool_call", id="toolu_1", name="save"),
+        ResponseStart(provider="anthropic", model="m", id="msg_1"),
+        BlockStart(index=0, type="tool_call", id="toolu_1", name="save"),
         *(ToolArgsDelta(0, piece) for piece in pieces),
         BlockStop(0),
-        ResponseEnd("tool_use", terminal="completed"),
+        ResponseEnd(stop_reason="tool_use", terminal="completed"),
     ]
 
 

@@ -40,8 +40,10 @@ from midstream.message import (
 )
 from midstream.wire.timeline import terminal_for
 
-START = ResponseStart("anthropic", model="claude-x", id="msg_1", usage=Usage(input_tokens=12))
-END = ResponseEnd("end_turn", "end_turn", usage=Usage(input_tokens=12, output_tokens=30))
+START = ResponseStart(provider="anthropic", model="claude-x", id="msg_1", usage=Usage(input_tokens=12))
+END = ResponseEnd(
+    stop_reason="end_turn", raw_stop_reason="end_turn", usage=Usage(input_tokens=12, output_tokens=30)
+)
 
 
 def response(*blocks: Event, end: Event = END) -> list[Event]:
@@ -50,7 +52,7 @@ def response(*blocks: Event, end: Event = END) -> list[Event]:
 
 def tool_call(raw: list[str], *, complete: bool | None = True) -> ToolCall:
     """The ToolCall folded from one tool block with these fragments (``complete=None``: never stopped)."""
-    events: list[Event] = [START, BlockStart(0, "tool_call", id="toolu_1", name="search")]
+    events: list[Event] = [START, BlockStart(index=0, type="tool_call", id="toolu_1", name="search")]
     events += [ToolArgsDelta(0, f) for f in raw]
     if complete is not None:
         events.append(BlockStop(0, complete=complete))
@@ -66,7 +68,7 @@ def test_text_block_with_citations() -> None:
     cite = {"type": "web_search_result_location", "url": "https://e.x", "cited_text": "x"}
     message = accumulate(
         response(
-            BlockStart(0, "text"),
+            BlockStart(index=0, type="text"),
             TextDelta(0, "Hel"),
             CitationDelta(0, cite),
             TextDelta(0, "lo \u2713"),
@@ -77,7 +79,7 @@ def test_text_block_with_citations() -> None:
         provider="anthropic",
         id="msg_1",
         model="claude-x",
-        blocks=(TextBlock("Hello \u2713", (cite,)),),
+        blocks=(TextBlock(text="Hello \u2713", citations=(cite,)),),
         stop_reason="end_turn",
         raw_stop_reason="end_turn",
         usage=Usage(input_tokens=12, output_tokens=30),
@@ -90,7 +92,7 @@ def test_text_block_with_citations() -> None:
 def test_thinking_block_with_signature_in_parts() -> None:
     [block] = accumulate(
         response(
-            BlockStart(0, "thinking"),
+            BlockStart(index=0, type="thinking"),
             ThinkingDelta(0, "Let me "),
             ThinkingDelta(0, "think."),
             ThinkingDelta(0, ""),
@@ -103,16 +105,23 @@ def test_thinking_block_with_signature_in_parts() -> None:
 
 
 def test_thinking_without_signature_has_none_and_empty_signature_is_kept() -> None:
-    [plain] = accumulate(response(BlockStart(0, "thinking"), ThinkingDelta(0, "a"), BlockStop(0))).blocks
+    [plain] = accumulate(
+        response(BlockStart(index=0, type="thinking"), ThinkingDelta(0, "a"), BlockStop(0))
+    ).blocks
     assert plain == ThinkingBlock("a", None)
-    [empty] = accumulate(response(BlockStart(0, "thinking"), SignatureDelta(0, ""), BlockStop(0))).blocks
+    [empty] = accumulate(
+        response(BlockStart(index=0, type="thinking"), SignatureDelta(0, ""), BlockStop(0))
+    ).blocks
     assert empty == ThinkingBlock("", "")
 
 
 def test_redacted_thinking_is_kept_byte_exact() -> None:
     data = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfFXcDjb+sVuE/Q=="
     [block] = accumulate(
-        response(BlockStart(0, "redacted_thinking", raw_type="redacted_thinking", data=data), BlockStop(0))
+        response(
+            BlockStart(index=0, type="redacted_thinking", raw_type="redacted_thinking", data=data),
+            BlockStop(0),
+        )
     ).blocks
     assert block == RedactedThinkingBlock(data)
 
@@ -120,15 +129,15 @@ def test_redacted_thinking_is_kept_byte_exact() -> None:
 def test_tool_call_block() -> None:
     message = accumulate(
         response(
-            BlockStart(0, "text"),
+            BlockStart(index=0, type="text"),
             TextDelta(0, "Searching."),
             BlockStop(0),
-            BlockStart(1, "tool_call", id="toolu_1", name="search", raw_type="tool_use"),
+            BlockStart(index=1, type="tool_call", id="toolu_1", name="search", raw_type="tool_use"),
             ToolArgsDelta(1, ""),
             ToolArgsDelta(1, '{"q": "sy'),
             ToolArgsDelta(1, 'dney", "limit": 5}'),
             BlockStop(1),
-            end=ResponseEnd("tool_use", "tool_use"),
+            end=ResponseEnd(stop_reason="tool_use", raw_stop_reason="tool_use"),
         )
     )
     assert message.blocks[1] == ToolCall(
@@ -145,11 +154,15 @@ def test_server_tool_call_and_result_blocks() -> None:
     result = [{"type": "web_search_result", "url": "https://e.x", "title": "E"}]
     message = accumulate(
         response(
-            BlockStart(0, "server_tool", id="srvtoolu_1", name="web_search", raw_type="server_tool_use"),
+            BlockStart(
+                index=0, type="server_tool", id="srvtoolu_1", name="web_search", raw_type="server_tool_use"
+            ),
             ToolArgsDelta(0, '{"query": '),
             ToolArgsDelta(0, '"weather"}'),
             BlockStop(0),
-            BlockStart(1, "server_tool", id="srvtoolu_1", raw_type="web_search_tool_result", data=result),
+            BlockStart(
+                index=1, type="server_tool", id="srvtoolu_1", raw_type="web_search_tool_result", data=result
+            ),
             BlockStop(1),
         )
     )
@@ -174,14 +187,18 @@ def test_server_tool_call_and_result_blocks() -> None:
 def test_unknown_block_is_kept_whole() -> None:
     payload = {"type": "container_upload", "file_id": "f_1"}
     [block] = accumulate(
-        response(BlockStart(0, "unknown", raw_type="container_upload", data=payload), BlockStop(0))
+        response(BlockStart(index=0, type="unknown", raw_type="container_upload", data=payload), BlockStop(0))
     ).blocks
-    assert block == UnknownBlock("container_upload", payload)
+    assert block == UnknownBlock(raw_type="container_upload", data=payload)
 
 
 def test_unknown_events_and_usage_updates_do_not_make_blocks() -> None:
     message = accumulate(
-        response(Unknown("ping"), UsageUpdate(Usage(input_tokens=12, output_tokens=3)), Unknown("x", {}))
+        response(
+            Unknown(raw_type="ping"),
+            UsageUpdate(Usage(input_tokens=12, output_tokens=3)),
+            Unknown(raw_type="x", payload={}),
+        )
     )
     assert message.blocks == ()
     assert message.usage == END.usage
@@ -190,8 +207,8 @@ def test_unknown_events_and_usage_updates_do_not_make_blocks() -> None:
 def test_blocks_are_in_start_order_and_interleaving_is_folded_per_block() -> None:
     message = accumulate(
         response(
-            BlockStart(0, "tool_call", id="a", name="f"),
-            BlockStart(1, "tool_call", id="b", name="g"),
+            BlockStart(index=0, type="tool_call", id="a", name="f"),
+            BlockStart(index=1, type="tool_call", id="b", name="g"),
             ToolArgsDelta(1, '{"y":'),
             ToolArgsDelta(0, '{"x":'),
             ToolArgsDelta(0, "1}"),
@@ -290,14 +307,14 @@ def test_text_thinking_and_tool_calls_properties() -> None:
         provider="p",
         blocks=(
             ThinkingBlock("plan ", "s"),
-            TextBlock("one "),
-            ToolCall("t1", "f", "{}", {}),
+            TextBlock(text="one "),
+            ToolCall(id="t1", name="f", raw_input="{}", input={}),
             RedactedThinkingBlock("xx"),
             ThinkingBlock("more"),
-            ServerToolBlock("server_tool_use", "s1", "web_search"),
-            TextBlock("two"),
-            ToolCall("t2", "g", "{", None, complete=False, error="truncated"),
-            UnknownBlock("u"),
+            ServerToolBlock(raw_type="server_tool_use", id="s1", name="web_search"),
+            TextBlock(text="two"),
+            ToolCall(id="t2", name="g", raw_input="{", input=None, complete=False, error="truncated"),
+            UnknownBlock(raw_type="u"),
         ),
         terminal="completed",
     )
@@ -308,12 +325,12 @@ def test_text_thinking_and_tool_calls_properties() -> None:
 
 @pytest.mark.parametrize(("terminal", "partial"), [(t, t != "completed") for t in TERMINALS])
 def test_partial_unless_completed(terminal: Any, partial: bool) -> None:
-    assert Message("p", terminal=terminal).partial is partial
+    assert Message(provider="p", terminal=terminal).partial is partial
 
 
 def test_message_defaults_to_truncated() -> None:
-    assert Message("p").terminal == "truncated"
-    assert Message("p").partial
+    assert Message(provider="p").terminal == "truncated"
+    assert Message(provider="p").partial
 
 
 # -- snapshots and endings --------------------------------------------------------------------------
@@ -323,10 +340,10 @@ def test_snapshot_before_response_end_is_truncated_and_blocks_incomplete() -> No
     acc = Accumulator()
     for event in (
         START,
-        BlockStart(0, "text"),
+        BlockStart(index=0, type="text"),
         TextDelta(0, "Hi"),
         BlockStop(0),
-        BlockStart(1, "tool_call", id="t", name="f"),
+        BlockStart(index=1, type="tool_call", id="t", name="f"),
         ToolArgsDelta(1, '{"a": 1}'),
     ):
         acc.feed(event)
@@ -334,8 +351,10 @@ def test_snapshot_before_response_end_is_truncated_and_blocks_incomplete() -> No
     assert snap.terminal == "truncated"
     assert snap.partial
     assert snap.stop_reason is None
-    assert snap.blocks[0] == TextBlock("Hi")
-    assert snap.blocks[1] == ToolCall("t", "f", '{"a": 1}', None, complete=False, error="truncated")
+    assert snap.blocks[0] == TextBlock(text="Hi")
+    assert snap.blocks[1] == ToolCall(
+        id="t", name="f", raw_input='{"a": 1}', input=None, complete=False, error="truncated"
+    )
     assert snap.usage == Usage(input_tokens=12)
     # the snapshot is a value: feeding more does not change it
     acc.feed(BlockStop(1))
@@ -343,33 +362,35 @@ def test_snapshot_before_response_end_is_truncated_and_blocks_incomplete() -> No
     assert snap.blocks[1].input is None
     final = acc.message
     assert final.terminal == "completed"
-    assert final.blocks[1] == ToolCall("t", "f", '{"a": 1}', {"a": 1})
+    assert final.blocks[1] == ToolCall(id="t", name="f", raw_input='{"a": 1}', input={"a": 1})
 
 
 def test_empty_accumulator() -> None:
-    assert Accumulator("openai-chat").message == Message("openai-chat")
-    assert accumulate([]) == Message("unknown")
+    assert Accumulator("openai-chat").message == Message(provider="openai-chat")
+    assert accumulate([]) == Message(provider="unknown")
 
 
 def test_usage_follows_start_then_updates_then_end() -> None:
     acc = Accumulator()
-    acc.feed(ResponseStart("p", usage=Usage(input_tokens=5)))
+    acc.feed(ResponseStart(provider="p", usage=Usage(input_tokens=5)))
     assert acc.message.usage == Usage(input_tokens=5)
     acc.feed(UsageUpdate(Usage(input_tokens=5, output_tokens=2)))
     assert acc.message.usage == Usage(input_tokens=5, output_tokens=2)
-    acc.feed(ResponseEnd("end_turn", usage=Usage(input_tokens=5, output_tokens=9)))
+    acc.feed(ResponseEnd(stop_reason="end_turn", usage=Usage(input_tokens=5, output_tokens=9)))
     assert acc.message.usage == Usage(input_tokens=5, output_tokens=9)
 
 
 def test_failed_response_keeps_the_error() -> None:
-    error = StreamError("overloaded", "Overloaded", retryable=True, raw={"type": "overloaded_error"})
+    error = StreamError(
+        error_kind="overloaded", message="Overloaded", retryable=True, raw={"type": "overloaded_error"}
+    )
     timeline = Timeline("anthropic")
     events = timeline.feed_all(
         [
             START,
-            BlockStart(0, "text"),
+            BlockStart(index=0, type="text"),
             TextDelta(0, "Half an ans"),
-            BlockStart(1, "tool_call", id="t", name="f"),
+            BlockStart(index=1, type="tool_call", id="t", name="f"),
             ToolArgsDelta(1, '{"a": 1}'),
             error,
         ]
@@ -379,19 +400,21 @@ def test_failed_response_keeps_the_error() -> None:
     assert message.error == error
     assert message.stop_reason == "error"
     assert message.blocks == (
-        TextBlock("Half an ans", complete=False),
-        ToolCall("t", "f", '{"a": 1}', None, complete=False, error="truncated"),
+        TextBlock(text="Half an ans", complete=False),
+        ToolCall(id="t", name="f", raw_input='{"a": 1}', input=None, complete=False, error="truncated"),
     )
 
 
 def test_eof_through_the_timeline_truncates_and_withholds_tool_input() -> None:
     timeline = Timeline("anthropic")
     events = timeline.feed_all(
-        [START, BlockStart(0, "tool_call", id="t", name="f"), ToolArgsDelta(0, '{"q": "a"}')]
+        [START, BlockStart(index=0, type="tool_call", id="t", name="f"), ToolArgsDelta(0, '{"q": "a"}')]
     )
     message = accumulate(events + timeline.close())
     assert message.terminal == "truncated"
-    assert message.tool_calls == [ToolCall("t", "f", '{"q": "a"}', None, complete=False, error="truncated")]
+    assert message.tool_calls == [
+        ToolCall(id="t", name="f", raw_input='{"q": "a"}', input=None, complete=False, error="truncated")
+    ]
 
 
 def test_max_tokens_through_the_timeline() -> None:
@@ -399,10 +422,10 @@ def test_max_tokens_through_the_timeline() -> None:
     events = timeline.feed_all(
         [
             START,
-            BlockStart(0, "text"),
+            BlockStart(index=0, type="text"),
             TextDelta(0, "cut"),
             BlockStop(0),
-            ResponseEnd("max_tokens", "max_tokens"),
+            ResponseEnd(stop_reason="max_tokens", raw_stop_reason="max_tokens"),
         ]
     )
     message = accumulate(events)
@@ -413,19 +436,19 @@ def test_max_tokens_through_the_timeline() -> None:
 
 
 def test_events_from_message_canonical_sequence() -> None:
-    error = StreamError("server", "boom")
+    error = StreamError(error_kind="server", message="boom")
     message = Message(
         provider="p",
         id="r",
         model="m",
         blocks=(
-            TextBlock("hi", ({"c": 1},)),
+            TextBlock(text="hi", citations=({"c": 1},)),
             ThinkingBlock("t", "sig"),
             RedactedThinkingBlock("d"),
-            ToolCall("t1", "f", '{"a":1}', {"a": 1}),
-            ServerToolBlock("web_search_tool_result", "s1", None, content=[1]),
-            UnknownBlock("u", {"k": 1}),
-            TextBlock(""),
+            ToolCall(id="t1", name="f", raw_input='{"a":1}', input={"a": 1}),
+            ServerToolBlock(raw_type="web_search_tool_result", id="s1", name=None, content=[1]),
+            UnknownBlock(raw_type="u", data={"k": 1}),
+            TextBlock(text=""),
         ),
         stop_reason="error",
         raw_stop_reason="x",
@@ -434,29 +457,34 @@ def test_events_from_message_canonical_sequence() -> None:
         error=error,
     )
     assert events_from_message(message) == [
-        ResponseStart("p", model="m", id="r"),
-        BlockStart(0, "text", raw_type="text"),
+        ResponseStart(provider="p", model="m", id="r"),
+        BlockStart(index=0, type="text", raw_type="text"),
         TextDelta(0, "hi"),
         CitationDelta(0, {"c": 1}),
         BlockStop(0),
-        BlockStart(1, "thinking", raw_type="thinking"),
+        BlockStart(index=1, type="thinking", raw_type="thinking"),
         ThinkingDelta(1, "t"),
         SignatureDelta(1, "sig"),
         BlockStop(1),
-        BlockStart(2, "redacted_thinking", raw_type="redacted_thinking", data="d"),
+        BlockStart(index=2, type="redacted_thinking", raw_type="redacted_thinking", data="d"),
         BlockStop(2),
-        BlockStart(3, "tool_call", id="t1", name="f", raw_type="tool_use"),
+        BlockStart(index=3, type="tool_call", id="t1", name="f", raw_type="tool_use"),
         ToolArgsDelta(3, '{"a":1}'),
         BlockStop(3),
-        BlockStart(4, "server_tool", id="s1", raw_type="web_search_tool_result", data=[1]),
+        BlockStart(index=4, type="server_tool", id="s1", raw_type="web_search_tool_result", data=[1]),
         BlockStop(4),
-        BlockStart(5, "unknown", raw_type="u", data={"k": 1}),
+        BlockStart(index=5, type="unknown", raw_type="u", data={"k": 1}),
         BlockStop(5),
-        BlockStart(6, "text", raw_type="text"),
+        BlockStart(index=6, type="text", raw_type="text"),
         BlockStop(6),
         UsageUpdate(Usage(input_tokens=1, output_tokens=2)),
         error,
-        ResponseEnd("error", "x", usage=Usage(input_tokens=1, output_tokens=2), terminal="failed"),
+        ResponseEnd(
+            stop_reason="error",
+            raw_stop_reason="x",
+            usage=Usage(input_tokens=1, output_tokens=2),
+            terminal="failed",
+        ),
     ]
     assert accumulate(events_from_message(message)) == message
 
@@ -480,7 +508,7 @@ _ID = st.none() | st.text(min_size=1, max_size=10)
 def _tool_call(draw: st.DrawFn) -> ToolCall:
     obj = draw(st.none() | _OBJECTS)
     raw = "" if obj is None else json.dumps(obj, indent=draw(st.sampled_from([None, 1])))
-    return ToolCall(draw(_TEXT), draw(_TEXT), raw, {} if obj is None else obj)
+    return ToolCall(id=draw(_TEXT), name=draw(_TEXT), raw_input=raw, input={} if obj is None else obj)
 
 
 @st.composite
@@ -500,15 +528,15 @@ def _server_tool(draw: st.DrawFn) -> ServerToolBlock:
 
 
 _BLOCKS: st.SearchStrategy[Block] = st.one_of(
-    st.builds(TextBlock, _TEXT, st.lists(_OBJECTS, max_size=2).map(tuple)),
+    st.builds(TextBlock, text=_TEXT, citations=st.lists(_OBJECTS, max_size=2).map(tuple)),
     st.builds(ThinkingBlock, _TEXT, st.none() | _TEXT),
     st.builds(RedactedThinkingBlock, _TEXT),
     _tool_call(),
     _server_tool(),
     st.builds(
         UnknownBlock,
-        st.text(min_size=1, max_size=10),
-        _JSON,
+        raw_type=st.text(min_size=1, max_size=10),
+        data=_JSON,
         deltas=st.lists(st.fixed_dictionaries({"type": st.text(max_size=5), "v": _JSON}), max_size=2).map(
             tuple
         ),
@@ -532,7 +560,8 @@ _MESSAGES = st.builds(
     raw_stop_reason=st.none() | _TEXT,
     usage=_USAGE,
     terminal=st.sampled_from(TERMINALS),
-    error=st.none() | st.builds(StreamError, st.sampled_from(["server", "overloaded"]), _TEXT),
+    error=st.none()
+    | st.builds(StreamError, error_kind=st.sampled_from(["server", "overloaded"]), message=_TEXT),
 )
 
 

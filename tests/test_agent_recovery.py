@@ -303,14 +303,14 @@ def test_stream_errors_are_retried_up_to_max_retries(sim: SimURL) -> None:
 
 
 def message(*blocks: Any, terminal: Any = "completed", stop: Any = "end_turn") -> Message:
-    return Message("anthropic", blocks=tuple(blocks), terminal=terminal, stop_reason=stop)
+    return Message(provider="anthropic", blocks=tuple(blocks), terminal=terminal, stop_reason=stop)
 
 
-CUT_CALL = ToolCall("t1", "save", '{"a": ', None, complete=False, error="truncated")
-PARTIAL = message(TextBlock("Hello wor", complete=False), terminal="failed", stop=None)
+CUT_CALL = ToolCall(id="t1", name="save", raw_input='{"a": ', input=None, complete=False, error="truncated")
+PARTIAL = message(TextBlock(text="Hello wor", complete=False), terminal="failed", stop=None)
 CUT = message(CUT_CALL, terminal="truncated", stop="max_tokens")
-LONG_TEXT = message(TextBlock("long"), terminal="truncated", stop="max_tokens")
-EARLY_EOF = message(TextBlock("cut"), terminal="truncated", stop=None)
+LONG_TEXT = message(TextBlock(text="long"), terminal="truncated", stop="max_tokens")
+EARLY_EOF = message(TextBlock(text="cut"), terminal="truncated", stop=None)
 
 
 def mid(cause: BaseException, partial: Message = PARTIAL) -> StreamInterrupted:
@@ -326,7 +326,7 @@ REFUSED = ProviderError("bad", status=None, kind="invalid_request", retryable=Fa
 @pytest.mark.parametrize(
     ("msg", "error", "retries", "expected"),
     [
-        (message(TextBlock("hi")), None, 0, ("accept", None, None, 100)),
+        (message(TextBlock(text="hi")), None, 0, ("accept", None, None, 100)),
         (CUT, None, 0, ("retry", "max_tokens", None, 200)),
         (CUT, None, 2, ("end", None, "truncated", 0)),
         (LONG_TEXT, None, 0, ("end", None, "truncated", 0)),
@@ -358,18 +358,20 @@ def test_prefill_rules() -> None:
         PARTIAL, mid(OVERLOADED), settings=ErrorSettings(), retries=0, max_tokens=9, provider="anthropic"
     )
     assert (verdict.mode, verdict.prefix) == ("prefill", "Hello wor")
-    trailing = message(TextBlock("Hello world "), terminal="failed", stop=None)
+    trailing = message(TextBlock(text="Hello world "), terminal="failed", stop=None)
     verdict = judge(trailing, mid(OVERLOADED, trailing), settings=ErrorSettings(), retries=0, max_tokens=9,
                     provider="anthropic")  # fmt: skip
     assert verdict.prefix == "Hello world"  # a prefill may not end in whitespace
     assert judge(PARTIAL, mid(OVERLOADED), settings=ErrorSettings(), retries=0, max_tokens=9,
                  provider="openai-chat").mode == "restart"  # fmt: skip
-    with_call = message(TextBlock("Let me"), CUT_CALL, terminal="failed", stop=None)
-    assert not can_prefill("anthropic", with_call) and not can_prefill("anthropic", message(TextBlock("  ")))
-    continued = message(TextBlock("ld, again"), stop="end_turn")
+    with_call = message(TextBlock(text="Let me"), CUT_CALL, terminal="failed", stop=None)
+    assert not can_prefill("anthropic", with_call) and not can_prefill(
+        "anthropic", message(TextBlock(text="  "))
+    )
+    continued = message(TextBlock(text="ld, again"), stop="end_turn")
     assert merge_prefill("Hello wor", continued).text == "Hello world, again"
     assert merge_prefill("", continued) is continued
-    assert merge_prefill("Hi", message(CUT_CALL)).blocks[0] == TextBlock("Hi")
+    assert merge_prefill("Hi", message(CUT_CALL)).blocks[0] == TextBlock(text="Hi")
     assert retryable(mid(OVERLOADED)) and not retryable(OVERLOADED)
 
 

@@ -269,8 +269,8 @@ def test_options_are_kept() -> None:
 def _events(fragments: list[str], complete: bool = True) -> list[Any]:
     """Stream events of one write_file call: start, argument fragments, stop."""
     stream: list[Any] = [
-        ResponseStart("anthropic"),
-        BlockStart(0, "tool_call", id="call_1", name="write_file"),
+        ResponseStart(provider="anthropic"),
+        BlockStart(index=0, type="tool_call", id="call_1", name="write_file"),
     ]
     stream += [ToolArgsDelta(0, f) for f in fragments]
     stream.append(BlockStop(0, complete=complete))

@@ -108,7 +108,7 @@ def test_text_basic() -> None:
         "msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK",
         "claude-3-opus-latest",
     )
-    assert m.blocks == (TextBlock("Hello there!"),)
+    assert m.blocks == (TextBlock(text="Hello there!"),)
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("end_turn", "end_turn", "completed")
     assert m.usage == Usage(input_tokens=11, output_tokens=6)
 
@@ -129,7 +129,7 @@ def test_tool_use() -> None:
     assert m.id == "msg_019Q1hrJbZG26Fb9BQhrkHEr"
     assert m.model == "claude-sonnet-4-20250514"
     assert m.blocks == (
-        TextBlock("I'll check the current weather in Paris for you."),
+        TextBlock(text="I'll check the current weather in Paris for you."),
         ToolCall(
             id="toolu_01NRLabsLyVHZPKxbKvkfSMn",
             name="get_weather",
@@ -156,8 +156,8 @@ def test_max_tokens_tool_input_cut() -> None:
     assert m.id == "msg_01UdjYBBipA9omjYhicnevgq"
     text, call = m.blocks
     assert text == TextBlock(
-        "I'll create a comprehensive tax guide for someone with multiple W2s and save it in a file called "
-        "taxes.txt. Let me do that for you now."
+        text="I'll create a comprehensive tax guide for someone with multiple W2s and save it in a file "
+        "called taxes.txt. Let me do that for you now."
     )
     assert isinstance(call, ToolCall)
     assert (call.id, call.name) == ("toolu_01EKqbqmZrGRXy18eN7m9kvY", "make_file")
@@ -180,7 +180,7 @@ def test_refusal() -> None:
         "explanation": "This request was refused due to policy.",
     }
     m = accumulate(events)
-    assert m.blocks == (TextBlock(""),)
+    assert m.blocks == (TextBlock(text=""),)
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("refusal", "refusal", "completed")
     assert m.usage == Usage(input_tokens=20, output_tokens=0)
 
@@ -238,7 +238,7 @@ def test_server_tool_then_tool_use() -> None:
         },
     }
     assert m.blocks == (
-        TextBlock("Let me search for a tool that can provide current exchange rate information."),
+        TextBlock(text="Let me search for a tool that can provide current exchange rate information."),
         ServerToolBlock(
             raw_type="server_tool_use",
             id="srvtoolu_01S5swZdBmTzLDVzwcT5LbHp",
@@ -252,7 +252,7 @@ def test_server_tool_then_tool_use() -> None:
             name=None,
             content=result_content,
         ),
-        TextBlock("I found the right tool! Let me fetch the current USD to EUR exchange rate for you."),
+        TextBlock(text="I found the right tool! Let me fetch the current USD to EUR exchange rate for you."),
         ToolCall(
             id="toolu_01EFn5wTNBYA8Reni8rbmnHT",
             name="get_exchange_rate",
@@ -343,7 +343,7 @@ def test_sdk_reads_encoder_output(realism: bool) -> None:
         blocks=(
             ThinkingBlock("hmm", "c2ln"),
             RedactedThinkingBlock("ZGF0YQ=="),
-            TextBlock("héllo ✓"),
+            TextBlock(text="héllo ✓"),
             ServerToolBlock(
                 raw_type="server_tool_use",
                 id="srvtoolu_1",
@@ -421,8 +421,8 @@ def test_encoder_realism() -> None:
 
 def test_encoder_error_ends_the_stream() -> None:
     err = StreamError(
-        "overloaded",
-        "Overloaded",
+        error_kind="overloaded",
+        message="Overloaded",
         retryable=True,
         raw={
             "type": "error",
@@ -431,7 +431,7 @@ def test_encoder_error_ends_the_stream() -> None:
     )
     enc = AnthropicEncoder(realism=False)
     head = enc.encode_all(decode_chunks("anthropic", [sse(START, TEXT_START, text_delta("Hi"))])[:-2])
-    tail = enc.encode(err) + enc.encode(ResponseEnd("end_turn")) + enc.encode(TextDelta(0, "x"))
+    tail = enc.encode(err) + enc.encode(ResponseEnd(stop_reason="end_turn")) + enc.encode(TextDelta(0, "x"))
     assert tail == (
         b'event: error\ndata: {"type":"error","error":{"details":null,"type":"overloaded_error",'
         b'"message":"Overloaded"}}\n\n'
@@ -508,7 +508,7 @@ def _block(complete: bool) -> st.SearchStrategy[Any]:
         max_size=2,
     ).map(tuple)
     return st.one_of(
-        st.builds(TextBlock, st.text(max_size=30), citations, st.just(complete)),
+        st.builds(TextBlock, text=st.text(max_size=30), citations=citations, complete=st.just(complete)),
         st.builds(ThinkingBlock, st.text(max_size=30), st.none() | st.text(max_size=20), st.just(complete)),
         st.builds(RedactedThinkingBlock, st.text("ABCabc0123+/=", max_size=30), st.just(complete)),
         _tool_call(complete),
@@ -516,16 +516,16 @@ def _block(complete: bool) -> st.SearchStrategy[Any]:
         _server_result(complete),
         st.builds(
             UnknownBlock,
-            st.just("container_upload"),
-            st.fixed_dictionaries({"type": st.just("container_upload"), "file_id": _ids}),
-            st.just(complete),
+            raw_type=st.just("container_upload"),
+            data=st.fixed_dictionaries({"type": st.just("container_upload"), "file_id": _ids}),
+            complete=st.just(complete),
         ),
         st.builds(
             UnknownBlock,
-            st.just("compaction"),
-            st.just({"type": "compaction", "content": None}),
-            st.just(complete),
-            st.lists(
+            raw_type=st.just("compaction"),
+            data=st.just({"type": "compaction", "content": None}),
+            complete=st.just(complete),
+            deltas=st.lists(
                 st.fixed_dictionaries({"type": st.just("compaction_delta"), "content": st.text(max_size=20)}),
                 max_size=2,
             ).map(tuple),
@@ -561,7 +561,9 @@ def messages(draw: st.DrawFn) -> Message:
         if draw(st.booleans()):
             raw_error["request_id"] = "req_" + draw(_ids)
         kind, retryable = classify_error(error_type)
-        error = StreamError(kind, raw_error["error"]["message"], retryable=retryable, raw=raw_error)
+        error = StreamError(
+            error_kind=kind, message=raw_error["error"]["message"], retryable=retryable, raw=raw_error
+        )
         stop_reason, raw_stop, terminal = "error", None, "failed"
     elif ending in ("max_tokens", "model_context_window_exceeded"):
         raw_stop, terminal = ending, "truncated"
@@ -621,12 +623,14 @@ def test_unknown_event_block_and_delta_pass_through() -> None:
             )
         ],
     )
-    assert Unknown("message_annotation", future_event) in events
-    assert Unknown("sparkle_delta", odd_delta) in events
-    assert Unknown("text_delta", to_odd_block["delta"], index=1) in events
+    assert Unknown(raw_type="message_annotation", payload=future_event) in events
+    assert Unknown(raw_type="sparkle_delta", payload=odd_delta) in events
+    assert Unknown(raw_type="text_delta", payload=to_odd_block["delta"], index=1) in events
     m = accumulate(events)
-    hologram = UnknownBlock("hologram", {"type": "hologram", "x": [1]}, deltas=(to_odd_block["delta"],))
-    assert m.blocks == (TextBlock("a"), hologram)
+    hologram = UnknownBlock(
+        raw_type="hologram", data={"type": "hologram", "x": [1]}, deltas=(to_odd_block["delta"],)
+    )
+    assert m.blocks == (TextBlock(text="a"), hologram)
     assert m.terminal == "completed"
 
 
@@ -675,7 +679,7 @@ def test_error_event_mid_stream(error: dict[str, Any], kind: str, retryable: boo
     assert errors[0].message == error["error"]["message"]
     m = accumulate(events)
     assert (m.terminal, m.stop_reason) == ("failed", "error")
-    assert m.blocks == (TextBlock("par", complete=False),)
+    assert m.blocks == (TextBlock(text="par", complete=False),)
     assert m.error == errors[0]
 
 
@@ -692,7 +696,11 @@ def test_plain_text_error_event() -> None:
 
 def test_eof_mid_stream_is_truncated() -> None:
     m = decode(sse(START, TEXT_START, text_delta("Hel")))
-    assert (m.terminal, m.stop_reason, m.blocks) == ("truncated", None, (TextBlock("Hel", complete=False),))
+    assert (m.terminal, m.stop_reason, m.blocks) == (
+        "truncated",
+        None,
+        (TextBlock(text="Hel", complete=False),),
+    )
 
 
 def test_eof_after_message_delta_keeps_stop_reason() -> None:
@@ -747,7 +755,7 @@ def test_start_content_is_not_lost() -> None:
     assert CitationDelta(0, {"type": "c", "n": 2}) in events
     m = accumulate(events)
     assert m.blocks == (
-        TextBlock("Prefix", ({"type": "c", "n": 1}, {"type": "c", "n": 2})),
+        TextBlock(text="Prefix", citations=({"type": "c", "n": 1}, {"type": "c", "n": 2})),
         ToolCall(id="toolu_9", name="f", raw_input='{"k":"v"}', input={"k": "v"}),
     )
 
@@ -815,15 +823,17 @@ def test_mapper_for_other_transports() -> None:
     mapper = AnthropicEventMapper("bedrock")
     out = mapper.on_event(START) + mapper.on_event(TEXT_START) + mapper.on_event(text_delta("hi"))
     assert out[0].provider == "bedrock"  # type: ignore[union-attr]
-    assert out[1:] == [BlockStart(0, "text", raw_type="text"), TextDelta(0, "hi")]
+    assert out[1:] == [BlockStart(index=0, type="text", raw_type="text"), TextDelta(0, "hi")]
     assert mapper.on_event({"type": "ping"}) == []
     assert mapper.on_event(END[0]) == [UsageUpdate(Usage(output_tokens=7))]
-    assert mapper.on_event(END[1]) == [ResponseEnd("end_turn", "end_turn")]
+    assert mapper.on_event(END[1]) == [ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")]
     assert mapper.close() == []
     cut = AnthropicEventMapper()
     cut.on_event(START)
     cut.on_event(END[0])
-    assert cut.close() == [ResponseEnd("end_turn", "end_turn", terminal="truncated")]
+    assert cut.close() == [
+        ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="truncated")
+    ]
     with pytest.raises(RemoteProtocolError):
         cut.on_event([1])  # type: ignore[arg-type]
 
@@ -888,11 +898,11 @@ def test_protocol_error_mid_chunk_still_closes_out_consistently(ending: str) -> 
     if ending == "close":
         events = dec.close()
     elif ending == "fail":
-        events = dec.fail(StreamError("transport", "gone"))
+        events = dec.fail(StreamError(error_kind="transport", message="gone"))
     else:
         events = dec.cancel()
     assert events[0].kind == "response_start"
-    assert events[1] == BlockStart(0, "text", raw_type="text")
+    assert events[1] == BlockStart(index=0, type="text", raw_type="text")
     assert events[2] == TextDelta(0, "Hel")
     assert events[3] == BlockStop(0, complete=False)
     message = accumulate(events)

@@ -119,7 +119,7 @@ TOOL_USE_TEXT = (
 def test_recorded_tool_use() -> None:
     events = assert_split_invariant("bedrock", recorded("bedrock_converse_stream_tool_use.bin"))
     assert events[0] == ResponseStart(provider="bedrock")
-    assert events[1] == BlockStart(0, "text", raw_type="text")
+    assert events[1] == BlockStart(index=0, type="text", raw_type="text")
     assert events[-2] == UsageUpdate(Usage(input_tokens=471, output_tokens=91))
     m = accumulate(events)
     assert m.provider == "bedrock" and m.id is None and m.model is None
@@ -148,7 +148,7 @@ def test_recorded_thinking() -> None:
     assert thinking.signature is not None
     assert thinking.signature.startswith("Eu0CCkgIBxABGAIqQJDccbDQkr81n7QjZ0Fi43umSvw0")
     assert thinking.signature.endswith("LMIm1o471iEYAQ==") and len(thinking.signature) == 496
-    assert text == TextBlock("Hello! It's nice to meet you. How can I help you today?")
+    assert text == TextBlock(text="Hello! It's nice to meet you. How can I help you today?")
     assert (m.stop_reason, m.terminal) == ("end_turn", "completed")
     assert m.usage == Usage(input_tokens=36, output_tokens=73)
 
@@ -215,16 +215,16 @@ def test_metadata_before_message_stop() -> None:
     dec = BedrockDecoder()
     assert [dec.feed(f) for f in reversed_][3:] == [
         [UsageUpdate(Usage(input_tokens=3))],
-        [ResponseEnd("end_turn", "end_turn")],
+        [ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")],
     ]
     dec = BedrockDecoder()
     assert [dec.feed(f) for f in normal][3:] == [
         [],  # messageStop is held for the metadata that follows it
-        [UsageUpdate(Usage(input_tokens=3)), ResponseEnd("end_turn", "end_turn")],
+        [UsageUpdate(Usage(input_tokens=3)), ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")],
     ]
     expected = Message(
-        "bedrock",
-        blocks=(TextBlock("hi"),),
+        provider="bedrock",
+        blocks=(TextBlock(text="hi"),),
         stop_reason="end_turn",
         raw_stop_reason="end_turn",
         usage=Usage(input_tokens=3),
@@ -259,8 +259,8 @@ def test_eof_inside_a_block_is_truncated() -> None:
     m = accumulate(events)
     assert m.terminal == "truncated" and m.stop_reason is None
     assert m.blocks == (
-        TextBlock("par", complete=False),
-        ToolCall("t1", "f", '{"a":', None, complete=False, error="truncated"),
+        TextBlock(text="par", complete=False),
+        ToolCall(id="t1", name="f", raw_input='{"a":', input=None, complete=False, error="truncated"),
     )
 
 
@@ -277,7 +277,9 @@ def test_max_tokens_inside_a_tool_call() -> None:
     )
     m = message_of(data)
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("max_tokens", "max_tokens", "truncated")
-    assert m.blocks == (ToolCall("t1", "f", '{"q":"ab', None, complete=False, error="truncated"),)
+    assert m.blocks == (
+        ToolCall(id="t1", name="f", raw_input='{"q":"ab', input=None, complete=False, error="truncated"),
+    )
     assert m.usage == Usage(input_tokens=5, output_tokens=9)
 
 
@@ -328,7 +330,9 @@ def test_fragmented_tool_input_keeps_every_fragment() -> None:
     events = assert_split_invariant("bedrock", data, random_runs=20)
     assert [e for e in events if isinstance(e, ToolArgsDelta)] == [ToolArgsDelta(0, f) for f in fragments]
     (call,) = accumulate(events).tool_calls
-    assert call == ToolCall("tooluse_1", "w", '{"city": "Paris", "n": 2}', {"city": "Paris", "n": 2})
+    assert call == ToolCall(
+        id="tooluse_1", name="w", raw_input='{"city": "Paris", "n": 2}', input={"city": "Paris", "n": 2}
+    )
 
 
 def test_server_tool_use_and_its_result() -> None:
@@ -349,11 +353,17 @@ def test_server_tool_use_and_its_result() -> None:
     )
     m = accumulate(assert_split_invariant("bedrock", data, random_runs=20))
     assert m.blocks == (
-        ServerToolBlock("server_tool_use", "srv_1", "web_search", '{"query":"x"}', {"query": "x"}),
         ServerToolBlock(
-            "toolResult",
-            "srv_1",
-            None,
+            raw_type="server_tool_use",
+            id="srv_1",
+            name="web_search",
+            raw_input='{"query":"x"}',
+            input={"query": "x"},
+        ),
+        ServerToolBlock(
+            raw_type="toolResult",
+            id="srv_1",
+            name=None,
             content={
                 "toolUseId": "srv_1",
                 "type": "web_search_result",
@@ -361,7 +371,7 @@ def test_server_tool_use_and_its_result() -> None:
                 "content": [{"text": "first "}, {"json": {"n": 1}}],
             },
         ),
-        TextBlock("done"),
+        TextBlock(text="done"),
     )
     assert m.tool_calls == []
 
@@ -382,7 +392,7 @@ def test_single_redacted_fragment_is_kept_byte_exact() -> None:
 def test_redacted_block_cut_off_is_incomplete_and_keeps_its_place() -> None:
     data = START + delta(0, {"reasoningContent": {"redactedContent": "QUJD"}}) + delta(1, {"text": "t"})
     m = message_of(data)
-    assert m.blocks == (RedactedThinkingBlock("QUJD", complete=False), TextBlock("t", complete=False))
+    assert m.blocks == (RedactedThinkingBlock("QUJD", complete=False), TextBlock(text="t", complete=False))
     assert m.terminal == "truncated"
 
 
@@ -398,7 +408,7 @@ def test_signature_only_reasoning_block_and_citations() -> None:
         + message_stop("end_turn")
     )
     m = message_of(data)
-    assert m.blocks == (ThinkingBlock("", "sig=="), TextBlock("abc", (citation,)))
+    assert m.blocks == (ThinkingBlock("", "sig=="), TextBlock(text="abc", citations=(citation,)))
 
 
 def test_unknown_frames_pass_through() -> None:
@@ -449,8 +459,8 @@ def test_exception_frames(name: str, kind: str, retryable: bool) -> None:
     data = START + delta(0, {"text": "partial"}) + exception(name, "Too many requests, please wait.")
     events = assert_split_invariant("bedrock", data, random_runs=20)
     error = StreamError(
-        kind,  # type: ignore[arg-type]
-        "Too many requests, please wait.",
+        error_kind=kind,  # type: ignore[arg-type]
+        message="Too many requests, please wait.",
         retryable=retryable,
         raw={"__type": name, "message": "Too many requests, please wait."},
     )
@@ -460,7 +470,7 @@ def test_exception_frames(name: str, kind: str, retryable: bool) -> None:
         ResponseEnd(stop_reason="error", terminal="failed"),
     ]
     m = accumulate(events)
-    assert (m.terminal, m.error, m.blocks) == ("failed", error, (TextBlock("partial", complete=False),))
+    assert (m.terminal, m.error, m.blocks) == ("failed", error, (TextBlock(text="partial", complete=False),))
 
 
 def test_exception_as_first_frame() -> None:
@@ -474,8 +484,8 @@ def test_error_message_type_frame() -> None:
     headers = {":error-code": "InternalServerException", ":error-message": "boom", ":message-type": "error"}
     events = decode([START + encode_message(headers, b"")])
     assert events[1] == StreamError(
-        "server",
-        "boom",
+        error_kind="server",
+        message="boom",
         retryable=True,
         raw={":error-code": "InternalServerException", ":error-message": "boom"},
     )
@@ -484,7 +494,10 @@ def test_error_message_type_frame() -> None:
 def test_encoder_exception_frame_is_what_botocore_expects() -> None:
     kind, retryable = classify_error("throttlingException")
     error = StreamError(
-        kind, "wait", retryable=retryable, raw={"__type": "throttlingException", "message": "wait"}
+        error_kind=kind,
+        message="wait",
+        retryable=retryable,
+        raw={"__type": "throttlingException", "message": "wait"},
     )
     ((headers, payload),) = botocore_frames(BedrockEncoder().encode(error))
     assert headers == {
@@ -494,7 +507,9 @@ def test_encoder_exception_frame_is_what_botocore_expects() -> None:
     }
     assert json.loads(payload) == {"message": "wait"}
     # An error that names no Bedrock exception is written as the closest one.
-    ((headers, _),) = botocore_frames(BedrockEncoder().encode(StreamError("overloaded", "busy")))
+    ((headers, _),) = botocore_frames(
+        BedrockEncoder().encode(StreamError(error_kind="overloaded", message="busy"))
+    )
     assert headers[":exception-type"] == "serviceUnavailableException"
 
 
@@ -584,7 +599,7 @@ def _blocks(draw: st.DrawFn, complete: bool) -> Block:
     kind = draw(st.sampled_from(["text", "thinking", "redacted", "tool", "server_use", "result"]))
     if kind == "text":
         cites = tuple(draw(st.lists(st.fixed_dictionaries({"title": _text}), max_size=2)))
-        return TextBlock(draw(_text), cites, complete=complete)
+        return TextBlock(text=draw(_text), citations=cites, complete=complete)
     if kind == "thinking":
         return ThinkingBlock(draw(_text), draw(st.none() | _text), complete=complete)
     if kind == "redacted":
@@ -595,12 +610,17 @@ def _blocks(draw: st.DrawFn, complete: bool) -> Block:
     raw = json.dumps(args, ensure_ascii=False)
     if kind == "tool":
         if complete:
-            return ToolCall(ident, name, raw, args)
+            return ToolCall(id=ident, name=name, raw_input=raw, input=args)
         cut = raw[: draw(st.integers(0, len(raw)))]
-        return ToolCall(ident, name, cut, None, complete=False, error="truncated")
+        return ToolCall(id=ident, name=name, raw_input=cut, input=None, complete=False, error="truncated")
     if kind == "server_use":
         return ServerToolBlock(
-            "server_tool_use", ident, name, raw, args if complete else None, complete=complete
+            raw_type="server_tool_use",
+            id=ident,
+            name=name,
+            raw_input=raw,
+            input=args if complete else None,
+            complete=complete,
         )
     items = draw(
         st.lists(
@@ -608,7 +628,7 @@ def _blocks(draw: st.DrawFn, complete: bool) -> Block:
         )
     )
     content = {"toolUseId": ident, "status": "success", "content": items}
-    return ServerToolBlock("toolResult", ident, None, content=content, complete=complete)
+    return ServerToolBlock(raw_type="toolResult", id=ident, name=None, content=content, complete=complete)
 
 
 @st.composite
@@ -630,18 +650,30 @@ def converse_messages(draw: st.DrawFn) -> Message:
         name = draw(st.sampled_from(_EXCEPTION_NAMES))
         text = draw(_text)
         kind, retryable = classify_error(name)
-        error = StreamError(kind, text, retryable=retryable, raw={"__type": name, "message": text})
+        error = StreamError(
+            error_kind=kind, message=text, retryable=retryable, raw={"__type": name, "message": text}
+        )
         return Message(
-            "bedrock", blocks=blocks, stop_reason="error", usage=usage, terminal="failed", error=error
+            provider="bedrock",
+            blocks=blocks,
+            stop_reason="error",
+            usage=usage,
+            terminal="failed",
+            error=error,
         )
     if ending == "eof":
-        return Message("bedrock", blocks=blocks, usage=usage, terminal="truncated")
+        return Message(provider="bedrock", blocks=blocks, usage=usage, terminal="truncated")
     raw = draw(st.sampled_from(sorted(STOP_REASONS)))
     reason = STOP_REASONS[raw]
     cut = reason in ("max_tokens", "context_window_exceeded") or not all(b.complete for b in blocks)
     terminal: Terminal = "truncated" if cut else "completed"  # completed: every block complete
     return Message(
-        "bedrock", blocks=blocks, stop_reason=reason, raw_stop_reason=raw, usage=usage, terminal=terminal
+        provider="bedrock",
+        blocks=blocks,
+        stop_reason=reason,
+        raw_stop_reason=raw,
+        usage=usage,
+        terminal=terminal,
     )
 
 
@@ -671,8 +703,8 @@ def test_encoder_is_deterministic_per_seed() -> None:
 
 def test_encoder_wire_shape() -> None:
     m = Message(
-        "bedrock",
-        blocks=(TextBlock(""), ToolCall("t", "f", "", {})),
+        provider="bedrock",
+        blocks=(TextBlock(text=""), ToolCall(id="t", name="f", raw_input="", input={})),
         stop_reason="tool_use",
         raw_stop_reason="tool_use",
         usage=Usage(input_tokens=30, output_tokens=4, cache_read_tokens=20),
@@ -705,7 +737,9 @@ def test_encoder_wire_shape() -> None:
 
 
 def test_encoder_maps_foreign_stop_reasons() -> None:
-    m = Message("bedrock", stop_reason="content_filter", raw_stop_reason="SAFETY", terminal="completed")
+    m = Message(
+        provider="bedrock", stop_reason="content_filter", raw_stop_reason="SAFETY", terminal="completed"
+    )
     frames = wire_payloads(BedrockEncoder(realism=False).encode_message(m))
     assert ("messageStop", {"stopReason": "content_filtered"}) in frames
 
@@ -746,7 +780,10 @@ def test_invoke_stream_of_a_recorded_anthropic_capture() -> None:
     assert m.text == "I'll check the current weather in Paris for you."
     assert m.tool_calls == [
         ToolCall(
-            "toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", '{"location": "Paris"}', {"location": "Paris"}
+            id="toolu_01NRLabsLyVHZPKxbKvkfSMn",
+            name="get_weather",
+            raw_input='{"location": "Paris"}',
+            input={"location": "Paris"},
         )
     ]
     assert (m.id, m.model) == ("msg_019Q1hrJbZG26Fb9BQhrkHEr", "claude-sonnet-4-20250514")
@@ -795,19 +832,21 @@ def invoke_messages(draw: st.DrawFn) -> Message:
     blocks: list[Block] = []
     for kind in draw(st.lists(st.sampled_from(["text", "thinking", "redacted", "tool"]), max_size=4)):
         if kind == "text":
-            blocks.append(TextBlock(draw(_text)))
+            blocks.append(TextBlock(text=draw(_text)))
         elif kind == "thinking":
             blocks.append(ThinkingBlock(draw(_text), draw(_text)))
         elif kind == "redacted":
             blocks.append(RedactedThinkingBlock(draw(_ident)))
         else:
             args = draw(_json_obj)
-            blocks.append(ToolCall(draw(_ident), draw(_ident), json.dumps(args), args))
+            blocks.append(
+                ToolCall(id=draw(_ident), name=draw(_ident), raw_input=json.dumps(args), input=args)
+            )
     raw = draw(st.sampled_from(["end_turn", "tool_use", "stop_sequence", "max_tokens"]))
     usage = Usage(input_tokens=draw(st.integers(1, 999)), output_tokens=draw(st.integers(1, 999)))
     terminal: Terminal = "truncated" if raw == "max_tokens" else "completed"
     return Message(
-        "bedrock",
+        provider="bedrock",
         id=draw(_ident),
         model=draw(_ident),
         blocks=tuple(blocks),
@@ -834,13 +873,16 @@ def test_invoke_encoder_writes_errors_as_exception_frames() -> None:
     _anthropic()
     kind, retryable = classify_error("throttlingException")
     error = StreamError(
-        kind, "slow", retryable=retryable, raw={"__type": "throttlingException", "message": "slow"}
+        error_kind=kind,
+        message="slow",
+        retryable=retryable,
+        raw={"__type": "throttlingException", "message": "slow"},
     )
     m = Message(
-        "bedrock",
+        provider="bedrock",
         id="m",
         model="x",
-        blocks=(TextBlock("a", complete=False),),
+        blocks=(TextBlock(text="a", complete=False),),
         stop_reason="error",
         terminal="failed",
         error=error,

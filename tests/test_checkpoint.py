@@ -46,13 +46,28 @@ EVERY_BLOCK = Message(
     blocks=(
         ThinkingBlock("let me think \u00e9", signature="sig==", complete=True),
         RedactedThinkingBlock("EncryptedBlob=="),
-        TextBlock("see [1]", citations=({"type": "web", "url": "https://e.x", "cited_text": "x"},)),
-        ServerToolBlock("server_tool_use", "srv_1", "web_search", '{"query": "q"}', {"query": "q"}),
-        ServerToolBlock("web_search_tool_result", "srv_1", None, content=[{"title": "T", "url": "u"}]),
-        ToolCall("toolu_1", "search", '{"q": "a", "n": [1, 2.5, null]}', {"q": "a", "n": [1, 2.5, None]}),
-        ToolCall("toolu_2", "write", '{"path": "a', None, complete=False, error="truncated"),
-        UnknownBlock("container_upload", {"file_id": "f1"}),
-        TextBlock("", complete=False),
+        TextBlock(text="see [1]", citations=({"type": "web", "url": "https://e.x", "cited_text": "x"},)),
+        ServerToolBlock(
+            raw_type="server_tool_use",
+            id="srv_1",
+            name="web_search",
+            raw_input='{"query": "q"}',
+            input={"query": "q"},
+        ),
+        ServerToolBlock(
+            raw_type="web_search_tool_result", id="srv_1", name=None, content=[{"title": "T", "url": "u"}]
+        ),
+        ToolCall(
+            id="toolu_1",
+            name="search",
+            raw_input='{"q": "a", "n": [1, 2.5, null]}',
+            input={"q": "a", "n": [1, 2.5, None]},
+        ),
+        ToolCall(
+            id="toolu_2", name="write", raw_input='{"path": "a', input=None, complete=False, error="truncated"
+        ),
+        UnknownBlock(raw_type="container_upload", data={"file_id": "f1"}),
+        TextBlock(text="", complete=False),
     ),
     stop_reason="max_tokens",
     raw_stop_reason="max_tokens",
@@ -86,12 +101,21 @@ def test_every_block_type_round_trips() -> None:
 
 
 def test_stream_error_round_trips_with_its_seq() -> None:
-    error = StreamError("overloaded", "Overloaded", True, 529, {"type": "overloaded_error"}, seq=7)
-    failed = Message("anthropic", blocks=(TextBlock("par", complete=False),), terminal="failed", error=error)
+    error = StreamError(
+        error_kind="overloaded",
+        message="Overloaded",
+        retryable=True,
+        status=529,
+        raw={"type": "overloaded_error"},
+        seq=7,
+    )
+    failed = Message(
+        provider="anthropic", blocks=(TextBlock(text="par", complete=False),), terminal="failed", error=error
+    )
     back = message_from_dict(roundtrip_json(message_to_dict(failed)))
     assert back == failed
     assert isinstance(back.error, StreamError) and back.error.seq == 7
-    other = Message("x", terminal="failed", error={"message": "custom"})
+    other = Message(provider="x", terminal="failed", error={"message": "custom"})
     assert message_from_dict(roundtrip_json(message_to_dict(other))) == other
 
 
@@ -178,22 +202,31 @@ texts = st.text(max_size=20)
 ids = st.text(st.characters(codec="ascii"), min_size=1, max_size=10)
 
 blocks = st.one_of(
-    st.builds(TextBlock, texts, st.lists(json_objects, max_size=2).map(tuple), st.booleans()),
+    st.builds(
+        TextBlock, text=texts, citations=st.lists(json_objects, max_size=2).map(tuple), complete=st.booleans()
+    ),
     st.builds(ThinkingBlock, texts, st.none() | texts, st.booleans()),
     st.builds(RedactedThinkingBlock, texts, st.booleans()),
     st.builds(
         ToolCall,
-        ids,
-        ids,
-        texts,
-        st.none() | json_objects,
-        st.booleans(),
-        st.sampled_from([None, "truncated", "invalid_json"]),
+        id=ids,
+        name=ids,
+        raw_input=texts,
+        input=st.none() | json_objects,
+        complete=st.booleans(),
+        error=st.sampled_from([None, "truncated", "invalid_json"]),
     ),
     st.builds(
-        ServerToolBlock, ids, st.none() | ids, st.none() | ids, texts, json_values, json_values, st.booleans()
+        ServerToolBlock,
+        raw_type=ids,
+        id=st.none() | ids,
+        name=st.none() | ids,
+        raw_input=texts,
+        input=json_values,
+        content=json_values,
+        complete=st.booleans(),
     ),
-    st.builds(UnknownBlock, ids, json_values, st.booleans()),
+    st.builds(UnknownBlock, raw_type=ids, data=json_values, complete=st.booleans()),
 )
 counts = st.none() | st.integers(0, 10**7)
 messages = st.builds(
@@ -204,16 +237,23 @@ messages = st.builds(
     blocks=st.lists(blocks, max_size=5).map(tuple),
     stop_reason=st.none() | st.sampled_from(STOP_REASONS),
     raw_stop_reason=st.none() | texts,
-    usage=st.builds(Usage, counts, counts, counts, counts, counts),
+    usage=st.builds(
+        Usage,
+        input_tokens=counts,
+        output_tokens=counts,
+        cache_read_tokens=counts,
+        cache_write_tokens=counts,
+        reasoning_tokens=counts,
+    ),
     terminal=st.sampled_from(TERMINALS),
     error=st.none()
     | st.builds(
         StreamError,
-        st.sampled_from(["overloaded", "server", "unknown"]),
-        texts,
-        st.booleans(),
-        st.none() | st.integers(400, 599),
-        json_values,
+        error_kind=st.sampled_from(["overloaded", "server", "unknown"]),
+        message=texts,
+        retryable=st.booleans(),
+        status=st.none() | st.integers(400, 599),
+        raw=json_values,
     ),
 )
 
@@ -227,18 +267,18 @@ def test_generated_messages_round_trip(message: Message) -> None:
 # -- checkpoints ----------------------------------------------------------------------------------------
 
 COMPLETE = Message(
-    "openai-chat",
-    "chatcmpl-1",
-    "gpt-x",
-    (
-        TextBlock("I will search."),
-        ToolCall("call_a", "search", '{"q":"x"}', {"q": "x"}),
-        ToolCall("call_b", "search", '{"q":"y"}', {"q": "y"}),
+    provider="openai-chat",
+    id="chatcmpl-1",
+    model="gpt-x",
+    blocks=(
+        TextBlock(text="I will search."),
+        ToolCall(id="call_a", name="search", raw_input='{"q":"x"}', input={"q": "x"}),
+        ToolCall(id="call_b", name="search", raw_input='{"q":"y"}', input={"q": "y"}),
     ),
-    "tool_use",
-    "tool_calls",
-    Usage(10, 5),
-    "completed",
+    stop_reason="tool_use",
+    raw_stop_reason="tool_calls",
+    usage=Usage(input_tokens=10, output_tokens=5),
+    terminal="completed",
 )
 
 
@@ -289,8 +329,8 @@ def test_pending_tool_calls() -> None:
 
 def test_partial_output_is_never_checkpointed() -> None:
     cut = Message(
-        "anthropic",
-        blocks=(ToolCall("t", "w", '{"a', None, False, "truncated"),),
+        provider="anthropic",
+        blocks=(ToolCall(id="t", name="w", raw_input='{"a', input=None, complete=False, error="truncated"),),
         stop_reason="max_tokens",
         terminal="truncated",
     )

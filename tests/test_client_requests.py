@@ -676,8 +676,8 @@ def test_gemini_signature_placement_and_real_ids() -> None:
         id="r1",
         blocks=(
             ThinkingBlock("plan", signature="U0lHMQ=="),
-            TextBlock("Checking."),
-            ToolCall("fc-7", "lookup", '{"word":"x"}', {"word": "x"}),
+            TextBlock(text="Checking."),
+            ToolCall(id="fc-7", name="lookup", raw_input='{"word":"x"}', input={"word": "x"}),
             ThinkingBlock("", signature="U0lHMg=="),
         ),
         terminal="completed",
@@ -917,7 +917,9 @@ def test_bedrock_credentials_forms(fixed_clock: None) -> None:
 
 
 def test_ollama_documented_shape() -> None:
-    call = ToolCall("call_1", "get_weather", '{"city":"Toronto"}', {"city": "Toronto"})
+    call = ToolCall(
+        id="call_1", name="get_weather", raw_input='{"city":"Toronto"}', input={"city": "Toronto"}
+    )
     answer = Message(provider="ollama", blocks=(ThinkingBlock("Look it up."), call), terminal="completed")
     request = ChatRequest.create(
         "llama3.2",
@@ -989,8 +991,10 @@ def test_other_providers_reasoning_is_not_replayed() -> None:
 
 
 def test_truncated_tool_input_is_wrapped_and_valid_input_echoed_exactly() -> None:
-    cut = ToolCall("toolu_cut", "save", '{"title": "Fil', None, complete=False, error="truncated")
-    ok = ToolCall("toolu_ok", "lookup", '{"word":  "x"}', {"word": "x"})
+    cut = ToolCall(
+        id="toolu_cut", name="save", raw_input='{"title": "Fil', input=None, complete=False, error="truncated"
+    )
+    ok = ToolCall(id="toolu_ok", name="lookup", raw_input='{"word":  "x"}', input={"word": "x"})
     answer = Message(provider="anthropic", blocks=(ok, cut), terminal="truncated", stop_reason="max_tokens")
     request = ChatRequest.create(
         "m", ["q", answer, ToolResult("toolu_ok", "1"), ToolResult("toolu_cut", "no")]

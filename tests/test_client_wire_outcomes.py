@@ -28,7 +28,7 @@ ANSWER = Message(
     provider="anthropic",
     id="msg_1",
     model="m",
-    blocks=(TextBlock("The whole answer."),),
+    blocks=(TextBlock(text="The whole answer."),),
     stop_reason="end_turn",
     raw_stop_reason="end_turn",
     usage=Usage(input_tokens=3, output_tokens=4),
@@ -100,7 +100,7 @@ LONG = Message(
     provider="anthropic",
     id="msg_2",
     model="m",
-    blocks=(TextBlock("word " * 2000),),
+    blocks=(TextBlock(text="word " * 2000),),
     stop_reason="end_turn",
     raw_stop_reason="end_turn",
     usage=Usage(input_tokens=3, output_tokens=2000),
@@ -108,11 +108,13 @@ LONG = Message(
 )
 # One delta per word, as a model streams it.
 LONG_EVENTS = [
-    ResponseStart("anthropic", "m", "msg_2", Usage(input_tokens=3, output_tokens=1)),
-    BlockStart(0, "text"),
+    ResponseStart(provider="anthropic", model="m", id="msg_2", usage=Usage(input_tokens=3, output_tokens=1)),
+    BlockStart(index=0, type="text"),
     *(TextDelta(0, "word ") for _ in range(2000)),
     BlockStop(0),
-    ResponseEnd("end_turn", "end_turn", Usage(input_tokens=3, output_tokens=2000)),
+    ResponseEnd(
+        stop_reason="end_turn", raw_stop_reason="end_turn", usage=Usage(input_tokens=3, output_tokens=2000)
+    ),
 ]
 LONG_BODY = wire.encoder("anthropic", realism=False).encode_all(LONG_EVENTS)
 

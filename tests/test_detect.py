@@ -49,9 +49,12 @@ MESSAGE = Message(
     provider="x",
     model="m",
     id="msg_1",
-    blocks=(TextBlock("Hello there"), ToolCall(id="call_1", name="f", raw_input='{"a": 1}', input={"a": 1})),
+    blocks=(
+        TextBlock(text="Hello there"),
+        ToolCall(id="call_1", name="f", raw_input='{"a": 1}', input={"a": 1}),
+    ),
     stop_reason="tool_use",
-    usage=Usage(3, 4),
+    usage=Usage(input_tokens=3, output_tokens=4),
     terminal="completed",
 )
 

@@ -73,7 +73,7 @@ def test_recorded_sse_text() -> None:
     msg = message_of(recorded("gemini_sse_text.txt"))
     assert msg.provider == "gemini"
     assert msg.model == "gemini-2.0-flash-exp" and msg.id == "w1peaMz6INOvnvgPgYfPiQY"
-    assert msg.blocks == (TextBlock("The capital of France is Paris.\n"),)
+    assert msg.blocks == (TextBlock(text="The capital of France is Paris.\n"),)
     assert (msg.stop_reason, msg.raw_stop_reason, msg.terminal) == ("end_turn", "STOP", "completed")
     # promptTokenCount goes 15, 15, 13 in this capture: the last running total wins.
     assert msg.usage == Usage(input_tokens=13, output_tokens=8)
@@ -88,7 +88,7 @@ def test_recorded_function_call_with_thought_signature() -> None:
     assert isinstance(thinking, ThinkingBlock) and thinking.thinking == ""
     assert thinking.signature is not None and len(thinking.signature) == 1408
     assert thinking.signature.startswith("EpwICpkIAXLI2nxlU6gsWZaZ") and thinking.signature.endswith("QuFyU=")
-    assert call == ToolCall("call_QUVVadTSNJ6_qtsPvN7J8Q0_0", "get_country", "{}", {})
+    assert call == ToolCall(id="call_QUVVadTSNJ6_qtsPvN7J8Q0_0", name="get_country", raw_input="{}", input={})
     assert (msg.stop_reason, msg.raw_stop_reason, msg.terminal) == ("tool_use", "STOP", "completed")
     assert msg.usage == Usage(input_tokens=29, output_tokens=212, reasoning_tokens=202)
     # The empty text part of the finishing chunk opens no block.
@@ -103,13 +103,16 @@ def test_recorded_vertex_partial_args() -> None:
     assert isinstance(sig, ThinkingBlock) and sig.signature is not None and len(sig.signature) == 1032
     assert sig.signature.startswith("CiMBjz1rX25KieIB4d4AwFn8") and sig.signature.endswith("Zy5VsZ0qQ=")
     assert boston == ToolCall(
-        "call_dqHOab6xGLzWodAPkPuViA4_0", "getWeather", '{"location":"Boston"}', {"location": "Boston"}
+        id="call_dqHOab6xGLzWodAPkPuViA4_0",
+        name="getWeather",
+        raw_input='{"location":"Boston"}',
+        input={"location": "Boston"},
     )
     assert sf == ToolCall(
-        "call_dqHOab6xGLzWodAPkPuViA4_1",
-        "getWeather",
-        '{"location":"San Francisco"}',
-        {"location": "San Francisco"},
+        id="call_dqHOab6xGLzWodAPkPuViA4_1",
+        name="getWeather",
+        raw_input='{"location":"San Francisco"}',
+        input={"location": "San Francisco"},
     )
     fragments = [e.fragment for e in events if isinstance(e, ToolArgsDelta) and e.index == 1]
     assert fragments == ['{"location":"Boston', '"', "}"]
@@ -241,11 +244,11 @@ def test_sdk_and_decoder_agree_on_a_raw_midstream_error() -> None:
     assert (info.value.code, info.value.status) == (503, "UNAVAILABLE")
     events = assert_split_invariant("gemini", body, random_runs=50)
     msg = accumulate(events)
-    assert msg.blocks == (TextBlock("Hello", complete=False),)
+    assert msg.blocks == (TextBlock(text="Hello", complete=False),)
     assert msg.terminal == "failed" and msg.stop_reason == "error"
     assert msg.error == StreamError(
-        "overloaded",
-        "The model is overloaded.",
+        error_kind="overloaded",
+        message="The model is overloaded.",
         retryable=True,
         status=503,
         raw={"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}},
@@ -308,9 +311,9 @@ def canonical_blocks(raw: list[tuple[Any, ...]], message_id: str | None) -> list
         kind, prev = item[0], blocks[-1] if blocks else None
         if kind == "text":
             if isinstance(prev, TextBlock):
-                blocks[-1] = TextBlock(prev.text + item[1], prev.citations + tuple(item[2]))
+                blocks[-1] = TextBlock(text=prev.text + item[1], citations=prev.citations + tuple(item[2]))
             else:
-                blocks.append(TextBlock(item[1], tuple(item[2])))
+                blocks.append(TextBlock(text=item[1], citations=tuple(item[2])))
         elif kind in ("thought", "signed"):
             text, sig = item[1], item[2] if kind == "signed" else None
             if isinstance(prev, ThinkingBlock) and prev.signature is None:
@@ -320,12 +323,12 @@ def canonical_blocks(raw: list[tuple[Any, ...]], message_id: str | None) -> list
         elif kind == "call":
             call_id = f"call_{message_id or 'gemini'}_{calls}" if item[2] else f"fc-{calls}"
             raw_input = json.dumps(item[3], separators=(",", ":"), ensure_ascii=False)
-            blocks.append(ToolCall(call_id, item[1], raw_input, item[3]))
+            blocks.append(ToolCall(id=call_id, name=item[1], raw_input=raw_input, input=item[3]))
             calls += 1
         elif kind == "code":
-            blocks.append(ServerToolBlock("executableCode", None, None, content=item[1]))
+            blocks.append(ServerToolBlock(raw_type="executableCode", id=None, name=None, content=item[1]))
         else:
-            blocks.append(UnknownBlock("inlineData", item[1]))
+            blocks.append(UnknownBlock(raw_type="inlineData", data=item[1]))
     return blocks
 
 
@@ -365,7 +368,7 @@ def messages(draw: st.DrawFn) -> Message:
         kind, retryable = classify_error(status, code)
         message = draw(texts)
         raw_error = {"error": {"code": code, "message": message, "status": status}}
-        error = StreamError(kind, message, retryable, status=code, raw=raw_error)
+        error = StreamError(error_kind=kind, message=message, retryable=retryable, status=code, raw=raw_error)
         fields.update(stop_reason="error", error=error)
     return Message(
         provider="gemini",
@@ -392,7 +395,7 @@ encoder_options = st.fixed_dictionaries(
 @given(msg=messages(), options=encoder_options, split_seed=st.integers(0, 10**6))
 @example(  # only a signature to carry: not to be mistaken for a blocked prompt
     msg=Message(
-        "gemini",
+        provider="gemini",
         blocks=(ThinkingBlock("", "AA=="),),
         stop_reason="content_filter",
         raw_stop_reason="SAFETY",
@@ -429,7 +432,7 @@ def _streams_by_path(raw: str) -> bool:
         provider="gemini",
         id="r",
         model="m",
-        blocks=(ToolCall("c", "f", '{"[]":"x"}', {"[]": "x"}),),
+        blocks=(ToolCall(id="c", name="f", raw_input='{"[]":"x"}', input={"[]": "x"}),),
         stop_reason="tool_use",
         raw_stop_reason="STOP",
         terminal="completed",
@@ -460,7 +463,7 @@ def test_encoder_output_shape() -> None:
         provider="gemini",
         id="r1",
         model="gemini-test",
-        blocks=(ThinkingBlock("plan", "c2ln"), TextBlock("a<b>")),
+        blocks=(ThinkingBlock("plan", "c2ln"), TextBlock(text="a<b>")),
         stop_reason="end_turn",
         raw_stop_reason="STOP",
         usage=Usage(input_tokens=5, output_tokens=9, reasoning_tokens=4),
@@ -482,8 +485,18 @@ def test_encoder_output_shape() -> None:
 
 
 def test_encoder_partial_args_shape() -> None:
-    call = ToolCall("call_r1_0", "f", '{"a":{"b c":[true,null,1.5]},"s":"xyz","it\'s \\\\":0}', {})
-    msg = Message("gemini", "r1", None, (call,), "tool_use", "STOP", terminal="completed")
+    call = ToolCall(
+        id="call_r1_0", name="f", raw_input='{"a":{"b c":[true,null,1.5]},"s":"xyz","it\'s \\\\":0}', input={}
+    )
+    msg = Message(
+        provider="gemini",
+        id="r1",
+        model=None,
+        blocks=(call,),
+        stop_reason="tool_use",
+        raw_stop_reason="STOP",
+        terminal="completed",
+    )
     body = wire.encoder("gemini", partial_args=True, realism=False).encode_message(msg)
     events = [json.loads(line[6:]) for line in body.split(b"\r\n\r\n")[:-1]]
     parts = [part for e in events for part in e["candidates"][0]["content"]["parts"]]
@@ -507,9 +520,11 @@ def test_encoder_partial_args_shape() -> None:
 
 def test_encoder_refuses_what_gemini_cannot_carry() -> None:
     with pytest.raises(LocalError):
-        wire.encoder("gemini").encode(BlockStart(0, "redacted_thinking", data="x"))
+        wire.encoder("gemini").encode(BlockStart(index=0, type="redacted_thinking", data="x"))
     with pytest.raises(LocalError):
-        wire.encoder("gemini").encode_all([BlockStart(0, "unknown", raw_type="text", data="x"), BlockStop(0)])
+        wire.encoder("gemini").encode_all(
+            [BlockStart(index=0, type="unknown", raw_type="text", data="x"), BlockStop(0)]
+        )
     with pytest.raises(LocalError):
         wire.encoder("gemini", framing="ndjson")
 
@@ -522,7 +537,13 @@ def test_data_error_event() -> None:
     events = assert_split_invariant("gemini", sse(chunk({"text": "x"}), error))
     msg = accumulate(events)
     assert msg.terminal == "failed" and msg.text == "x"
-    assert msg.error == StreamError("rate_limited", "Resource has been exhausted", True, 429, error)
+    assert msg.error == StreamError(
+        error_kind="rate_limited",
+        message="Resource has been exhausted",
+        retryable=True,
+        status=429,
+        raw=error,
+    )
 
 
 def test_raw_error_body_alone_and_unknown_status() -> None:
@@ -551,7 +572,7 @@ def test_error_element_in_json_array() -> None:
 def test_chunks_after_an_error_are_not_content() -> None:
     body = sse({"error": {"code": 503}}, chunk({"text": "late"}))
     dialect = GeminiDecoder()
-    assert dialect.feed(body)[-1] == Unknown("chunk_after_error", chunk({"text": "late"}))
+    assert dialect.feed(body)[-1] == Unknown(raw_type="chunk_after_error", payload=chunk({"text": "late"}))
     msg = accumulate(decode(body))
     assert msg.terminal == "failed" and msg.blocks == ()
 
@@ -568,7 +589,7 @@ def test_max_tokens() -> None:
     events = assert_split_invariant("gemini", body)
     msg = accumulate(events)
     # The token limit cut the answer: never reported as a finished block.
-    assert msg.blocks == (TextBlock("Once upon a time", complete=False),)
+    assert msg.blocks == (TextBlock(text="Once upon a time", complete=False),)
     assert (msg.stop_reason, msg.raw_stop_reason, msg.terminal) == ("max_tokens", "MAX_TOKENS", "truncated")
     assert msg.usage == Usage(input_tokens=4, output_tokens=6)
 
@@ -578,7 +599,7 @@ def test_max_tokens_closes_open_blocks_incomplete_at_the_finish() -> None:
     thought = chunk({"text": "Let me think", "thought": True}, finish="MAX_TOKENS")
     events = decode(sse(thought, {"usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 5}}))
     assert events[1:4] == [
-        BlockStart(0, "thinking", raw_type="thought"),
+        BlockStart(index=0, type="thinking", raw_type="thought"),
         ThinkingDelta(0, "Let me think"),
         BlockStop(0, complete=False),
     ]
@@ -597,7 +618,7 @@ def test_max_tokens_closes_open_blocks_incomplete_at_the_finish() -> None:
     assert cut.raw_input == '{"recipe":{"name":"Pan'
     # Any other finish closes the open block complete.
     stopped = accumulate(decode(sse(chunk({"text": "All done."}, finish="STOP"))))
-    assert stopped.blocks == (TextBlock("All done."),)
+    assert stopped.blocks == (TextBlock(text="All done."),)
 
 
 def test_safety_finish_and_unknown_candidate_fields() -> None:
@@ -605,9 +626,9 @@ def test_safety_finish_and_unknown_candidate_fields() -> None:
     last = chunk(finish="SAFETY")
     last["candidates"][0]["safetyRatings"] = ratings
     events = assert_split_invariant("gemini", sse(chunk({"text": "I"}), last))
-    assert Unknown("safetyRatings", ratings) in events
+    assert Unknown(raw_type="safetyRatings", payload=ratings) in events
     msg = accumulate(events)
-    assert msg.blocks == (TextBlock("I"),)
+    assert msg.blocks == (TextBlock(text="I"),)
     assert (msg.stop_reason, msg.raw_stop_reason, msg.terminal) == ("content_filter", "SAFETY", "completed")
 
 
@@ -656,7 +677,7 @@ def test_thoughts_then_signed_answer_then_trailing_signature() -> None:
     msg = accumulate(assert_split_invariant("gemini", body))
     assert msg.blocks == (
         ThinkingBlock("**Plan**\nlook it up", "U0lHMQ=="),
-        TextBlock("Paris."),
+        TextBlock(text="Paris."),
         ThinkingBlock("Also", "U0lHMg=="),
     )
     assert msg.thinking == "**Plan**\nlook it upAlso" and msg.text == "Paris."
@@ -665,7 +686,7 @@ def test_thoughts_then_signed_answer_then_trailing_signature() -> None:
 def test_signature_inside_an_answer_splits_it() -> None:
     body = sse(chunk({"text": "Hello"}), chunk({"text": " world", "thoughtSignature": "U0lH"}, finish="STOP"))
     msg = accumulate(decode(body))
-    assert msg.blocks == (TextBlock("Hello"), ThinkingBlock("", "U0lH"), TextBlock(" world"))
+    assert msg.blocks == (TextBlock(text="Hello"), ThinkingBlock("", "U0lH"), TextBlock(text=" world"))
     assert wire.encoder("gemini").encode_message(msg) is not None
     assert accumulate(decode(wire.encoder("gemini").encode_message(msg))) == msg
 
@@ -682,8 +703,10 @@ def test_whole_function_calls_with_and_without_ids() -> None:
     assert [e for e in events if isinstance(e, ToolArgsDelta)] == [ToolArgsDelta(0, '{"q":"é","n":[1,2.5]}')]
     msg = accumulate(events)
     assert msg.tool_calls == [
-        ToolCall("call_r1_0", "a", '{"q":"é","n":[1,2.5]}', {"q": "é", "n": [1, 2.5]}),
-        ToolCall("fc_7", "b", "", {}),
+        ToolCall(
+            id="call_r1_0", name="a", raw_input='{"q":"é","n":[1,2.5]}', input={"q": "é", "n": [1, 2.5]}
+        ),
+        ToolCall(id="fc_7", name="b", raw_input="", input={}),
     ]
     assert msg.stop_reason == "tool_use"
 
@@ -822,9 +845,9 @@ def test_server_and_unknown_parts_become_blocks() -> None:
     )
     msg = accumulate(assert_split_invariant("gemini", body))
     assert msg.blocks == (
-        ServerToolBlock("executableCode", None, None, content=code),
-        ServerToolBlock("codeExecutionResult", None, None, content=result),
-        UnknownBlock("inlineData", image),
+        ServerToolBlock(raw_type="executableCode", id=None, name=None, content=code),
+        ServerToolBlock(raw_type="codeExecutionResult", id=None, name=None, content=result),
+        UnknownBlock(raw_type="inlineData", data=image),
     )
 
 
@@ -835,9 +858,12 @@ def test_citations_other_candidates_and_unknown_fields() -> None:
     other = {"index": 1, "content": {"parts": [{"text": "Lyon"}]}}
     first["candidates"].append(other)
     events = assert_split_invariant("gemini", sse(first))
-    assert Unknown("candidate", other) in events and Unknown("modelStatus", {"x": 1}) in events
+    assert (
+        Unknown(raw_type="candidate", payload=other) in events
+        and Unknown(raw_type="modelStatus", payload={"x": 1}) in events
+    )
     msg = accumulate(events)
-    assert msg.blocks == (TextBlock("Paris", (source,)),)
+    assert msg.blocks == (TextBlock(text="Paris", citations=(source,)),)
 
 
 def test_usage_mapping_and_usage_after_the_finish() -> None:
@@ -861,7 +887,7 @@ def test_usage_mapping_and_usage_after_the_finish() -> None:
 
 def test_eof_without_finish_is_truncated() -> None:
     msg = accumulate(assert_split_invariant("gemini", sse(chunk({"text": "half"}))))
-    assert msg.blocks == (TextBlock("half", complete=False),)
+    assert msg.blocks == (TextBlock(text="half", complete=False),)
     assert msg.terminal == "truncated" and msg.stop_reason is None
     # An event cut before its blank line is dropped, as SSE says.
     cut = (

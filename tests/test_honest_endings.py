@@ -24,7 +24,7 @@ from wiresupport import decode_chunks, recorded
 
 def test_a_response_ended_with_a_block_open_is_truncated_not_completed() -> None:
     timeline = Timeline("anthropic")
-    events = [ResponseStart("anthropic"), BlockStart(0, "text"), TextDelta(0, "Hel")]
+    events = [ResponseStart(provider="anthropic"), BlockStart(index=0, type="text"), TextDelta(0, "Hel")]
     out = timeline.feed_all([*events, ResponseEnd(stop_reason="end_turn")])
     assert out[-2] == BlockStop(0, complete=False)
     assert isinstance(out[-1], ResponseEnd) and out[-1].terminal == "truncated"
@@ -97,12 +97,12 @@ def test_the_same_key_in_different_objects_is_fine() -> None:
     [
         UsageUpdate(Usage(output_tokens=10**4299)),
         UsageUpdate(Usage(input_tokens=-(10**30))),
-        BlockStart(10**4000, "text"),
+        BlockStart(index=10**4000, type="text"),
     ],
 )
 def test_huge_counts_and_indices_are_protocol_errors(event: Any) -> None:
     timeline = Timeline("anthropic")
-    timeline.feed(ResponseStart("anthropic"))
+    timeline.feed(ResponseStart(provider="anthropic"))
     with pytest.raises(RemoteProtocolError, match="out of range"):
         timeline.feed(event)
 
@@ -135,12 +135,17 @@ def test_a_bom_alone_in_the_first_chunk_loses_nothing(name: str) -> None:
 
 # -- defect 7: an encoder reused for a second message -------------------------------------------------
 
-FIRST = Message("x", blocks=(TextBlock("first answer"),), stop_reason="end_turn", usage=Usage(1, 2))
+FIRST = Message(
+    provider="x",
+    blocks=(TextBlock(text="first answer"),),
+    stop_reason="end_turn",
+    usage=Usage(input_tokens=1, output_tokens=2),
+)
 SECOND = Message(
-    "x",
-    blocks=(TextBlock("second"), ToolCall("call_2", "f", '{"a":1}', {"a": 1})),
+    provider="x",
+    blocks=(TextBlock(text="second"), ToolCall(id="call_2", name="f", raw_input='{"a":1}', input={"a": 1})),
     stop_reason="tool_use",
-    usage=Usage(3, 4),
+    usage=Usage(input_tokens=3, output_tokens=4),
 )
 
 

@@ -403,16 +403,16 @@ def test_streaming_monitor_records_per_tool_metrics() -> None:
     )
     tracker = ToolTracker()
     stream: list[tuple[float, Any]] = [
-        (0.0, ResponseStart("anthropic")),
-        (0.0, BlockStart(0, "tool_call", id="a", name="search")),
+        (0.0, ResponseStart(provider="anthropic")),
+        (0.0, BlockStart(index=0, type="tool_call", id="a", name="search")),
         (0.1, ToolArgsDelta(0, '{"query": ')),
-        (0.1, BlockStart(1, "tool_call", id="b", name="write_file")),
+        (0.1, BlockStart(index=1, type="tool_call", id="b", name="write_file")),
         (0.2, ToolArgsDelta(0, '"\u00e9t\u00e9"}')),
         (0.3, BlockStop(0)),
         (0.3, ToolArgsDelta(1, '{"path": "a", "content": "xxxxxxxxxx')),
         (0.9, BlockStop(1, complete=False)),
-        (1.0, ResponseStart("anthropic")),  # the retry: indices start again
-        (1.0, BlockStart(0, "tool_call", id="c", name="write_file")),
+        (1.0, ResponseStart(provider="anthropic")),  # the retry: indices start again
+        (1.0, BlockStart(index=0, type="tool_call", id="c", name="write_file")),
         (1.1, ToolArgsDelta(0, '{"path": "a", "content": "x"}}')),
         (1.2, BlockStop(0)),
     ]
@@ -478,13 +478,19 @@ async def test_streaming_monitor_time_to_first_token_through_hooks() -> None:
 
 def test_streaming_monitor_can_be_disabled() -> None:
     monitor = StreamingMonitor(MetricsSettings(enabled=False))
-    monitor.observe(BlockStart(0, "tool_call", id="a", name="t"))
+    monitor.observe(BlockStart(index=0, type="tool_call", id="a", name="t"))
     assert monitor.tools == {}
 
 
 def test_hook_input_json_keeps_common_keys_first() -> None:
     event = HookInput(
-        "PostToolUse", "s", "t", {"a": 1}, "c", None, {"tool_response": "ok", "tool_name": "spoof"}
+        hook_event_name="PostToolUse",
+        session_id="s",
+        tool_name="t",
+        tool_input={"a": 1},
+        tool_call_id="c",
+        prompt=None,
+        data={"tool_response": "ok", "tool_name": "spoof"},
     )
     assert list(event.to_json()) == [
         "hook_event_name",

@@ -1,9 +1,9 @@
 """The layers are the imports: read from the source with ``ast``, every import goes down, never up.
 
 vocabulary (``events``, ``message``, ``errors``) -> ``wire`` (with its timeline) -> ``core`` ->
-``client`` -> ``agent`` -> services (``sim``, ``relay``, ``testing``, ``cli``). A module may import its
-own layer and the layers below it; no module imports another package's private module. The sans-IO
-layers import no third-party package at all, which a fresh interpreter checks.
+``client`` -> ``agent`` -> ``workflow`` -> services (``sim``, ``relay``, ``testing``, ``cli``). A module
+may import its own layer and the layers below it; no module imports another package's private module.
+The sans-IO layers import no third-party package at all, which a fresh interpreter checks.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("midstream.core",),
     ("midstream.client", "midstream.metrics"),
     ("midstream.agent", "midstream.config"),
+    ("midstream.workflow",),  # agents handing work to agents: uses the agent layer, serves the services
     ("midstream.sim",),
     ("midstream.relay", "midstream.testing"),
     ("midstream.cli",),

@@ -91,7 +91,7 @@ def test_recorded_generate_stream() -> None:
     assert message.provider == "ollama"
     assert message.model == "gemma4"
     assert message.id is None
-    assert message.blocks == (TextBlock("That's a fantastic question!"),)
+    assert message.blocks == (TextBlock(text="That's a fantastic question!"),)
     assert message.text == "That's a fantastic question!"
     assert message.stop_reason == "end_turn"
     assert message.raw_stop_reason == "stop"
@@ -105,7 +105,7 @@ def test_recorded_generate_stream() -> None:
 def test_recorded_generate_midstream_error() -> None:
     events, message = decode(recorded("ollama_generate_midstream_error_docs_example.ndjson"))
     assert message.model == "gemma4"
-    assert message.blocks == (TextBlock(" Yes.Ican", complete=False),)
+    assert message.blocks == (TextBlock(text=" Yes.Ican", complete=False),)
     assert message.terminal == "failed"
     assert message.stop_reason == "error"
     assert message.raw_stop_reason is None
@@ -136,9 +136,9 @@ def test_chat_thinking_then_text_then_thinking_again() -> None:
     events, message = decode(data)
     assert message.blocks == (
         ThinkingBlock("The user wants a greeting."),
-        TextBlock("Hello there!"),
+        TextBlock(text="Hello there!"),
         ThinkingBlock("Add a question?"),
-        TextBlock("How are you?"),
+        TextBlock(text="How are you?"),
     )
     assert message.thinking == "The user wants a greeting.Add a question?"
     starts = [(e.index, e.type) for e in events if isinstance(e, BlockStart)]
@@ -147,7 +147,7 @@ def test_chat_thinking_then_text_then_thinking_again() -> None:
     assert events[3:7] == [
         ThinkingDelta(0, "a greeting."),
         BlockStop(0),
-        BlockStart(1, "text", raw_type="content"),
+        BlockStart(index=1, type="text", raw_type="content"),
         TextDelta(1, "Hello"),
     ]
     assert message.stop_reason == "end_turn"
@@ -174,7 +174,7 @@ def test_chat_tool_calls_with_and_without_id() -> None:
     )
     events, message = decode(data)
     text, first, second, third = message.blocks
-    assert text == TextBlock("Let me look that up.")
+    assert text == TextBlock(text="Let me look that up.")
     assert first == ToolCall(
         id="call_7fxk2m1q",
         name="get_weather",
@@ -219,7 +219,7 @@ def test_generate_tool_calls_and_thinking_at_top_level() -> None:
     )
     assert message.stop_reason == "tool_use"
     assert message.usage == Usage(output_tokens=9)
-    assert events[1] == BlockStart(0, "thinking", raw_type="thinking")
+    assert events[1] == BlockStart(index=0, type="thinking", raw_type="thinking")
 
 
 def test_done_reason_length_is_truncated() -> None:
@@ -229,7 +229,7 @@ def test_done_reason_length_is_truncated() -> None:
     assert message.raw_stop_reason == "length"
     assert message.terminal == "truncated"
     assert message.partial
-    assert message.blocks == (TextBlock("The first ten prime numbers are 2, 3, 5", complete=False),)
+    assert message.blocks == (TextBlock(text="The first ten prime numbers are 2, 3, 5", complete=False),)
     assert message.usage == Usage(input_tokens=26, output_tokens=12)
 
 
@@ -251,7 +251,7 @@ def test_length_closes_only_the_cut_block_incomplete() -> None:
     assert BlockStop(1, complete=True) not in events
     assert message.blocks == (
         ThinkingBlock("Primes: 2, 3"),
-        TextBlock("Answer: 2, 3, 5, 7 and 11", complete=False),
+        TextBlock(text="Answer: 2, 3, 5, 7 and 11", complete=False),
     )
     # Thinking cut by the limit is incomplete the same way; a finished call before it is not touched.
     call = {"id": "c1", "function": {"name": "f", "arguments": {}}}
@@ -274,14 +274,14 @@ def test_final_chunk_without_message_and_metrics_event() -> None:
     last = {"model": MODEL, "created_at": "2025-06-01T10:00:01Z", "done": True, "done_reason": "stop"}
     last.update(FINAL_METRICS)
     events, message = decode(ndjson(chat("Hi."), last))
-    assert message.blocks == (TextBlock("Hi."),)
+    assert message.blocks == (TextBlock(text="Hi."),)
     assert message.usage == Usage(input_tokens=26, output_tokens=259)
     assert message.terminal == "completed"
     assert events[-3:] == [
         UsageUpdate(Usage(input_tokens=26, output_tokens=259)),
         Unknown(
-            "ollama.metrics",
-            {
+            raw_type="ollama.metrics",
+            payload={
                 "total_duration": 5589157167,
                 "load_duration": 3013701500,
                 "prompt_eval_duration": 1051987000,
@@ -303,8 +303,8 @@ def test_midstream_error_overloaded() -> None:
     assert message.blocks == (ThinkingBlock("Let me", complete=False),)
     assert message.terminal == "failed"
     assert message.error == StreamError(
-        "overloaded",
-        "server busy, please try again.  maximum pending requests exceeded",
+        error_kind="overloaded",
+        message="server busy, please try again.  maximum pending requests exceeded",
         retryable=True,
         status=None,
         raw=error_line,
@@ -322,7 +322,7 @@ def test_error_before_any_chunk() -> None:
 
 def test_eof_without_done_is_truncated() -> None:
     events, message = decode(ndjson(chat("Partial ans"), chat("wer")))
-    assert message.blocks == (TextBlock("Partial answer", complete=False),)
+    assert message.blocks == (TextBlock(text="Partial answer", complete=False),)
     assert message.terminal == "truncated"
     assert message.stop_reason is None
     assert message.error is None
@@ -347,9 +347,11 @@ def test_last_line_without_newline_is_decoded() -> None:
 
 def test_unknown_object_passes_through() -> None:
     unknown = {"status": "pulling manifest"}
-    assert OllamaDecoder().feed(ndjson(unknown))[0] == Unknown("ollama.chunk", unknown)
+    assert OllamaDecoder().feed(ndjson(unknown))[0] == Unknown(raw_type="ollama.chunk", payload=unknown)
     events, message = decode(ndjson(unknown, chat("a"), final()))
-    assert Unknown("ollama.chunk", unknown) in events  # placed around the start by the timeline
+    assert (
+        Unknown(raw_type="ollama.chunk", payload=unknown) in events
+    )  # placed around the start by the timeline
     assert message.text == "a"
     assert message.terminal == "completed"
 
@@ -408,8 +410,8 @@ def test_encoder_writes_go_json_exactly() -> None:
         provider="ollama",
         model="llama3.2",
         blocks=(
-            TextBlock('a<b>&c\u2028é"\n\x01'),
-            ToolCall("call_k3x9", "search", '{"q":"<x> & y"}', {"q": "<x> & y"}),
+            TextBlock(text='a<b>&c\u2028é"\n\x01'),
+            ToolCall(id="call_k3x9", name="search", raw_input='{"q":"<x> & y"}', input={"q": "<x> & y"}),
         ),
         stop_reason="tool_use",
         raw_stop_reason="stop",
@@ -438,7 +440,7 @@ def test_encoder_generate_api_and_thinking() -> None:
     message = Message(
         provider="ollama",
         model="deepseek-r1",
-        blocks=(ThinkingBlock("hmm"), TextBlock("Yes.", complete=False)),
+        blocks=(ThinkingBlock("hmm"), TextBlock(text="Yes.", complete=False)),
         stop_reason="max_tokens",
         raw_stop_reason="length",
         usage=Usage(input_tokens=3, output_tokens=4),
@@ -465,7 +467,7 @@ def test_realistic_stamps_and_durations_are_seeded() -> None:
     message = Message(
         provider="ollama",
         model="m",
-        blocks=(TextBlock("one"),),
+        blocks=(TextBlock(text="one"),),
         stop_reason="end_turn",
         raw_stop_reason="stop",
         usage=Usage(input_tokens=5, output_tokens=1),
@@ -506,7 +508,10 @@ def test_decoded_metrics_are_written_back() -> None:
 
 def test_encoder_rejects_bad_tool_input_and_bad_api() -> None:
     for raw in ('{"a": 1', "[1, 2]", '"text"', '{"x": NaN}'):
-        message = Message(provider="ollama", blocks=(ToolCall("c", "f", raw, None, error="invalid_json"),))
+        message = Message(
+            provider="ollama",
+            blocks=(ToolCall(id="c", name="f", raw_input=raw, input=None, error="invalid_json"),),
+        )
         with pytest.raises(LocalError):
             OllamaEncoder().encode_message(message)
     with pytest.raises(LocalError):
@@ -520,9 +525,15 @@ def test_encoder_skips_what_ollama_cannot_carry() -> None:
         blocks=(
             ThinkingBlock("think", signature="sig=="),
             RedactedThinkingBlock("opaque"),
-            ServerToolBlock("server_tool_use", "srv_1", "web_search", '{"q":"x"}', {"q": "x"}),
-            TextBlock("answer"),
-            ToolCall("t1", "f", '{"a":', None, complete=False, error="truncated"),
+            ServerToolBlock(
+                raw_type="server_tool_use",
+                id="srv_1",
+                name="web_search",
+                raw_input='{"q":"x"}',
+                input={"q": "x"},
+            ),
+            TextBlock(text="answer"),
+            ToolCall(id="t1", name="f", raw_input='{"a":', input=None, complete=False, error="truncated"),
         ),
         stop_reason="max_tokens",
         raw_stop_reason="max_tokens",
@@ -535,16 +546,18 @@ def test_encoder_skips_what_ollama_cannot_carry() -> None:
     assert b"tool_calls" not in out  # an unfinished call is never written as a whole one
     _, decoded = decode(out)
     # "length" cuts whichever block the body ends in: here the answer, since the cut call is not written.
-    assert decoded.blocks == (ThinkingBlock("think"), TextBlock("answer", complete=False))
+    assert decoded.blocks == (ThinkingBlock("think"), TextBlock(text="answer", complete=False))
     assert decoded.stop_reason == "max_tokens"
     assert decoded.raw_stop_reason == "length"  # another provider's reason, said Ollama's way
 
 
 def test_encoder_error_and_eof_endings() -> None:
-    error = StreamError("server", "runner crashed", retryable=True, raw={"error": "runner crashed"})
+    error = StreamError(
+        error_kind="server", message="runner crashed", retryable=True, raw={"error": "runner crashed"}
+    )
     events: list[Event] = [
         ResponseStart(provider="ollama", model="m"),
-        BlockStart(0, "text"),
+        BlockStart(index=0, type="text"),
         TextDelta(0, "par"),
         error,
         ResponseEnd(stop_reason="error", terminal="failed"),
@@ -604,7 +617,7 @@ def ollama_messages(draw: st.DrawFn) -> Message:
         if kind == "tool":
             blocks.append(draw(tool_calls()))
         elif kind != previous:  # two text blocks in a row are one on Ollama's wire
-            blocks.append(TextBlock(draw(TEXT)) if kind == "text" else ThinkingBlock(draw(TEXT)))
+            blocks.append(TextBlock(text=draw(TEXT)) if kind == "text" else ThinkingBlock(draw(TEXT)))
     model = draw(st.none() | TEXT)
     ending = draw(st.sampled_from(["done", "done", "error", "eof"]))
     if ending == "done":
@@ -634,7 +647,7 @@ def ollama_messages(draw: st.DrawFn) -> Message:
     if ending == "eof":
         return Message(provider="ollama", model=model, blocks=tuple(blocks), terminal="truncated")
     text, kind, retryable = draw(st.sampled_from(ERRORS))
-    error = StreamError(kind, text, retryable=retryable, status=None, raw={"error": text})  # type: ignore[arg-type]
+    error = StreamError(error_kind=kind, message=text, retryable=retryable, status=None, raw={"error": text})  # type: ignore[arg-type]
     return Message(
         provider="ollama",
         model=model,
@@ -672,7 +685,7 @@ def test_round_trip_any_split(message: Message, cuts: list[int]) -> None:
 def test_signature_delta_is_dropped_without_breaking_the_block() -> None:
     events: list[Event] = [
         ResponseStart(provider="ollama", model="m"),
-        BlockStart(0, "thinking"),
+        BlockStart(index=0, type="thinking"),
         ThinkingDelta(0, "a"),
         SignatureDelta(0, "sig"),
         BlockStop(0),

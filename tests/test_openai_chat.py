@@ -143,7 +143,7 @@ def test_recorded_text_include_usage() -> None:
         " City",
         ".",
     ]
-    assert msg.blocks == (TextBlock("The capital of Mexico is Mexico City."),)
+    assert msg.blocks == (TextBlock(text="The capital of Mexico is Mexico City."),)
     assert msg.stop_reason == "end_turn"
     assert msg.raw_stop_reason == "stop"
     assert msg.usage == Usage(input_tokens=14, output_tokens=8, cache_read_tokens=0, reasoning_tokens=0)
@@ -252,7 +252,7 @@ def test_sdk_reads_encoder_output() -> None:
         id="chatcmpl-enc",
         model="gpt-4o-mini",
         blocks=(
-            TextBlock('Checking both: ü ✓ "quoted"\nnext line'),
+            TextBlock(text='Checking both: ü ✓ "quoted"\nnext line'),
             ToolCall(id="call_a", name="get_weather", raw_input='{"city": "Paris"}', input={"city": "Paris"}),
             ToolCall(id="call_b", name="get_time", raw_input='{"tz":"CET"}', input={"tz": "CET"}),
         ),
@@ -311,7 +311,15 @@ def test_encoder_realism_is_seeded() -> None:
 
 
 def test_encoder_first_delta_shapes() -> None:
-    text = Message(DIALECT, "c1", "m", (TextBlock("hi"),), "end_turn", "stop", terminal="completed")
+    text = Message(
+        provider=DIALECT,
+        id="c1",
+        model="m",
+        blocks=(TextBlock(text="hi"),),
+        stop_reason="end_turn",
+        raw_stop_reason="stop",
+        terminal="completed",
+    )
     first = wire.encoder(DIALECT, realism=False).encode_message(text).split(b"\n\n")[0]
     assert json.loads(first[6:])["choices"][0]["delta"] == {
         "role": "assistant",
@@ -319,7 +327,13 @@ def test_encoder_first_delta_shapes() -> None:
         "refusal": None,
     }
     tool = Message(
-        DIALECT, "c2", "m", (ToolCall("call_1", "f", "", {}),), "tool_use", "tool_calls", terminal="completed"
+        provider=DIALECT,
+        id="c2",
+        model="m",
+        blocks=(ToolCall(id="call_1", name="f", raw_input="", input={}),),
+        stop_reason="tool_use",
+        raw_stop_reason="tool_calls",
+        terminal="completed",
     )
     first = wire.encoder(DIALECT, realism=False).encode_message(tool).split(b"\n\n")[0]
     assert json.loads(first[6:])["choices"][0]["delta"] == {
@@ -334,31 +348,34 @@ def test_encoder_first_delta_shapes() -> None:
 
 def test_encoder_unrepresentable_content() -> None:
     signed = Message(
-        DIALECT,
-        "c",
-        "m",
-        (ThinkingBlock("hmm", "sig"), TextBlock("ok")),
-        "end_turn",
-        "stop",
+        provider=DIALECT,
+        id="c",
+        model="m",
+        blocks=(ThinkingBlock("hmm", "sig"), TextBlock(text="ok")),
+        stop_reason="end_turn",
+        raw_stop_reason="stop",
         terminal="completed",
     )
     with pytest.raises(LocalError, match="signature"):
         wire.encoder(DIALECT).encode_message(signed)
     redacted = Message(
-        DIALECT,
-        "c",
-        "m",
-        (RedactedThinkingBlock("xx"), TextBlock("ok")),
-        "end_turn",
-        "stop",
+        provider=DIALECT,
+        id="c",
+        model="m",
+        blocks=(RedactedThinkingBlock("xx"), TextBlock(text="ok")),
+        stop_reason="end_turn",
+        raw_stop_reason="stop",
         terminal="completed",
     )
     with pytest.raises(LocalError, match="redacted_thinking"):
         wire.encoder(DIALECT).encode_message(redacted)
     lenient = wire.encoder(DIALECT, strict=False).encode_message(redacted)
-    assert accumulate(decode_chunks(DIALECT, [lenient])).blocks == (TextBlock("ok"),)
+    assert accumulate(decode_chunks(DIALECT, [lenient])).blocks == (TextBlock(text="ok"),)
     lenient = wire.encoder(DIALECT, strict=False).encode_message(signed)
-    assert accumulate(decode_chunks(DIALECT, [lenient])).blocks == (ThinkingBlock("hmm"), TextBlock("ok"))
+    assert accumulate(decode_chunks(DIALECT, [lenient])).blocks == (
+        ThinkingBlock("hmm"),
+        TextBlock(text="ok"),
+    )
     with pytest.raises(LocalError):
         wire.encoder(DIALECT).encode(TextDelta(0, "before start"))
 
@@ -373,10 +390,21 @@ def test_encoder_stream_error_round_trip() -> None:
     )
     assert accumulate(decode_chunks(DIALECT, [again])) == msg
     # Without the provider's payload the encoder writes an OpenAI-shaped error of the same kind.
-    ev = [ResponseStart(DIALECT, "m", "c"), StreamError("rate_limited", "slow down", True, 429, raw=None)]
+    ev = [
+        ResponseStart(provider=DIALECT, model="m", id="c"),
+        StreamError(error_kind="rate_limited", message="slow down", retryable=True, status=429, raw=None),
+    ]
     out = wire.encoder(DIALECT).encode_all(ev)
     decoded = [e for e in decode_chunks(DIALECT, [out]) if isinstance(e, StreamError)]
-    assert decoded == [StreamError("rate_limited", "slow down", True, 429, raw=json.loads(out[6:])["error"])]
+    assert decoded == [
+        StreamError(
+            error_kind="rate_limited",
+            message="slow down",
+            retryable=True,
+            status=429,
+            raw=json.loads(out[6:])["error"],
+        )
+    ]
 
 
 # -- hand-written streams: tool calls --------------------------------------------------------------
@@ -402,8 +430,8 @@ def test_interleaved_parallel_tool_calls() -> None:
         (1, "42}"),
     ]
     assert msg.blocks == (
-        ToolCall("call_a", "search", '{"q":"cats"}', {"q": "cats"}),
-        ToolCall("call_b", "lookup", '{"id":42}', {"id": 42}),
+        ToolCall(id="call_a", name="search", raw_input='{"q":"cats"}', input={"q": "cats"}),
+        ToolCall(id="call_b", name="lookup", raw_input='{"id":42}', input={"id": 42}),
     )
     assert msg.terminal == "completed"
 
@@ -420,8 +448,8 @@ def test_repeated_index_with_new_id_is_a_new_call() -> None:
     events, msg = decode(data)
     assert [(s.index, s.id) for s in events if isinstance(s, BlockStart)] == [(0, "call_1"), (1, "call_2")]
     assert msg.blocks == (
-        ToolCall("call_1", "a", '{"x":1}', {"x": 1}),
-        ToolCall("call_2", "b", '{"y":2}', {"y": 2}),
+        ToolCall(id="call_1", name="a", raw_input='{"x":1}', input={"x": 1}),
+        ToolCall(id="call_2", name="b", raw_input='{"y":2}', input={"y": 2}),
     )
 
 
@@ -437,8 +465,8 @@ def test_tool_calls_without_index() -> None:
     )
     _, msg = decode(data)
     assert msg.blocks == (
-        ToolCall("call_1", "a", '{"k":1}', {"k": 1}),
-        ToolCall("call_2", "b", "{}", {}),
+        ToolCall(id="call_1", name="a", raw_input='{"k":1}', input={"k": 1}),
+        ToolCall(id="call_2", name="b", raw_input="{}", input={}),
     )
 
 
@@ -456,7 +484,10 @@ def test_text_then_tool_calls_and_id_repeated_on_every_fragment() -> None:
     )
     events, msg = decode(data)
     assert [(s.index, s.type) for s in events if isinstance(s, BlockStart)] == [(0, "text"), (1, "tool_call")]
-    assert msg.blocks == (TextBlock("Let me check."), ToolCall("call_1", "f", '{"a":true}', {"a": True}))
+    assert msg.blocks == (
+        TextBlock(text="Let me check."),
+        ToolCall(id="call_1", name="f", raw_input='{"a":true}', input={"a": True}),
+    )
 
 
 def test_legacy_function_call() -> None:
@@ -467,7 +498,7 @@ def test_legacy_function_call() -> None:
         DONE,
     )
     events, msg = decode(data)
-    assert msg.blocks == (ToolCall("", "f", '{"a":1}', {"a": 1}),)
+    assert msg.blocks == (ToolCall(id="", name="f", raw_input='{"a":1}', input={"a": 1}),)
     assert [s.raw_type for s in events if isinstance(s, BlockStart)] == ["function_call"]
     assert (msg.stop_reason, msg.raw_stop_reason) == ("tool_use", "function_call")
 
@@ -484,9 +515,14 @@ def test_length_mid_tool_call_is_truncated() -> None:
     events, msg = decode(data)
     assert BlockStop(1, complete=False) in events
     assert msg.blocks == (
-        TextBlock("Sure", complete=False),
+        TextBlock(text="Sure", complete=False),
         ToolCall(
-            "call_1", "write_file", '{"path":"a.txt","body":"hel', None, complete=False, error="truncated"
+            id="call_1",
+            name="write_file",
+            raw_input='{"path":"a.txt","body":"hel',
+            input=None,
+            complete=False,
+            error="truncated",
         ),
     )
     assert msg.stop_reason == "max_tokens"
@@ -502,7 +538,7 @@ def test_eof_without_done_keeps_the_finish_reason() -> None:
     data = sse(chunk({"content": "All done."}), chunk({}, "stop"), USAGE_CHUNK)
     events, msg = decode(data)
     assert events[-1].stop_reason == "end_turn"  # type: ignore[union-attr]
-    assert msg.blocks == (TextBlock("All done."),)
+    assert msg.blocks == (TextBlock(text="All done."),)
     assert (msg.stop_reason, msg.raw_stop_reason, msg.terminal) == ("end_turn", "stop", "truncated")
     assert msg.usage.input_tokens == 100
 
@@ -511,13 +547,13 @@ def test_eof_mid_answer() -> None:
     # The last event lacks its blank line: per the SSE standard it never happened.
     data = sse(chunk({"content": "Half"}), 'data: {"id":"x","choices":[]}\n')
     _, msg = decode(data)
-    assert msg.blocks == (TextBlock("Half", complete=False),)
+    assert msg.blocks == (TextBlock(text="Half", complete=False),)
     assert (msg.stop_reason, msg.terminal) == (None, "truncated")
 
 
 def test_done_without_finish_reason_is_truncated() -> None:
     _, msg = decode(sse(chunk({"content": "abc"}), DONE))
-    assert msg.blocks == (TextBlock("abc", complete=False),)
+    assert msg.blocks == (TextBlock(text="abc", complete=False),)
     assert (msg.stop_reason, msg.terminal) == (None, "truncated")
 
 
@@ -544,15 +580,15 @@ def test_plain_midstream_error(tail: str) -> None:
     errors = [e for e in events if isinstance(e, StreamError)]
     assert errors == [
         StreamError(
-            "server",
-            "The server experienced an error while processing your request. Sorry about that!",
+            error_kind="server",
+            message="The server experienced an error while processing your request. Sorry about that!",
             retryable=True,
             status=None,
             raw=PLAIN_ERROR["error"],
         )
     ]
     assert [e.kind for e in events][-3:] == ["block_stop", "stream_error", "response_end"]
-    assert msg.blocks == (TextBlock("Hel", complete=False),)
+    assert msg.blocks == (TextBlock(text="Hel", complete=False),)
     assert (msg.terminal, msg.stop_reason) == ("failed", "error")
     assert msg.error == errors[0]
 
@@ -574,9 +610,13 @@ def test_openrouter_error_inside_a_chunk() -> None:
     events, msg = decode(data)
     assert events[0] == ResponseStart(provider=DIALECT, model="gpt-test", id="chatcmpl-hand")
     assert msg.error == StreamError(
-        "server", "Provider disconnected unexpectedly", retryable=True, status=502, raw=error_chunk["error"]
+        error_kind="server",
+        message="Provider disconnected unexpectedly",
+        retryable=True,
+        status=502,
+        raw=error_chunk["error"],
     )
-    assert msg.blocks == (TextBlock("The answer", complete=False),)
+    assert msg.blocks == (TextBlock(text="The answer", complete=False),)
     assert msg.terminal == "failed"
 
 
@@ -692,8 +732,8 @@ def test_reasoning_refusal_and_annotations() -> None:
     assert [e for e in events if isinstance(e, CitationDelta)] == [CitationDelta(1, citation)]
     assert msg.blocks == (
         ThinkingBlock("Thinking."),
-        TextBlock("Answer", (citation,)),
-        TextBlock("I can't add more."),
+        TextBlock(text="Answer", citations=(citation,)),
+        TextBlock(text="I can't add more."),
     )
     assert msg.usage.reasoning_tokens == 7
 
@@ -710,7 +750,7 @@ def test_content_with_finish_and_usage_in_one_chunk() -> None:
 
 def test_content_after_finish_opens_a_new_block() -> None:
     _, msg = decode(sse(chunk({"content": "a"}, "stop"), chunk({"content": "b"}), DONE))
-    assert msg.blocks == (TextBlock("a"), TextBlock("b", complete=False))
+    assert msg.blocks == (TextBlock(text="a"), TextBlock(text="b", complete=False))
 
 
 @pytest.mark.parametrize(
@@ -758,7 +798,7 @@ def representable_messages(draw: st.DrawFn) -> Message:
     eof = complete and draw(st.booleans())  # the connection ended before [DONE]
     blocks: list[Any] = []
     if draw(st.booleans()):
-        blocks.append(TextBlock(draw(_text), complete=complete))
+        blocks.append(TextBlock(text=draw(_text), complete=complete))
     if draw(st.booleans()):
         blocks.append(ThinkingBlock(draw(_text), complete=complete))
     ids = draw(st.lists(st.from_regex(r"call_[A-Za-z0-9]{1,12}", fullmatch=True), max_size=3, unique=True))
@@ -772,10 +812,10 @@ def representable_messages(draw: st.DrawFn) -> Message:
         value = ({} if args is None else json.loads(raw_input)) if complete else None
         blocks.append(
             ToolCall(
-                call_id,
-                draw(_text),
-                raw_input,
-                value,
+                id=call_id,
+                name=draw(_text),
+                raw_input=raw_input,
+                input=value,
                 complete=complete,
                 error=None if complete else "truncated",
             )
@@ -823,17 +863,17 @@ def test_round_trip_of_a_live_stream_keeps_every_fragment() -> None:
     again = decode_chunks(DIALECT, [wire.encoder(DIALECT, seed=5).encode_all(events)])
     assert again == events
     assert events_from_message(accumulate(again))[1] == BlockStart(
-        0, "tool_call", id="call_LwxJUB9KppVyogRRLQsamRJv", name="get_weather", raw_type="tool_use"
+        index=0, type="tool_call", id="call_LwxJUB9KppVyogRRLQsamRJv", name="get_weather", raw_type="tool_use"
     )
 
 
 def test_encoder_accepts_reasoning_field_and_signature_free_thinking() -> None:
     events = [
-        ResponseStart(DIALECT, "m", "c"),
-        BlockStart(0, "thinking"),
+        ResponseStart(provider=DIALECT, model="m", id="c"),
+        BlockStart(index=0, type="thinking"),
         ThinkingDelta(0, "hm"),
         BlockStop(0),
-        ResponseEnd("end_turn", "stop"),
+        ResponseEnd(stop_reason="end_turn", raw_stop_reason="stop"),
     ]
     out = wire.encoder(DIALECT, realism=False, reasoning_field="reasoning").encode_all(events)
     assert b'"delta":{"reasoning":"hm"}' in out

@@ -135,7 +135,7 @@ def test_recorded_text_then_function_call_2026_key_order() -> None:
     assert isinstance(m.blocks[0], RedactedThinkingBlock)
     assert m.blocks[0].data.startswith("gAAAAABqaR3-pGgSyJcPT3y2_26v61vCZmE9M2P6")
     assert m.blocks[0].data.endswith("qnYrFieJls_UcqGK8PU=") and len(m.blocks[0].data) == 1080
-    assert m.text == NARRATION and m.blocks[1] == TextBlock(NARRATION, phase="commentary")
+    assert m.text == NARRATION and m.blocks[1] == TextBlock(text=NARRATION, phase="commentary")
     assert m.tool_calls == [
         ToolCall(
             id="call_LabG58Uhrq9kZvR52BYKjToD",
@@ -299,7 +299,7 @@ def test_incomplete_content_filter_after_finished_text() -> None:
         },
     )
     _, m = decode(data)
-    assert m.blocks == (TextBlock("Sure, here", complete=False),)
+    assert m.blocks == (TextBlock(text="Sure, here", complete=False),)
     assert (m.stop_reason, m.raw_stop_reason, m.terminal) == ("content_filter", "content_filter", "truncated")
 
 
@@ -321,8 +321,8 @@ def test_error_event_sdk_shape() -> None:
     )
     _, m = decode(data)
     assert m.terminal == "failed" and m.stop_reason == "error"
-    assert m.blocks == (TextBlock("Hel", complete=False),)
-    assert m.error == StreamError("rate_limited", "Slow down", True, raw=error)
+    assert m.blocks == (TextBlock(text="Hel", complete=False),)
+    assert m.error == StreamError(error_kind="rate_limited", message="Slow down", retryable=True, raw=error)
     assert m.error.seq == 3
 
 
@@ -349,7 +349,9 @@ def test_error_event_captured_shape_then_failed() -> None:
     )
     events, m = decode(data)
     assert [type(e) for e in events] == [ResponseStart, StreamError, ResponseEnd]
-    assert m.error == StreamError("server", "The server had an error", True, raw=inner)
+    assert m.error == StreamError(
+        error_kind="server", message="The server had an error", retryable=True, raw=inner
+    )
     assert m.terminal == "failed" and m.usage == Usage()
 
 
@@ -368,7 +370,9 @@ def test_response_failed_without_error_event() -> None:
     )
     _, m = decode(data)
     assert m.terminal == "failed"
-    assert m.error == StreamError("unknown", "no", False, raw={"code": "invalid_prompt", "message": "no"})
+    assert m.error == StreamError(
+        error_kind="unknown", message="no", retryable=False, raw={"code": "invalid_prompt", "message": "no"}
+    )
 
 
 def test_unknown_events_and_server_tool_items() -> None:
@@ -397,10 +401,10 @@ def test_unknown_events_and_server_tool_items() -> None:
     events, m = decode(data)
     unknowns = [e for e in events if isinstance(e, Unknown)]
     assert unknowns == [
-        Unknown("response.web_search_call.searching", searching),
+        Unknown(raw_type="response.web_search_call.searching", payload=searching),
         # The block opened at output_item.added (in output order); the finished item follows.
-        Unknown("response.output_item.done", ws_done, index=0),
-        Unknown("response.hologram.delta", future),
+        Unknown(raw_type="response.output_item.done", payload=ws_done, index=0),
+        Unknown(raw_type="response.hologram.delta", payload=future),
     ]
     assert [u.seq for u in unknowns] == [2, 3, 4]
     assert m.blocks == (ServerToolBlock(raw_type="web_search_call", id="ws_1", name=None, content=ws_done),)
@@ -412,7 +416,9 @@ def test_server_tool_never_done_is_incomplete() -> None:
     added = {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": ws_added}
     data = sse(created(), added)
     _, m = decode(data)
-    assert m.blocks == (ServerToolBlock("web_search_call", "ws_1", None, content=ws_added, complete=False),)
+    assert m.blocks == (
+        ServerToolBlock(raw_type="web_search_call", id="ws_1", name=None, content=ws_added, complete=False),
+    )
     assert m.terminal == "truncated"
 
 
@@ -445,7 +451,7 @@ def test_eof_mid_arguments_and_mid_text() -> None:
     data = recorded(TEXT_THEN_CALL)
     cut = data.index(b'"sequence_number":27}')  # inside the delta after "Pot"
     _, m = decode(data[:cut])
-    assert m.blocks[1] == TextBlock(NARRATION, phase="commentary")
+    assert m.blocks[1] == TextBlock(text=NARRATION, phase="commentary")
     assert m.tool_calls == [
         ToolCall(
             id="call_LabG58Uhrq9kZvR52BYKjToD",
@@ -459,7 +465,7 @@ def test_eof_mid_arguments_and_mid_text() -> None:
     assert (m.terminal, m.stop_reason, m.usage) == ("truncated", None, Usage())
     cut = data.index(b"event: response.output_text.delta", data.index(b'"delta":" capital"'))
     _, m = decode(data[:cut])
-    assert m.blocks[1] == TextBlock(NARRATION[:22], complete=False, phase="commentary")
+    assert m.blocks[1] == TextBlock(text=NARRATION[:22], complete=False, phase="commentary")
     assert NARRATION[:22].endswith(" capital")
     assert m.tool_calls == [] and m.terminal == "truncated"
 
@@ -487,7 +493,10 @@ def test_done_events_without_deltas_carry_the_text() -> None:
     )
     events, m = decode(data)
     assert [e for e in events if isinstance(e, ToolArgsDelta)] == [ToolArgsDelta(0, '{"a":1}')]
-    assert m.blocks == (ToolCall("call_1", "tool_1", '{"a":1}', {"a": 1}), TextBlock("Hi!"))
+    assert m.blocks == (
+        ToolCall(id="call_1", name="tool_1", raw_input='{"a":1}', input={"a": 1}),
+        TextBlock(text="Hi!"),
+    )
     assert m.stop_reason == "tool_use"
 
 
@@ -550,10 +559,10 @@ def test_reasoning_summaries_refusal_citations_parallel_calls() -> None:
         ThinkingBlock("**Plan**"),
         ThinkingBlock("Look up."),
         RedactedThinkingBlock("enc=="),
-        TextBlock("Ok", citations=(cite,)),
-        TextBlock("I can't do that."),
-        ToolCall("call_2", "tool_2", '{"a":2}', {"a": 2}),
-        ToolCall("call_3", "tool_3", '{"b":3}', {"b": 3}),
+        TextBlock(text="Ok", citations=(cite,)),
+        TextBlock(text="I can't do that."),
+        ToolCall(id="call_2", name="tool_2", raw_input='{"a":2}', input={"a": 2}),
+        ToolCall(id="call_3", name="tool_3", raw_input='{"b":3}', input={"b": 3}),
     )
     assert (m.stop_reason, m.terminal) == ("tool_use", "completed")
     starts = {e.index: e for e in events if isinstance(e, BlockStart)}
@@ -599,7 +608,7 @@ def test_missing_created_done_marker_and_limits() -> None:
     )
     events, m = decode(data)
     assert isinstance(events[0], ResponseStart) and events[0].id is None
-    assert m.blocks == (TextBlock("hi", complete=False),) and m.terminal == "truncated"
+    assert m.blocks == (TextBlock(text="hi", complete=False),) and m.terminal == "truncated"
     queued = {"type": "response.queued", "sequence_number": 0, "response": {"id": "resp_q", "model": "m"}}
     events, m = decode(sse(queued, created(1, "resp_q", "m")))
     assert m.id == "resp_q" and [type(e) for e in events] == [ResponseStart, Unknown, ResponseEnd]
@@ -700,8 +709,8 @@ def test_encoder_reencodes_a_live_stream() -> None:
     future: dict[str, Any] = {"type": "response.hologram.delta", "sequence_number": 9, "delta": "?"}
     events = [
         ResponseStart(provider=DIALECT, id="resp_9", model="m"),
-        Unknown(future["type"], future),
-        ResponseEnd("end_turn", "completed"),
+        Unknown(raw_type=future["type"], payload=future),
+        ResponseEnd(stop_reason="end_turn", raw_stop_reason="completed"),
     ]
     out = frames(wire.encoder(DIALECT).encode_all(events))
     assert out[2] == (
@@ -716,12 +725,12 @@ def test_encoder_incomplete_and_failed_endings() -> None:
         id="resp_1",
         model="gpt-5",
         blocks=(
-            TextBlock("Hello"),
-            ToolCall("call_1", "f", '{"a":', None, complete=False, error="truncated"),
+            TextBlock(text="Hello"),
+            ToolCall(id="call_1", name="f", raw_input='{"a":', input=None, complete=False, error="truncated"),
         ),
         stop_reason="max_tokens",
         raw_stop_reason="max_output_tokens",
-        usage=Usage(10, 20),
+        usage=Usage(input_tokens=10, output_tokens=20),
         terminal="truncated",
     )
     data = wire.encoder(DIALECT).encode_message(truncated)
@@ -735,10 +744,10 @@ def test_encoder_incomplete_and_failed_endings() -> None:
         provider=DIALECT,
         id="resp_2",
         model="gpt-5",
-        blocks=(TextBlock("Par", complete=False),),
+        blocks=(TextBlock(text="Par", complete=False),),
         stop_reason="error",
         terminal="failed",
-        error=StreamError("rate_limited", "Slow down", True),
+        error=StreamError(error_kind="rate_limited", message="Slow down", retryable=True),
     )
     data = wire.encoder(DIALECT).encode_message(sdk_failed)
     names = [name for name, _ in frames(data)]
@@ -788,7 +797,9 @@ _citations = st.lists(
 
 def _tool_call(call_id: str, name: str, raw: str, complete: bool) -> ToolCall:
     value, error = parse_tool_input(raw, complete)
-    return ToolCall(f"call_{call_id}", name, raw, value, complete=complete, error=error)
+    return ToolCall(
+        id=f"call_{call_id}", name=name, raw_input=raw, input=value, complete=complete, error=error
+    )
 
 
 def _server(ws_id: str, query: str, complete: bool) -> ServerToolBlock:
@@ -798,7 +809,9 @@ def _server(ws_id: str, query: str, complete: bool) -> ServerToolBlock:
         "status": "completed",
         "action": {"type": "search", "query": query},
     }
-    return ServerToolBlock("web_search_call", f"ws_{ws_id}", None, content=item, complete=complete)
+    return ServerToolBlock(
+        raw_type="web_search_call", id=f"ws_{ws_id}", name=None, content=item, complete=complete
+    )
 
 
 def _unique(position: int, block: Any) -> Any:
@@ -812,7 +825,7 @@ def _unique(position: int, block: Any) -> Any:
 
 def _block(complete: bool) -> st.SearchStrategy[Any]:
     options = [
-        st.builds(TextBlock, st.text(max_size=30), _citations, st.just(complete)),
+        st.builds(TextBlock, text=st.text(max_size=30), citations=_citations, complete=st.just(complete)),
         st.builds(ThinkingBlock, st.text(max_size=30), st.none(), st.just(complete)),
         st.builds(_tool_call, _ids, _ids, _raw_inputs, st.just(complete)),
         st.builds(_server, _ids, st.text(max_size=10), st.just(complete)),
@@ -823,7 +836,14 @@ def _block(complete: bool) -> st.SearchStrategy[Any]:
 
 
 _counts = st.none() | st.integers(0, 10**6)
-_usages = st.builds(Usage, _counts, _counts, _counts, _counts, _counts)
+_usages = st.builds(
+    Usage,
+    input_tokens=_counts,
+    output_tokens=_counts,
+    cache_read_tokens=_counts,
+    cache_write_tokens=_counts,
+    reasoning_tokens=_counts,
+)
 
 
 @st.composite

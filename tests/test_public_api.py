@@ -90,6 +90,7 @@ MIDSTREAM_ALL = [
     "Usage",
     "UsageUpdate",
     "ValueComplete",
+    "Workflow",
     "__version__",
     "accumulate",
     "events_from_message",

@@ -127,7 +127,7 @@ def test_thinking_and_parallel_tool_calls(sim: SimURL) -> None:
     thinking, text, paris, tokyo = ours.blocks
     assert isinstance(thinking, ThinkingBlock) and thinking.signature
     assert thinking.thinking == "The user asks about the weather in two cities; I can call the tool twice."
-    assert text == TextBlock("Let me check both cities.")
+    assert text == TextBlock(text="Let me check both cities.")
     assert isinstance(paris, ToolCall) and isinstance(tokyo, ToolCall)
     assert (paris.name, paris.input) == ("get_weather", {"city": "Paris", "unit": "celsius"})
     assert tokyo.input == {"city": "Tokyo", "unit": "celsius"}

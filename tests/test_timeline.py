@@ -32,8 +32,10 @@ from midstream.message import STOP_REASONS, TERMINALS, StopReason, Terminal, Usa
 from midstream.wire.timeline import MAX_HELD, Timeline, terminal_for
 
 P = "prov"
-START = ResponseStart(P, model="m", id="r1")
-ERROR = StreamError("overloaded", "Overloaded", retryable=True, raw={"type": "overloaded_error"})
+START = ResponseStart(provider=P, model="m", id="r1")
+ERROR = StreamError(
+    error_kind="overloaded", message="Overloaded", retryable=True, raw={"type": "overloaded_error"}
+)
 
 # -- putting a timeline into each state ---------------------------------------------------------------
 
@@ -43,7 +45,7 @@ def in_state(state: str) -> Timeline:
     if state != "idle":
         tl.feed(START)
     if state == "ended":
-        tl.feed(ResponseEnd("end_turn"))
+        tl.feed(ResponseEnd(stop_reason="end_turn"))
     elif state == "failed":
         tl.feed(ERROR)
     assert tl.state == state
@@ -53,7 +55,7 @@ def in_state(state: str) -> Timeline:
 # One sample event of every kind; deltas target block 0 (opened as the right type where needed).
 SAMPLES: dict[str, Event] = {
     "response_start": START,
-    "block_start": BlockStart(5, "text"),
+    "block_start": BlockStart(index=5, type="text"),
     "text_delta": TextDelta(0, "hi"),
     "thinking_delta": ThinkingDelta(0, "hm"),
     "signature_delta": SignatureDelta(0, "sig"),
@@ -61,9 +63,9 @@ SAMPLES: dict[str, Event] = {
     "tool_args_delta": ToolArgsDelta(0, '{"a"'),
     "block_stop": BlockStop(0),
     "usage_update": UsageUpdate(Usage(output_tokens=3)),
-    "response_end": ResponseEnd("end_turn", "end_turn"),
+    "response_end": ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn"),
     "stream_error": ERROR,
-    "unknown": Unknown("ping", {"type": "ping"}),
+    "unknown": Unknown(raw_type="ping", payload={"type": "ping"}),
 }
 BLOCK_FOR: dict[str, BlockType] = {
     "text_delta": "text",
@@ -79,7 +81,7 @@ STATES = ("idle", "streaming", "ended", "failed")
 ACCEPTED: dict[tuple[str, str], Callable[[Event], tuple[list[Event], str]]] = {
     ("idle", "response_start"): lambda e: ([e], "streaming"),
     ("idle", "stream_error"): lambda e: (
-        [ResponseStart(P), e, ResponseEnd("error", terminal="failed")],
+        [ResponseStart(provider=P), e, ResponseEnd(stop_reason="error", terminal="failed")],
         "failed",
     ),
     ("idle", "unknown"): lambda e: ([], "idle"),  # held until the start
@@ -93,7 +95,10 @@ ACCEPTED: dict[tuple[str, str], Callable[[Event], tuple[list[Event], str]]] = {
     ("streaming", "usage_update"): lambda e: ([e], "streaming"),
     ("streaming", "unknown"): lambda e: ([e], "streaming"),
     ("streaming", "response_end"): lambda e: ([e], "ended"),
-    ("streaming", "stream_error"): lambda e: ([e, ResponseEnd("error", terminal="failed")], "failed"),
+    ("streaming", "stream_error"): lambda e: (
+        [e, ResponseEnd(stop_reason="error", terminal="failed")],
+        "failed",
+    ),
     ("ended", "unknown"): lambda e: ([], "ended"),
     ("failed", "unknown"): lambda e: ([], "failed"),
     ("failed", "usage_update"): lambda e: ([], "failed"),
@@ -113,7 +118,7 @@ def test_the_table_has_every_kind_and_state() -> None:
 def test_accepted_transition(state: str, kind: str) -> None:
     tl = in_state(state)
     if state == "streaming" and kind in BLOCK_FOR:
-        tl.feed(BlockStart(0, BLOCK_FOR[kind]))
+        tl.feed(BlockStart(index=0, type=BLOCK_FOR[kind]))
     event = SAMPLES[kind]
     expected, next_state = ACCEPTED[state, kind](event)
     assert tl.feed(event) == expected
@@ -162,7 +167,7 @@ BLOCK_TYPES: tuple[BlockType, ...] = (
 @pytest.mark.parametrize("kind", sorted(DELTA_KINDS))
 def test_delta_accepted_only_by_its_block_type(kind: str, block_type: BlockType) -> None:
     tl = in_state("streaming")
-    tl.feed(BlockStart(1, block_type))
+    tl.feed(BlockStart(index=1, type=block_type))
     delta = DELTA_KINDS[kind]
     if (kind, block_type) in ALLOWED_DELTAS:
         assert tl.feed(delta) == [delta]
@@ -176,7 +181,7 @@ def test_delta_accepted_only_by_its_block_type(kind: str, block_type: BlockType)
 @pytest.mark.parametrize("kind", sorted(DELTA_KINDS))
 def test_delta_for_a_block_never_opened_is_rejected(kind: str) -> None:
     tl = in_state("streaming")
-    tl.feed(BlockStart(0, "text"))
+    tl.feed(BlockStart(index=0, type="text"))
     with pytest.raises(TimelineError) as info:
         tl.feed(DELTA_KINDS[kind])  # index 1
     assert info.value.event_kind == kind
@@ -184,7 +189,7 @@ def test_delta_for_a_block_never_opened_is_rejected(kind: str) -> None:
 
 def test_delta_after_its_block_stopped_is_rejected() -> None:
     tl = in_state("streaming")
-    tl.feed_all([BlockStart(0, "text"), TextDelta(0, "a"), BlockStop(0)])
+    tl.feed_all([BlockStart(index=0, type="text"), TextDelta(0, "a"), BlockStop(0)])
     with pytest.raises(TimelineError):
         tl.feed(TextDelta(0, "b"))
 
@@ -194,27 +199,27 @@ def test_block_stop_for_a_block_not_open_is_rejected() -> None:
     with pytest.raises(TimelineError) as info:
         tl.feed(BlockStop(3))
     assert (info.value.state, info.value.event_kind) == ("streaming", "block_stop")
-    tl.feed_all([BlockStart(3, "text"), BlockStop(3)])
+    tl.feed_all([BlockStart(index=3, type="text"), BlockStop(3)])
     with pytest.raises(TimelineError):
         tl.feed(BlockStop(3))
 
 
 def test_block_index_cannot_be_reused_even_after_stop() -> None:
     tl = in_state("streaming")
-    tl.feed(BlockStart(0, "text"))
+    tl.feed(BlockStart(index=0, type="text"))
     with pytest.raises(TimelineError):
-        tl.feed(BlockStart(0, "tool_call"))
+        tl.feed(BlockStart(index=0, type="tool_call"))
     tl.feed(BlockStop(0))
     with pytest.raises(TimelineError) as info:
-        tl.feed(BlockStart(0, "text"))
+        tl.feed(BlockStart(index=0, type="text"))
     assert (info.value.state, info.value.event_kind) == ("streaming", "block_start")
 
 
 def test_blocks_may_interleave() -> None:
     tl = in_state("streaming")
     events: list[Event] = [
-        BlockStart(0, "tool_call", id="a", name="f"),
-        BlockStart(1, "tool_call", id="b", name="g"),
+        BlockStart(index=0, type="tool_call", id="a", name="f"),
+        BlockStart(index=1, type="tool_call", id="b", name="g"),
         ToolArgsDelta(1, "{}"),
         ToolArgsDelta(0, "{}"),
         BlockStop(1),
@@ -226,7 +231,7 @@ def test_blocks_may_interleave() -> None:
 
 def test_open_blocks_is_a_copy() -> None:
     tl = in_state("streaming")
-    tl.feed(BlockStart(2, "thinking"))
+    tl.feed(BlockStart(index=2, type="thinking"))
     tl.open_blocks.clear()
     assert tl.open_blocks == {2: "thinking"}
 
@@ -236,7 +241,7 @@ def test_open_blocks_is_a_copy() -> None:
 
 def test_unknown_before_the_start_is_passed_on_right_after_it() -> None:
     tl = Timeline(P)
-    ping, other = Unknown("ping", {"type": "ping"}), Unknown("x", seq=4)
+    ping, other = Unknown(raw_type="ping", payload={"type": "ping"}), Unknown(raw_type="x", seq=4)
     assert tl.feed(ping) == []
     assert tl.feed(other) == []
     out = tl.feed(START)
@@ -246,30 +251,34 @@ def test_unknown_before_the_start_is_passed_on_right_after_it() -> None:
 
 def test_unknown_held_before_a_synthesized_start_follows_it() -> None:
     tl = Timeline(P)
-    tl.feed(Unknown("ping"))
-    assert tl.close() == [ResponseStart(P), Unknown("ping"), ResponseEnd(terminal="truncated")]
+    tl.feed(Unknown(raw_type="ping"))
+    assert tl.close() == [
+        ResponseStart(provider=P),
+        Unknown(raw_type="ping"),
+        ResponseEnd(terminal="truncated"),
+    ]
     tl = Timeline(P)
-    tl.feed(Unknown("ping"))
+    tl.feed(Unknown(raw_type="ping"))
     assert tl.feed(ERROR) == [
-        ResponseStart(P),
-        Unknown("ping"),
+        ResponseStart(provider=P),
+        Unknown(raw_type="ping"),
         ERROR,
-        ResponseEnd("error", terminal="failed"),
+        ResponseEnd(stop_reason="error", terminal="failed"),
     ]
 
 
 def test_too_many_unknown_events_before_the_start_is_an_error() -> None:
     tl = Timeline(P)
     for _ in range(MAX_HELD):
-        tl.feed(Unknown("ping"))
+        tl.feed(Unknown(raw_type="ping"))
     with pytest.raises(TimelineError) as info:
-        tl.feed(Unknown("ping"))
+        tl.feed(Unknown(raw_type="ping"))
     assert (info.value.state, info.value.event_kind) == ("idle", "unknown")
 
 
 def test_unknown_after_the_end_is_absorbed() -> None:
     tl = in_state("ended")
-    assert tl.feed(Unknown("late")) == []
+    assert tl.feed(Unknown(raw_type="late")) == []
     assert tl.close() == []
 
 
@@ -278,15 +287,21 @@ def test_unknown_after_the_end_is_absorbed() -> None:
 
 def test_eof_while_idle_gives_a_truncated_empty_response() -> None:
     tl = Timeline(P)
-    assert tl.close() == [ResponseStart(P), ResponseEnd(terminal="truncated")]
+    assert tl.close() == [ResponseStart(provider=P), ResponseEnd(terminal="truncated")]
     assert tl.ended
     assert tl.close() == []
 
 
 def test_eof_closes_open_blocks_incomplete_then_ends_truncated() -> None:
     tl = in_state("streaming")
-    tl.feed_all([BlockStart(0, "text"), BlockStart(1, "tool_call", id="t", name="f"), BlockStop(0)])
-    tl.feed(BlockStart(2, "thinking"))
+    tl.feed_all(
+        [
+            BlockStart(index=0, type="text"),
+            BlockStart(index=1, type="tool_call", id="t", name="f"),
+            BlockStop(0),
+        ]
+    )
+    tl.feed(BlockStart(index=2, type="thinking"))
     out = tl.close()
     assert out == [
         BlockStop(1, complete=False),
@@ -307,17 +322,17 @@ def test_feed_after_close_is_rejected() -> None:
     tl = in_state("streaming")
     tl.close()
     with pytest.raises(TimelineError) as info:
-        tl.feed(BlockStart(0, "text"))
+        tl.feed(BlockStart(index=0, type="text"))
     assert info.value.state == "ended"
 
 
 def test_response_end_closes_open_blocks_as_incomplete() -> None:
     tl = in_state("streaming")
-    tl.feed_all([BlockStart(0, "tool_call", id="t", name="f"), ToolArgsDelta(0, '{"q":"a"}')])
-    out = tl.feed(ResponseEnd("max_tokens", "max_tokens"))
+    tl.feed_all([BlockStart(index=0, type="tool_call", id="t", name="f"), ToolArgsDelta(0, '{"q":"a"}')])
+    out = tl.feed(ResponseEnd(stop_reason="max_tokens", raw_stop_reason="max_tokens"))
     assert out == [
         BlockStop(0, complete=False),
-        ResponseEnd("max_tokens", "max_tokens", terminal="truncated"),
+        ResponseEnd(stop_reason="max_tokens", raw_stop_reason="max_tokens", terminal="truncated"),
     ]
 
 
@@ -345,7 +360,7 @@ def test_terminal_state_from_stop_reason(
 ) -> None:
     assert terminal_for(stop_reason, proposed) == terminal  # type: ignore[arg-type]
     tl = in_state("streaming")
-    [end] = tl.feed(ResponseEnd(stop_reason, terminal=proposed))  # type: ignore[arg-type]
+    [end] = tl.feed(ResponseEnd(stop_reason=stop_reason, terminal=proposed))  # type: ignore[arg-type]
     assert isinstance(end, ResponseEnd)
     assert end.terminal == terminal
     assert end.stop_reason == stop_reason
@@ -353,21 +368,34 @@ def test_terminal_state_from_stop_reason(
 
 def test_max_tokens_ends_truncated() -> None:
     tl = in_state("streaming")
-    tl.feed_all([BlockStart(0, "text"), TextDelta(0, "cut sh"), BlockStop(0)])
-    [end] = tl.feed(ResponseEnd("max_tokens", "max_tokens", usage=Usage(output_tokens=16)))
-    assert end == ResponseEnd("max_tokens", "max_tokens", usage=Usage(output_tokens=16), terminal="truncated")
+    tl.feed_all([BlockStart(index=0, type="text"), TextDelta(0, "cut sh"), BlockStop(0)])
+    [end] = tl.feed(
+        ResponseEnd(stop_reason="max_tokens", raw_stop_reason="max_tokens", usage=Usage(output_tokens=16))
+    )
+    assert end == ResponseEnd(
+        stop_reason="max_tokens",
+        raw_stop_reason="max_tokens",
+        usage=Usage(output_tokens=16),
+        terminal="truncated",
+    )
 
 
 def test_stream_error_closes_blocks_and_fails_then_absorbs_provider_closing_events() -> None:
     tl = in_state("streaming")
-    tl.feed_all([BlockStart(0, "text"), TextDelta(0, "par"), BlockStart(1, "tool_call", id="t", name="f")])
+    tl.feed_all(
+        [
+            BlockStart(index=0, type="text"),
+            TextDelta(0, "par"),
+            BlockStart(index=1, type="tool_call", id="t", name="f"),
+        ]
+    )
     error = dataclasses.replace(ERROR, seq=9)
     out = tl.feed(error)
     assert out == [
         BlockStop(0, complete=False),
         BlockStop(1, complete=False),
         error,
-        ResponseEnd("error", terminal="failed"),
+        ResponseEnd(stop_reason="error", terminal="failed"),
     ]
     assert out[-1].seq == 9
     assert tl.state == "failed"
@@ -375,9 +403,9 @@ def test_stream_error_closes_blocks_and_fails_then_absorbs_provider_closing_even
     # The provider's own closing frames after the error change nothing.
     for late in (
         UsageUpdate(Usage(output_tokens=5)),
-        ResponseEnd("end_turn"),
-        StreamError("server", "again"),
-        Unknown("done"),
+        ResponseEnd(stop_reason="end_turn"),
+        StreamError(error_kind="server", message="again"),
+        Unknown(raw_type="done"),
     ):
         assert tl.feed(late) == []
     assert tl.close() == []
@@ -390,22 +418,30 @@ def test_stream_error_closes_blocks_and_fails_then_absorbs_provider_closing_even
 
 def test_fail_method_ends_failed_once() -> None:
     tl = in_state("streaming")
-    tl.feed(BlockStart(0, "text"))
-    error = StreamError("transport", "connection reset", retryable=True)
-    assert tl.fail(error) == [BlockStop(0, complete=False), error, ResponseEnd("error", terminal="failed")]
+    tl.feed(BlockStart(index=0, type="text"))
+    error = StreamError(error_kind="transport", message="connection reset", retryable=True)
+    assert tl.fail(error) == [
+        BlockStop(0, complete=False),
+        error,
+        ResponseEnd(stop_reason="error", terminal="failed"),
+    ]
     assert tl.fail(error) == []
     assert in_state("ended").fail(error) == []
 
 
 def test_fail_while_idle_synthesizes_the_start() -> None:
     tl = Timeline(P)
-    error = StreamError("transport", "refused")
-    assert tl.fail(error) == [ResponseStart(P), error, ResponseEnd("error", terminal="failed")]
+    error = StreamError(error_kind="transport", message="refused")
+    assert tl.fail(error) == [
+        ResponseStart(provider=P),
+        error,
+        ResponseEnd(stop_reason="error", terminal="failed"),
+    ]
 
 
 def test_cancel_closes_open_blocks_and_ends_cancelled() -> None:
     tl = in_state("streaming")
-    tl.feed_all([BlockStart(0, "text"), BlockStart(1, "tool_call", id="t", name="f")])
+    tl.feed_all([BlockStart(index=0, type="text"), BlockStart(index=1, type="tool_call", id="t", name="f")])
     tl.feed(UsageUpdate(Usage(input_tokens=4)))
     out = tl.cancel()
     assert out == [
@@ -418,7 +454,7 @@ def test_cancel_closes_open_blocks_and_ends_cancelled() -> None:
 
 
 def test_cancel_while_idle() -> None:
-    assert Timeline(P).cancel() == [ResponseStart(P), ResponseEnd(terminal="cancelled")]
+    assert Timeline(P).cancel() == [ResponseStart(provider=P), ResponseEnd(terminal="cancelled")]
 
 
 def test_cancel_after_the_end_adds_nothing() -> None:
@@ -430,7 +466,7 @@ def test_cancel_after_the_end_adds_nothing() -> None:
 
 def test_usage_updates_are_merged_into_cumulative_usage() -> None:
     tl = Timeline(P)
-    tl.feed(ResponseStart(P, usage=Usage(input_tokens=100, cache_read_tokens=40, output_tokens=1)))
+    tl.feed(ResponseStart(provider=P, usage=Usage(input_tokens=100, cache_read_tokens=40, output_tokens=1)))
     assert tl.feed(UsageUpdate(Usage(output_tokens=5), seq=3)) == [
         UsageUpdate(Usage(input_tokens=100, output_tokens=5, cache_read_tokens=40))
     ]
@@ -438,7 +474,7 @@ def test_usage_updates_are_merged_into_cumulative_usage() -> None:
     assert update == UsageUpdate(
         Usage(input_tokens=100, output_tokens=9, cache_read_tokens=40, reasoning_tokens=4)
     )
-    [end] = tl.feed(ResponseEnd("end_turn", usage=Usage(output_tokens=12, cache_write_tokens=7)))
+    [end] = tl.feed(ResponseEnd(stop_reason="end_turn", usage=Usage(output_tokens=12, cache_write_tokens=7)))
     assert isinstance(end, ResponseEnd)
     assert end.usage == Usage(
         input_tokens=100, output_tokens=12, cache_read_tokens=40, cache_write_tokens=7, reasoning_tokens=4
@@ -455,7 +491,7 @@ def test_usage_update_keeps_its_seq() -> None:
 def test_response_end_without_usage_carries_the_usage_so_far() -> None:
     tl = in_state("streaming")
     tl.feed(UsageUpdate(Usage(input_tokens=3, output_tokens=2)))
-    [end] = tl.feed(ResponseEnd("end_turn"))
+    [end] = tl.feed(ResponseEnd(stop_reason="end_turn"))
     assert isinstance(end, ResponseEnd)
     assert end.usage == Usage(input_tokens=3, output_tokens=2)
 
@@ -466,7 +502,9 @@ def test_eof_and_failure_carry_the_usage_so_far() -> None:
     assert tl.close()[-1] == ResponseEnd(usage=Usage(input_tokens=3), terminal="truncated")
     tl = in_state("streaming")
     tl.feed(UsageUpdate(Usage(output_tokens=8)))
-    assert tl.feed(ERROR)[-1] == ResponseEnd("error", usage=Usage(output_tokens=8), terminal="failed")
+    assert tl.feed(ERROR)[-1] == ResponseEnd(
+        stop_reason="error", usage=Usage(output_tokens=8), terminal="failed"
+    )
 
 
 # -- a stateful model check --------------------------------------------------------------------------
@@ -479,8 +517,8 @@ USAGES = st.builds(
     cache_read_tokens=st.none() | st.integers(0, 100),
 )
 EVENTS: st.SearchStrategy[Event] = st.one_of(
-    st.builds(ResponseStart, st.just(P), usage=USAGES),
-    st.builds(BlockStart, INDICES, st.sampled_from(BLOCK_TYPES)),
+    st.builds(ResponseStart, provider=st.just(P), usage=USAGES),
+    st.builds(BlockStart, index=INDICES, type=st.sampled_from(BLOCK_TYPES)),
     st.builds(TextDelta, INDICES, st.just("t")),
     st.builds(ThinkingDelta, INDICES, st.just("h")),
     st.builds(SignatureDelta, INDICES, st.just("s")),
@@ -490,12 +528,14 @@ EVENTS: st.SearchStrategy[Event] = st.one_of(
     st.builds(UsageUpdate, USAGES),
     st.builds(
         ResponseEnd,
-        st.none() | st.sampled_from(STOP_REASONS),
+        stop_reason=st.none() | st.sampled_from(STOP_REASONS),
         usage=USAGES,
         terminal=st.sampled_from(TERMINALS),
     ),
-    st.builds(StreamError, st.sampled_from(["overloaded", "server", "protocol"]), st.just("boom")),
-    st.builds(Unknown, st.sampled_from(["ping", "x"])),
+    st.builds(
+        StreamError, error_kind=st.sampled_from(["overloaded", "server", "protocol"]), message=st.just("boom")
+    ),
+    st.builds(Unknown, raw_type=st.sampled_from(["ping", "x"])),
 )
 
 
@@ -606,12 +646,12 @@ class TimelineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.state == "idle")
     @rule(usage=USAGES)
     def feed_start(self, usage: Usage) -> None:
-        self._feed(ResponseStart(P, usage=usage))
+        self._feed(ResponseStart(provider=P, usage=usage))
 
     @precondition(lambda self: self.state == "streaming")
     @rule(index=INDICES, block_type=st.sampled_from(BLOCK_TYPES))
     def feed_block_start(self, index: int, block_type: BlockType) -> None:
-        self._feed(BlockStart(index, block_type))
+        self._feed(BlockStart(index=index, type=block_type))
 
     @precondition(lambda self: bool(self.open))
     @rule(data=st.data())
@@ -633,7 +673,7 @@ class TimelineMachine(RuleBasedStateMachine):
         usage=USAGES,
     )
     def feed_end(self, stop_reason: StopReason | None, terminal: Terminal, usage: Usage) -> None:
-        self._feed(ResponseEnd(stop_reason, usage=usage, terminal=terminal))
+        self._feed(ResponseEnd(stop_reason=stop_reason, usage=usage, terminal=terminal))
 
     @precondition(lambda self: self.steps >= 15)
     @rule()

@@ -328,22 +328,22 @@ def stream(*events: Event) -> list[Event | ToolEvent]:
 
 def test_tracker_follows_parallel_tool_blocks() -> None:
     out = stream(
-        ResponseStart("p"),
-        BlockStart(0, "text"),
+        ResponseStart(provider="p"),
+        BlockStart(index=0, type="text"),
         TextDelta(0, '{"not": "a tool"}'),
         BlockStop(0),
-        BlockStart(1, "tool_call", id="a", name="search"),
-        BlockStart(2, "tool_call", id="b", name="other"),
+        BlockStart(index=1, type="tool_call", id="a", name="search"),
+        BlockStart(index=2, type="tool_call", id="b", name="other"),
         ToolArgsDelta(1, '{"query": "x"'),
         ToolArgsDelta(2, '{"any": '),
         ToolArgsDelta(1, "}"),
         ToolArgsDelta(2, "[1]}"),
         BlockStop(2),
         BlockStop(1),
-        BlockStart(3, "server_tool", id="s", name="web_search"),
+        BlockStart(index=3, type="server_tool", id="s", name="web_search"),
         ToolArgsDelta(3, '{"query": "y"}'),
         BlockStop(3),
-        ResponseEnd("tool_use"),
+        ResponseEnd(stop_reason="tool_use"),
     )
     verdicts = [ev for ev in out if isinstance(ev, ToolCallReady | ToolCallInvalid)]
     assert verdicts == [
@@ -360,11 +360,11 @@ def test_tracker_follows_parallel_tool_blocks() -> None:
 
 def test_tracker_applies_the_tool_schema() -> None:
     out = stream(
-        ResponseStart("p"),
-        BlockStart(0, "tool_call", id="a", name="search"),
+        ResponseStart(provider="p"),
+        BlockStart(index=0, type="tool_call", id="a", name="search"),
         ToolArgsDelta(0, '{"query": "x", "limit": 500}'),
         BlockStop(0),
-        ResponseEnd("tool_use"),
+        ResponseEnd(stop_reason="tool_use"),
     )
     (verdict,) = [ev for ev in out if isinstance(ev, ToolCallInvalid)]
     assert verdict.reason == "schema" and str(verdict.error) == "500 is more than 100 at /limit"
@@ -372,10 +372,10 @@ def test_tracker_applies_the_tool_schema() -> None:
 
 def test_tracker_closes_calls_left_open_as_truncated() -> None:
     tracker = ToolTracker()
-    tracker.feed(BlockStart(0, "tool_call", id="a", name="f"))
+    tracker.feed(BlockStart(index=0, type="tool_call", id="a", name="f"))
     tracker.feed(ToolArgsDelta(0, "{}"))
     assert set(tracker.open_calls) == {0}
-    (verdict,) = tracker.feed(ResponseEnd("max_tokens", terminal="truncated"))
+    (verdict,) = tracker.feed(ResponseEnd(stop_reason="max_tokens", terminal="truncated"))
     assert isinstance(verdict, ToolCallInvalid) and verdict.reason == "truncated"
     assert tracker.open_calls == {}
 
@@ -467,11 +467,11 @@ def test_accumulate_parses_tool_input_incrementally() -> None:
         fragments.append(doc[i : i + step])
         i += step
     events: list[Event] = [
-        ResponseStart("p"),
-        BlockStart(0, "tool_call", id="t", name="f"),
+        ResponseStart(provider="p"),
+        BlockStart(index=0, type="tool_call", id="t", name="f"),
         *(ToolArgsDelta(0, f) for f in fragments),
         BlockStop(0),
-        ResponseEnd("tool_use"),
+        ResponseEnd(stop_reason="tool_use"),
     ]
     call = accumulate(events).tool_calls[0]
     assert call.input == json.loads(doc) and call.raw_input == doc and call.error is None

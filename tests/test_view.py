@@ -37,13 +37,13 @@ def feed(view: LiveView, events: list[Event]) -> None:
         view.feed(event)
 
 
-START = ResponseStart("anthropic", "claude-test", "msg_1")
+START = ResponseStart(provider="anthropic", model="claude-test", id="msg_1")
 ARGS = ['{"title": "Rivers"', ', "content": "Rivers begin', " as springs", '", "tags": ["wa', 'ter"]}']
 
 
 def tool_call(fragments: list[str]) -> list[Event]:
     return [
-        BlockStart(0, "tool_call", id="toolu_1", name="save_article"),
+        BlockStart(index=0, type="tool_call", id="toolu_1", name="save_article"),
         *(ToolArgsDelta(0, f) for f in fragments),
     ]
 
@@ -106,7 +106,10 @@ def test_a_verdict_fed_in_replaces_the_views_own() -> None:
 
 def test_markdown_is_healed_only_while_the_text_streams() -> None:
     view = LiveView()
-    feed(view, [START, BlockStart(0, "text"), TextDelta(0, "Use **bold"), TextDelta(0, " and `code")])
+    feed(
+        view,
+        [START, BlockStart(index=0, type="text"), TextDelta(0, "Use **bold"), TextDelta(0, " and `code")],
+    )
     screen = render(view)
     assert "Use bold and code" in screen
     assert "*" not in screen and "`" not in screen
@@ -127,10 +130,10 @@ def test_thinking_text_and_a_completed_ending() -> None:
         view,
         [
             START,
-            BlockStart(0, "thinking"),
+            BlockStart(index=0, type="thinking"),
             ThinkingDelta(0, "Think first."),
             BlockStop(0, complete=True),
-            BlockStart(1, "text"),
+            BlockStart(index=1, type="text"),
             TextDelta(1, "# Answer\n\nDone."),
             BlockStop(1, complete=True),
             UsageUpdate(Usage(output_tokens=34)),
@@ -147,7 +150,10 @@ def test_thinking_text_and_a_completed_ending() -> None:
 
 def test_interrupt_marks_the_output_partial_and_open_calls_not_executed() -> None:
     view = LiveView()
-    feed(view, [START, BlockStart(1, "text"), TextDelta(1, "Saving"), BlockStop(1), *tool_call(ARGS[:2])])
+    feed(
+        view,
+        [START, BlockStart(index=1, type="text"), TextDelta(1, "Saving"), BlockStop(1), *tool_call(ARGS[:2])],
+    )
     view.interrupt()
     screen = render(view)
     assert view.terminal == "cancelled"
@@ -167,7 +173,7 @@ def test_metrics_line() -> None:
 def test_long_output_is_cropped_to_its_newest_lines_while_live() -> None:
     view = LiveView(max_height=8)
     lines = "\n\n".join(f"Paragraph number {i}." for i in range(30))
-    feed(view, [START, BlockStart(0, "text"), TextDelta(0, lines)])
+    feed(view, [START, BlockStart(index=0, type="text"), TextDelta(0, lines)])
     screen = render(view).splitlines()
     assert len(screen) <= 8
     assert screen[0].startswith("anthropic · claude-test")  # the header stays
@@ -182,7 +188,7 @@ def test_display_on_a_pipe_prints_the_final_view_once() -> None:
     view = play(
         [
             START,
-            BlockStart(0, "text"),
+            BlockStart(index=0, type="text"),
             TextDelta(0, "Hello"),
             BlockStop(0),
             ResponseEnd(stop_reason="end_turn", terminal="completed"),
@@ -199,7 +205,7 @@ def test_display_on_a_terminal_redraws_and_survives_ctrl_c() -> None:
     console = Console(file=out, width=90, height=20, force_terminal=True, color_system=None)
     view = LiveView()
     with pytest.raises(KeyboardInterrupt), LiveDisplay(view, console=console, fps=0) as display:
-        for event in [START, BlockStart(0, "text"), TextDelta(0, "Half an ans")]:
+        for event in [START, BlockStart(index=0, type="text"), TextDelta(0, "Half an ans")]:
             display.feed(event)
         assert view.max_height == 19
         raise KeyboardInterrupt
@@ -231,8 +237,13 @@ def test_the_status_line_shows_the_normalized_stop_reason(
     raw: str | None, normalized: str, shown: str
 ) -> None:
     view = LiveView()
-    end = ResponseEnd(normalized, raw, Usage(3, 4), "completed")  # type: ignore[arg-type]
-    feed(view, [START, BlockStart(0, "text"), TextDelta(0, "hi"), BlockStop(0), end])
+    end = ResponseEnd(
+        stop_reason=normalized,
+        raw_stop_reason=raw,
+        usage=Usage(input_tokens=3, output_tokens=4),
+        terminal="completed",
+    )  # type: ignore[arg-type]
+    feed(view, [START, BlockStart(index=0, type="text"), TextDelta(0, "hi"), BlockStop(0), end])
     screen = render(view)
     assert shown in screen
 
@@ -258,10 +269,10 @@ def text_answer(size: int) -> list[Event]:
     deltas = [TextDelta(0, "word " * 100) for _ in range(size // 500)]
     return [
         START,
-        BlockStart(0, "text"),
+        BlockStart(index=0, type="text"),
         *deltas,
         BlockStop(0),
-        ResponseEnd("end_turn", terminal="completed"),
+        ResponseEnd(stop_reason="end_turn", terminal="completed"),
     ]
 
 

@@ -176,9 +176,13 @@ def test_anthropic_unknown_block_keeps_every_delta_in_order() -> None:
         *a_end(),
     )
     events = assert_split_invariant("anthropic", body, random_runs=40)
-    assert [e for e in events if isinstance(e, Unknown)] == [Unknown(d["type"], d, index=0) for d in deltas]
+    assert [e for e in events if isinstance(e, Unknown)] == [
+        Unknown(raw_type=d["type"], payload=d, index=0) for d in deltas
+    ]
     (block,) = accumulate(events).blocks
-    assert block == UnknownBlock("hologram", {"type": "hologram", "x": [1]}, deltas=tuple(deltas))
+    assert block == UnknownBlock(
+        raw_type="hologram", data={"type": "hologram", "x": [1]}, deltas=tuple(deltas)
+    )
     # The encoder writes the deltas back: the simulator replays such a block exactly.
     again = wire.encoder("anthropic").encode_message(accumulate(events))
     assert accumulate(assert_split_invariant("anthropic", again, random_runs=5)).blocks == (block,)
@@ -343,9 +347,9 @@ def test_chat_cut_before_done_stays_truncated_for_compatible_servers() -> None:
 
 def _verdicts(raw: str) -> tuple[str, str]:
     """The live verdict (ToolTracker) and accumulate()'s, for a tool call whose input text is ``raw``."""
-    events: list[Any] = [ResponseStart("p"), BlockStart(0, "tool_call", id="c", name="t")]
+    events: list[Any] = [ResponseStart(provider="p"), BlockStart(index=0, type="tool_call", id="c", name="t")]
     events += [ToolArgsDelta(0, raw[i : i + (1 << 20)]) for i in range(0, len(raw), 1 << 20)]
-    events += [BlockStop(0), ResponseEnd("tool_use")]
+    events += [BlockStop(0), ResponseEnd(stop_reason="tool_use")]
     tracker = ToolTracker()
     live = [e for event in events for e in tracker.feed(event)]
     final = live[-1]
@@ -485,7 +489,7 @@ def test_responses_items_finished_only_by_completed_are_backfilled() -> None:
     listed, hi, search, bye = m.blocks
     assert isinstance(listed, ServerToolBlock) and listed.content == LIST_DONE
     assert isinstance(search, ServerToolBlock) and search.content == SEARCH
-    assert hi == TextBlock("Hi.") and bye == TextBlock("Bye.")
+    assert hi == TextBlock(text="Hi.") and bye == TextBlock(text="Bye.")
     ref = responses_sdk(body)
     assert [item.type for item in ref.output] == [listed.raw_type, "message", search.raw_type, "message"]
     assert ref.output[0].model_dump(exclude_none=True) == listed.content | {
@@ -500,7 +504,9 @@ def test_responses_item_never_finished_in_a_cut_stream_stays_incomplete() -> Non
         {"type": "response.output_item.added", "output_index": 0, "item": LIST_ADDED},
     )
     (listed,) = decode("openai-responses", body).blocks
-    assert listed == ServerToolBlock("mcp_list_tools", "mcpl_1", None, content=LIST_ADDED, complete=False)
+    assert listed == ServerToolBlock(
+        raw_type="mcp_list_tools", id="mcpl_1", name=None, content=LIST_ADDED, complete=False
+    )
 
 
 def test_responses_message_phase_is_kept_and_sent_back() -> None:
@@ -540,8 +546,8 @@ def test_responses_message_phase_is_kept_and_sent_back() -> None:
     )
     m = decode("openai-responses", body)
     first, _, last = m.blocks
-    assert first == TextBlock("Checking.", phase="commentary") and last == TextBlock(
-        "Noon.", phase="final_answer"
+    assert first == TextBlock(text="Checking.", phase="commentary") and last == TextBlock(
+        text="Noon.", phase="final_answer"
     )
     ref = responses_sdk(body)
     assert [ref.output[0].phase, ref.output[2].phase] == [first.phase, last.phase]  # type: ignore[union-attr]
@@ -613,15 +619,17 @@ def test_gemini_builtin_tool_parts_are_server_tool_blocks() -> None:
     carrier, call, result, text = m.blocks
     assert carrier == ThinkingBlock("", signature="c2ln")  # the signature travels on the toolCall part
     assert call == ServerToolBlock(
-        "toolCall",
-        "tc_1",
-        "GOOGLE_SEARCH_WEB",
+        raw_type="toolCall",
+        id="tc_1",
+        name="GOOGLE_SEARCH_WEB",
         raw_input='{"queries":["weather Lisbon"]}',
         input={"queries": ["weather Lisbon"]},
         content=SEARCH_CALL,
     )
-    assert result == ServerToolBlock("toolResponse", "tc_1", "GOOGLE_SEARCH_WEB", content=SEARCH_RESULT)
-    assert text == TextBlock("Sunny in Lisbon.") and m.terminal == "completed"
+    assert result == ServerToolBlock(
+        raw_type="toolResponse", id="tc_1", name="GOOGLE_SEARCH_WEB", content=SEARCH_RESULT
+    )
+    assert text == TextBlock(text="Sunny in Lisbon.") and m.terminal == "completed"
     # Written back as the API sent them: by the encoder (the simulator) and in the next request.
     again = wire.encoder("gemini").encode_message(m)
     assert accumulate(assert_split_invariant("gemini", again, random_runs=5)).blocks == m.blocks

@@ -24,7 +24,7 @@ _MESSAGE = Message(
     id="resp_1",
     model="m-1",
     blocks=(
-        TextBlock("Hello, wörld"),
+        TextBlock(text="Hello, wörld"),
         ToolCall(id="call_1", name="lookup", raw_input='{"q":"a b","n":2}', input={"q": "a b", "n": 2}),
     ),
     stop_reason="tool_use",

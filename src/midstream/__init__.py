@@ -117,6 +117,7 @@ if TYPE_CHECKING:
     from midstream.metrics import StreamMetrics
     from midstream.wire.canonical import events_from_message
     from midstream.wire.timeline import Timeline
+    from midstream.workflow import Workflow
 
 __version__ = "0.1.0"
 
@@ -129,6 +130,7 @@ _EXPORTS: dict[str, str] = {
     "RunResult": "midstream.agent",
     "Tool": "midstream.agent",
     "tool": "midstream.agent",
+    "Workflow": "midstream.workflow",
     "StreamInterrupted": "midstream.client.errors",
     "StreamInterruptedByTimeout": "midstream.client.errors",
     "ProviderError": "midstream.client.errors",
@@ -284,6 +286,7 @@ __all__ = [
     "Usage",
     "UsageUpdate",
     "ValueComplete",
+    "Workflow",
     "__version__",
     "accumulate",
     "events_from_message",

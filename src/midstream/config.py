@@ -37,6 +37,27 @@ The sections (TOML shown; the JSON file has the same shape)::
 
     [metrics]                         # thresholds above which the streaming monitor warns
     ttft_ms_warn = 2000
+    file = "streaming-metrics.json"   # a workflow's metrics file, updated atomically per run (absent: none)
+    errors_log = "streaming-errors.jsonl"   # unusable tool input, one JSON object per line (absent: none)
+    large_param_bytes = 2048          # an argument at least this large counts as "large"
+    adaptive = false                  # the adaptive policy (see midstream.workflow); off by default
+
+    [metrics.alerts]                  # alert above these (a workflow's metrics; absent: never)
+    latency_ms = 5000
+    incomplete_json_rate = 0.05
+    fallback_rate = 0.10
+
+The multi-agent notes' shape is accepted too, and folded into the keys above (giving a key both ways
+with different values is an error)::
+
+    {"streaming": {"fine_grained_tool_streaming": {
+        "enabled": true,                                  # streaming.eager.default
+        "beta_header": "fine-grained-tool-streaming-2025-05-14",   # informational: each provider's
+                                                          # client sends what that provider needs
+        "error_handling": {"invalid_json_wrapper": "INVALID_JSON", "retry_on_incomplete": true,
+                           "max_retries": 2, "backoff_delays": [2, 4]},        # errors.*
+        "performance": {"enable_for_agents": ["architect", "developer"],   # streaming.enable_for_agents
+                        "buffer_timeout_ms": 100}}}}                       # streaming.buffer_timeout_ms
 
     [tools]
     max_concurrency = 4               # tool calls of one response run concurrently, at most this many
@@ -79,10 +100,12 @@ __all__ = [
     "HOOK_EVENTS",
     "SETTINGS_FILENAMES",
     "AgentSettings",
+    "AlertSettings",
     "BackoffSettings",
     "ClientSettings",
     "EagerSettings",
     "ErrorSettings",
+    "FineGrainedSettings",
     "HookCommand",
     "HookEventName",
     "MetricsSettings",
@@ -132,10 +155,56 @@ class _Section(BaseModel):
 
 
 class EagerSettings(_Section):
-    """Fine-grained (eager) tool-argument streaming: a default and per-tool overrides."""
+    """Fine-grained (eager) tool-argument streaming: a default and per-tool overrides.
+
+    ``policy = "size"`` (the default) is the notes' guidance for a tool with no explicit setting whose
+    typical argument size is known: eager from ``large_bytes`` up, buffered below ``small_bytes``
+    (between the two: ``default``). ``policy = "fixed"`` ignores sizes.
+    """
 
     default: bool = False
     tools: dict[str, bool] = Field(default_factory=dict)
+    policy: Literal["size", "fixed"] = "size"
+    large_bytes: int = Field(default=5120, ge=0)
+    small_bytes: int = Field(default=1024, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EagerSettings:
+        if self.small_bytes > self.large_bytes:
+            raise ValueError(f"small_bytes ({self.small_bytes}) is above large_bytes ({self.large_bytes})")
+        return self
+
+
+class FineGrainedErrors(_Section):
+    """The notes' ``error_handling``: folded into ``[errors]``."""
+
+    invalid_json_wrapper: str | None = Field(default=None, min_length=1)
+    retry_on_incomplete: bool | None = None
+    max_retries: int | None = Field(default=None, ge=0)
+    backoff_delays: list[float] | None = Field(default=None, min_length=1)
+
+    @field_validator("backoff_delays")
+    @classmethod
+    def _non_negative(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(d < 0 for d in value):
+            raise ValueError("delays cannot be negative")
+        return value
+
+
+class FineGrainedPerformance(_Section):
+    """The notes' ``performance``: folded into ``[streaming]``."""
+
+    enable_for_agents: list[str] | None = None
+    buffer_timeout_ms: float | None = Field(default=None, ge=0)
+
+
+class FineGrainedSettings(_Section):
+    """``streaming.fine_grained_tool_streaming``, the multi-agent notes' shape of these settings."""
+
+    enabled: bool | None = None
+    beta_header: str | None = None
+    error_handling: FineGrainedErrors = Field(default_factory=FineGrainedErrors)
+    performance: FineGrainedPerformance = Field(default_factory=FineGrainedPerformance)
 
 
 class StreamingSettings(_Section):
@@ -145,18 +214,31 @@ class StreamingSettings(_Section):
     enabled: bool = True
     eager: EagerSettings = Field(default_factory=EagerSettings)
     enable_for_agents: list[str] | None = None
+    buffer_timeout_ms: float = Field(default=0.0, ge=0)
+    """How long streamed text may be held to be passed on in one piece (a workflow's blackboard
+    updates); 0 passes each fragment on as it arrives. The complete value is never delayed."""
+    fine_grained_tool_streaming: FineGrainedSettings | None = None
+    """The notes' shape; folded into the other keys when the settings are validated."""
 
     @field_validator("eager", mode="before")
     @classmethod
     def _eager_shorthand(cls, value: Any) -> Any:
         return {"default": value} if isinstance(value, bool) else value
 
-    def eager_for(self, tool: str, *, agent: str | None = None, tool_default: bool | None = None) -> bool:
+    def eager_for(
+        self,
+        tool: str,
+        *,
+        agent: str | None = None,
+        tool_default: bool | None = None,
+        typical_bytes: int | None = None,
+    ) -> bool:
         """Whether ``tool`` streams eagerly for ``agent``.
 
         False when streaming is off, or when ``enable_for_agents`` is set and does not name ``agent``
         (``"*"`` names every agent). Otherwise the per-tool setting, else ``tool_default`` (the tool's
-        own ``eager`` option), else the default.
+        own ``eager`` option), else the size policy when ``typical_bytes`` is known (see
+        :class:`EagerSettings`), else the default.
         """
         if not self.enabled:
             return False
@@ -165,7 +247,14 @@ class StreamingSettings(_Section):
             return False
         if tool in self.eager.tools:
             return self.eager.tools[tool]
-        return self.eager.default if tool_default is None else tool_default
+        if tool_default is not None:
+            return tool_default
+        if typical_bytes is not None and self.eager.policy == "size":
+            if typical_bytes >= self.eager.large_bytes:
+                return True
+            if typical_bytes < self.eager.small_bytes:
+                return False
+        return self.eager.default
 
 
 class BackoffSettings(_Section):
@@ -175,11 +264,23 @@ class BackoffSettings(_Section):
     factor: float = Field(default=2.0, ge=1)
     max: float = Field(default=30.0, ge=0)
     scale: float = Field(default=1.0, ge=0)
+    delays: list[float] | None = Field(default=None, min_length=1)
+    """Explicit delays (the notes' ``[2, 4]``): retry ``n`` waits ``delays[n]`` (the last one
+    repeating) times ``scale``, instead of the exponential formula."""
+
+    @field_validator("delays")
+    @classmethod
+    def _non_negative(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(d < 0 for d in value):
+            raise ValueError("delays cannot be negative")
+        return value
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
         if attempt < 0:
             raise LocalError("a retry attempt number cannot be negative")
+        if self.delays is not None:
+            return self.delays[min(attempt, len(self.delays) - 1)] * self.scale
         base = self.initial * self.factor ** min(attempt, 64)  # the cap keeps huge attempts finite
         return min(base, self.max) * self.scale
 
@@ -227,8 +328,22 @@ class HookCommand(_Section):
         return value
 
 
+class AlertSettings(_Section):
+    """Alert thresholds of a workflow's streaming metrics (the notes' defaults; ``null``: never).
+
+    ``latency_ms`` applies to each agent's average consumer latency, the rates to the whole file;
+    rates are judged once ``min_calls`` tool calls were seen.
+    """
+
+    latency_ms: float | None = Field(default=5000.0, gt=0)
+    incomplete_json_rate: float | None = Field(default=0.05, ge=0, le=1)
+    fallback_rate: float | None = Field(default=0.10, ge=0, le=1)
+    min_calls: int = Field(default=1, ge=1)
+
+
 class MetricsSettings(_Section):
-    """Thresholds above which the streaming monitor records a warning (absent: never)."""
+    """Thresholds above which the streaming monitor records a warning (absent: never), and where a
+    workflow writes its metrics file and its log of unusable tool input."""
 
     enabled: bool = True
     ttft_ms_warn: float | None = Field(default=None, gt=0)
@@ -236,6 +351,11 @@ class MetricsSettings(_Section):
     tool_ready_ms_warn: float | None = Field(default=None, gt=0)
     tool_args_bytes_warn: int | None = Field(default=None, gt=0)
     invalid_json_warn: int | None = Field(default=None, gt=0)
+    file: str | None = None
+    errors_log: str | None = None
+    large_param_bytes: int = Field(default=2048, ge=0)
+    adaptive: bool = False
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
 
 class ToolSettings(_Section):
@@ -298,7 +418,7 @@ class Settings(_Section):
     def _mapping(cls, value: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ValueError("settings must be a table / object")
-        return value
+        return _fold_fine_grained(value)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<settings>") -> Settings:
@@ -307,6 +427,51 @@ class Settings(_Section):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise SettingsError(source, _problems(exc)) from None
+
+
+_FOLDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("enabled",), ("streaming", "eager", "default")),
+    (("error_handling", "invalid_json_wrapper"), ("errors", "invalid_json_wrapper")),
+    (("error_handling", "retry_on_incomplete"), ("errors", "retry_on_incomplete")),
+    (("error_handling", "max_retries"), ("errors", "max_retries")),
+    (("error_handling", "backoff_delays"), ("errors", "backoff", "delays")),
+    (("performance", "enable_for_agents"), ("streaming", "enable_for_agents")),
+    (("performance", "buffer_timeout_ms"), ("streaming", "buffer_timeout_ms")),
+)
+
+
+def _fold_fine_grained(value: Mapping[str, Any]) -> Any:
+    """Copy the notes' ``streaming.fine_grained_tool_streaming`` keys onto their canonical places (a
+    key given both ways with different values is an error naming both)."""
+    streaming = value.get("streaming")
+    notes = streaming.get("fine_grained_tool_streaming") if isinstance(streaming, Mapping) else None
+    if not isinstance(notes, Mapping):
+        return value  # absent, or not a table: validation says so at its own path
+    out: dict[str, Any] = _thaw(value)
+    for source, target in _FOLDS:
+        found: Any = notes
+        for part in source:
+            found = found.get(part) if isinstance(found, Mapping) else None
+        if found is None:
+            continue
+        node = out
+        for part in target[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                break
+            node = node.setdefault(part, {})
+        else:
+            there = node.get(target[-1])
+            if there is not None and there != found:
+                given = "streaming.fine_grained_tool_streaming." + ".".join(source)
+                raise ValueError(f"{given} ({found!r}) contradicts {'.'.join(target)} ({there!r})")
+            node[target[-1]] = found
+    return out
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:

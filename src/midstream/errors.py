@@ -21,6 +21,7 @@ local: the calling code, or a file or state it handed over) and, below that, wha
     │   ├── StreamTimeout               client.errors       a client timeout fired; ``which`` names it
     │   │   └── StreamInterruptedByTimeout  client.errors   ... after content (also StreamInterrupted)
     │   ├── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
+    │   ├── HandoffFailed               workflow.flow       the agent a handoff started did not complete
     │   └── StoreError                  relay.errors        the relay's store failed: unreachable, I/O
     └── LocalError                      errors              the calling code must change something
         ├── UnknownDialect              errors              a dialect name midstream does not know
@@ -40,6 +41,7 @@ local: the calling code, or a file or state it handed over) and, below that, wha
         │       ├── LeaseHeld           relay.errors        another producer holds the run
         │       └── LeaseLost           relay.errors        a newer producer superseded this one
         ├── RedisUnavailable            relay.testing       no redis-server to start for a test
+        ├── VersionConflict             workflow.blackboard  a blackboard write expected another version
         └── JournalError                agent._journal      a damaged effects journal (file and line)
 
 The middle column is the module (under ``midstream.``) that defines the class; every class is also

@@ -52,13 +52,13 @@ class _Base:
     seq: int | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseStart(_Base):
     """First event of every response.
 
     Example:
 
-        >>> start = midstream.ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1")
+        >>> start = midstream.ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1")
         >>> start.kind, start.provider, start.model
         ('response_start', 'anthropic', 'claude-sonnet-4-5')
     """
@@ -70,7 +70,7 @@ class ResponseStart(_Base):
     usage: Usage = field(default_factory=Usage)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BlockStart(_Base):
     """A content block opens at ``index``.
 
@@ -80,7 +80,7 @@ class BlockStart(_Base):
 
     Example:
 
-        >>> start = midstream.BlockStart(1, "tool_call", id="toolu_1", name="get_weather")
+        >>> start = midstream.BlockStart(index=1, type="tool_call", id="toolu_1", name="get_weather")
         >>> start.kind, start.type, start.name
         ('block_start', 'tool_call', 'get_weather')
     """
@@ -102,9 +102,10 @@ class TextDelta(_Base):
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> "".join(e.text for e in events if isinstance(e, midstream.TextDelta))
         'Hello'
@@ -123,7 +124,8 @@ class ThinkingDelta(_Base):
 
         >>> from midstream import ResponseStart, BlockStart, ThinkingDelta, SignatureDelta, BlockStop
         >>> message = midstream.accumulate([
-        ...     ResponseStart("anthropic"), BlockStart(0, "thinking"), ThinkingDelta(0, "Two cities: "),
+        ...     ResponseStart(provider="anthropic"), BlockStart(index=0, type="thinking"),
+        ...     ThinkingDelta(0, "Two cities: "),
         ...     ThinkingDelta(0, "two calls."), SignatureDelta(0, "sig=="), BlockStop(0),
         ... ])
         >>> message.blocks[0].thinking, message.blocks[0].signature
@@ -175,9 +177,10 @@ class ToolArgsDelta(_Base):
 
         >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop, ResponseEnd
         >>> message = midstream.accumulate([
-        ...     ResponseStart("anthropic"), BlockStart(0, "tool_call", id="toolu_1", name="get_weather"),
+        ...     ResponseStart(provider="anthropic"),
+        ...     BlockStart(index=0, type="tool_call", id="toolu_1", name="get_weather"),
         ...     ToolArgsDelta(0, '{"city": "Pa'), ToolArgsDelta(0, 'ris"}'), BlockStop(0),
-        ...     ResponseEnd("tool_use", terminal="completed"),
+        ...     ResponseEnd(stop_reason="tool_use", terminal="completed"),
         ... ])
         >>> message.tool_calls[0].raw_input, message.tool_calls[0].input
         ('{"city": "Paris"}', {'city': 'Paris'})
@@ -196,9 +199,10 @@ class BlockStop(_Base):
 
         >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop, ResponseEnd
         >>> message = midstream.accumulate([
-        ...     ResponseStart("anthropic"), BlockStart(0, "tool_call", id="toolu_1", name="save"),
+        ...     ResponseStart(provider="anthropic"),
+        ...     BlockStart(index=0, type="tool_call", id="toolu_1", name="save"),
         ...     ToolArgsDelta(0, '{"title": "Riv'), BlockStop(0, complete=False),
-        ...     ResponseEnd("max_tokens", terminal="truncated"),
+        ...     ResponseEnd(stop_reason="max_tokens", terminal="truncated"),
         ... ])
         >>> call = message.tool_calls[0]
         >>> call.input is None, call.error
@@ -225,7 +229,7 @@ class UsageUpdate(_Base):
     usage: Usage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResponseEnd(_Base):
     """The one terminal event of a response: why it stopped, final usage and its terminal state.
 
@@ -233,9 +237,10 @@ class ResponseEnd(_Base):
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> end = events[-1]
         >>> end.terminal, end.stop_reason, end.usage.output_tokens
@@ -250,7 +255,7 @@ class ResponseEnd(_Base):
     stop_details: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamError(_Base):
     """An error reported by the provider (or the transport) during the response.
 
@@ -258,7 +263,7 @@ class StreamError(_Base):
 
     Example:
 
-        >>> error = midstream.StreamError("overloaded", "Overloaded", retryable=True)
+        >>> error = midstream.StreamError(error_kind="overloaded", message="Overloaded", retryable=True)
         >>> error.kind, error.error_kind, error.retryable
         ('stream_error', 'overloaded', True)
     """
@@ -271,7 +276,7 @@ class StreamError(_Base):
     raw: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unknown(_Base):
     """A provider event midstream does not know, passed through instead of crashing.
 
@@ -282,7 +287,8 @@ class Unknown(_Base):
 
     Example:
 
-        >>> event = midstream.Unknown("content_block_sparkle", {"type": "content_block_sparkle"})
+        >>> sparkle = {"type": "content_block_sparkle"}
+        >>> event = midstream.Unknown(raw_type="content_block_sparkle", payload=sparkle)
         >>> event.kind, event.raw_type
         ('unknown', 'content_block_sparkle')
     """
@@ -313,9 +319,10 @@ Example:
 
     >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
     >>> events = [
-    ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-    ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-    ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+    ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+    ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+    ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+    ...                 usage=Usage(input_tokens=5, output_tokens=2)),
     ... ]
     >>> [event.kind for event in events]
     ['response_start', 'block_start', 'text_delta', 'text_delta', 'block_stop', 'response_end']

@@ -56,9 +56,10 @@ Example:
 
     >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
     >>> events = [
-    ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-    ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-    ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+    ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+    ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+    ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+    ...                 usage=Usage(input_tokens=5, output_tokens=2)),
     ... ]
     >>> midstream.accumulate(events).stop_reason
     'end_turn'
@@ -69,7 +70,7 @@ Example:
 STOP_REASONS: tuple[StopReason, ...] = get_args(StopReason)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Usage:
     """Token counts, normalized across providers. ``None`` means "not reported".
 
@@ -112,7 +113,7 @@ def _pick(new: int | None, old: int | None) -> int | None:
     return old if new is None else new
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TextBlock:
     """Answer text, with any citations the provider attached (raw provider dicts).
 
@@ -123,9 +124,10 @@ class TextBlock:
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> (block,) = midstream.accumulate(events).blocks
         >>> block.kind, block.text, block.complete
@@ -172,7 +174,7 @@ class RedactedThinkingBlock:
     complete: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCall:
     """A call of one of *your* tools.
 
@@ -185,9 +187,10 @@ class ToolCall:
 
         >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop, ResponseEnd
         >>> message = midstream.accumulate([
-        ...     ResponseStart("anthropic"), BlockStart(0, "tool_call", id="toolu_1", name="get_weather"),
+        ...     ResponseStart(provider="anthropic"),
+        ...     BlockStart(index=0, type="tool_call", id="toolu_1", name="get_weather"),
         ...     ToolArgsDelta(0, '{"city": "Pa'), ToolArgsDelta(0, 'ris"}'), BlockStop(0),
-        ...     ResponseEnd("tool_use", terminal="completed"),
+        ...     ResponseEnd(stop_reason="tool_use", terminal="completed"),
         ... ])
         >>> call = message.tool_calls[0]
         >>> call.name, call.input, call.error
@@ -203,7 +206,7 @@ class ToolCall:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerToolBlock:
     """A tool the provider runs itself (web search, code execution, tool search) or its result.
 
@@ -213,7 +216,7 @@ class ServerToolBlock:
 
     Example:
 
-        >>> block = midstream.ServerToolBlock("server_tool_use", id="srvtoolu_1", name="web_search")
+        >>> block = midstream.ServerToolBlock(raw_type="server_tool_use", id="srvtoolu_1", name="web_search")
         >>> block.kind, block.name
         ('server_tool', 'web_search')
     """
@@ -228,7 +231,7 @@ class ServerToolBlock:
     complete: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownBlock:
     """A block type midstream does not know, kept whole so nothing is lost.
 
@@ -239,7 +242,7 @@ class UnknownBlock:
 
     Example:
 
-        >>> block = midstream.UnknownBlock("sparkle", {"type": "sparkle"})
+        >>> block = midstream.UnknownBlock(raw_type="sparkle", data={"type": "sparkle"})
         >>> block.kind, block.raw_type
         ('unknown', 'sparkle')
     """
@@ -256,7 +259,7 @@ class UnknownBlock:
         This is how the providers' own SDKs fold such deltas (Anthropic's ``compaction_delta`` carries
         the block's ``content``); without deltas it is ``data`` itself.
 
-        >>> UnknownBlock("compaction", {"type": "compaction", "content": None},
+        >>> UnknownBlock(raw_type="compaction", data={"type": "compaction", "content": None},
         ...              deltas=({"type": "compaction_delta", "content": "Summary."},)).merged()
         {'type': 'compaction', 'content': 'Summary.'}
         """
@@ -276,16 +279,17 @@ Example:
 
     >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
     >>> events = [
-    ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-    ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-    ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+    ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+    ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+    ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+    ...                 usage=Usage(input_tokens=5, output_tokens=2)),
     ... ]
     >>> [block.kind for block in midstream.accumulate(events).blocks]
     ['text']
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One assistant response, folded from its events.
 
@@ -296,9 +300,10 @@ class Message:
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> message = midstream.accumulate(events)
         >>> message.text, message.terminal, message.stop_reason, message.usage.output_tokens

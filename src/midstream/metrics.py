@@ -32,7 +32,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamMetrics:
     """What one stream did, measured by the client. ``None``: not (yet) observed.
 

@@ -309,7 +309,10 @@ class CallRunner:
             raise
         except TimeoutError:
             execution = Execution(
-                call.call_id, call.name, "failed", error=TimeoutError(f"no result in {timeout} s")
+                call_id=call.call_id,
+                tool=call.name,
+                status="failed",
+                error=TimeoutError(f"no result in {timeout} s"),
             )
             return await self._failed(call, execution, "timeout", observed.entered, time.monotonic() - began)
         seconds = time.monotonic() - began

@@ -33,7 +33,7 @@ from midstream.agent._journal import (
 __all__ = ["JournalReport", "check_journal", "repair_journal"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JournalReport:
     """What :func:`check_journal` found (or :func:`repair_journal` left).
 
@@ -106,7 +106,13 @@ def check_journal(path: str | os.PathLike[str]) -> JournalReport:
         latest[item.idempotency_key] = item.status
     uncertain = tuple(key for key, status in latest.items() if status == "started")
     return JournalReport(
-        str(target), "jsonl", sum(statuses.values()), dict(statuses), uncertain, tuple(damage), repaired
+        path=str(target),
+        kind="jsonl",
+        records=sum(statuses.values()),
+        statuses=dict(statuses),
+        uncertain=uncertain,
+        damage=tuple(damage),
+        repaired=repaired,
     )
 
 
@@ -175,7 +181,7 @@ def _check_sqlite(path: Path) -> JournalReport:
     try:
         db = _read_only(path)
     except sqlite3.DatabaseError as exc:
-        return JournalReport(str(path), "sqlite", problems=(f"SQLite cannot open it: {exc}",))
+        return JournalReport(path=str(path), kind="sqlite", problems=(f"SQLite cannot open it: {exc}",))
     with contextlib.closing(db):
         try:
             verdict = [row[0] for row in db.execute("PRAGMA integrity_check").fetchall()]
@@ -189,7 +195,12 @@ def _check_sqlite(path: Path) -> JournalReport:
             problems.append(f"SQLite: {exc}")
     uncertain = tuple(key for key, status in latest.items() if status == "started")
     return JournalReport(
-        str(path), "sqlite", sum(statuses.values()), dict(statuses), uncertain, problems=tuple(problems)
+        path=str(path),
+        kind="sqlite",
+        records=sum(statuses.values()),
+        statuses=dict(statuses),
+        uncertain=uncertain,
+        problems=tuple(problems),
     )
 
 

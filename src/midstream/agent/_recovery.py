@@ -108,7 +108,7 @@ def merge_prefill(prefix: str, message: Message) -> Message:
     if blocks and isinstance(blocks[0], TextBlock):
         blocks[0] = dataclasses.replace(blocks[0], text=prefix + blocks[0].text)
     else:
-        blocks.insert(0, TextBlock(prefix))
+        blocks.insert(0, TextBlock(text=prefix))
     return dataclasses.replace(message, blocks=tuple(blocks))
 
 

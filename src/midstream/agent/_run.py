@@ -499,7 +499,9 @@ class Run:
     def _request(self, prefix: str) -> ChatRequest:
         turns = tuple(self.progress.turns)
         if prefix:  # the partial answer, for the model to continue
-            partial = Message(self._client.provider, blocks=(TextBlock(prefix),), terminal="failed")
+            partial = Message(
+                provider=self._client.provider, blocks=(TextBlock(text=prefix),), terminal="failed"
+            )
             turns += (Turn("assistant", message=partial),)
         system = "\n\n".join(s for s in (self.agent.system, self.progress.context) if s) or None
         return ChatRequest(

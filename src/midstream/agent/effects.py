@@ -162,7 +162,7 @@ class EffectUncertainError(LocalError):
     again might do it twice, so it is not run."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Execution:
     """What :meth:`EffectLedger.execute` did with one call.
 
@@ -269,7 +269,7 @@ class EffectLedger:
         if call_id in self._seen and not resumed:
             _discard(streams)
             error = LocalError(f"call {call_id!r} already ran in this run: it is not run twice")
-            return Execution(call_id, tool.name, "duplicate", error=error)
+            return Execution(call_id=call_id, tool=tool.name, status="duplicate", error=error)
         if args is _UNSET:
             args = tool.validate(input)
         self._seen.add(call_id)
@@ -297,13 +297,15 @@ class EffectLedger:
             return self._resumed_call(tool, call_id, f"the journal's last word on it is {prior.status!r}")
         in_place = prior.status in IN_PLACE or (self.skip_compensated and prior.status == "compensated")
         if in_place:
-            return Execution(call_id, tool.name, "skipped", result=prior.result, record=prior)
+            return Execution(
+                call_id=call_id, tool=tool.name, status="skipped", result=prior.result, record=prior
+            )
         if prior.status == "started" and not tool.idempotent:
             why = f" ({prior.error})" if prior.error else ""
             error = EffectUncertainError(
                 f"tool {tool.name!r}: an earlier run started this effect and never recorded its end{why}"
             )
-            return Execution(call_id, tool.name, "uncertain", error=error, record=prior)
+            return Execution(call_id=call_id, tool=tool.name, status="uncertain", error=error, record=prior)
         return None
 
     def _resumed_call(self, tool: LedgerTool, call_id: str, why: str) -> Execution:
@@ -311,7 +313,7 @@ class EffectLedger:
             f"tool {tool.name!r}: call {call_id!r} was running when the earlier run stopped and its "
             f"result was not saved ({why}); a call id never runs twice"
         )
-        return Execution(call_id, tool.name, "uncertain", error=error)
+        return Execution(call_id=call_id, tool=tool.name, status="uncertain", error=error)
 
     async def _run(
         self, tool: LedgerTool, call: CallContext, args: Any, input: Any, streams: CommittableStreams | None
@@ -324,7 +326,7 @@ class EffectLedger:
                 _discard(streams)
                 if key is not None:
                     self._append(call_id, tool.name, key, "failed", input=input, error=_describe(exc))
-                return Execution(call_id, tool.name, "failed", error=exc)
+                return Execution(call_id=call_id, tool=tool.name, status="failed", error=exc)
         ctx = contextvars.copy_context()
         ctx.run(_CURRENT.set, call)
         task: asyncio.Future[Any] = asyncio.get_running_loop().create_task(tool.invoke(args), context=ctx)
@@ -352,13 +354,13 @@ class EffectLedger:
         if error is not None:
             if key is not None:
                 self._append(call_id, tool.name, key, "failed", input=input, error=_describe(error))
-            return Execution(call_id, tool.name, "failed", error=error)
+            return Execution(call_id=call_id, tool=tool.name, status="failed", error=error)
         result = task.result()
         record = None
         if key is not None:
             record = self._append(call_id, tool.name, key, "done", input=input, result=to_jsonable(result))
             self._done.append((tool, record))
-        return Execution(call_id, tool.name, "done", result=result, record=record)
+        return Execution(call_id=call_id, tool=tool.name, status="done", result=result, record=record)
 
     def _append(self, call_id: str, tool: str, key: str, status: EffectStatus, **fields: Any) -> EffectRecord:
         if "input" in fields:

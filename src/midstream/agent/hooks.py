@@ -122,7 +122,7 @@ OUTPUT_LIMIT = 1024 * 1024  # bytes kept of a shell hook's stdout / stderr (the 
 DEFAULT_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HookInput:
     """What a hook is told. ``data`` holds the event-specific fields (see the module docs)."""
 
@@ -392,7 +392,7 @@ class Hooks:
         common = {k: v for k, v in fields.items() if k in known}
         data = {k: v for k, v in fields.items() if k not in known}
         common.setdefault("session_id", self.session_id)
-        return HookInput(event, **common, data=data)
+        return HookInput(hook_event_name=event, **common, data=data)
 
     async def authorize_tool(
         self, *, tool_name: str, tool_input: dict[str, Any], tool_call_id: str | None = None, **data: Any

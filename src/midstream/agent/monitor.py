@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamingMonitor", "ToolMetrics"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class ToolMetrics:
     """Counters of one tool. Times are milliseconds, sizes UTF-8 bytes of the raw argument text."""
 
@@ -93,7 +93,7 @@ class StreamingMonitor:
         """The counters of ``tool`` (created empty on first use)."""
         found = self.tools.get(tool)
         if found is None:
-            found = self.tools[tool] = ToolMetrics(tool)
+            found = self.tools[tool] = ToolMetrics(tool=tool)
         return found
 
     def observe(self, event: object) -> None:

@@ -83,7 +83,12 @@ def block_to_dict(block: Block) -> dict[str, Any]:
 
 
 def _text(d: Mapping[str, Any]) -> Block:
-    return TextBlock(d["text"], tuple(d.get("citations", ())), d.get("complete", True), d.get("phase"))
+    return TextBlock(
+        text=d["text"],
+        citations=tuple(d.get("citations", ())),
+        complete=d.get("complete", True),
+        phase=d.get("phase"),
+    )
 
 
 def _thinking(d: Mapping[str, Any]) -> Block:
@@ -96,23 +101,35 @@ def _redacted(d: Mapping[str, Any]) -> Block:
 
 def _tool_call(d: Mapping[str, Any]) -> Block:
     complete, error = d.get("complete", True), d.get("error")
-    return ToolCall(d["id"], d["name"], d["raw_input"], d.get("input"), complete, error)
+    return ToolCall(
+        id=d["id"],
+        name=d["name"],
+        raw_input=d["raw_input"],
+        input=d.get("input"),
+        complete=complete,
+        error=error,
+    )
 
 
 def _server_tool(d: Mapping[str, Any]) -> Block:
     return ServerToolBlock(
-        d["raw_type"],
-        d.get("id"),
-        d.get("name"),
-        d.get("raw_input", ""),
-        d.get("input"),
-        d.get("content"),
-        d.get("complete", True),
+        raw_type=d["raw_type"],
+        id=d.get("id"),
+        name=d.get("name"),
+        raw_input=d.get("raw_input", ""),
+        input=d.get("input"),
+        content=d.get("content"),
+        complete=d.get("complete", True),
     )
 
 
 def _unknown(d: Mapping[str, Any]) -> Block:
-    return UnknownBlock(d["raw_type"], d.get("data"), d.get("complete", True), tuple(d.get("deltas", ())))
+    return UnknownBlock(
+        raw_type=d["raw_type"],
+        data=d.get("data"),
+        complete=d.get("complete", True),
+        deltas=tuple(d.get("deltas", ())),
+    )
 
 
 _BLOCKS: dict[str, Callable[[Mapping[str, Any]], Block]] = {
@@ -166,11 +183,11 @@ def _error_from_dict(data: Any) -> Any:
         return _guard(
             "stream error",
             lambda: StreamError(
-                e["error_kind"],
-                e["message"],
-                e.get("retryable", False),
-                e.get("status"),
-                e.get("raw"),
+                error_kind=e["error_kind"],
+                message=e["message"],
+                retryable=e.get("retryable", False),
+                status=e.get("status"),
+                raw=e.get("raw"),
                 seq=e.get("seq"),
             ),
         )

@@ -10,7 +10,7 @@ the live view; ``demo`` is a short guided tour against the simulator, no key and
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
 ``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
 check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
-(:mod:`midstream.cli.serve`).
+(:mod:`midstream.cli.serve`); ``workflow`` runs a multi-agent workflow file (:mod:`midstream.cli.workflow`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from midstream.cli._conventions import (
 from midstream.cli._journal import journal_app
 from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
+from midstream.cli.workflow import workflow as workflow_command
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
 from midstream.core.toolargs import ToolCallReady, ToolEvent, with_tool_events
@@ -411,6 +412,9 @@ def sim(
 app.command(
     "serve", epilog=CLIENT_EPILOG, short_help="Serve the relay: runs over HTTP, events as resumable SSE."
 )(serve_command)
+app.command(
+    "workflow", epilog=CLIENT_EPILOG, short_help="Run a multi-agent workflow file, one lane per agent."
+)(workflow_command)
 
 # -- run ---------------------------------------------------------------------------------------------
 

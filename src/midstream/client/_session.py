@@ -102,7 +102,7 @@ class Problem(Exception):
 def timeout_problem(which: TimeoutName, timeouts: Timeouts, provider: str) -> Problem:
     """The timeout ``which`` fired (retried unless it is ``total``)."""
     error = StreamTimeout(which, timeouts.seconds(which), provider=provider)
-    event = StreamError("timeout", str(error), retryable=which not in ("total", "pool"))
+    event = StreamError(error_kind="timeout", message=str(error), retryable=which not in ("total", "pool"))
     return Problem(Failure("timeout", which=which), event, error)
 
 
@@ -110,7 +110,7 @@ def transport_problem(exc: BaseException, provider: str, secrets: Sequence[str],
     """The connection could not be made (``connect``) or broke; ``exc`` is httpx2's error."""
     what = "could not connect to" if connect else "lost the connection to"
     text = redact(f"{what} {provider}: {type(exc).__name__}: {exc}", secrets)
-    event = StreamError("transport", text, retryable=True)
+    event = StreamError(error_kind="transport", message=text, retryable=True)
     failure = Failure("connect" if connect else "transport")
     return Problem(failure, event, TransportError(text, provider=provider))
 
@@ -119,7 +119,7 @@ def protocol_problem(exc: RemoteProtocolError, secrets: Sequence[str]) -> Proble
     """The response's bytes broke the protocol (never retried)."""
     text = redact(str(exc), secrets)
     error = exc if text == str(exc) else RemoteProtocolError(text)  # the bad bytes may quote a key
-    return Problem(Failure("protocol"), StreamError("protocol", text), error)
+    return Problem(Failure("protocol"), StreamError(error_kind="protocol", message=text), error)
 
 
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -134,7 +134,7 @@ def limit_problem(limit: int) -> Problem:
         "client.max_response_bytes (0: no limit)"
     )
     error = LimitExceeded(text, limit="max_response_bytes", value=limit)
-    return Problem(Failure("protocol"), StreamError("protocol", text), error)
+    return Problem(Failure("protocol"), StreamError(error_kind="protocol", message=text), error)
 
 
 def event_problem(event: StreamError, provider: str, secrets: Sequence[str]) -> Problem:
@@ -155,7 +155,13 @@ def event_problem(event: StreamError, provider: str, secrets: Sequence[str]) -> 
 
 def status_problem(error: ProviderError, headers: Mapping[str, str]) -> Problem:
     """An HTTP error response (its headers may say when, or whether, to retry)."""
-    event = StreamError(error.kind, str(error), error.retryable, status=error.status, raw=error.payload)
+    event = StreamError(
+        error_kind=error.kind,
+        message=str(error),
+        retryable=error.retryable,
+        status=error.status,
+        raw=error.payload,
+    )
     return Problem(Failure("status", status=error.status, headers=dict(headers)), event, error)
 
 

@@ -94,7 +94,9 @@ class _Builder:
         start, text = self.start, "".join(self.parts)
         done = self.stopped and self.complete
         if start.type == "text":
-            return TextBlock(text, tuple(self.citations), complete=done, phase=_phase(start.data))
+            return TextBlock(
+                text=text, citations=tuple(self.citations), complete=done, phase=_phase(start.data)
+            )
         if start.type == "thinking":
             sig = "".join(self.signature) if self.signature else None
             return ThinkingBlock(text, sig, complete=done)
@@ -138,9 +140,10 @@ class Accumulator:
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> acc = midstream.Accumulator()
         >>> for event in events[:3]:
@@ -215,9 +218,10 @@ def accumulate(events: Iterable[Event]) -> Message:
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> midstream.accumulate(events).text
         'Hello'

@@ -346,7 +346,8 @@ class ToolTracker:
         >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop
         >>> tracker = midstream.ToolTracker({"get_weather": {"type": "object", "required": ["city"]}})
         >>> out = []
-        >>> for event in [ResponseStart("anthropic"), BlockStart(0, "tool_call", id="t1", name="get_weather"),
+        >>> for event in [ResponseStart(provider="anthropic"),
+        ...               BlockStart(index=0, type="tool_call", id="t1", name="get_weather"),
         ...               ToolArgsDelta(0, '{"city": "Paris"}'), BlockStop(0)]:
         ...     out += tracker.feed(event)
         >>> out[-1].kind, out[-1].input
@@ -404,7 +405,8 @@ def with_tool_events(
     Example:
 
         >>> from midstream import ResponseStart, BlockStart, ToolArgsDelta, BlockStop
-        >>> events = [ResponseStart("anthropic"), BlockStart(0, "tool_call", id="t1", name="get_weather"),
+        >>> events = [ResponseStart(provider="anthropic"),
+        ...           BlockStart(index=0, type="tool_call", id="t1", name="get_weather"),
         ...           ToolArgsDelta(0, '{"city": "Paris"}'), BlockStop(0)]
         >>> [e.kind for e in midstream.with_tool_events(events)]  # doctest: +NORMALIZE_WHITESPACE
         ['response_start', 'block_start', 'tool_args_delta', 'tool_field_start', 'tool_field_delta',

@@ -240,7 +240,7 @@ def plan(
     planner = _Planner(latency or Latency(speed=0), rng or random.Random(0), _Budget(max_tokens))
     planner.running_usage, planner.report_reasoning = running_usage, report_reasoning
     start_usage = Usage(input_tokens=input_tokens, output_tokens=0)
-    planner.emit(ResponseStart(provider, model, response_id, start_usage))
+    planner.emit(ResponseStart(provider=provider, model=model, id=response_id, usage=start_usage))
     called_tool = False
     for index, part in enumerate(parts):
         if isinstance(part, ToolPart):
@@ -267,9 +267,9 @@ def plan(
 def _stream_prose(planner: _Planner, index: int, part: TextPart | ThinkingPart) -> bool:
     if isinstance(part, TextPart):
         data = None if part.phase is None else {"phase": part.phase}
-        planner.emit(BlockStart(index, "text", raw_type="text", data=data))
+        planner.emit(BlockStart(index=index, type="text", raw_type="text", data=data))
         return planner.stream_text(iter(tokens(part.text)), partial(TextDelta, index))
-    planner.emit(BlockStart(index, "thinking", raw_type="thinking"))
+    planner.emit(BlockStart(index=index, type="thinking", raw_type="thinking"))
     planner.thinking = True
     done = planner.stream_text(iter(tokens(part.text)), partial(ThinkingDelta, index))
     planner.thinking = False
@@ -280,7 +280,7 @@ def _stream_prose(planner: _Planner, index: int, part: TextPart | ThinkingPart) 
 
 def _stream_call(planner: _Planner, index: int, part: ToolPart, mode: ArgsMode) -> bool | None:
     """Stream one tool call: True when whole, False when cut, None when it never started."""
-    start = BlockStart(index, "tool_call", id=part.id, name=part.name, raw_type="tool_use")
+    start = BlockStart(index=index, type="tool_call", id=part.id, name=part.name, raw_type="tool_use")
     if mode == "whole":
         if not planner.take(max(1, len(_JSON_TOKEN.findall(part.text)))):
             return None

@@ -214,7 +214,9 @@ class AnthropicEncoder(Encoder):
 
     def _response_end(self, event: ResponseEnd) -> bytes:
         if event.terminal == "failed":
-            return self._stream_error(StreamError("server", "stream failed", retryable=True))
+            return self._stream_error(
+                StreamError(error_kind="server", message="stream failed", retryable=True)
+            )
         self._usage = self._usage.merge(event.usage)
         raw = wire_stop_reason(event.stop_reason, event.raw_stop_reason)
         delta = {"stop_reason": raw, "stop_sequence": None, "stop_details": event.stop_details}

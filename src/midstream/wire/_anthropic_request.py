@@ -145,7 +145,9 @@ def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -
     message = stream_message(kind)
     error = {"details": None, "type": ERROR_TYPES.get(kind, "api_error"), "message": message}
     raw = {"type": "error", "error": error, "request_id": request_id}
-    return StreamError(stream_error_kind(kind), message, retryable=True, status=None, raw=raw)
+    return StreamError(
+        error_kind=stream_error_kind(kind), message=message, retryable=True, status=None, raw=raw
+    )
 
 
 def not_found(method: str, path: str) -> str:

@@ -124,7 +124,7 @@ class Decoder:
             except _SHAPE_ERRORS as exc:
                 self._error, self._owed = self._malformed(exc), out
         return self._pay_owed() + self.timeline.fail(
-            StreamError("protocol", str(self._error), retryable=False, raw=None)
+            StreamError(error_kind="protocol", message=str(self._error), retryable=False, raw=None)
         )
 
     def cancel(self) -> list[Event]:

@@ -168,7 +168,9 @@ def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -
     status = kind_status(kind)
     message = stream_message(kind)
     raw = _error(status, message, retry_delay)
-    return StreamError(stream_error_kind(kind), message, retryable=True, status=status, raw=raw)
+    return StreamError(
+        error_kind=stream_error_kind(kind), message=message, retryable=True, status=status, raw=raw
+    )
 
 
 def not_found(method: str, path: str) -> str:

@@ -67,7 +67,9 @@ def error_body(
 def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -> StreamError:
     """The ``{"error": ...}`` line that ends a failed stream."""
     message = stream_message(kind)
-    return StreamError(stream_error_kind(kind), message, retryable=True, status=None, raw=None)
+    return StreamError(
+        error_kind=stream_error_kind(kind), message=message, retryable=True, status=None, raw=None
+    )
 
 
 def not_found(method: str, path: str) -> str:

@@ -213,7 +213,9 @@ def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -
     message = "Rate limit exceeded" if kind == "rate_limited" else SERVER_MESSAGE
     error_type = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"
     raw = {"message": message, "type": error_type, "param": None, "code": None}
-    return StreamError(stream_error_kind(kind), message, retryable=True, status=None, raw=raw)
+    return StreamError(
+        error_kind=stream_error_kind(kind), message=message, retryable=True, status=None, raw=raw
+    )
 
 
 def not_found(method: str, path: str) -> str:

@@ -117,7 +117,9 @@ def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -
     name = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"
     message = "Rate limit exceeded" if kind == "rate_limited" else SERVER_MESSAGE
     raw = {"type": name, "code": name, "message": message, "param": None}
-    return StreamError(stream_error_kind(kind), message, retryable=True, status=None, raw=raw)
+    return StreamError(
+        error_kind=stream_error_kind(kind), message=message, retryable=True, status=None, raw=raw
+    )
 
 
 def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:

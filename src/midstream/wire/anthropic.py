@@ -200,14 +200,16 @@ class AnthropicEventMapper:
             return []
         self._done = True
         reason, raw, details = self._stop
-        return [ResponseEnd(reason, raw, stop_details=details, terminal="truncated")]
+        return [
+            ResponseEnd(stop_reason=reason, raw_stop_reason=raw, stop_details=details, terminal="truncated")
+        ]
 
     # -- dispatch -------------------------------------------------------------------------------
 
     def _map(self, event_type: Any, payload: dict[str, Any], out: _Out) -> None:
         handler = self._handlers.get(event_type) if type(event_type) is str else None
         if handler is None:
-            out.append(Unknown(str(event_type), payload))
+            out.append(Unknown(raw_type=str(event_type), payload=payload))
         else:
             handler(payload, out)
 
@@ -220,7 +222,7 @@ class AnthropicEventMapper:
         kind = delta["type"]
         if self._unknown_blocks and index in self._unknown_blocks:
             # A delta of a block type we do not know (e.g. ``compaction_delta``): kept in that block.
-            out.append(Unknown(str(kind), delta, index=index))
+            out.append(Unknown(raw_type=str(kind), payload=delta, index=index))
         elif kind == "text_delta":
             out.append(TextDelta(index, _text(delta["text"], "text_delta.text")))
         elif kind == "input_json_delta":
@@ -235,7 +237,7 @@ class AnthropicEventMapper:
         elif kind == "citations_delta":
             out.append(CitationDelta(index, delta["citation"]))
         else:
-            out.append(Unknown(str(kind), payload))
+            out.append(Unknown(raw_type=str(kind), payload=payload))
 
     def _block_start(self, payload: dict[str, Any], out: _Out) -> None:
         index = _index(payload)
@@ -249,18 +251,18 @@ class AnthropicEventMapper:
             self._thinking_start(index, block, out)
         elif kind == "redacted_thinking":
             data = _text(block["data"], "redacted_thinking.data")
-            out.append(BlockStart(index, "redacted_thinking", raw_type=kind, data=data))
+            out.append(BlockStart(index=index, type="redacted_thinking", raw_type=kind, data=data))
         elif kind == "tool_use" or kind in _SERVER_CALLS:
             self._call_start(index, kind, block, out)
         elif type(kind) is str and kind.endswith("_tool_result"):
             tool_use_id = _optional_text(block.get("tool_use_id"), "tool_use_id")
-            out.append(BlockStart(index, "server_tool", id=tool_use_id, raw_type=kind, data=block))
+            out.append(BlockStart(index=index, type="server_tool", id=tool_use_id, raw_type=kind, data=block))
         else:
             self._unknown_blocks.add(index)
-            out.append(BlockStart(index, "unknown", raw_type=str(kind), data=block))
+            out.append(BlockStart(index=index, type="unknown", raw_type=str(kind), data=block))
 
     def _text_start(self, index: int, block: dict[str, Any], out: _Out) -> None:
-        out.append(BlockStart(index, "text", raw_type="text"))
+        out.append(BlockStart(index=index, type="text", raw_type="text"))
         text = _text(block.get("text", ""), "text.text")
         if text:
             out.append(TextDelta(index, text))
@@ -271,7 +273,7 @@ class AnthropicEventMapper:
             out.extend(CitationDelta(index, citation) for citation in citations)
 
     def _thinking_start(self, index: int, block: dict[str, Any], out: _Out) -> None:
-        out.append(BlockStart(index, "thinking", raw_type="thinking"))
+        out.append(BlockStart(index=index, type="thinking", raw_type="thinking"))
         thinking = _text(block.get("thinking", ""), "thinking.thinking")
         if thinking:
             out.append(ThinkingDelta(index, thinking))
@@ -283,7 +285,7 @@ class AnthropicEventMapper:
         block_type: BlockType = "tool_call" if kind == "tool_use" else "server_tool"
         call_id = _text(block["id"], f"{kind}.id")
         name = _text(block["name"], f"{kind}.name")
-        out.append(BlockStart(index, block_type, id=call_id, name=name, raw_type=kind))
+        out.append(BlockStart(index=index, type=block_type, id=call_id, name=name, raw_type=kind))
         start_input = block.get("input")
         if start_input:
             # Normally ``{}`` with the input streamed after; a whole input here stands in for the
@@ -325,7 +327,7 @@ class AnthropicEventMapper:
     def _message_stop(self, payload: dict[str, Any], out: _Out) -> None:
         reason, raw, details = self._stop or (None, None, None)
         self._done = True
-        out.append(ResponseEnd(reason, raw, stop_details=details))
+        out.append(ResponseEnd(stop_reason=reason, raw_stop_reason=raw, stop_details=details))
 
     def _ping(self, payload: dict[str, Any], out: _Out) -> None:
         pass  # keep-alive: nothing to report
@@ -338,7 +340,7 @@ class AnthropicEventMapper:
         kind, retryable = classify_error(error_type)
         text = message if type(message) is str else (error_type or "provider error")
         self._done = True
-        out.append(StreamError(kind, text, retryable=retryable, raw=payload))
+        out.append(StreamError(error_kind=kind, message=text, retryable=retryable, raw=payload))
 
     def _usage(self, raw: Any) -> Usage:
         """A partial Usage from one Anthropic usage object (only the counts it reports)."""
@@ -433,7 +435,7 @@ class AnthropicDecoder:
             raise _bad(f"{sse.event} data is not JSON: {sse.data[:80]!r}")
         # Proxies and gateways send plain-text errors; the SDK reports those too.
         kind, retryable = classify_error(None)
-        out.append(StreamError(kind, sse.data, retryable=retryable, raw=sse.data))
+        out.append(StreamError(error_kind=kind, message=sse.data, retryable=retryable, raw=sse.data))
 
 
 REQUEST = _REQUEST

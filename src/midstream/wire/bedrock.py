@@ -147,13 +147,20 @@ def _stream_error(message: EventStreamMessage, message_type: str) -> StreamError
         code = _str_header(message, ":error-code") or "unknown"
         text = _str_header(message, ":error-message") or code
         kind, retryable = classify_error(code)
-        return StreamError(kind, text, retryable=retryable, raw={":error-code": code, ":error-message": text})
+        return StreamError(
+            error_kind=kind,
+            message=text,
+            retryable=retryable,
+            raw={":error-code": code, ":error-message": text},
+        )
     name = _str_header(message, ":exception-type") or "unknown"
     body = _loose_payload(message.payload)
     raw = {"__type": name, **body} if isinstance(body, dict) else {"__type": name, "message": body}
     said = raw.get("message", raw.get("Message"))
     kind, retryable = classify_error(name)
-    return StreamError(kind, name if said is None else str(said), retryable=retryable, raw=raw)
+    return StreamError(
+        error_kind=kind, message=name if said is None else str(said), retryable=retryable, raw=raw
+    )
 
 
 # -- ConverseStream --------------------------------------------------------------------------------
@@ -171,10 +178,14 @@ class _Held:
 
     def block_start(self) -> BlockStart:
         if self.type == "redacted_thinking":
-            return BlockStart(self.index, self.type, raw_type=self.raw_type, data=self._redacted())
+            return BlockStart(index=self.index, type=self.type, raw_type=self.raw_type, data=self._redacted())
         data = {**self.start, "content": list(self.parts)}
         return BlockStart(
-            self.index, self.type, id=self.start.get("toolUseId"), raw_type=self.raw_type, data=data
+            index=self.index,
+            type=self.type,
+            id=self.start.get("toolUseId"),
+            raw_type=self.raw_type,
+            data=data,
         )
 
     def _redacted(self) -> str:
@@ -208,7 +219,7 @@ class _Converse:
     def on_event(self, event_type: str, raw: bytes) -> list[Event]:
         handler = self._handlers.get(event_type)
         if handler is None:
-            return [*self._release(), Unknown(event_type, _loose_payload(raw))]
+            return [*self._release(), Unknown(raw_type=event_type, payload=_loose_payload(raw))]
         payload = _json_object(raw, event_type)
         out = self._release(payload.get("contentBlockIndex") if event_type.startswith("content") else None)
         if not self._started and event_type != "messageStart":
@@ -243,7 +254,7 @@ class _Converse:
         if index in self._open:
             return []
         self._open.add(index)
-        return [BlockStart(index, block_type, raw_type=raw_type)]
+        return [BlockStart(index=index, type=block_type, raw_type=raw_type)]
 
     def _hold(self, index: int, block_type: BlockType, raw_type: str) -> _Held:
         held = self._held  # if set, it is this block's: any other frame released it
@@ -270,13 +281,13 @@ class _Converse:
             self._open.add(index)
             block_type: BlockType = "server_tool" if server else "tool_call"
             raw_type = "server_tool_use" if server else "toolUse"
-            return [BlockStart(index, block_type, id=tool_id, name=name, raw_type=raw_type)]
+            return [BlockStart(index=index, type=block_type, id=tool_id, name=name, raw_type=raw_type)]
         if "toolResult" in start:
             result = _object(start["toolResult"], "start.toolResult")
             self._hold(index, "server_tool", "toolResult").start = dict(result)
             return []
         self._open.add(index)
-        return [BlockStart(index, "unknown", raw_type=next(iter(start), "unknown"), data=start)]
+        return [BlockStart(index=index, type="unknown", raw_type=next(iter(start), "unknown"), data=start)]
 
     def _block_delta(self, payload: dict[str, Any]) -> list[Event]:
         index, delta = _index(payload), _object(payload.get("delta"), "contentBlockDelta.delta")
@@ -303,7 +314,7 @@ class _Converse:
                 raise RemoteProtocolError("bedrock toolResult delta is not a list")
             self._held.parts.extend(value)
             return []
-        return [Unknown(f"contentBlockDelta.{key}", payload)]
+        return [Unknown(raw_type=f"contentBlockDelta.{key}", payload=payload)]
 
     def _reasoning(self, index: int, value: dict[str, Any]) -> list[Event]:
         out: list[Event] = []
@@ -327,7 +338,7 @@ class _Converse:
             return [held.block_start(), BlockStop(index)]
         if index not in self._open:
             # A block that sent nothing: there is no content, and no type, to open it with.
-            return [Unknown("contentBlockStop", payload)]
+            return [Unknown(raw_type="contentBlockStop", payload=payload)]
         return [BlockStop(index)]
 
     def _message_stop(self, payload: dict[str, Any]) -> list[Event]:
@@ -461,7 +472,7 @@ class BedrockDecoder:
         if message_type != "event":
             return [
                 *self._converse.on_other(),
-                Unknown(f":message-type:{message_type}", dict(message.headers)),
+                Unknown(raw_type=f":message-type:{message_type}", payload=dict(message.headers)),
             ]
         event_type = _str_header(message, ":event-type")
         if event_type is None:
@@ -471,7 +482,7 @@ class BedrockDecoder:
         if self.api == "converse":
             return self._converse.on_event(event_type, message.payload)
         if event_type != "chunk":
-            return [Unknown(event_type, _loose_payload(message.payload))]
+            return [Unknown(raw_type=event_type, payload=_loose_payload(message.payload))]
         if self._invoke is None:
             self._invoke = _Invoke()
         return self._invoke.on_chunk(message.payload)

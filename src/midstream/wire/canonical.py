@@ -44,9 +44,10 @@ def events_from_message(message: Message) -> list[Event]:
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta, BlockStop, ResponseEnd, Usage
         >>> events = [
-        ...     ResponseStart("anthropic", "claude-sonnet-4-5", "msg_1"),
-        ...     BlockStart(0, "text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
-        ...     ResponseEnd("end_turn", "end_turn", Usage(5, 2), "completed"),
+        ...     ResponseStart(provider="anthropic", model="claude-sonnet-4-5", id="msg_1"),
+        ...     BlockStart(index=0, type="text"), TextDelta(0, "Hel"), TextDelta(0, "lo"), BlockStop(0),
+        ...     ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn", terminal="completed",
+        ...                 usage=Usage(input_tokens=5, output_tokens=2)),
         ... ]
         >>> message = midstream.accumulate(events)
         >>> midstream.accumulate(midstream.events_from_message(message)) == message
@@ -73,27 +74,31 @@ def _block_events(index: int, block: Block) -> list[Event]:
     out: list[Event] = []
     if isinstance(block, TextBlock):
         data = None if block.phase is None else {"phase": block.phase}
-        out.append(BlockStart(index, "text", raw_type="text", data=data))
+        out.append(BlockStart(index=index, type="text", raw_type="text", data=data))
         if block.text:
             out.append(TextDelta(index, block.text))
         out.extend(CitationDelta(index, c) for c in block.citations)
     elif isinstance(block, ThinkingBlock):
-        out.append(BlockStart(index, "thinking", raw_type="thinking"))
+        out.append(BlockStart(index=index, type="thinking", raw_type="thinking"))
         if block.thinking:
             out.append(ThinkingDelta(index, block.thinking))
         if block.signature is not None:
             out.append(SignatureDelta(index, block.signature))
     elif isinstance(block, RedactedThinkingBlock):
-        out.append(BlockStart(index, "redacted_thinking", raw_type="redacted_thinking", data=block.data))
+        out.append(
+            BlockStart(index=index, type="redacted_thinking", raw_type="redacted_thinking", data=block.data)
+        )
     elif isinstance(block, ToolCall):
-        out.append(BlockStart(index, "tool_call", id=block.id, name=block.name, raw_type="tool_use"))
+        out.append(
+            BlockStart(index=index, type="tool_call", id=block.id, name=block.name, raw_type="tool_use")
+        )
         if block.raw_input:
             out.append(ToolArgsDelta(index, block.raw_input))
     elif isinstance(block, ServerToolBlock):
         out.append(
             BlockStart(
-                index,
-                "server_tool",
+                index=index,
+                type="server_tool",
                 id=block.id,
                 name=block.name,
                 raw_type=block.raw_type,
@@ -103,7 +108,7 @@ def _block_events(index: int, block: Block) -> list[Event]:
         if block.raw_input:
             out.append(ToolArgsDelta(index, block.raw_input))
     else:
-        out.append(BlockStart(index, "unknown", raw_type=block.raw_type, data=block.data))
+        out.append(BlockStart(index=index, type="unknown", raw_type=block.raw_type, data=block.data))
         out.extend(_delta_event(index, delta) for delta in block.deltas)
     out.append(BlockStop(index, complete=block.complete))
     return out
@@ -111,4 +116,4 @@ def _block_events(index: int, block: Block) -> list[Event]:
 
 def _delta_event(index: int, delta: Any) -> Unknown:
     raw_type = delta.get("type") if isinstance(delta, dict) else None
-    return Unknown(raw_type if isinstance(raw_type, str) else "delta", delta, index=index)
+    return Unknown(raw_type=raw_type if isinstance(raw_type, str) else "delta", payload=delta, index=index)

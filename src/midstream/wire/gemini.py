@@ -278,7 +278,7 @@ def _stream_error(payload: dict[str, Any]) -> StreamError:
     message = error.get("message")
     if not isinstance(message, str):
         message = status or "Gemini stream error"
-    return StreamError(kind, message, retryable, status=code, raw=payload)
+    return StreamError(error_kind=kind, message=message, retryable=retryable, status=code, raw=payload)
 
 
 _JSON_TYPES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
@@ -306,7 +306,7 @@ class _Response:
     def payload(self, text: str) -> list[Event]:
         chunk = _load(text)
         if self._failed:
-            return [Unknown("chunk_after_error", chunk)]
+            return [Unknown(raw_type="chunk_after_error", payload=chunk)]
         if "error" in chunk:
             self._failed = True
             return [_stream_error(chunk)]
@@ -321,16 +321,22 @@ class _Response:
             self._started = True
             rid, model = chunk.get("responseId"), chunk.get("modelVersion")
             self._response_id = rid if isinstance(rid, str) else None
-            out.append(ResponseStart(PROVIDER, model if isinstance(model, str) else None, self._response_id))
+            out.append(
+                ResponseStart(
+                    provider=PROVIDER, model=model if isinstance(model, str) else None, id=self._response_id
+                )
+            )
         out.extend(
-            Unknown(k, v) for k, v in chunk.items() if k not in _CHUNK_FIELDS and k != "promptFeedback"
+            Unknown(raw_type=k, payload=v)
+            for k, v in chunk.items()
+            if k not in _CHUNK_FIELDS and k != "promptFeedback"
         )
         for candidate in _expect(chunk.get("candidates", []), list, "candidates"):
             _expect(candidate, dict, "a candidate")
             if candidate.get("index", 0) == 0:
                 out.extend(self._candidate(candidate))
             else:
-                out.append(Unknown("candidate", candidate))
+                out.append(Unknown(raw_type="candidate", payload=candidate))
         if "promptFeedback" in chunk:
             out.extend(self._feedback(_expect(chunk["promptFeedback"], dict, "promptFeedback")))
         if "usageMetadata" in chunk:
@@ -344,7 +350,7 @@ class _Response:
         content = _expect(candidate.get("content", {}), dict, "content")
         for part in _expect(content.get("parts", []), list, "content.parts"):
             out.extend(self._part(_expect(part, dict, "a part")))
-        out.extend(Unknown(k, v) for k, v in candidate.items() if k not in _CANDIDATE_FIELDS)
+        out.extend(Unknown(raw_type=k, payload=v) for k, v in candidate.items() if k not in _CANDIDATE_FIELDS)
         if "citationMetadata" in candidate:
             out.extend(self._citations(_expect(candidate["citationMetadata"], dict, "citationMetadata")))
         if "finishReason" in candidate:
@@ -371,7 +377,7 @@ class _Response:
     def _feedback(self, feedback: dict[str, Any]) -> list[Event]:
         reason = feedback.get("blockReason")
         if reason is None:
-            return [Unknown("promptFeedback", feedback)]
+            return [Unknown(raw_type="promptFeedback", payload=feedback)]
         self._end = ResponseEnd(
             stop_reason="content_filter",
             raw_stop_reason=_expect(reason, str, "blockReason"),
@@ -383,7 +389,7 @@ class _Response:
         # The Gemini API names the list citationSources, Vertex citations.
         sources = metadata.get("citationSources", metadata.get("citations"))
         if self._open is None or self._open.kind != "text" or not isinstance(sources, list):
-            return [Unknown("citationMetadata", metadata)]
+            return [Unknown(raw_type="citationMetadata", payload=metadata)]
         return [CitationDelta(self._open.index, source) for source in sources]
 
     def _part(self, part: dict[str, Any]) -> list[Event]:
@@ -419,7 +425,7 @@ class _Response:
         out = self._close_text()
         index = self._new_index()
         out += [
-            BlockStart(index, "thinking", raw_type="thoughtSignature"),
+            BlockStart(index=index, type="thinking", raw_type="thoughtSignature"),
             SignatureDelta(index, signature),
             BlockStop(index),
         ]
@@ -433,7 +439,9 @@ class _Response:
         if self._open is None or self._open.kind != kind:
             out.extend(self._close_text())
             self._open = _Open(self._new_index(), kind)
-            out.append(BlockStart(self._open.index, kind, raw_type="thought" if thought else "text"))
+            out.append(
+                BlockStart(index=self._open.index, type=kind, raw_type="thought" if thought else "text")
+            )
         index = self._open.index
         out.append(ThinkingDelta(index, text) if thought else TextDelta(index, text))
         return out
@@ -454,7 +462,7 @@ class _Response:
             call_id = synthetic_call_id(self._response_id, self._calls)
         index = self._new_index()
         self._calls += 1
-        out.append(BlockStart(index, "tool_call", id=call_id, name=name, raw_type="functionCall"))
+        out.append(BlockStart(index=index, type="tool_call", id=call_id, name=name, raw_type="functionCall"))
         if call.get("willContinue") is True or "partialArgs" in call:
             self._call = _Call(index, ArgsWriter())
             return out + self._continue_call(call)
@@ -483,7 +491,7 @@ class _Response:
         if key in ("toolCall", "toolResponse") and isinstance(value, dict):
             return [*out, *self._builtin_tool(index, key, value)]
         kind: Literal["server_tool", "unknown"] = "server_tool" if key in SERVER_PARTS else "unknown"
-        return [*out, BlockStart(index, kind, raw_type=key, data=value), BlockStop(index)]
+        return [*out, BlockStart(index=index, type=kind, raw_type=key, data=value), BlockStop(index)]
 
     def _builtin_tool(self, index: int, key: str, value: dict[str, Any]) -> list[Event]:
         """A Gemini 3 built-in tool's call or response: a server tool block named by its ``toolType``.
@@ -493,8 +501,8 @@ class _Response:
         """
         call_id, tool_type = value.get("id"), value.get("toolType")
         start = BlockStart(
-            index,
-            "server_tool",
+            index=index,
+            type="server_tool",
             id=call_id if isinstance(call_id, str) else None,
             name=tool_type if isinstance(tool_type, str) else None,
             raw_type=key,

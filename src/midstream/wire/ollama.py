@@ -217,7 +217,7 @@ class OllamaDecoder:
         if "error" in obj:
             return [self._error(obj)]
         if not _CHUNK_FIELDS.intersection(obj):
-            return [Unknown("ollama.chunk", obj)]
+            return [Unknown(raw_type="ollama.chunk", payload=obj)]
         out: list[Event] = []
         if self._phase == "idle":
             self._phase = "streaming"
@@ -238,7 +238,7 @@ class OllamaDecoder:
         else:
             message = error if isinstance(error, str) else _compact(error)
         kind, retryable = classify_message(message)
-        return StreamError(kind, message, retryable=retryable, status=None, raw=obj)
+        return StreamError(error_kind=kind, message=message, retryable=retryable, status=None, raw=obj)
 
     def _allocate(self) -> int:
         index, self._next_index = self._next_index, self._next_index + 1
@@ -258,7 +258,7 @@ class OllamaDecoder:
             out.extend(self._close_open())
             index = self._allocate()
             self._open = (index, block_type)
-            out.append(BlockStart(index, block_type, raw_type=raw_type))
+            out.append(BlockStart(index=index, type=block_type, raw_type=raw_type))
         index = self._open[0]
         out.append(ThinkingDelta(index, text) if block_type == "thinking" else TextDelta(index, text))
         return out
@@ -272,7 +272,7 @@ class OllamaDecoder:
         self._tool_calls += 1
         out = self._close_open()
         index = self._allocate()
-        out.append(BlockStart(index, "tool_call", id=call_id, name=name, raw_type="function"))
+        out.append(BlockStart(index=index, type="tool_call", id=call_id, name=name, raw_type="function"))
         arguments = function.get("arguments")
         if arguments is not None:
             # Ollama sends an object; a string is already JSON text (as some compatible servers send).
@@ -295,7 +295,7 @@ class OllamaDecoder:
             out.append(UsageUpdate(usage))
         metrics = {name: obj[name] for name in METRIC_FIELDS if obj.get(name) is not None}
         if metrics:
-            out.append(Unknown("ollama.metrics", metrics))
+            out.append(Unknown(raw_type="ollama.metrics", payload=metrics))
         out.append(ResponseEnd(stop_reason=stop, raw_stop_reason=done_reason))
         return out
 

@@ -239,7 +239,7 @@ class OpenAIChatDecoder:
         self._start(obj, out)
         self._choices(obj, out, finish=True)
         if obj.get("moderation") is not None:
-            out.append(Unknown("moderation", obj["moderation"]))
+            out.append(Unknown(raw_type="moderation", payload=obj["moderation"]))
         usage = obj.get("usage")
         if usage is None and isinstance(obj.get("x_groq"), dict):
             usage = obj["x_groq"].get("usage")  # older Groq put it there
@@ -250,11 +250,11 @@ class OpenAIChatDecoder:
         for choice in _listed(obj, "choices"):
             _expect(choice, dict, "a choice")
             if choice.get("index", 0) != 0:
-                out.append(Unknown("choice", choice))
+                out.append(Unknown(raw_type="choice", payload=choice))
                 continue
             self._delta(_expect(_or(choice.get("delta"), {}), dict, "delta"), out)
             if choice.get("logprobs") is not None:
-                out.append(Unknown("logprobs", choice["logprobs"]))
+                out.append(Unknown(raw_type="logprobs", payload=choice["logprobs"]))
             reason = choice.get("finish_reason")
             if finish and reason is not None:
                 self._finish_with(reason, out)
@@ -286,10 +286,10 @@ class OpenAIChatDecoder:
         self._state = "done"
 
     def _other(self, obj: dict[str, Any], out: list[Event]) -> None:
-        out.append(Unknown(_raw_type(obj), obj))
+        out.append(Unknown(raw_type=_raw_type(obj), payload=obj))
 
     def _late(self, obj: dict[str, Any] | None, out: list[Event]) -> None:
-        out.append(Unknown("[DONE]" if obj is None else _raw_type(obj), obj))
+        out.append(Unknown(raw_type="[DONE]" if obj is None else _raw_type(obj), payload=obj))
 
     def _ignore(self, obj: Any, out: list[Event]) -> None:
         pass
@@ -320,7 +320,7 @@ class OpenAIChatDecoder:
             self._tool_fragment({"index": _LEGACY_CALL, "function": legacy}, out)
         for key, value in delta.items():
             if key not in _DELTA_KEYS and value is not None:
-                out.append(Unknown(f"delta.{key}", value))
+                out.append(Unknown(raw_type=f"delta.{key}", payload=value))
 
     def _reasoning_details(self, details: list[Any], out: list[Event], *, text: bool) -> None:
         for item in details:
@@ -338,16 +338,16 @@ class OpenAIChatDecoder:
                 data = _opt_str(item, "data")
                 if data:
                     index = self._open_block(out)
-                    out.append(BlockStart(index, "redacted_thinking", raw_type=kind, data=data))
+                    out.append(BlockStart(index=index, type="redacted_thinking", raw_type=kind, data=data))
             else:
-                out.append(Unknown(f"reasoning_details.{kind}", item))
+                out.append(Unknown(raw_type=f"reasoning_details.{kind}", payload=item))
 
     def _slot(self, slot: str, out: list[Event]) -> int:
         index = self._slots.get(slot)
         if index is None:
             index = self._open_block(out)
             kind: BlockType = "thinking" if slot == "thinking" else "text"
-            out.append(BlockStart(index, kind, raw_type=slot))
+            out.append(BlockStart(index=index, type=kind, raw_type=slot))
             self._slots[slot] = index
         return index
 
@@ -363,7 +363,7 @@ class OpenAIChatDecoder:
             block = self._open_block(out)
             self._had_call = True
             raw_type = _opt_str(fragment, "type") or ("function_call" if pos == _LEGACY_CALL else "function")
-            out.append(BlockStart(block, "tool_call", id=call_id, name=name, raw_type=raw_type))
+            out.append(BlockStart(index=block, type="tool_call", id=call_id, name=name, raw_type=raw_type))
             self._calls.add(block, pos, call_id, name)
         arguments = function.get("arguments")
         if isinstance(arguments, dict):
@@ -483,7 +483,7 @@ def _stream_error(obj: dict[str, Any]) -> StreamError:
         kind, retryable = classify_error(None, status)
     if not isinstance(message, str) or not message:
         message = "An error occurred during streaming"
-    return StreamError(kind, message, retryable=retryable, status=status, raw=error)
+    return StreamError(error_kind=kind, message=message, retryable=retryable, status=status, raw=error)
 
 
 REQUEST = _REQUEST

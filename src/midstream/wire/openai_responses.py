@@ -201,7 +201,7 @@ def _classify(error: Payload) -> tuple[ErrorKind, bool]:
 def _error_event(error: Payload, fallback: str, seq: int | None) -> StreamError:
     kind, retryable = _classify(error)
     message = opt_str(error, "message") or fallback
-    return StreamError(kind, message, retryable, raw=error, seq=seq)
+    return StreamError(error_kind=kind, message=message, retryable=retryable, raw=error, seq=seq)
 
 
 def _delta(btype: BlockType, index: int, text: str, seq: int | None) -> Event:
@@ -300,7 +300,7 @@ class OpenAIResponsesDecoder:
         seq = _opt_int(payload, "sequence_number")
         handler = self._handlers.get(kind)
         if handler is None:
-            return [Unknown(kind, payload, seq=seq)]
+            return [Unknown(raw_type=kind, payload=payload, seq=seq)]
         out: list[Event] = []
         if not self._started and kind not in _OPENING:
             out.append(self._start({}, None))
@@ -334,7 +334,9 @@ class OpenAIResponsesDecoder:
         block = self._blocks[key] = _Block(self._next_index, btype)
         self._next_index += 1
         self._item(key[0]).blocks += 1
-        start = BlockStart(block.index, btype, id=id, name=name, raw_type=raw_type, data=data, seq=seq)
+        start = BlockStart(
+            index=block.index, type=btype, id=id, name=name, raw_type=raw_type, data=data, seq=seq
+        )
         return block, [start]
 
     def _phase(self, output_index: int) -> Payload | None:
@@ -400,7 +402,7 @@ class OpenAIResponsesDecoder:
 
     def _on_created(self, payload: Payload, seq: int | None) -> list[Event]:
         if self._started:
-            return [Unknown(_str(payload, "type"), payload, seq=seq)]
+            return [Unknown(raw_type=_str(payload, "type"), payload=payload, seq=seq)]
         return [self._start(_dict(payload, "response"), seq)]
 
     def _on_progress(self, payload: Payload, seq: int | None) -> list[Event]:
@@ -423,14 +425,20 @@ class OpenAIResponsesDecoder:
         stop: StopReason = "tool_use" if calls or self._tool_calls else "end_turn"
         raw = opt_str(response, "status") or "completed"
         backfilled = self._backfill(response, seq)
-        return [*backfilled, *self._end_usage(response, seq), ResponseEnd(stop, raw, seq=seq)]
+        return [
+            *backfilled,
+            *self._end_usage(response, seq),
+            ResponseEnd(stop_reason=stop, raw_stop_reason=raw, seq=seq),
+        ]
 
     def _on_incomplete(self, payload: Payload, seq: int | None) -> list[Event]:
         response = _dict(payload, "response")
         details = response.get("incomplete_details")
         reason = opt_str(details, "reason") if isinstance(details, dict) else None
         stop = INCOMPLETE_REASONS.get(reason or "", "other")
-        end = ResponseEnd(stop, reason, terminal="truncated", stop_details=details, seq=seq)
+        end = ResponseEnd(
+            stop_reason=stop, raw_stop_reason=reason, terminal="truncated", stop_details=details, seq=seq
+        )
         return [*self._end_usage(response, seq), end]
 
     def _on_failed(self, payload: Payload, seq: int | None) -> list[Event]:
@@ -440,7 +448,9 @@ class OpenAIResponsesDecoder:
         error = response.get("error")
         error = error if isinstance(error, dict) else {}
         out.append(_error_event(error, "the response failed", seq))
-        out.append(ResponseEnd("error", opt_str(response, "status") or "failed", seq=seq))
+        out.append(
+            ResponseEnd(stop_reason="error", raw_stop_reason=opt_str(response, "status") or "failed", seq=seq)
+        )
         return out
 
     def _on_error(self, payload: Payload, seq: int | None) -> list[Event]:
@@ -478,7 +488,9 @@ class OpenAIResponsesDecoder:
         block, out = self._server_block(output_index, item, seq)
         if not out and not block.stopped:
             # Opened at output_item.added with the item as announced: the finished item replaces it.
-            out.append(Unknown("response.output_item.done", item, index=block.index, seq=seq))
+            out.append(
+                Unknown(raw_type="response.output_item.done", payload=item, index=block.index, seq=seq)
+            )
         return out + self._close(block, None, seq, complete)
 
     def _server_block(self, output_index: int, item: Payload, seq: int | None) -> tuple[_Block, list[Event]]:

@@ -118,7 +118,9 @@ class Timeline:
 
         >>> from midstream import ResponseStart, BlockStart, TextDelta
         >>> timeline = midstream.Timeline("anthropic")
-        >>> _ = timeline.feed_all([ResponseStart("anthropic"), BlockStart(0, "text"), TextDelta(0, "Hi")])
+        >>> _ = timeline.feed_all(
+        ...     [ResponseStart(provider="anthropic"), BlockStart(index=0, type="text"), TextDelta(0, "Hi")]
+        ... )
         >>> closing = timeline.close()                       # EOF before the provider's end event
         >>> [event.kind for event in closing], closing[-1].terminal
         (['block_stop', 'response_end'], 'truncated')
