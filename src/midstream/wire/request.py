@@ -71,7 +71,7 @@ class OfferedTool:
     eager: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RequestView:
     """A provider request, normalized: what an answer to it depends on."""
 
@@ -127,7 +127,7 @@ def _no_rejection(error: RequestRejected, request_id: str) -> dict[str, Any] | N
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RequestDialect:
     """The request side of one dialect (see the module docstring).
 
