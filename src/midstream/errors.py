@@ -21,7 +21,7 @@ local: the calling code, or a file or state it handed over) and, below that, wha
     │   ├── StreamTimeout               client.errors       a client timeout fired; ``which`` names it
     │   │   └── StreamInterruptedByTimeout  client.errors   ... after content (also StreamInterrupted)
     │   ├── StreamInterrupted           client.errors       failed after content: ``partial``, ``cause``
-    │   ├── HandoffFailed               workflow.flow       the agent a handoff started did not complete
+    │   ├── HandoffFailed               workflow.events     the agent a handoff started did not complete
     │   └── StoreError                  relay.errors        the relay's store failed: unreachable, I/O
     └── LocalError                      errors              the calling code must change something
         ├── UnknownDialect              errors              a dialect name midstream does not know

@@ -105,7 +105,12 @@ class RedisBlackboard(Blackboard):
         found = await self._do(lambda: self._r.hgetall(self._value_key(key)))
         if not found:
             return None
-        return Entry(key, int(found["version"]), json.loads(found["value"]), found.get("writer") or None)
+        return Entry(
+            key=key,
+            version=int(found["version"]),
+            value=json.loads(found["value"]),
+            writer=found.get("writer") or None,
+        )
 
     async def keys(self) -> list[str]:
         return sorted(await self._do(lambda: self._r.smembers(f"{self._base}:keys")))
@@ -157,7 +162,7 @@ class RedisBlackboard(Blackboard):
         if not ok:
             assert expect is not None
             raise VersionConflict(key, expect, int(version))
-        return Entry(key, int(version), value, writer)
+        return Entry(key=key, version=int(version), value=value, writer=writer)
 
     # -- subscriptions ---------------------------------------------------------------------------
 

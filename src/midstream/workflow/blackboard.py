@@ -62,7 +62,7 @@ class VersionConflict(LocalError):
         self.key, self.expected, self.found = key, expected, found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
     """A complete version of a key: what readers get."""
 
@@ -272,7 +272,9 @@ class MemoryBlackboard(Blackboard):
         return (
             None
             if entry is None
-            else Entry(entry.key, entry.version, copy.deepcopy(entry.value), entry.writer)
+            else Entry(
+                key=entry.key, version=entry.version, value=copy.deepcopy(entry.value), writer=entry.writer
+            )
         )
 
     async def keys(self) -> list[str]:
@@ -313,7 +315,7 @@ class MemoryBlackboard(Blackboard):
         found = self.version(key)
         if expect is not None and expect != found:
             raise VersionConflict(key, expect, found)
-        entry = Entry(key, found + 1, copy.deepcopy(value), writer)
+        entry = Entry(key=key, version=found + 1, value=copy.deepcopy(value), writer=writer)
         self._entries[key] = entry
         self._deliver(
             BlackboardUpdate(

@@ -22,17 +22,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from midstream.errors import RemoteError
 from midstream.message import Terminal
 
 __all__ = [
     "AdaptiveChange",
     "HandoffDropped",
     "HandoffEnd",
+    "HandoffFailed",
     "HandoffStart",
     "WorkflowEnd",
     "WorkflowEvent",
     "flow_event_dict",
 ]
+
+
+class HandoffFailed(RemoteError):
+    """The receiver of a handoff did not complete: the sender gets this as an error tool result."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +101,7 @@ class WorkflowEnd:
     runs: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowEvent:
     """One event of one agent of a workflow (see the module docstring)."""
 

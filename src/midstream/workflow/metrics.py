@@ -79,7 +79,7 @@ SCHEMA = "midstream.streaming-metrics/1"
 Verdict = Literal["ready", "truncated", "invalid_json", "schema"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class ParamTiming:
     """One tool call's argument as it streamed: times in seconds of the tally's clock."""
 
@@ -149,7 +149,7 @@ def _zero_totals() -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StreamingTally:
     """Per-call argument timings and fallbacks of one workflow run (sans-IO: times are given)."""
 
@@ -168,7 +168,9 @@ class StreamingTally:
                 del self._open[key]  # a new response: block indices start again
         elif isinstance(event, BlockStart) and event.type == "tool_call":
             tool = event.name or "?"
-            opened = ParamTiming(agent, tool, tool in self._eager.get(agent, ()), now)
+            opened = ParamTiming(
+                agent=agent, tool=tool, eager=tool in self._eager.get(agent, ()), started=now
+            )
             self._open[(agent, event.index)] = opened
             self.params.append(opened)
         elif isinstance(event, ToolArgsDelta):
