@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test quick lint typecheck bench fuzz docs clean
+.PHONY: run test quick lint typecheck bench fuzz docs soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +57,14 @@ typecheck: $(TEST_STAMP)
 
 ## bench: side-by-side benchmarks against named peers (minutes; figures in the README)
 bench: $(BENCH_STAMP)
-	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in bench/*.py; do case $$f in *soak_streams.py|*fleet_campaign.py) continue;; esac; echo "== $$f"; $(PY) $$f || exit 1; done
+
+## soak: the load and fault campaigns (minutes): 1,000+ concurrent client streams, then the fleet of
+## 2 serve + 3 workers on one redis-server with kill -9 (figures in the README)
+soak: $(TEST_STAMP)
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; } >/dev/null 2>&1 || echo "redis-server could not be installed: the fleet campaign needs it"
+	$(PY) bench/soak_streams.py
+	$(PY) bench/fleet_campaign.py
 
 ## docs: the API reference site from the docstrings (mkdocs + mkdocstrings, strict) into site/
 docs: $(TEST_STAMP)

@@ -158,6 +158,7 @@ def test_every_public_exception_is_exported_from_midstream() -> None:
         "RunExists",
         "RunClosed",
         "DuplicateAppend",
+        "TooManyRuns",
         "LeaseError",
         "LeaseHeld",
         "LeaseLost",

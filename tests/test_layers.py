@@ -1,9 +1,10 @@
 """The layers are the imports: read from the source with ``ast``, every import goes down, never up.
 
 vocabulary (``events``, ``message``, ``errors``) -> ``wire`` (with its timeline) -> ``core`` ->
-``client`` -> ``agent`` -> ``workflow`` -> services (``sim``, ``relay``, ``testing``, ``cli``). A module
-may import its own layer and the layers below it; no module imports another package's private module.
-The sans-IO layers import no third-party package at all, which a fresh interpreter checks.
+``client`` -> ``agent`` -> ``workflow`` -> services (``sim``, ``relay``, ``testing``) -> ``worker`` ->
+``cli``. A module may import its own layer and the layers below it; no module imports another
+package's private module. The sans-IO layers import no third-party package at all, which a fresh
+interpreter checks.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("midstream.wire",),
     ("midstream.core",),
     ("midstream.client", "midstream.metrics"),
-    ("midstream.agent", "midstream.config"),
+    ("midstream.agent", "midstream.config", "midstream.telemetry"),
     ("midstream.workflow",),  # agents handing work to agents: uses the agent layer, serves the services
     ("midstream.sim",),
     ("midstream.relay", "midstream.testing"),
+    ("midstream.worker",),
     ("midstream.cli",),
     ("midstream", "midstream.__main__"),
 ]

@@ -36,6 +36,7 @@ local: the calling code, or a file or state it handed over) and, below that, wha
         │   ├── RunExists               relay.errors        a new run with an id that is taken
         │   ├── RunClosed               relay.errors        an append to a run that has ended
         │   ├── DuplicateAppend         relay.errors        a seq already written (a re-sent append)
+        │   ├── TooManyRuns             relay.errors        the process or fleet is full (HTTP 429)
         │   └── LeaseError              relay.errors        the producer lease refused
         │       ├── LeaseHeld           relay.errors        another producer holds the run
         │       └── LeaseLost           relay.errors        a newer producer superseded this one

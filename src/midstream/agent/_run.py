@@ -50,6 +50,7 @@ from midstream.core.toolargs import ToolEvent
 from midstream.errors import RemoteError
 from midstream.events import is_content
 from midstream.message import Message, Terminal, TextBlock
+from midstream.metrics import observers, run_probe
 
 if TYPE_CHECKING:
     from midstream.agent.loop import Agent
@@ -193,6 +194,7 @@ class Run:
         checkpoint_path: str | os.PathLike[str] | None = None,
         checkpoint: Checkpoint | None = None,
         client: AsyncClient | None = None,
+        on_checkpoint: Callable[[Checkpoint], object] | None = None,
     ) -> None:
         self.agent = agent
         self.prompt = prompt
@@ -203,6 +205,7 @@ class Run:
             [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
         )
         self._checkpoint_path = checkpoint_path
+        self._on_checkpoint = on_checkpoint
         self._cancel_event = asyncio.Event()
         self._resumed = checkpoint
         already = checkpoint.executed_call_ids if checkpoint is not None else ()
@@ -211,6 +214,7 @@ class Run:
             run_id=self.session_id,
             skip_compensated=agent.skip_compensated,
             already_run=already,
+            keys=checkpoint.metadata.get("effect_keys") if checkpoint is not None else None,
         )
         self._runner = CallRunner(
             hooks=agent.hooks,
@@ -225,6 +229,7 @@ class Run:
         )
         self._queue: asyncio.Queue[RunEvent | object] = asyncio.Queue()
         self._cancel_reason: str | None = None
+        self._compensate = True
         self._closing = False
         self._exhausted = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -291,11 +296,15 @@ class Run:
         assert self.outcome is not None
         return self.outcome
 
-    def cancel(self, reason: str = "cancelled by the caller") -> None:
-        """Stop the run (from any thread; a no-op once it is ending). See the module docstring."""
+    def cancel(self, reason: str = "cancelled by the caller", *, compensate: bool = True) -> None:
+        """Stop the run (from any thread; a no-op once it is ending). See the module docstring.
+
+        ``compensate=False`` undoes nothing: for a run another process has taken over (it goes on
+        from the effects this one completed), the side effects stay and no new call starts."""
         if self._closing or self._cancel_reason is not None:
             return
         self._cancel_reason = reason
+        self._compensate = compensate
         loop = self._loop
         if loop is None:
             self._cancel_event.set()  # not started: it ends cancelled as soon as it starts
@@ -322,6 +331,7 @@ class Run:
             "max_tokens": self.progress.max_tokens,
             "buffered": sorted(self.agent.buffered),
             "results": results,
+            "effect_keys": self.ledger.keys,
         }
         return Checkpoint(
             turns=tuple(self.progress.turns),
@@ -389,6 +399,15 @@ class Run:
     # -- the driver ------------------------------------------------------------------------------------
 
     async def _drive(self) -> None:
+        # Telemetry: the run's span is current in this task (its streams and tools nest under it).
+        probe = run_probe(self) if observers() else None
+        try:
+            await self._drive_run()
+        finally:
+            if probe is not None:
+                probe.end(self.outcome)
+
+    async def _drive_run(self) -> None:
         try:
             end = await self._main()
         except _Cancelled:
@@ -443,8 +462,17 @@ class Run:
 
     def _boundary(self) -> None:
         self.progress.clean_iteration = self.progress.iteration
+        self._save()
+
+    def _save(self) -> None:
+        """A clean point: the checkpoint goes to the file and to ``on_checkpoint``, if any."""
+        if self._checkpoint_path is None and self._on_checkpoint is None:
+            return
+        checkpoint = self.checkpoint()
         if self._checkpoint_path is not None:
-            self.checkpoint().save(self._checkpoint_path)
+            checkpoint.save(self._checkpoint_path)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(checkpoint)
 
     async def _end(self, end: _End) -> None:
         self._closing = True
@@ -487,7 +515,11 @@ class Run:
             task.cancel()
         if self._state is not None:
             self._state.discard_all()
-        records = await self.ledger.compensate_all()
+        if self._compensate:
+            records = await self.ledger.compensate_all()
+        else:
+            self.ledger.close()
+            records = []
         for record in records:
             self._emit(ToolCompensated.from_record(record))
         self.progress.compensations.extend(records)
@@ -691,8 +723,7 @@ class Run:
 
     def _record(self, call_id: str, result: ToolResult) -> None:
         self.progress.step_results[call_id] = result
-        if self._checkpoint_path is not None:  # a call that has its result is a clean point too
-            self.checkpoint().save(self._checkpoint_path)
+        self._save()  # a call that has its result is a clean point too
 
     async def _resume(self, saved: Checkpoint) -> None:
         """Pick a checkpointed run up: its turns, budget, fallbacks, then the calls still pending."""

@@ -23,7 +23,8 @@ then refuses to start anything else.
 A run resumed from a checkpoint meets again the calls that were running when the earlier run
 stopped (their ids are ``already_run``, their results were never saved): a side-effecting call among
 them is settled by the journal when it holds the effect's ``done`` (``skipped``, the recorded result);
-any other such call is reported ``uncertain`` with the reason: a call id never runs twice.
+one the journal shows ``started`` runs again only if the tool is ``idempotent`` (with the same key);
+any other such call is reported ``uncertain`` with the reason: it is never silently repeated.
 
 Journals: :class:`JsonlJournal` (one JSON object a line), :class:`SqliteJournal` (stdlib
 ``sqlite3``), :class:`MemoryJournal`; :func:`open_journal` picks one by file suffix. Reading is
@@ -191,9 +192,11 @@ class EffectLedger:
     """The side effects of one run: runs calls at most once, journals them, and undoes them on cancel.
 
     ``skip_compensated=True`` also skips effects an earlier run did and then compensated (default:
-    they run again, since they were undone). ``already_run`` seeds the call ids an earlier run started (a run
-    resumed from a :class:`~midstream.agent.checkpoint.Checkpoint` passes its ``executed_call_ids``):
-    met again, such a call is settled as the module docs say, never reported a duplicate.
+    they run again, since they were undone). ``already_run`` seeds the call ids an earlier run started
+    (a run resumed from a :class:`~midstream.agent.checkpoint.Checkpoint` passes its
+    ``executed_call_ids``): met again, such a call is settled as the module docs say, never reported a
+    duplicate. ``keys`` (call id -> idempotency key: :attr:`keys` of the earlier ledger, kept in the
+    checkpoint) gives such a call the key it had, and numbers later identical calls after it.
     Safe for concurrent ``execute`` calls on one event loop.
     """
 
@@ -205,6 +208,7 @@ class EffectLedger:
         clock: Callable[[], float] = time.time,
         skip_compensated: bool = False,
         already_run: Iterable[str] = (),
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         self.journal: Journal = journal if journal is not None else MemoryJournal()
         self.run_id = run_id
@@ -212,7 +216,13 @@ class EffectLedger:
         self.skip_compensated = skip_compensated
         self._seen: set[str] = set(already_run)
         self._resumed: set[str] = set(self._seen)
+        self._keys: dict[str, str] = dict(keys or {})  # call id -> the idempotency key it was given
         self._occurrences: dict[str, int] = {}
+        for key in self._keys.values():  # a resumed run numbers the next identical call as the first did
+            base, mark, n = key.rpartition("#")
+            if not mark or not n.isdigit():
+                base, n = key, "0"
+            self._occurrences[base] = max(self._occurrences.get(base, 0), int(n) + 1)
         self._done: list[tuple[LedgerTool, EffectRecord]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
@@ -235,6 +245,12 @@ class EffectLedger:
     def run_call_ids(self) -> frozenset[str]:
         """Every call id ``execute`` accepted (plus ``already_run``): what a checkpoint saves."""
         return frozenset(self._seen)
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The idempotency key of every side-effecting call so far, by call id (what a checkpoint
+        saves, so that a resumed run gives a call the key it had and numbers new calls on)."""
+        return dict(self._keys)
 
     def key_for(self, tool: LedgerTool, input: Mapping[str, Any]) -> str:
         """The idempotency key of the next call of ``tool`` with ``input`` in this run."""
@@ -274,7 +290,9 @@ class EffectLedger:
             args = tool.validate(input)
         self._seen.add(call_id)
         self._resumed.discard(call_id)
-        key = self.key_for(tool, input) if tool.side_effect else None
+        key = (self._keys.get(call_id) or self.key_for(tool, input)) if tool.side_effect else None
+        if key is not None:
+            self._keys[call_id] = key
         if key is None and resumed:
             _discard(streams)
             return self._resumed_call(tool, call_id, "the tool keeps no journal")
@@ -294,6 +312,8 @@ class EffectLedger:
         if prior is None:
             return self._resumed_call(tool, call_id, "the journal holds no record of it") if resumed else None
         if resumed and prior.status not in IN_PLACE:
+            if prior.status == "started" and tool.idempotent:
+                return None  # the tool's declared policy: it runs again, with the same idempotency key
             return self._resumed_call(tool, call_id, f"the journal's last word on it is {prior.status!r}")
         in_place = prior.status in IN_PLACE or (self.skip_compensated and prior.status == "compensated")
         if in_place:
@@ -368,6 +388,10 @@ class EffectLedger:
         record = EffectRecord(call_id, tool, key, status, time=self.clock(), run_id=self.run_id, **fields)
         self.journal.append(record)
         return record
+
+    def close(self) -> None:
+        """Refuse every new call and undo nothing (the run goes on elsewhere, from these effects)."""
+        self._closed = True
 
     async def compensate_all(self, *, wait_timeout: float | None = None) -> list[EffectRecord]:
         """Undo this run's completed side effects, newest first; returns the records written.

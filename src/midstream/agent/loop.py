@@ -218,11 +218,13 @@ class Agent:
         on_event: EventCallback | Sequence[EventCallback] | None = None,
         session_id: str | None = None,
         checkpoint_path: str | os.PathLike[str] | None = None,
+        on_checkpoint: Callable[[Checkpoint], object] | None = None,
     ) -> Run:
         """Start a run (lazily: at the first iteration, ``await`` or :meth:`Run.start`).
 
         ``on_event`` callbacks get every event synchronously, in order (a callback that raises is
-        logged and skipped). ``checkpoint_path`` saves a checkpoint at every clean boundary.
+        logged and skipped). ``checkpoint_path`` saves a checkpoint at every clean boundary;
+        ``on_checkpoint`` is called with it there (synchronously: after the events that led to it).
         """
         return Run(
             self,
@@ -231,6 +233,7 @@ class Agent:
             on_event=on_event,
             session_id=session_id,
             checkpoint_path=checkpoint_path,
+            on_checkpoint=on_checkpoint,
         )
 
     def resume(
@@ -240,6 +243,7 @@ class Agent:
         max_iterations: int | None = None,
         on_event: EventCallback | Sequence[EventCallback] | None = None,
         checkpoint_path: str | os.PathLike[str] | None = None,
+        on_checkpoint: Callable[[Checkpoint], object] | None = None,
     ) -> Run:
         """Continue a run from a checkpoint: its pending tool calls first (those already executed are
         not executed again), then the loop."""
@@ -252,6 +256,7 @@ class Agent:
             session_id=saved.session_id,
             checkpoint_path=checkpoint_path,
             checkpoint=saved,
+            on_checkpoint=on_checkpoint,
         )
 
     def run_sync(self, prompt: str, **options: Any) -> RunResult:

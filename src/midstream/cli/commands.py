@@ -1,5 +1,5 @@
-"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal`` and
-``serve``.
+"""The ``midstream`` command line: ``chat``, ``demo``, ``replay``, ``sim``, ``run``, ``journal``,
+``serve``, ``worker`` and ``workflow``.
 
 Every command follows the conventions of :mod:`midstream.cli._conventions`: one exit-status table,
 ``-h``/``--help``, ``--version``, an unknown ``--provider`` refused before anything starts, and a notice
@@ -10,7 +10,8 @@ the live view; ``demo`` is a short guided tour against the simulator, no key and
 ``replay`` plays a recorded provider stream through the same view; ``sim`` runs the simulator server;
 ``run`` runs an agent with example tools, showing tool lifecycle events as they happen; ``journal
 check`` / ``journal repair`` inspect and mend an effects journal; ``serve`` runs the relay
-(:mod:`midstream.cli.serve`); ``workflow`` runs a multi-agent workflow file (:mod:`midstream.cli.workflow`).
+(:mod:`midstream.cli.serve`); ``worker`` executes the runs front-ends enqueue on Redis
+(:mod:`midstream.cli.worker`); ``workflow`` runs a multi-agent workflow file (:mod:`midstream.cli.workflow`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from midstream.cli._conventions import (
     usage_message,
 )
 from midstream.cli._journal import journal_app
+from midstream.cli._stats import stats as stats_command
 from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
+from midstream.cli.worker import worker as worker_command
 from midstream.cli.workflow import workflow as workflow_command
 from midstream.client.errors import StreamInterrupted
 from midstream.client.request import ToolSpec
@@ -413,8 +416,15 @@ app.command(
     "serve", epilog=CLIENT_EPILOG, short_help="Serve the relay: runs over HTTP, events as resumable SSE."
 )(serve_command)
 app.command(
+    "worker", epilog=CLIENT_EPILOG, short_help="Execute queued runs from a Redis store, as one of a fleet."
+)(worker_command)
+app.command(
     "workflow", epilog=CLIENT_EPILOG, short_help="Run a multi-agent workflow file, one lane per agent."
 )(workflow_command)
+
+app.command("stats", short_help="TTFT, first argument byte, retries and alerts of the runs on record.")(
+    stats_command
+)
 
 # -- run ---------------------------------------------------------------------------------------------
 

@@ -21,32 +21,61 @@ _STORE_HELP = (
 _TOOLS_HELP = "Tools as a Python entry point module:attribute (default with --sim: the example tools)."
 _PROVIDERS_HELP = "anthropic, openai-chat, openai-responses, gemini, bedrock, ollama or openai-compatible."
 
+# The options of whoever executes runs (serve, worker): the agent's provider, tools and settings.
+SimOption = Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")]
+ScenariosOption = Annotated[Path | None, typer.Option(help="Scenario file for --sim.")]
+SpeedOption = Annotated[float, typer.Option(help="Latency speed factor for --sim.")]
+ProviderOption = Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)]
+ModelOption = Annotated[str | None, typer.Option(help="Default model (a default per provider).")]
+BaseURLOption = Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")]
+ToolsOption = Annotated[str | None, typer.Option(help=_TOOLS_HELP)]
+SettingsOption = Annotated[
+    Path | None, typer.Option("--settings", help="Agent settings file (midstream.toml or .json).")
+]
+
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one and prints it.")] = 8787,
     store: Annotated[str | None, typer.Option(help=_STORE_HELP)] = None,
-    sim: Annotated[bool, typer.Option("--sim", help="Run against the embedded simulator (no key).")] = False,
-    scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
-    speed: Annotated[float, typer.Option(help="Latency speed factor for --sim.")] = 1.0,
-    provider: Annotated[str, typer.Option(callback=check_provider, help=_PROVIDERS_HELP)] = "anthropic",
-    model: Annotated[str | None, typer.Option(help="Default model (a default per provider).")] = None,
-    base_url: Annotated[str | None, typer.Option(help="Provider server to talk to (not with --sim).")] = None,
-    tools: Annotated[str | None, typer.Option(help=_TOOLS_HELP)] = None,
-    settings: Annotated[
-        Path | None, typer.Option("--settings", help="Agent settings file (midstream.toml or .json).")
-    ] = None,
+    sim: SimOption = False,
+    scenarios: ScenariosOption = None,
+    speed: SpeedOption = 1.0,
+    provider: ProviderOption = "anthropic",
+    model: ModelOption = None,
+    base_url: BaseURLOption = None,
+    tools: ToolsOption = None,
+    settings: SettingsOption = None,
     execute: Annotated[
         bool, typer.Option("--execute/--no-execute", help="Execute runs here, or only serve and cancel them.")
     ] = True,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue", help="Enqueue runs for `midstream worker` processes (needs a redis:// store)."
+        ),
+    ] = False,
+    max_runs: Annotated[
+        int | None, typer.Option(help="Runs executing here at once; more get 429 (default: no limit).")
+    ] = None,
+    max_active: Annotated[
+        int,
+        typer.Option(help="With --queue: runs enqueued or executing in the fleet; more get 429 (0: none)."),
+    ] = 0,
     replay_ttl: Annotated[float, typer.Option(help="Seconds a finished run stays replayable.")] = 86400.0,
     heartbeat: Annotated[float, typer.Option(help="Seconds of silence before an SSE ping comment.")] = 15.0,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log midstream's INFO lines to stderr as text, or json (with run and trace ids)."),
+    ] = None,
 ) -> None:
     """Serve the relay: start runs over HTTP and stream their events as resumable SSE.
 
     POST /v1/runs starts an agent run; GET /v1/runs/{id}/events streams its events (resume with
     Last-Event-ID or ?after=<seq>; a finished run replays); POST /v1/runs/{id}/cancel stops it
-    wherever it executes. Several serve processes on one --store redis://... serve the same runs.
+    wherever it executes. Several serve processes on one --store redis://... serve the same runs;
+    with --queue they execute nothing themselves: `midstream worker` processes on the same store do.
+    GET /metrics gives this process's streams, runs and tool calls in the Prometheus text format.
     Ctrl-C stops the server; runs still executing here end cancelled.
     """
     import uvicorn
@@ -58,16 +87,39 @@ def serve(
         _fail("--replay-ttl and --heartbeat must be positive", EXIT_USAGE)
     if sim and base_url:
         _fail("--sim and --base-url exclude each other", EXIT_USAGE)
+    if queue and not (store or "").startswith(("redis://", "rediss://", "unix://")):
+        _fail("--queue needs a shared store: --store redis://host:port/db", EXIT_USAGE)
+    if (max_runs is not None and max_runs < 1) or max_active < 0:
+        _fail("--max-runs must be at least 1 and --max-active at least 0", EXIT_USAGE)
+    if log_format not in (None, "text", "json"):
+        _fail(f"--log-format is text or json, not {log_format!r}", EXIT_USAGE)
+    if log_format is not None:
+        from midstream.telemetry import configure_logging
+
+        configure_logging("INFO", json=log_format == "json")
     try:
-        with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
-            factory = _factory(provider, model, url, api_key, tools, settings, sim) if execute else None
-            app = build(store, factory=factory, heartbeat=heartbeat, replay_ttl=replay_ttl)
+        with _provider_url(sim and not queue, scenarios, speed, base_url) as (url, api_key):
+            run_here = execute and not queue
+            factory = _factory(provider, model, url, api_key, tools, settings, sim) if run_here else None
+            app = build(
+                store,
+                factory=factory,
+                heartbeat=heartbeat,
+                replay_ttl=replay_ttl,
+                max_runs=max_runs,
+                executor=_queue_executor(max_active) if queue else None,
+            )
             sock = serving.listen(host, port)
             where = serving.base_url(host, sock)
             source = "the embedded simulator" if sim else (url or f"{provider}'s API")
             typer.echo(f"midstream relay listening on {where}  (Ctrl-C stops it)")
             typer.echo(f"  store: {app.state.relay.log!r}")
-            typer.echo(f"  runs: {'executed here against ' + source if execute else 'executed elsewhere'}")
+            if queue:
+                typer.echo("  runs: enqueued for `midstream worker` processes on the same store")
+            else:
+                typer.echo(
+                    f"  runs: {'executed here against ' + source if execute else 'executed elsewhere'}"
+                )
             typer.echo(
                 f'  try:  curl -s {where}/v1/runs -d \'{{"prompt": "What is the weather in Paris?"}}\''
             )
@@ -124,6 +176,17 @@ def _factory(
         settings=load_settings(settings) if settings else None,
         default_models=DEFAULT_MODELS,
     )
+
+
+def _queue_executor(max_active: int) -> Any:
+    from midstream.relay.stores import RedisLog
+    from midstream.worker import QueueExecutor, RunQueue
+
+    def make(log: Any) -> Any:
+        assert isinstance(log, RedisLog)
+        return QueueExecutor(RunQueue(log.url, prefix=log.prefix), max_active=max_active)
+
+    return make
 
 
 def _fail(message: str, code: int) -> Any:

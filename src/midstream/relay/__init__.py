@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         RunExists,
         RunNotFound,
         StoreError,
+        TooManyRuns,
     )
     from midstream.relay.log import HEARTBEAT, EventLog, Lease, Resync, RunStatus
     from midstream.relay.runner import AgentFactory, Executor, LocalExecutor, RunRequest
@@ -56,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "RunExists": "midstream.relay.errors",
     "RunNotFound": "midstream.relay.errors",
     "StoreError": "midstream.relay.errors",
+    "TooManyRuns": "midstream.relay.errors",
     "HEARTBEAT": "midstream.relay.log",
     "EventLog": "midstream.relay.log",
     "Lease": "midstream.relay.log",
@@ -97,6 +99,7 @@ __all__ = [
     "RunStatus",
     "SQLiteLog",
     "StoreError",
+    "TooManyRuns",
     "create_app",
     "entry_data",
     "open_log",

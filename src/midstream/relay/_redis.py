@@ -193,6 +193,11 @@ class RedisLog(EventLog):
     def _key(self, run: str, part: str) -> str:
         return f"{self.prefix}:{{{run}}}:{part}"
 
+    def key(self, run: str, part: str) -> str:
+        """The Redis key of ``part`` of ``run`` (``meta``, ``log``, ``ctl``, or another part kept
+        next to them, such as a worker's checkpoint: the hash tag puts them on one cluster slot)."""
+        return self._key(run, part)
+
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
         from redis.exceptions import RedisError, ResponseError
 

@@ -3,7 +3,8 @@
 =====================================  ==========================================================
 ``POST /v1/runs``                      start a run: ``{"prompt", "provider"?, "model"?, "agent"?,
                                        "settings"?, "coalesce"?, "max_iterations"?, "max_tokens"?}``
-                                       -> ``201 {"id", "url", "events", "cancel"}``
+                                       -> ``201 {"id", "url", "events", "cancel"}``; ``429``
+                                       with ``Retry-After`` when the process or fleet is full
 ``GET /v1/runs``                       the most recent runs (``?limit=``)
 ``GET /v1/runs/{id}``                  status: state, last seq, terminal, cancel request
 ``GET /v1/runs/{id}/events``           SSE: ``id: <seq>``, ``event: <kind>``, ``data: <json>``;
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,9 +41,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from midstream.metrics import observers, record
 from midstream.relay._protocols import PROTOCOLS, ProtocolRoutes, check_cursor
 from midstream.relay.entry import LogEntry
-from midstream.relay.errors import RunNotFound
+from midstream.relay.errors import RelayError, RunNotFound, TooManyRuns
 from midstream.relay.log import EventLog, Heartbeat, Resync, RunStatus
 from midstream.relay.runner import Executor, RunRequest
 from midstream.wire.sse import encode_sse
@@ -126,7 +130,14 @@ class _Relay:
             return _error(422, "invalid_request", "the run request is not valid", details=errors)
         run = f"r_{uuid.uuid4().hex[:20]}"
         await self.log.create(run, meta=run_request.start_data())
-        await self.executor.start(run, run_request)
+        try:
+            await self.executor.start(run, run_request)
+        except TooManyRuns as exc:
+            with contextlib.suppress(RelayError):
+                await self.log.expire(run, 0)  # nothing will ever execute it
+            response = _error(429, "too_many_runs", str(exc), limit=exc.limit, scope=exc.scope)
+            response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
         links = run_links(run)
         return JSONResponse({"id": run, **links}, status_code=201, headers={"location": links["url"]})
 
@@ -200,6 +211,8 @@ class _Relay:
                     data = {"kind": "resync", "run": run, "earliest": item.earliest, "reason": "trimmed"}
                     yield encode_sse(json.dumps(data), event="resync")
                 elif agent is None or item.agent == agent or item.kind == "run_end":
+                    if observers():  # telemetry: how long after its append this reader gets the entry
+                        record("midstream.relay.replay_lag", max(0.0, time.time() - item.at))
                     yield sse_entry(item)
 
 

@@ -6,6 +6,7 @@
         ├── RunExists       create() for an id that is taken
         ├── RunClosed       append / acquire on a run that already ended
         ├── DuplicateAppend this seq is already in the log (a re-sent append): nothing was written
+        ├── TooManyRuns     the process or the fleet runs as many runs as it may (HTTP 429)
         └── LeaseError      the producer lease fences appends
             ├── LeaseHeld   another producer holds an unexpired lease on the run
             └── LeaseLost   a newer lease superseded this one: this producer must stop
@@ -29,6 +30,7 @@ __all__ = [
     "RunExists",
     "RunNotFound",
     "StoreError",
+    "TooManyRuns",
 ]
 
 
@@ -67,6 +69,15 @@ class DuplicateAppend(RelayError):
     def __init__(self, run: str, seq: int) -> None:
         super().__init__(f"run {run!r} already has seq {seq}")
         self.run, self.seq = run, seq
+
+
+class TooManyRuns(RelayError):
+    """No run can start now: ``scope`` (``process`` or ``fleet``) runs ``limit`` runs already. The
+    HTTP API answers 429 with ``Retry-After: retry_after``; nothing was started."""
+
+    def __init__(self, limit: int, scope: str = "process", retry_after: float = 1.0) -> None:
+        super().__init__(f"the {scope} runs {limit} runs, its limit: try again in {retry_after:g} s")
+        self.limit, self.scope, self.retry_after = limit, scope, retry_after
 
 
 class LeaseError(RelayError):

@@ -6,8 +6,13 @@ embedded default of ``midstream serve``): it takes the run's producer lease, run
 :class:`~midstream.agent.loop.Agent`, coalesces tiny deltas and appends every event, watches the
 store's control channel so a cancel made through *any* relay process stops the agent (the provider
 connection closes, pending tools never start, completed side effects are compensated), and closes
-the log with the run's terminal state. A fleet of workers consuming a queue is another executor
-behind the same two methods.
+the log with the run's terminal state. A fleet of workers consuming a queue
+(:mod:`midstream.worker`) is another executor behind the same two methods; its workers run each run
+through :meth:`LocalExecutor.execute` with a :class:`Durability` (checkpoints and the effects
+journal in the shared store), so a run whose worker died can be resumed by another.
+
+``max_runs`` bounds the runs executing in one process: ``start`` beyond it raises
+:class:`~midstream.relay.errors.TooManyRuns` (the HTTP API's 429) and starts nothing.
 
 The log of a run is ``run_start`` (the request, without settings), then every event of the agent run
 (stream events, tool field events, lifecycle events) and finally ``run_end``: always exactly one,
@@ -28,6 +33,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from midstream.agent.checkpoint import Checkpoint
+from midstream.agent.effects import Journal
 from midstream.agent.events import RunEnd
 from midstream.agent.loop import Agent
 from midstream.agent.tools import Tool
@@ -37,10 +44,10 @@ from midstream.config import Settings
 from midstream.errors import LocalError
 from midstream.relay.coalesce import Coalescer, CoalesceSettings, Item
 from midstream.relay.entry import entry_data
-from midstream.relay.errors import DuplicateAppend, LeaseError, RelayError, StoreError
+from midstream.relay.errors import DuplicateAppend, LeaseError, RelayError, StoreError, TooManyRuns
 from midstream.relay.log import EventLog, Lease
 
-__all__ = ["AgentFactory", "Executor", "LocalExecutor", "RunRequest"]
+__all__ = ["AgentFactory", "Durability", "Executor", "LocalExecutor", "RunRequest"]
 
 log = logging.getLogger("midstream.relay")
 
@@ -165,11 +172,37 @@ class Executor(Protocol):
         ...
 
 
+class Durability(Protocol):
+    """Where a run's effects journal and checkpoints live, so that another process can resume it
+    (the worker's Redis implementation is :class:`midstream.worker.RedisDurability`)."""
+
+    def journal(self, lease: Lease) -> Journal:
+        """The run's effects journal; its writes are fenced by ``lease`` (a superseded producer's
+        write raises :class:`~midstream.relay.errors.LeaseLost`, so its tool never starts)."""
+        ...
+
+    async def save(self, lease: Lease, checkpoint: Checkpoint) -> None:
+        """Keep ``checkpoint`` as the run's latest, with ``lease.seq`` (every entry before it is in
+        the log); fenced by ``lease`` like an append."""
+        ...
+
+
+class _Snapshot:
+    """A checkpoint taken by the agent run, queued after the events that led to it."""
+
+    __slots__ = ("checkpoint",)
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+
+
 class LocalExecutor:
     """Runs agents in this process's event loop; see the module docstring.
 
     ``owner`` names this process in the producer leases (default: host and pid). ``lease_ttl`` is how
-    long a lease lasts without renewal (renewed every third of it).
+    long a lease lasts without renewal (renewed every third of it). ``max_runs`` (None: no limit)
+    bounds the runs executing here at once. ``durability`` keeps each run's journal and checkpoints
+    where another process finds them.
     """
 
     def __init__(
@@ -179,10 +212,16 @@ class LocalExecutor:
         *,
         owner: str | None = None,
         lease_ttl: float = 30.0,
+        max_runs: int | None = None,
+        durability: Durability | None = None,
     ) -> None:
+        if max_runs is not None and max_runs < 1:
+            raise ValueError("max_runs must be at least 1")
         self.log, self.factory = log, factory
         self.owner = owner or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_ttl = lease_ttl
+        self.max_runs = max_runs
+        self.durability = durability
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, Any] = {}  # run id -> the agent Run executing it
 
@@ -192,10 +231,27 @@ class LocalExecutor:
         return [run for run, task in self._tasks.items() if not task.done()]
 
     async def start(self, run: str, request: RunRequest) -> None:
+        if self.max_runs is not None and len(self.running) >= self.max_runs:
+            raise TooManyRuns(self.max_runs, "process")
         lease = await self.log.acquire(run, self.owner, ttl=self.lease_ttl)
-        task = asyncio.get_running_loop().create_task(self._execute(lease, request), name=f"relay-{run}")
+        self.execute(lease, request)
+
+    def execute(
+        self,
+        lease: Lease,
+        request: RunRequest,
+        *,
+        checkpoint: Checkpoint | None = None,
+        started: bool = False,
+    ) -> asyncio.Task[None]:
+        """Execute the run of ``lease`` in the background and return its task: from ``checkpoint``
+        when given (a resumed run), writing ``run_start`` unless ``started`` (it is in the log)."""
+        run = lease.run
+        work = self._execute(lease, request, checkpoint=checkpoint, started=started)
+        task = asyncio.get_running_loop().create_task(work, name=f"relay-{run}")
         self._tasks[run] = task
         task.add_done_callback(lambda _t: self._tasks.pop(run, None))
+        return task
 
     async def wait(self, run: str) -> None:
         """Wait until ``run`` finished executing here (no-op if it does not run here)."""
@@ -217,21 +273,28 @@ class LocalExecutor:
                 with contextlib.suppress(BaseException):
                     await task
 
-    async def _execute(self, lease: Lease, request: RunRequest) -> None:
+    async def _execute(
+        self, lease: Lease, request: RunRequest, *, checkpoint: Checkpoint | None, started: bool
+    ) -> None:
         writer = _Writer(self.log, lease, request.agent)
+        writer.started = started
         try:
             try:
                 agent = self.factory(request)
             except (LocalError, ValueError) as exc:
                 reason = f"the run could not start: {exc}"
-                await writer.write([("run_start", request.start_data())])
+                if not started:
+                    await writer.write([("run_start", request.start_data())])
                 await writer.write([("run_end", {"terminal": "failed", "reason": reason, "iterations": 0})])
                 await self.log.close(lease, "failed")
                 return
-            started = {**request.start_data(), "provider": agent.client.provider, "model": agent.model}
-            await writer.write([("run_start", {**started, "agent": agent.name})])
+            if self.durability is not None:
+                agent.journal = self.durability.journal(lease)
+            if not started:
+                begun = {**request.start_data(), "provider": agent.client.provider, "model": agent.model}
+                await writer.write([("run_start", {**begun, "agent": agent.name})])
             try:
-                terminal = await self._drive(agent, request, writer)
+                terminal = await self._drive(agent, request, writer, checkpoint)
             finally:
                 await agent.client.aclose()
             await self.log.close(lease, terminal)
@@ -260,10 +323,27 @@ class LocalExecutor:
         except (RelayError, StoreError) as error:
             log.error("run %s: the event log failed while ending the run: %s", writer.lease.run, error)
 
-    async def _drive(self, agent: Agent, request: RunRequest, writer: _Writer) -> str:
+    async def _drive(
+        self, agent: Agent, request: RunRequest, writer: _Writer, checkpoint: Checkpoint | None
+    ) -> str:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[Any] = asyncio.Queue()
-        run = agent.run(request.prompt, max_iterations=request.max_iterations, on_event=events.put_nowait)
+        snapshots = None if self.durability is None else lambda c: events.put_nowait(_Snapshot(c))
+        if checkpoint is not None:
+            run = agent.resume(
+                checkpoint,
+                max_iterations=request.max_iterations,
+                on_event=events.put_nowait,
+                on_checkpoint=snapshots,
+            )
+        else:
+            run = agent.run(
+                request.prompt,
+                max_iterations=request.max_iterations,
+                on_event=events.put_nowait,
+                session_id=writer.lease.run,
+                on_checkpoint=snapshots,
+            )
         run.start()
         self._runs[writer.lease.run] = run
         coalescer = Coalescer(CoalesceSettings.coerce(request.coalesce))
@@ -279,11 +359,16 @@ class LocalExecutor:
                 except TimeoutError:
                     await writer.write(coalescer.due(loop.time()))
                     continue
+                if isinstance(event, _Snapshot):  # every event before it goes to the log first
+                    assert self.durability is not None
+                    await writer.write(coalescer.flush())
+                    await self.durability.save(writer.lease, event.checkpoint)
+                    continue
                 kind, data = entry_data(event)
                 try:
                     await writer.write(coalescer.push(kind, data, now=loop.time()))
-                except (RelayError, StoreError):
-                    run.cancel("the event log cannot be written")
+                except (RelayError, StoreError) as exc:
+                    _stop(run, exc, "the event log cannot be written")
                     raise
                 if kind == "run_end":
                     break
@@ -295,8 +380,8 @@ class LocalExecutor:
             with contextlib.suppress(BaseException):
                 await run
             raise
-        except Exception:  # the agent must not go on with nobody writing its events
-            run.cancel("the relay failed while executing the run")
+        except Exception as exc:  # the agent must not go on with nobody writing its events
+            _stop(run, exc, "the relay failed while executing the run")
             with contextlib.suppress(BaseException):
                 await run
             with contextlib.suppress(Exception):  # what was read before the failure stays in the log
@@ -312,11 +397,20 @@ class LocalExecutor:
             await asyncio.sleep(self.lease_ttl / 3)
             try:
                 await self.log.renew(lease, ttl=self.lease_ttl)
-            except LeaseError:
-                run.cancel("another producer took over this run")
+            except LeaseError as exc:
+                _stop(run, exc, "another producer took over this run")
                 return
             except StoreError as exc:
                 log.warning("run %s: cannot renew the lease: %s", lease.run, exc)
+
+
+def _stop(run: Any, exc: Exception, reason: str) -> None:
+    """Stop the agent run after ``exc``. A lost lease means another producer goes on with the run
+    from the effects this one completed: they are not compensated."""
+    if isinstance(exc, LeaseError):
+        run.cancel("another producer took over this run", compensate=False)
+    else:
+        run.cancel(reason)
 
 
 def _cancel_on_request(watch: asyncio.Task[str], run: Any) -> None:

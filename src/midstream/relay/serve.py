@@ -23,9 +23,10 @@ from midstream.agent.tools import Tool
 from midstream.errors import LocalError
 from midstream.relay.app import create_app
 from midstream.relay.log import DEFAULT_REPLAY_TTL, EventLog
-from midstream.relay.runner import AgentFactory, LocalExecutor
+from midstream.relay.runner import AgentFactory, Executor, LocalExecutor
 from midstream.relay.stores import open_log
 from midstream.sim.serving import base_url, in_thread, listen
+from midstream.telemetry import with_metrics
 
 __all__ = ["RelayURL", "build", "load_tools", "running"]
 
@@ -55,12 +56,21 @@ def build(
     heartbeat: float = 15.0,
     replay_ttl: float = DEFAULT_REPLAY_TTL,
     owner: str | None = None,
+    max_runs: int | None = None,
+    executor: Callable[[EventLog], Executor] | None = None,
 ) -> Starlette:
     """The relay app on ``store`` (a URL or an open :class:`EventLog`); runs execute in this process
-    through ``factory`` (None: the relay serves events and cancels, and starts no runs)."""
+    through ``factory``, at most ``max_runs`` at once (None: the relay serves events and cancels,
+    and starts no runs), or wherever ``executor(log)`` sends them (a queue of workers)."""
     log = store if isinstance(store, EventLog) else open_log(store, replay_ttl=replay_ttl)
-    executor = LocalExecutor(log, factory, owner=owner) if factory is not None else None
-    return create_app(log, executor, heartbeat=heartbeat)
+    chosen: Executor | None = None
+    if executor is not None:
+        chosen = executor(log)
+    elif factory is not None:
+        chosen = LocalExecutor(log, factory, owner=owner, max_runs=max_runs)
+    app = create_app(log, chosen, heartbeat=heartbeat)
+    with_metrics(app)  # GET /metrics: this process's streams, runs and tool calls, in Prometheus naming
+    return app
 
 
 class RelayURL(str):
@@ -79,10 +89,20 @@ def running(
     heartbeat: float = 15.0,
     replay_ttl: float = DEFAULT_REPLAY_TTL,
     startup_timeout: float = 10.0,
+    max_runs: int | None = None,
+    executor: Callable[[EventLog], Executor] | None = None,
 ) -> Iterator[RelayURL]:
     """Serve the relay from a background thread on ``host:port`` (0: a free port); yield its URL.
-    It stops, cancelling its runs and closing the store, when the block exits."""
-    app = build(store, factory=factory, heartbeat=heartbeat, replay_ttl=replay_ttl)
+    It stops, cancelling its runs and closing the store, when the block exits. ``max_runs`` and
+    ``executor`` are :func:`build`'s."""
+    app = build(
+        store,
+        factory=factory,
+        heartbeat=heartbeat,
+        replay_ttl=replay_ttl,
+        max_runs=max_runs,
+        executor=executor,
+    )
     sock = listen(host, port)
     config = uvicorn.Config(
         app,

@@ -239,6 +239,7 @@ class AGUIEvents:
             "fallback": self._custom,
             "stream_error": self._custom,
             "retry": self._retry,
+            "resumed": self._resumed,
             "cancel": self._cancel,
             "run_end": self._run_end,
         }
@@ -546,6 +547,13 @@ class AGUIEvents:
         step, self._open = self._step, _Open()
         self._step = step
         return [*out, {"type": "MESSAGES_SNAPSHOT", "messages": [dict(m) for m in self._messages]}]
+
+    def _resumed(self, p: Mapping[str, Any], seq: int) -> list[Chunk]:
+        """Another worker resumed the run: a partial response it names as discarded goes, as after
+        a retry that restarts (a ``CUSTOM`` event and a ``MESSAGES_SNAPSHOT`` without it)."""
+        if p.get("discarded"):
+            return self._retry({**p, "mode": "restart"}, seq)
+        return self._custom(p, seq)
 
     def _cancel(self, p: Mapping[str, Any], seq: int) -> list[Chunk]:
         self._cancel_notice = {"phase": p.get("phase"), "notStarted": list(p.get("not_started") or ())}

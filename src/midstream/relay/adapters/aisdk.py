@@ -145,6 +145,7 @@ class UIMessageStream:
             "tool_failed": self._tool_failed,
             "tool_compensated": self._tool_compensated,
             "retry": self._retry,
+            "resumed": self._resumed,
             "fallback": self._notice,
             "stream_error": self._notice,
             "cancel": self._cancel,
@@ -448,6 +449,12 @@ class UIMessageStream:
                 out.append({"type": "tool-output-error", "toolCallId": call.call_id, "errorText": text})
         self._step = _Step()
         return [*out, {"type": "data-midstream-retry", "id": f"retry-{seq}", "data": data}]
+
+    def _resumed(self, p: Mapping[str, Any], seq: int) -> list[Chunk]:
+        """Another worker resumed the run: a partial response it names as discarded goes, as after
+        a retry that restarts; the notice itself is a transient data part."""
+        out = self._retry({**p, "mode": "restart"}, seq)[:-1] if p.get("discarded") else []
+        return [*out, *self._notice(p, seq)]
 
     def _notice(self, p: Mapping[str, Any], seq: int) -> list[Chunk]:
         data = {k: v for k, v in p.items() if k not in ("kind", "run", "seq", "raw")}
