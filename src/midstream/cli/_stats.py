@@ -472,7 +472,8 @@ def stats(
     store: Annotated[
         str | None,
         typer.Option(
-            help="The relay's run store (as for serve: sqlite:///path.db, redis://...; default sqlite)."
+            help="The relay's run store (as for serve: sqlite:///path.db, redis://...; default sqlite; "
+            "none: read no store, only --journal / --metrics-file)."
         ),
     ] = None,
     journal: Annotated[Path | None, typer.Option(help="An effects journal (.jsonl or SQLite).")] = None,
