@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test quick lint typecheck bench fuzz docs soak clean screenshot
+.PHONY: run test quick lint typecheck bench fuzz docs soak interop clean screenshot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +58,7 @@ typecheck: $(TEST_STAMP)
 
 ## bench: side-by-side benchmarks against named peers (minutes; figures in the README)
 bench: $(BENCH_STAMP)
-	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in bench/*.py; do case $$f in *soak_streams.py|*fleet_campaign.py) continue;; esac; echo "== $$f"; $(PY) $$f || exit 1; done
 
 ## soak: the load and fault campaigns (minutes): 1,000+ concurrent client streams, then the fleet of
 ## 2 serve + 3 workers on one redis-server with kill -9 (figures in the README)
@@ -76,6 +76,21 @@ FUZZ_SECONDS ?= 60
 fuzz: $(TEST_STAMP)
 	@$(PY) -m pip install --quiet atheris >/dev/null 2>&1 || echo "atheris does not install here: fuzzing with hypothesis"
 	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+## interop: pydantic-ai, openai-agents, LangChain, LiteLLM, ollama and the Vercel AI SDK against the
+## simulator (pinned in interop/); fails when a cell of the matrix changes. Minutes; not part of `make test`
+INTEROP_STAMP := interop/.venv/.stamp
+INTEROP_JS_STAMP := interop/js/node_modules/.package-lock.json
+$(INTEROP_STAMP): interop/requirements.txt
+	$(PYTHON) -m venv interop/.venv
+	interop/.venv/bin/pip install --quiet -r interop/requirements.txt
+	touch $@
+$(INTEROP_JS_STAMP): interop/js/package.json interop/js/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; } >/dev/null 2>&1 || echo "nodejs could not be installed: the Vercel AI SDK row will fail"
+	cd interop/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+interop: $(RUN_STAMP) $(INTEROP_STAMP) $(INTEROP_JS_STAMP)
+	$(PY) interop/run.py
 
 ## screenshot: docs/web-page.png, the web page mid-stream (Debian's chromium, the embedded simulator)
 screenshot: $(TEST_STAMP)

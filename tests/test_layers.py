@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("midstream.wire",),
     ("midstream.core",),
     ("midstream.client", "midstream.metrics"),
-    ("midstream.agent", "midstream.config"),
+    ("midstream.agent", "midstream.config", "midstream.telemetry"),
     ("midstream.workflow",),  # agents handing work to agents: uses the agent layer, serves the services
     ("midstream.sim",),
     ("midstream.relay", "midstream.testing"),

@@ -492,3 +492,49 @@ def test_a_superseded_producer_stops_without_undoing_the_effects_the_new_one_goe
     kinds = asyncio.run(main())
     assert booked == ["evening"] and undone == []  # the effect stays: the run goes on from it
     assert "run_end" not in kinds and "tool_compensated" not in kinds
+
+
+def test_a_run_streaming_while_redis_restarts_with_aof_is_resumed_and_completes(
+    sim: SimURL, tmp_path: Any
+) -> None:
+    import shutil
+    import subprocess
+
+    from midstream.relay.testing import free_port
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        wait_for(lambda: _pings(url))
+        return proc
+
+    server = start()
+    a = worker(url, sim)
+    try:
+        run = asyncio.run(enqueue(url, "a long answer, please"))
+        wait_for(lambda: redis_client(url).xlen(f"ms:{{{run}}}:log") >= 12)
+        server.kill()  # Redis itself dies mid-run; the worker keeps running
+        server.wait()
+        time.sleep(1.0)
+        server = start()
+        log = asyncio.run(entries(url, run, wait=60))
+    finally:
+        a.stop()
+        server.kill()
+        server.wait()
+    assert_one_log(log)
+    assert [e.kind for e in log].count("resumed") == 1 and log[-1].data["terminal"] == "completed"
+    assert visible_text(log) == LONG_TEXT
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis_client(url).ping())
+    except Exception:
+        return False

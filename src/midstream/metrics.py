@@ -20,7 +20,17 @@ from typing import Any
 from midstream.events import Event, ToolArgsDelta, is_content
 from midstream.message import Terminal
 
-__all__ = ["MetricsRecorder", "StreamMetrics", "percentile"]
+__all__ = [
+    "MetricsRecorder",
+    "Observer",
+    "RunProbe",
+    "StreamMetrics",
+    "StreamProbe",
+    "add_observer",
+    "observers",
+    "percentile",
+    "remove_observer",
+]
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -85,8 +95,187 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000.0:.0f} ms"
 
 
+# -- the telemetry seam ------------------------------------------------------------------------------
+#
+# Exporters (OpenTelemetry, Prometheus: :mod:`midstream.telemetry`) register an :class:`Observer`.
+# With none registered, the client and the agent pay one empty-tuple test per stream, run and tool
+# call, and nothing per event.
+
+
+class StreamProbe:
+    """Follows one streamed call for an observer. Every method is a no-op here; override what you need.
+
+    ``session`` is the client's sans-IO session (its ``acc.message`` is the Message so far, its
+    ``metrics`` this recorder); ``now`` readings come from the client's monotonic clock.
+    """
+
+    wants_events = False
+    """True: :meth:`events` is called with every batch of released events (costs a call per chunk)."""
+
+    def attempt(self, now: float, *, retry: bool) -> None:
+        """A request is sent now (``retry``: it replaces a failed attempt)."""
+
+    def retry(self, reason: str, delay: float) -> None:
+        """The failed attempt will be retried after ``delay`` seconds, because of ``reason``."""
+
+    def events(self, now: float, events: Iterable[Event]) -> None:
+        """Events released to the caller at ``now`` (only if :attr:`wants_events`)."""
+
+    def end(self, now: float) -> None:
+        """The stream ended (once); its figures are final."""
+
+
+class RunProbe:
+    """Follows one agent run or one tool execution for an observer (no-ops here).
+
+    :meth:`end` is called exactly once, in the task that created the probe.
+    """
+
+    def end(self, outcome: Any = None, error: BaseException | None = None) -> None:
+        """It ended: ``outcome`` is the ``RunResult`` of a run, or the status of a tool call."""
+
+
+class Observer:
+    """What an exporter implements to follow streams, agent runs and tool calls (no-ops here).
+
+    Register one with :func:`add_observer`; :mod:`midstream.telemetry` ships the OpenTelemetry and
+    Prometheus ones.
+    """
+
+    def stream(self, session: Any, *, model: str | None, chat: Any = None) -> StreamProbe | None:
+        """A call is about to stream through ``session`` (``chat``: the ``ChatRequest``, if known):
+        a probe to follow it, or ``None``."""
+        return None
+
+    def run(self, run: Any) -> RunProbe | None:
+        """An agent ``run`` (a ``midstream.agent.Run``) starts, in its own task."""
+        return None
+
+    def tool(self, name: str, call_id: str, run_id: str, input: Any) -> RunProbe | None:
+        """A tool call is about to execute, in the task that executes it."""
+        return None
+
+    def workflow(self, name: str, run_id: str) -> RunProbe | None:
+        """A workflow run starts, in its own task (its agents' runs start from it)."""
+        return None
+
+    def count(self, name: str, value: int = 1, **attributes: str) -> None:
+        """A midstream-specific counter went up (``resumes``, ``compensations``, ...)."""
+
+    def record(self, name: str, value: float, **attributes: str) -> None:
+        """A midstream-specific measurement (``replay_lag``, ...), in seconds."""
+
+
+_observers: tuple[Observer, ...] = ()
+
+
+def observers() -> tuple[Observer, ...]:
+    """The registered observers, oldest first."""
+    return _observers
+
+
+def add_observer(observer: Observer) -> None:
+    """Register ``observer`` (a no-op if it is already registered)."""
+    global _observers
+    if observer not in _observers:
+        _observers = (*_observers, observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    """Unregister ``observer`` (a no-op if it is not registered)."""
+    global _observers
+    _observers = tuple(o for o in _observers if o is not observer)
+
+
+class _StreamFanOut(StreamProbe):
+    __slots__ = ("probes",)
+
+    def __init__(self, probes: list[StreamProbe]) -> None:
+        self.probes = probes
+        self.wants_events = any(p.wants_events for p in probes)
+
+    def attempt(self, now: float, *, retry: bool) -> None:
+        for probe in self.probes:
+            probe.attempt(now, retry=retry)
+
+    def retry(self, reason: str, delay: float) -> None:
+        for probe in self.probes:
+            probe.retry(reason, delay)
+
+    def events(self, now: float, events: Iterable[Event]) -> None:
+        batch = list(events)
+        for probe in self.probes:
+            if probe.wants_events:
+                probe.events(now, batch)
+
+    def end(self, now: float) -> None:
+        for probe in self.probes:
+            probe.end(now)
+
+
+class _RunFanOut(RunProbe):
+    __slots__ = ("probes",)
+
+    def __init__(self, probes: list[RunProbe]) -> None:
+        self.probes = probes
+
+    def end(self, outcome: Any = None, error: BaseException | None = None) -> None:
+        for probe in reversed(self.probes):  # the innermost context is restored first
+            probe.end(outcome, error)
+
+
+def stream_probe(session: Any, model: str | None, chat: Any = None) -> StreamProbe | None:
+    """The probe of every observer for a new streamed call (``None`` when nobody observes)."""
+    probes = [p for o in _observers if (p := o.stream(session, model=model, chat=chat)) is not None]
+    if not probes:
+        return None
+    return probes[0] if len(probes) == 1 else _StreamFanOut(probes)
+
+
+def run_probe(run: Any) -> RunProbe | None:
+    """The probe of every observer for an agent run starting in the current task."""
+    probes = [p for o in _observers if (p := o.run(run)) is not None]
+    if not probes:
+        return None
+    return probes[0] if len(probes) == 1 else _RunFanOut(probes)
+
+
+def tool_probe(name: str, call_id: str, run_id: str, input: Any) -> RunProbe | None:
+    """The probe of every observer for a tool call executing in the current task."""
+    probes = [p for o in _observers if (p := o.tool(name, call_id, run_id, input)) is not None]
+    if not probes:
+        return None
+    return probes[0] if len(probes) == 1 else _RunFanOut(probes)
+
+
+def workflow_probe(name: str, run_id: str) -> RunProbe | None:
+    """The probe of every observer for a workflow run starting in the current task."""
+    probes = [p for o in _observers if (p := o.workflow(name, run_id)) is not None]
+    if not probes:
+        return None
+    return probes[0] if len(probes) == 1 else _RunFanOut(probes)
+
+
+def count(name: str, value: int = 1, **attributes: str) -> None:
+    """Tell every observer a midstream-specific counter went up."""
+    for observer in _observers:
+        observer.count(name, value, **attributes)
+
+
+def record(name: str, value: float, **attributes: str) -> None:
+    """Tell every observer a midstream-specific measurement (seconds)."""
+    for observer in _observers:
+        observer.record(name, value, **attributes)
+
+
 class MetricsRecorder:
-    """Collects one stream's observations. Feed it clock readings; read :meth:`snapshot`."""
+    """Collects one stream's observations. Feed it clock readings; read :meth:`snapshot`.
+
+    ``probe`` (set by the client when an :class:`Observer` is registered) is told about attempts and
+    the end; with :attr:`StreamProbe.wants_events`, about every batch of released events too.
+    """
+
+    probe: StreamProbe | None = None
 
     def __init__(self, start: float, provider: str | None = None) -> None:
         self.provider = provider
@@ -113,6 +302,8 @@ class MetricsRecorder:
             self.retries += 1
             self._reset_attempt()
         self._attempt_start = now
+        if self.probe is not None:
+            self.probe.attempt(now, retry=retry)
 
     def chunk(self, now: float, size: int) -> None:
         """A body chunk of ``size`` bytes arrived."""
@@ -134,12 +325,22 @@ class MetricsRecorder:
             if self.first_tool_byte is None and isinstance(event, ToolArgsDelta) and event.fragment:
                 self.first_tool_byte = now - self.start
         self.events += count
+        probe = self.probe
+        if probe is not None and probe.wants_events:
+            probe.events(now, events)
+
+    @property
+    def gaps(self) -> list[float]:
+        """Every gap between consecutive body chunks of the current attempt (seconds)."""
+        return self._gaps
 
     def end(self, now: float, terminal: Terminal) -> None:
         """The stream ended in ``terminal`` (only the first call counts)."""
         if self._end is None:
             self._end = now
             self.terminal = terminal
+            if self.probe is not None:
+                self.probe.end(now)
 
     def snapshot(self, now: float) -> StreamMetrics:
         """The figures so far (``duration`` runs until :meth:`end`)."""

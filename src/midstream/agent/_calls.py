@@ -45,6 +45,7 @@ from midstream.core.toolargs import (
 )
 from midstream.events import BlockStart
 from midstream.message import Message, ToolCall
+from midstream.metrics import observers, tool_probe
 
 __all__ = [
     "CallRunner",
@@ -292,6 +293,18 @@ class CallRunner:
             return await self._execute(call, input, args)
 
     async def _execute(self, call: CallState, input: dict[str, Any], args: Any) -> ToolResult:
+        # Telemetry: the call's span is current while the tool runs (a stream it opens nests under it).
+        probe = tool_probe(call.name, call.call_id, self.session_id, input) if observers() else None
+        outcome: str = "cancelled"
+        try:
+            result = await self._run_tool(call, input, args)
+            outcome = "error" if result.is_error else "ok"
+            return result
+        finally:
+            if probe is not None:
+                probe.end(outcome)
+
+    async def _run_tool(self, call: CallState, input: dict[str, Any], args: Any) -> ToolResult:
         assert call.tool is not None
 
         def started(key: str | None) -> None:

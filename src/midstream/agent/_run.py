@@ -50,6 +50,7 @@ from midstream.core.toolargs import ToolEvent
 from midstream.errors import RemoteError
 from midstream.events import is_content
 from midstream.message import Message, Terminal, TextBlock
+from midstream.metrics import observers, run_probe
 
 if TYPE_CHECKING:
     from midstream.agent.loop import Agent
@@ -398,6 +399,15 @@ class Run:
     # -- the driver ------------------------------------------------------------------------------------
 
     async def _drive(self) -> None:
+        # Telemetry: the run's span is current in this task (its streams and tools nest under it).
+        probe = run_probe(self) if observers() else None
+        try:
+            await self._drive_run()
+        finally:
+            if probe is not None:
+                probe.end(self.outcome)
+
+    async def _drive_run(self) -> None:
         try:
             end = await self._main()
         except _Cancelled:

@@ -44,6 +44,7 @@ from midstream.cli._conventions import (
     usage_message,
 )
 from midstream.cli._journal import journal_app
+from midstream.cli._stats import stats as stats_command
 from midstream.cli.serve import serve as serve_command
 from midstream.cli.view import LiveDisplay, LiveView, play
 from midstream.cli.worker import worker as worker_command
@@ -420,6 +421,10 @@ app.command(
 app.command(
     "workflow", epilog=CLIENT_EPILOG, short_help="Run a multi-agent workflow file, one lane per agent."
 )(workflow_command)
+
+app.command("stats", short_help="TTFT, first argument byte, retries and alerts of the runs on record.")(
+    stats_command
+)
 
 # -- run ---------------------------------------------------------------------------------------------
 

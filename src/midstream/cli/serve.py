@@ -64,6 +64,10 @@ def serve(
     ] = 0,
     replay_ttl: Annotated[float, typer.Option(help="Seconds a finished run stays replayable.")] = 86400.0,
     heartbeat: Annotated[float, typer.Option(help="Seconds of silence before an SSE ping comment.")] = 15.0,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="Log midstream's INFO lines to stderr as text, or json (with run and trace ids)."),
+    ] = None,
 ) -> None:
     """Serve the relay: start runs over HTTP and stream their events as resumable SSE.
 
@@ -74,6 +78,7 @@ def serve(
     Last-Event-ID or ?after=<seq>; a finished run replays); POST /v1/runs/{id}/cancel stops it
     wherever it executes. Several serve processes on one --store redis://... serve the same runs;
     with --queue they execute nothing themselves: `midstream worker` processes on the same store do.
+    GET /metrics gives this process's streams, runs and tool calls in the Prometheus text format.
     Ctrl-C stops the server; runs still executing here end cancelled.
     """
     import uvicorn
@@ -89,6 +94,12 @@ def serve(
         _fail("--queue needs a shared store: --store redis://host:port/db", EXIT_USAGE)
     if (max_runs is not None and max_runs < 1) or max_active < 0:
         _fail("--max-runs must be at least 1 and --max-active at least 0", EXIT_USAGE)
+    if log_format not in (None, "text", "json"):
+        _fail(f"--log-format is text or json, not {log_format!r}", EXIT_USAGE)
+    if log_format is not None:
+        from midstream.telemetry import configure_logging
+
+        configure_logging("INFO", json=log_format == "json")
     try:
         with _provider_url(sim and not queue, scenarios, speed, base_url) as (url, api_key):
             run_here = execute and not queue

@@ -37,7 +37,7 @@ from midstream.client.timeouts import Timeouts
 from midstream.core.retry import Decision, RetryPolicy
 from midstream.errors import LocalError
 from midstream.message import Message
-from midstream.metrics import StreamMetrics
+from midstream.metrics import StreamMetrics, observers, stream_probe
 
 logger = logging.getLogger("midstream.client")
 
@@ -231,7 +231,7 @@ class ClientBase(abc.ABC, Generic[StreamT]):
 
     def _session(self, request: WireRequest, chat: ChatRequest | None, timeouts: Timeouts | None) -> Session:
         schemas = {t.name: t.input_schema for t in chat.tools} if chat is not None else {}
-        return Session(
+        session = Session(
             request,
             provider=self.provider,
             schemas=schemas,
@@ -241,6 +241,10 @@ class ClientBase(abc.ABC, Generic[StreamT]):
             now=CLOCK(),
             max_response_bytes=self.max_response_bytes,
         )
+        if observers():  # telemetry: one test per stream when nobody observes
+            model = chat.model if chat is not None else self.model
+            session.metrics.probe = stream_probe(session, model, chat)
+        return session
 
 
 # -- httpx2 glue -------------------------------------------------------------------------------------
@@ -291,6 +295,9 @@ def log_retry(session: Session, decision: Decision) -> None:
         decision.delay,
         decision.reason,
     )
+    probe = session.metrics.probe
+    if probe is not None:
+        probe.retry(decision.reason, decision.delay)
 
 
 # -- what both streams share -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from midstream.metrics import observers, record
 from midstream.relay._protocols import PROTOCOLS, ProtocolRoutes, check_cursor
 from midstream.relay.entry import LogEntry
 from midstream.relay.errors import RelayError, RunNotFound, TooManyRuns
@@ -233,6 +235,8 @@ class _Relay:
                     data = {"kind": "resync", "run": run, "earliest": item.earliest, "reason": "trimmed"}
                     yield encode_sse(json.dumps(data), event="resync")
                 elif agent is None or item.agent == agent or item.kind == "run_end":
+                    if observers():  # telemetry: how long after its append this reader gets the entry
+                        record("midstream.relay.replay_lag", max(0.0, time.time() - item.at))
                     yield sse_entry(item)
 
 

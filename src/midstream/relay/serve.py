@@ -26,6 +26,7 @@ from midstream.relay.log import DEFAULT_REPLAY_TTL, EventLog
 from midstream.relay.runner import AgentFactory, Executor, LocalExecutor
 from midstream.relay.stores import open_log
 from midstream.sim.serving import base_url, in_thread, listen
+from midstream.telemetry import with_metrics
 
 __all__ = ["RelayURL", "build", "load_tools", "running"]
 
@@ -67,7 +68,9 @@ def build(
         chosen = executor(log)
     elif factory is not None:
         chosen = LocalExecutor(log, factory, owner=owner, max_runs=max_runs)
-    return create_app(log, chosen, heartbeat=heartbeat)
+    app = create_app(log, chosen, heartbeat=heartbeat)
+    with_metrics(app)  # GET /metrics: this process's streams, runs and tool calls, in Prometheus naming
+    return app
 
 
 class RelayURL(str):

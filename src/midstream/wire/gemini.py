@@ -67,6 +67,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
+from midstream.wire._gemini_request import REQUEST as _REQUEST
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 
@@ -587,5 +588,7 @@ class GeminiDecoder:
         return out
 
 
+REQUEST = _REQUEST
+"""The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = GeminiDecoder
 ENCODER = GeminiEncoder

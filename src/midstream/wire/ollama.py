@@ -69,6 +69,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._base import Encoder, frames_first
+from midstream.wire._ollama_request import REQUEST as _REQUEST
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
 __all__ = [
@@ -586,5 +587,7 @@ def _metrics(payload: Any) -> dict[str, int]:
     }
 
 
+REQUEST = _REQUEST
+"""The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OllamaDecoder
 ENCODER = OllamaEncoder

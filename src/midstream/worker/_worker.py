@@ -233,7 +233,7 @@ class Worker:
             "checkpoint_seq": covered,
             "iteration": checkpoint.iteration if checkpoint is not None else 0,
             "discarded": [discarded[0], discarded[-1]] if discarded else None,
-            "reason": "the worker executing the run stopped renewing its lease",
+            "reason": "the run's execution stopped (its worker died, or lost the store) and went on here",
         }
         await self.log.append(lease, "resumed", data, agent=request.agent)
         self.resumed += 1

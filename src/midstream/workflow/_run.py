@@ -33,6 +33,7 @@ from midstream.client.stream import AsyncClient
 from midstream.core.toolargs import ToolFieldComplete
 from midstream.events import BlockStart
 from midstream.message import Terminal
+from midstream.metrics import observers, workflow_probe
 from midstream.workflow.blackboard import (
     Blackboard,
     BlackboardUpdate,
@@ -440,6 +441,15 @@ class WorkflowRun:
     # -- the driver ------------------------------------------------------------------------------
 
     async def _drive(self) -> None:
+        # Telemetry: the workflow's span is current in this task (its agents' runs nest under it).
+        probe = workflow_probe(self.flow.name, self.id) if observers() else None
+        try:
+            await self._drive_flow()
+        finally:
+            if probe is not None:
+                probe.end(self.outcome)
+
+    async def _drive_flow(self) -> None:
         self._t0 = self.flow.clock()
         self._subscription = self.flow.blackboard.subscribe()
         self._pump = asyncio.ensure_future(self._pump_board(self._subscription))
