@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.stamp-test
 JS_STAMP := tests/js/node_modules/.package-lock.json
 BENCH_STAMP := $(VENV)/.stamp-bench
 
-.PHONY: run test quick lint typecheck bench fuzz docs soak clean
+.PHONY: run test quick lint typecheck bench fuzz docs soak interop clean screenshot
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ run: $(RUN_STAMP)
 test: $(TEST_STAMP) $(JS_STAMP)
 	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; } >/dev/null 2>&1 || echo "tmux could not be installed: the terminal test will be skipped"
 	@{ command -v redis-server && command -v curl; } >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server curl; } >/dev/null 2>&1 || echo "redis-server or curl could not be installed: the relay tests that need them will fail or be skipped"
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 || echo "chromium could not be installed: the web page tests will fail"
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
@@ -75,6 +76,26 @@ FUZZ_SECONDS ?= 60
 fuzz: $(TEST_STAMP)
 	@$(PY) -m pip install --quiet atheris >/dev/null 2>&1 || echo "atheris does not install here: fuzzing with hypothesis"
 	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+## interop: pydantic-ai, openai-agents, LangChain, LiteLLM, ollama and the Vercel AI SDK against the
+## simulator (pinned in interop/); fails when a cell of the matrix changes. Minutes; not part of `make test`
+INTEROP_STAMP := interop/.venv/.stamp
+INTEROP_JS_STAMP := interop/js/node_modules/.package-lock.json
+$(INTEROP_STAMP): interop/requirements.txt
+	$(PYTHON) -m venv interop/.venv
+	interop/.venv/bin/pip install --quiet -r interop/requirements.txt
+	touch $@
+$(INTEROP_JS_STAMP): interop/js/package.json interop/js/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; } >/dev/null 2>&1 || echo "nodejs could not be installed: the Vercel AI SDK row will fail"
+	cd interop/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+interop: $(RUN_STAMP) $(INTEROP_STAMP) $(INTEROP_JS_STAMP)
+	$(PY) interop/run.py
+
+## screenshot: docs/web-page.png, the web page mid-stream (Debian's chromium, the embedded simulator)
+screenshot: $(TEST_STAMP)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1
+	$(PY) docs/web_screenshot.py docs/web-page.png
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

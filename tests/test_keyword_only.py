@@ -30,7 +30,6 @@ POSITIONAL = {
     "midstream.cli.view.LiveView",
     "midstream.sim.script.Latency",
     "midstream.sim.script.ToolPart",
-    "midstream.sim.requests.SimRequest",
     "midstream.sim.stream.RequestRecord",
     "midstream.relay.adapters.aisdk.ChatRequestBody",
     "midstream.relay.adapters.agui.RunAgentInput",

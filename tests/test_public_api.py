@@ -108,6 +108,7 @@ WIRE_ALL = [
     "decoder",
     "encode_sse",
     "encoder",
+    "request_dialect",
 ]
 
 # Names that are data, not code: type aliases and constants. ``help()`` on them shows the docs of

@@ -3,11 +3,10 @@ dropped connection), slow connections are closed, connections are bounded, and l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import select
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,25 +123,20 @@ def test_a_body_trickled_in_too_slowly_gets_a_408_and_the_connection_closes(guar
     body = json.dumps({**ANTHROPIC, "messages": [{"role": "user", "content": "hi"}]}).encode()
     head = f"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     slow = socket.create_connection(address(guarded_sim), timeout=10)
-    stop = threading.Event()
-
-    def trickle() -> None:  # one byte every 50 ms: never idle for long, and never done in time
-        with contextlib.suppress(OSError):
-            slow.sendall(head)
-            for byte in body[:-1]:
-                if stop.wait(0.05):
-                    return
-                slow.sendall(bytes([byte]))
-
-    sender = threading.Thread(target=trickle)
-    sender.start()
+    # One byte every 50 ms, never idle for long and never done in time, and not one byte more once the
+    # answer arrives: a byte sent to a closed connection draws a reset, which would discard the answer
+    # still unread on this side.
+    answer = b""
     try:
-        answer = b""
+        slow.sendall(head)
+        for byte in body[:-1]:
+            readable, _, _ = select.select([slow], [], [], 0.05)
+            if readable:
+                break
+            slow.sendall(bytes([byte]))
         while chunk := slow.recv(65536):  # until the server hangs up
             answer += chunk
     finally:
-        stop.set()
-        sender.join()
         slow.close()
     status, _, rest = answer.partition(b"\r\n")
     assert status == b"HTTP/1.1 408 Request Timeout"

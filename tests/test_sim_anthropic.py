@@ -354,7 +354,7 @@ def test_http_error_body_and_headers(sim: SimURL) -> None:
     fresh(sim)
     response = httpx2.post(
         f"{sim}/v1/messages",
-        json={"model": "claude-x", "max_tokens": 10, "messages": []},
+        json={"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
         headers={"x-midstream-fault": "http_status=529;retry_after=7;retry_after_ms=7000"},
     )
     assert response.status_code == 529

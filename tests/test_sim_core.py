@@ -490,7 +490,7 @@ def test_gemini_request_in_both_spellings() -> None:
     for body in (camel, snake):
         req = parse_request("gemini", body, {}, model="gemini-x")
         assert (req.model, req.max_tokens, req.thinking, req.partial_args) == ("gemini-x", 30, True, True)
-        assert req.tools[0].schema_ == {"type": "object"} and req.assistant_turns == 1
+        assert req.tools[0].schema == {"type": "object"} and req.assistant_turns == 1
         assert req.last_user == "weather?" and req.last_tool_result == '{"t": 18}'
 
 

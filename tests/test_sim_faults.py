@@ -339,15 +339,15 @@ def test_bad_requests_get_a_400_in_the_providers_shape(sim: SimURL) -> None:
     assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
     unknown = httpx2.post(
         f"{sim}/v1/chat/completions",
-        json={"messages": []},
+        json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
         headers={"x-midstream-scenario": "no-such-scenario"},
     )
     assert unknown.status_code == 400 and "no scenario named" in unknown.json()["error"]["message"]
     fault = httpx2.post(
-        f"{sim}/api/chat", json={"messages": []}, headers={"x-midstream-fault": "stall_ms=soon"}
+        f"{sim}/api/chat", json={"model": "m", "messages": []}, headers={"x-midstream-fault": "stall_ms=soon"}
     )
     assert fault.status_code == 400 and "x-midstream-fault" in fault.json()["error"]
-    method = httpx2.post(f"{sim}/v1beta/models/gemini:countTokens", json={})
+    method = httpx2.post(f"{sim}/v1beta/models/gemini:noSuchMethod", json={})
     assert method.status_code == 404 and method.json()["error"]["status"] == "NOT_FOUND"
 
 

@@ -125,7 +125,8 @@ def test_text_with_escaping_and_crlf(sim: SimURL) -> None:
 def test_realism_off_writes_plain_json() -> None:
     with running(example_book(), speed=0, realism=False) as url:
         data = _raw(url, _request_body("markup"), "plain")
-        response = httpx2.post(f"{url}/v1beta/models/{MODEL}:streamGenerateContent?alt=sse", json={})
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        response = httpx2.post(f"{url}/v1beta/models/{MODEL}:streamGenerateContent?alt=sse", json=body)
         assert response.headers["content-disposition"] == "attachment"
     assert b"\\u003c" not in data and b" <" in data and b"promptTokensDetails" not in data
     assert _decode(data).text == "Use <b>bold</b> & <i>italics</i> — café, naïve, 東京."

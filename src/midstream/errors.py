@@ -15,6 +15,7 @@ local: the calling code, or a file or state it handed over) and, below that, wha
     │   ├── ToolInputError              core.toolargs       tool input that fails the tool's JSON Schema
     │   ├── ChatRequestError            relay.adapters.aisdk  a ``useChat`` request body that is not one
     │   ├── RunAgentInputError          relay.adapters.agui   a body that is not an AG-UI ``RunAgentInput``
+    │   ├── RequestRejected             wire.request        a request body the provider would refuse (400)
     │   ├── ProviderError               client.errors       the provider refused before any content
     │   ├── TransportError              client.errors       no connection, or it broke before content
     │   ├── StreamTimeout               client.errors       a client timeout fired; ``which`` names it
@@ -45,8 +46,8 @@ local: the calling code, or a file or state it handed over) and, below that, wha
         └── JournalError                agent._journal      a damaged effects journal (file and line)
 
 The middle column is the module (under ``midstream.``) that defines the class; every class is also
-importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError``, the two
-request-body errors and the ``LocalError`` classes that reject a value are also ``ValueError``.
+importable from there, and the public ones from ``midstream``. ``JSONError``, ``ToolInputError``, the
+three request-body errors and the ``LocalError`` classes that reject a value are also ``ValueError``.
 
 Renamed, the old names work for one more release and warn (``DeprecationWarning``) when used:
 ``MidStreamError`` is :class:`StreamInterrupted` (it differed from ``MidstreamError`` by one capital),

@@ -71,6 +71,9 @@ def serve(
 ) -> None:
     """Serve the relay: start runs over HTTP and stream their events as resumable SSE.
 
+    Open the printed URL in a browser for the web page: send a prompt, watch the answer and each
+    tool call's fields type out, stop the run, list recent runs with their figures.
+
     POST /v1/runs starts an agent run; GET /v1/runs/{id}/events streams its events (resume with
     Last-Event-ID or ?after=<seq>; a finished run replays); POST /v1/runs/{id}/cancel stops it
     wherever it executes. Several serve processes on one --store redis://... serve the same runs;
@@ -110,9 +113,11 @@ def serve(
                 executor=_queue_executor(max_active) if queue else None,
             )
             sock = serving.listen(host, port)
+            sock.listen(2048)  # connections queue from now on: the URL printed below answers at once
             where = serving.base_url(host, sock)
             source = "the embedded simulator" if sim else (url or f"{provider}'s API")
             typer.echo(f"midstream relay listening on {where}  (Ctrl-C stops it)")
+            typer.echo(f"  web page: {where}/  (open it in a browser)")
             typer.echo(f"  store: {app.state.relay.log!r}")
             if queue:
                 typer.echo("  runs: enqueued for `midstream worker` processes on the same store")

@@ -11,6 +11,11 @@
                                        resume after ``Last-Event-ID`` or ``?after=<seq>``;
                                        ``?agent=`` keeps one agent's events
 ``POST /v1/runs/{id}/cancel``          stop the run wherever it executes: ``202``, idempotent
+``GET /v1/runs/{id}/summary``          the run's figures (TTFT, duration, tokens, retries,
+                                       per tool time to first argument byte) and timeline
+                                       (:mod:`midstream.relay.summary`)
+``GET /``                              the web page for a browser (:mod:`midstream.relay.web`),
+                                       else this list as JSON
 ``POST /api/chat``                     the AI SDK's ``useChat``; ``GET /api/chat/{chatId}/stream``
                                        resumes it; ``POST /api/ag-ui`` for AG-UI clients; any run
                                        reads as either with ``?protocol=ai-sdk`` / ``?protocol=ag-ui``
@@ -47,6 +52,8 @@ from midstream.relay.entry import LogEntry
 from midstream.relay.errors import RelayError, RunNotFound, TooManyRuns
 from midstream.relay.log import EventLog, Heartbeat, Resync, RunStatus
 from midstream.relay.runner import Executor, RunRequest
+from midstream.relay.summary import summarize
+from midstream.relay.web import page, wants_page, web_routes
 from midstream.wire.sse import encode_sse
 
 __all__ = ["create_app", "run_links", "sse_entry"]
@@ -93,12 +100,16 @@ class _Relay:
             Route("/v1/runs/{run}", self.get_run, methods=["GET"]),
             Route("/v1/runs/{run}/events", self.events, methods=["GET"]),
             Route("/v1/runs/{run}/cancel", self.cancel, methods=["POST"]),
+            Route("/v1/runs/{run}/summary", self.summary, methods=["GET"]),
             Route("/api/chat", self.protocols.chat, methods=["POST"]),
             Route("/api/chat/{chat}/stream", self.protocols.chat_resume, methods=["GET"]),
             Route("/api/ag-ui", self.protocols.ag_ui, methods=["POST"]),
+            *web_routes(),
         ]
 
     async def index(self, request: Request) -> Response:
+        if wants_page(request):
+            return page()
         return JSONResponse(
             {
                 "service": "midstream relay",
@@ -109,6 +120,7 @@ class _Relay:
                     "a run's status": "GET /v1/runs/{id}",
                     "a run's events (SSE, resumable)": "GET /v1/runs/{id}/events",
                     "cancel a run": "POST /v1/runs/{id}/cancel",
+                    "a run's figures and timeline": "GET /v1/runs/{id}/summary",
                 },
             }
         )
@@ -153,6 +165,18 @@ class _Relay:
         if status is None:
             return _not_found(run)
         return JSONResponse(_status_json(status))
+
+    async def summary(self, request: Request) -> Response:
+        run = request.path_params["run"]
+        status = await self.log.status(run)
+        if status is None:
+            return _not_found(run)
+        entries: list[LogEntry] = []
+        with contextlib.suppress(RunNotFound):  # expired between the two calls: what was read
+            async for item in self.log.read(run, 0):
+                if isinstance(item, LogEntry):
+                    entries.append(item)
+        return JSONResponse({**_status_json(status), **summarize(entries)})
 
     async def cancel(self, request: Request) -> Response:
         run = request.path_params["run"]

@@ -23,7 +23,7 @@ from midstream.wire.ollama import wire_done_reason
 from midstream.wire.openai_chat import wire_finish_reason
 from midstream.wire.sse import SSEDecoder
 
-__all__ = ["ANTHROPIC_ERROR_TYPES", "error_body", "nonstream_body", "responses_body"]
+__all__ = ["error_body", "nonstream_body", "responses_body"]
 
 # Stop reasons are written by the same functions the streaming encoders use, so a response reads the
 # same streamed or not.
@@ -226,66 +226,20 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-# Error bodies for HTTP faults, in each provider's shape.
-ANTHROPIC_ERROR_TYPES = {
-    "overloaded": "overloaded_error",
-    "rate_limited": "rate_limit_error",
-    "server": "api_error",
-    "invalid_request": "invalid_request_error",
-    "request_too_large": "request_too_large",
-}
-"""An error kind -> Anthropic's ``error.type`` for it, in streamed and non-streamed answers alike."""
-_GEMINI_STATUS = {
-    400: "INVALID_ARGUMENT",
-    408: "DEADLINE_EXCEEDED",
-    413: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    429: "RESOURCE_EXHAUSTED",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-_BEDROCK_EXCEPTIONS = {
-    400: "ValidationException",
-    413: "ValidationException",
-    429: "ThrottlingException",
-    503: "ServiceUnavailableException",
-}
-
-
-def _openai_error(status: int, kind: str, message: str) -> dict[str, Any]:
-    if kind == "rate_limited":
-        error_type, code = "requests", "rate_limit_exceeded"
-    elif status >= 500:
-        error_type, code = "server_error", None
-    else:
-        error_type, code = "invalid_request_error", None
-    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-
-
 def error_body(
-    provider: str, status: int, kind: str, message: str, request_id: str = ""
+    provider: str,
+    status: int,
+    kind: str,
+    message: str,
+    request_id: str = "",
+    *,
+    retry_delay: float | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     """An HTTP error body (and extra headers) the way ``provider`` writes one.
 
-    ``kind`` is ``overloaded``, ``rate_limited``, ``server``, ``invalid_request`` or
-    ``request_too_large`` (a 413: Anthropic's own error type; an invalid request elsewhere).
+    ``kind`` is ``overloaded``, ``rate_limited``, ``server``, ``invalid_request``, ``not_found`` or
+    ``request_too_large`` (a 413: Anthropic's own error type; an invalid request elsewhere). ``retry_delay``
+    (seconds) goes into the body where the provider says it there (Gemini's ``RetryInfo``).
     """
-    headers: dict[str, str] = {}
-    body: dict[str, Any]
-    if provider == "anthropic":
-        error = {"type": ANTHROPIC_ERROR_TYPES.get(kind, "api_error"), "message": message}
-        body = {"type": "error", "error": error, "request_id": request_id}
-    elif provider in ("openai-chat", "openai-responses"):
-        body = _openai_error(status, kind, message)
-    elif provider == "gemini":
-        status_name = _GEMINI_STATUS.get(status, "INTERNAL")
-        body = {"error": {"code": status, "message": message, "status": status_name}}
-    elif provider == "bedrock":
-        name = _BEDROCK_EXCEPTIONS.get(status, "InternalServerException")
-        headers["x-amzn-errortype"] = f"{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"
-        body = {"message": message}
-    else:
-        body = {"error": message}
+    body, headers = wire.request_dialect(provider).error_body(status, kind, message, request_id, retry_delay)
     return json.dumps(body, ensure_ascii=False).encode(), headers

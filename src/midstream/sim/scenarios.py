@@ -26,7 +26,9 @@ schema (unless the request already carries tool results), or else answers in tex
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from midstream.config import validation_problems
 from midstream.errors import LocalError
 from midstream.sim.script import Latency, Part, TextPart, ThinkingPart, ToolPart
+from midstream.wire.request import OfferedTool, OutputFormat, ToolChoice
 
 __all__ = [
     "BlockSpec",
@@ -173,6 +176,16 @@ class FaultSpec(_Model):
     stall_after_events: int = Field(default=1, ge=0, le=_MAX_COUNT)
     malformed_after_events: int | None = Field(default=None, ge=0, le=_MAX_COUNT)
     first_byte_delay_ms: int | None = Field(default=None, ge=0, le=_MAX_MS)
+    error_form: Literal["raw", "data"] | None = None  # Gemini's mid-stream error: see the scenarios README
+
+    def retry_delay(self) -> float | None:
+        """The wait this fault asks clients for, in seconds (``retry_after_ms`` first), if any."""
+        if self.retry_after_ms is not None:
+            return self.retry_after_ms / 1000.0
+        try:
+            return float(self.retry_after) if self.retry_after is not None else None
+        except ValueError:
+            return None  # an HTTP date: said in the header only
 
     @classmethod
     def from_header(cls, value: str) -> FaultSpec:
@@ -198,14 +211,8 @@ class Scenario(_Model):
     faults: FaultSpec | None = None
 
 
-class ToolOffer(_Model):
-    """A tool the request offers: name, JSON schema, and whether it asked for eager streaming."""
-
-    name: str
-    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
-    eager: bool = False
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+ToolOffer = OfferedTool
+"""A tool the request offers: name, JSON schema, and whether it asked for eager streaming."""
 
 
 class ScenarioBook(_Model):
@@ -281,20 +288,75 @@ def parts_for(turn: TurnSpec, new_id: Any) -> list[Part]:
     return parts
 
 
-def default_parts(last_user: str, tools: list[ToolOffer], has_tool_result: bool, new_id: Any) -> list[Part]:
-    """What the simulator says when no scenario matches."""
-    if tools and not has_tool_result:
-        tool = tools[0]
-        example = example_for_schema(tool.schema_)
-        # Tool input is always an object on the wire, whatever a schema says about its top level.
-        arguments = example if isinstance(example, dict) else {}
-        return [TextPart(f"I'll use {tool.name} for that."), ToolPart(new_id(), tool.name, arguments)]
+def default_parts(
+    last_user: str,
+    tools: list[OfferedTool],
+    has_tool_result: bool,
+    new_id: Any,
+    *,
+    choice: ToolChoice | None = None,
+    output: OutputFormat | None = None,
+    called: Sequence[str] = (),
+) -> list[Part]:
+    """What the simulator says when no scenario matches.
+
+    With tools it may call (``choice``: all of them unless the request narrows it) and no tool result
+    yet, it calls the first; when ``choice`` requires a call it calls the first allowed tool the
+    conversation has not called yet (else the first allowed), with no text before it, even after a
+    tool result. With ``output`` it answers JSON valid against the schema; else a text echo.
+    """
+    choice = choice or ToolChoice()
+    allowed = (
+        [] if choice.mode == "none" else [t for t in tools if not choice.names or t.name in choice.names]
+    )
+    if choice.mode == "required" and allowed:
+        tool = next((t for t in allowed if t.name not in called), allowed[0])
+        return [ToolPart(new_id(), tool.name, _arguments(tool))]
+    if allowed and not has_tool_result:
+        tool = allowed[0]
+        return [TextPart(f"I'll use {tool.name} for that."), ToolPart(new_id(), tool.name, _arguments(tool))]
+    if output is not None:
+        return [TextPart(json.dumps(_json_answer(output), ensure_ascii=False))]
     if has_tool_result:
         return [TextPart("Thanks, I have the tool result. Here is the answer based on it.")]
     echo = " ".join(last_user.split()[:40])
     if not echo:
         return [TextPart("Hello from the midstream simulator.")]
     return [TextPart(f"This is the midstream simulator. You said: {echo}")]
+
+
+def _arguments(tool: OfferedTool) -> dict[str, Any]:
+    example = example_for_schema(tool.schema)
+    # Tool input is always an object on the wire, whatever a schema says about its top level.
+    return example if isinstance(example, dict) else {}
+
+
+def _json_answer(output: OutputFormat) -> Any:
+    if output.schema is None:
+        return {"answer": "This is the midstream simulator."}
+    return example_for_schema(output.schema)
+
+
+def honour_choice(parts: list[Part], choice: ToolChoice, forced: Callable[[], list[Part]]) -> list[Part]:
+    """A scripted turn as the model would answer under ``choice``.
+
+    ``none``: its tool calls are dropped (a text answer stands in when nothing else is left).
+    ``required``: only calls to allowed tools are kept, with no text before them (Anthropic prefills
+    the answer to force the call; OpenAI sends no content), and ``forced()`` stands in when the turn
+    has none.
+    """
+    if choice.mode == "none":
+        kept: list[Part] = [p for p in parts if not isinstance(p, ToolPart)]
+        if not any(isinstance(p, TextPart) for p in kept):
+            kept.append(TextPart("I will answer without using a tool."))
+        return kept
+    if choice.mode == "required":
+        calls: list[Part] = [
+            p for p in parts if isinstance(p, ToolPart) and (not choice.names or p.name in choice.names)
+        ]
+        thinking: list[Part] = [p for p in parts if isinstance(p, ThinkingPart)]
+        return thinking + (calls if calls else forced())
+    return parts
 
 
 def _parse(text: str, as_json: bool, source: str) -> Any:
@@ -338,33 +400,112 @@ def _line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def example_for_schema(schema: dict[str, Any], name: str = "value", depth: int = 0) -> Any:
-    """A plausible value for a JSON schema (objects get every property)."""
-    if depth > 6:
+def example_for_schema(schema: dict[str, Any], name: str = "value", depth: int = 0, root: Any = None) -> Any:
+    """A plausible value valid against a JSON schema (objects get every property).
+
+    Follows local ``$ref`` s (``#/$defs/...``, as pydantic writes them), takes the first non-null branch of
+    ``anyOf`` / ``oneOf``, merges ``allOf``, and keeps to ``minimum`` / ``maximum`` (also exclusive),
+    ``multipleOf``, ``minLength`` / ``maxLength``, ``minItems`` / ``maxItems``, ``prefixItems`` and the
+    common string ``format`` s. ``pattern`` is not honoured.
+    """
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 12:
         return None
+    if isinstance(schema.get("$ref"), str):
+        return example_for_schema(_resolve(root, schema["$ref"]), name, depth + 1, root)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
     if "default" in schema:
         return schema["default"]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return example_for_schema(schema[key][0], name, depth + 1)
+    for key in ("anyOf", "oneOf"):
+        options = [o for o in schema.get(key) or [] if isinstance(o, dict)]
+        if options:
+            useful = [o for o in options if o.get("type") != "null"] or options
+            return example_for_schema(useful[0], name, depth + 1, root)
+    if schema.get("allOf"):
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for part in schema["allOf"]:
+            merged.update(_resolve(root, part["$ref"]) if isinstance(part, dict) and "$ref" in part else part)
+        return example_for_schema(merged, name, depth + 1, root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object":
-        props = schema.get("properties", {})
-        return {k: example_for_schema(v, k, depth + 1) for k, v in props.items()}
-    if kind == "array":
-        return [example_for_schema(schema.get("items", {}), name, depth + 1)]
-    if kind == "integer":
-        return int(schema.get("minimum", 1))
-    if kind == "number":
-        return float(schema.get("minimum", 1.5))
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return f"example {name}"
+    maker = _EXAMPLES.get(kind)
+    return maker(schema, name, depth, root) if maker else None
+
+
+def _resolve(root: Any, ref: str) -> Any:
+    """The schema a local ``$ref`` points at (``{}``, anything goes, when it points nowhere)."""
+    node = root
+    for key in ref.removeprefix("#").strip("/").split("/") if ref.startswith("#") else ["\0"]:
+        key = key.replace("~1", "/").replace("~0", "~")
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def _object_example(schema: dict[str, Any], name: str, depth: int, root: Any) -> Any:
+    props = schema.get("properties") or {}
+    return {k: example_for_schema(v, k, depth + 1, root) for k, v in props.items()}
+
+
+def _array_example(schema: dict[str, Any], name: str, depth: int, root: Any) -> Any:
+    prefix = [example_for_schema(s, name, depth + 1, root) for s in schema.get("prefixItems") or []]
+    if prefix:
+        return prefix
+    count = max(1, int(schema.get("minItems", 1)))
+    if "maxItems" in schema:
+        count = min(count, int(schema["maxItems"]))
+    return [example_for_schema(schema.get("items") or {}, name, depth + 1, root) for _ in range(count)]
+
+
+def _number_example(schema: dict[str, Any], name: str, depth: int, root: Any) -> Any:
+    integer = schema.get("type") == "integer" or "integer" in (schema.get("type") or [])
+    step = 1 if integer else 0.5
+    value: float = 1 if integer else 1.5
+    if "minimum" in schema:
+        value = schema["minimum"]
+    if "exclusiveMinimum" in schema and not isinstance(schema["exclusiveMinimum"], bool):
+        value = schema["exclusiveMinimum"] + step
+    if "maximum" in schema and value > schema["maximum"]:
+        value = schema["maximum"]
+    if "exclusiveMaximum" in schema and not isinstance(schema["exclusiveMaximum"], bool):
+        value = min(value, schema["exclusiveMaximum"] - step)
+    multiple = schema.get("multipleOf")
+    if isinstance(multiple, int | float) and multiple > 0:
+        value = math.ceil(value / multiple) * multiple
+    return math.ceil(value) if integer else float(value)
+
+
+_FORMATS = {
+    "date-time": "2026-01-01T00:00:00Z",
+    "date": "2026-01-01",
+    "time": "00:00:00Z",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "url": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "duration": "P1D",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "hostname": "example.com",
+}
+
+
+def _string_example(schema: dict[str, Any], name: str, depth: int, root: Any) -> Any:
+    text = _FORMATS.get(str(schema.get("format")), f"example {name}")
+    if "maxLength" in schema:
+        text = text[: int(schema["maxLength"])]
+    return text.ljust(int(schema.get("minLength", 0)), "x")
+
+
+_EXAMPLES: dict[str, Callable[[dict[str, Any], str, int, Any], Any]] = {
+    "object": _object_example,
+    "array": _array_example,
+    "integer": _number_example,
+    "number": _number_example,
+    "string": _string_example,
+    "boolean": lambda schema, name, depth, root: True,
+    "null": lambda schema, name, depth, root: None,
+}

@@ -9,6 +9,9 @@ Routes (all ``POST`` unless noted):
   ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}`` and ``/v1/publishers/google/...``;
 * ``/model/{model_id}/converse-stream`` and ``/converse`` (Bedrock), ``/api/chat`` and
   ``/api/generate`` (Ollama);
+* the side endpoints clients call (token counts, model lists and details, Ollama's ``/api/tags`` ...,
+  see :mod:`midstream.sim.endpoints`) and ``GET /v1/responses/{id}`` for a stored Responses answer;
+  every other route is a 404 in the shape of the provider the request is for;
 * ``GET /_sim/requests``: one record per request (provider, scenario, tokens generated, whether and
   when the client disconnected, tokens generated after that); ``DELETE`` clears it and the fault
   counters; ``GET /_sim/health``.
@@ -17,6 +20,11 @@ Request headers the simulator reads: ``x-midstream-scenario`` picks a scenario b
 ``x-midstream-fault`` injects faults (see :class:`~midstream.sim.scenarios.FaultSpec`) and
 ``x-midstream-seed`` pins the seed of that one response (same seed, same body, same bytes).
 Credentials in requests are never stored or printed.
+
+Requests are checked as each provider checks them (:meth:`midstream.wire.request.RequestDialect.check`)
+and refused with the provider's own 400; ``tool_choice`` and structured output shape the answer as they
+would the model's; an OpenAI Responses request with ``previous_response_id`` continues the stored
+conversation it names (see :mod:`midstream.sim.conversations`).
 """
 
 from __future__ import annotations
@@ -24,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import json
-import math
 import random
 import time
 import uuid
@@ -41,8 +47,10 @@ from starlette.routing import Route
 
 from midstream import wire
 from midstream.errors import MidstreamError
-from midstream.sim.nonstream import error_body, nonstream_body
-from midstream.sim.requests import SimRequest, parse_request
+from midstream.sim import endpoints
+from midstream.sim.conversations import DEFAULT_STORED_RESPONSES, ResponseStore
+from midstream.sim.nonstream import error_body, nonstream_body, responses_body
+from midstream.sim.requests import SimRequest, load_body, parse_request
 from midstream.sim.scenarios import (
     FaultSpec,
     LatencySpec,
@@ -50,6 +58,7 @@ from midstream.sim.scenarios import (
     ScenarioBook,
     ScenarioError,
     default_parts,
+    honour_choice,
     parts_for,
     pick_turn,
 )
@@ -57,6 +66,7 @@ from midstream.sim.script import ArgsMode, Part, Step, TextPart, ThinkingPart, T
 from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
 from midstream.wire.profiles import ProviderProfile, profile
+from midstream.wire.request import Answering, RequestRejected
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
 
@@ -87,6 +97,7 @@ class _Call:
     rng: random.Random
     request_id: str
     api: str | None = None  # Ollama's endpoint, Gemini's framing
+    inputs: list[Any] | None = None  # a Responses conversation's input items, kept if it is stored
 
 
 class Simulator:
@@ -110,6 +121,7 @@ class Simulator:
         latency: LatencySpec | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        stored_responses: int = DEFAULT_STORED_RESPONSES,
     ) -> None:
         self.book = scenarios or ScenarioBook()
         self.max_request_bytes = max_request_bytes
@@ -122,7 +134,9 @@ class Simulator:
         self._count = 0
         self._fault_hits: dict[str, int] = {}
         self._t0 = time.monotonic()
-        self.app = Starlette(routes=self._routes())
+        self.responses = ResponseStore(stored_responses)
+        handlers = {404: endpoints.not_found, 405: endpoints.not_found}
+        self.app = Starlette(routes=self._routes(), exception_handlers=handlers)
 
     @property
     def request_count(self) -> int:
@@ -131,7 +145,19 @@ class Simulator:
 
     def _routes(self) -> list[Route]:
         vertex = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
+        side = endpoints  # the side endpoints: token counts, model lists, Ollama's /api/tags ...
         return [
+            Route("/v1/messages/count_tokens", side.anthropic_count_tokens, methods=["POST"]),
+            Route("/v1/models", side.models, methods=["GET"]),
+            Route("/v1/models/{target}", side.model, methods=["GET"]),
+            Route("/v1/responses/{response_id}", self._stored_response, methods=["GET"]),
+            Route("/v1beta/models", side.gemini_models, methods=["GET"]),
+            Route("/v1beta/models/{target}", side.gemini_model, methods=["GET"]),
+            Route("/model/{model_id:path}/count-tokens", side.bedrock_count_tokens, methods=["POST"]),
+            Route("/api/tags", side.ollama_tags, methods=["GET"]),
+            Route("/api/show", side.ollama_show, methods=["POST"]),
+            Route("/api/version", side.ollama_version, methods=["GET"]),
+            Route("/api/ps", side.ollama_ps, methods=["GET"]),
             Route("/v1/messages", self._anthropic, methods=["POST"]),
             Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
             Route("/v1/responses", self._openai_responses, methods=["POST"]),
@@ -160,8 +186,10 @@ class Simulator:
 
     async def _gemini(self, request: Request) -> Response:
         model, _, method = request.path_params["target"].partition(":")
+        if method == "countTokens":
+            return await endpoints.gemini_count_tokens(request)
         if method not in _GEMINI_METHODS:
-            payload, _ = error_body("gemini", 404, "invalid_request", f"unknown method {method!r}")
+            payload, _ = error_body("gemini", 404, "not_found", f"unknown method {method!r}")
             return Response(payload, 404, media_type="application/json")
         stream = method == "streamGenerateContent"
         framing = "sse" if request.query_params.get("alt") == "sse" else "json-array"
@@ -185,6 +213,15 @@ class Simulator:
             self._fault_hits.clear()
             return JSONResponse({"cleared": True})
         return JSONResponse([r.as_dict() for r in self.records])
+
+    async def _stored_response(self, request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        stored = self.responses.response(response_id)
+        if stored is None:
+            message = f"No response found with id '{response_id}'."
+            payload, headers = error_body("openai-responses", 404, "invalid_request", message)
+            return Response(payload, 404, headers=headers, media_type="application/json")
+        return JSONResponse(stored)
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"ok": True, "requests": self._count})
@@ -214,6 +251,8 @@ class Simulator:
             # script cannot use: the client's mistake, answered as the provider would.
             return self._error(call, 400, "invalid_request", f"bad request: {exc}")
         call.record.stop_reason = _stop_reason(steps)
+        if call.inputs is not None and call.req.store:
+            self._store(call, steps)
         if not call.req.stream:
             return await self._nonstream(call, steps)
         try:
@@ -260,15 +299,19 @@ class Simulator:
             payload, extra = error_body(provider, 413, "request_too_large", message, request_id)
             return Response(payload, 413, headers=extra, media_type="application/json")
         try:
-            body = json.loads(raw or b"{}", parse_constant=_no_constant, parse_float=_finite)
-            if not isinstance(body, dict):
-                raise ValueError("the request body must be a JSON object")
-            _valid_unicode(body)
+            body = load_body(raw)
             # Only the headers that change the answer are handed on; credentials stay behind.
             wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
             req = parse_request(provider, body, wanted, model=model)
+            wire.request_dialect(provider).check(body, req)
+            inputs = None
+            if req.store or req.previous_response_id is not None:  # a conversation kept by the provider
+                body, inputs = self.responses.resume(body, req.previous_response_id)
+                req = parse_request(provider, body, wanted, model=model)
             scenario = self._scenario(provider, req, headers.get("x-midstream-scenario"))
             fault = self._fault(scenario, headers.get("x-midstream-fault"))
+        except RequestRejected as exc:
+            return self._refuse(number, provider, request, model, stream, exc, request_id)
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError, ScenarioError) as exc:
             record = self._record(number, provider, request, model or "", None, stream=bool(stream))
             record.status, record.completed = 400, True
@@ -279,7 +322,29 @@ class Simulator:
             req.stream = stream
         record = self._record(number, provider, request, req.model, scenario, stream=req.stream)
         self.records.append(record)
-        return _Call(provider, req, scenario, fault or FaultSpec(), record, rng, request_id, api)
+        return _Call(provider, req, scenario, fault or FaultSpec(), record, rng, request_id, api, inputs)
+
+    def _refuse(
+        self,
+        number: int,
+        provider: str,
+        request: Request,
+        model: str | None,
+        stream: bool | None,
+        exc: RequestRejected,
+        request_id: str,
+    ) -> Response:
+        """The provider's answer to a request it refuses, recorded."""
+        record = self._record(number, provider, request, model or "", None, stream=bool(stream))
+        record.status, record.completed = exc.status, True
+        self.records.append(record)
+        dialect = wire.request_dialect(provider)
+        payload = dialect.rejection(exc, request_id)
+        if payload is None:
+            payload, extra = dialect.error_body(exc.status, "invalid_request", exc.message, request_id, None)
+        else:
+            extra = {}
+        return JSONResponse(payload, exc.status, headers=extra)
 
     def _record(
         self,
@@ -328,7 +393,8 @@ class Simulator:
             return None
         self._fault_hits[key] = hits + 1
         status = fault.http_status
-        response = self._error(call, status, _STATUS_KINDS.get(status, "server"), f"simulated {status}")
+        kind = _STATUS_KINDS.get(status, "server")
+        response = self._error(call, status, kind, f"simulated {status}", retry_delay=fault.retry_delay())
         if fault.retry_after is not None:
             response.headers["retry-after"] = fault.retry_after
         if fault.retry_after_ms is not None:
@@ -336,8 +402,12 @@ class Simulator:
         call.record.fault = f"http {status}"
         return response
 
-    def _error(self, call: _Call, status: int, kind: str, message: str) -> Response:
-        payload, extra = error_body(call.provider, status, kind, message, call.request_id)
+    def _error(
+        self, call: _Call, status: int, kind: str, message: str, *, retry_delay: float | None = None
+    ) -> Response:
+        payload, extra = error_body(
+            call.provider, status, kind, message, call.request_id, retry_delay=retry_delay
+        )
         call.record.status = status
         call.record.finish()
         headers = {**self._headers(call), **extra}
@@ -352,18 +422,29 @@ class Simulator:
         def new_id() -> str:
             return _random_id(rng, habits.tool_id_prefix, habits.id_length)
 
+        def default() -> list[Part]:
+            return default_parts(
+                req.last_user,
+                req.tools,
+                req.last_tool_result is not None,
+                new_id,
+                choice=req.tool_choice,
+                output=req.output,
+                called=req.called_tools,
+            )
+
         if call.scenario is not None:
             turn = pick_turn(call.scenario, req.assistant_turns, req.last_tool_result)
-            parts = parts_for(turn, new_id)
+            parts = honour_choice(parts_for(turn, new_id), req.tool_choice, default)
         else:
-            parts = default_parts(req.last_user, req.tools, req.last_tool_result is not None, new_id)
+            parts = default()
         parts = [self._fit(habits, p, rng) for p in parts if self._keeps(habits, req, p)]
         if req.prefill:
             parts = _after_prefill(parts, req.prefill)
         prefix = habits.response_id_prefix
         response_id = None if prefix is None else _random_id(rng, prefix, habits.id_length)
-        if provider == "gemini":
-            parts = _gemini_ids(parts, response_id)
+        if not habits.calls_have_ids:
+            parts = _derived_ids(parts, response_id)
         spec = call.scenario.latency if call.scenario and call.scenario.latency else self.latency
         return plan(
             parts,
@@ -394,21 +475,19 @@ class Simulator:
             return dataclasses.replace(part, compact=True)
         return part
 
+    def _store(self, call: _Call, steps: list[Step]) -> None:
+        """Keep a Responses answer for a later ``previous_response_id`` (OpenAI stores by default)."""
+        response = responses_body([step.event for step in steps], realism=False, seed=None)
+        if isinstance(response.get("id"), str) and call.inputs is not None:
+            self.responses.put(response["id"], call.inputs, response)
+
     # -- writing -----------------------------------------------------------------------------------
 
     def _encoder_options(self, call: _Call) -> dict[str, Any]:
-        provider, req = call.provider, call.req
-        realism = self.realism and (req.obfuscation or provider != "openai-chat")
-        options: dict[str, Any] = {"realism": realism, "seed": call.rng.randrange(1 << 30)}
-        now = datetime.now(UTC)
-        if provider == "openai-chat":
-            options.update(include_usage=req.include_usage, created=int(now.timestamp()))
-        elif provider == "openai-responses":
-            options["created_at"] = int(now.timestamp())
-        elif provider == "gemini":
-            options.update(framing=call.api or "sse", partial_args=req.partial_args)
-        elif provider == "ollama":
-            options.update(api=call.api or "chat", created_at=now)
+        answering = Answering(call.api, call.fault.error_form, datetime.now(UTC))
+        options = wire.request_dialect(call.provider).encoder_options(call.req, answering)
+        options["realism"] = self.realism and options.get("realism", True)
+        options["seed"] = call.rng.randrange(1 << 30)
         return options
 
     async def _nonstream(self, call: _Call, steps: list[Step]) -> Response:
@@ -433,34 +512,12 @@ class Simulator:
         headers = dict(habits.response_headers)
         if habits.request_id_header is not None:
             # AWS's request ids are UUIDs; the others are the id the request was given.
-            aws = call.provider == "bedrock"
-            rid = str(uuid.UUID(int=call.rng.getrandbits(128), version=4)) if aws else call.request_id
+            uuids = habits.request_ids_are_uuids
+            rid = str(uuid.UUID(int=call.rng.getrandbits(128), version=4)) if uuids else call.request_id
             headers = {habits.request_id_header: rid} | headers
-        if call.provider == "gemini" and call.api == "sse":
-            headers["content-disposition"] = "attachment"
+        if call.api == "sse":
+            headers |= habits.sse_headers
         return headers
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
-
-
-def _valid_unicode(body: dict[str, Any]) -> None:
-    """Providers reject a lone surrogate (``"\\ud800"`` in JSON): it is not Unicode, and no answer
-    could quote it back in UTF-8."""
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = exc.object[exc.start : exc.end]
-        code = f"\\u{ord(bad[0]):04x}" if bad else "?"
-        raise ValueError(f"the request holds a lone surrogate ({code}), which is not valid Unicode") from None
 
 
 def _args_mode(habits: ProviderProfile, req: SimRequest) -> Callable[[str], ArgsMode]:
@@ -492,8 +549,9 @@ def _after_prefill(parts: list[Part], prefill: str) -> list[Part]:
     return parts
 
 
-def _gemini_ids(parts: list[Part], response_id: str | None) -> list[Part]:
-    """The Gemini API sends no call ids: give calls the ids its decoder derives, so none is written."""
+def _derived_ids(parts: list[Part], response_id: str | None) -> list[Part]:
+    """A provider that sends no call ids (the Gemini API): give calls the ids the decoder derives, so
+    none is written."""
     out: list[Part] = []
     for part in parts:
         if isinstance(part, ToolPart):

@@ -21,8 +21,8 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from midstream import wire
 from midstream.events import ResponseEnd, StreamError, UsageUpdate
-from midstream.sim.nonstream import ANTHROPIC_ERROR_TYPES
 from midstream.sim.scenarios import FaultSpec
 from midstream.sim.script import Step
 from midstream.wire import Encoder
@@ -119,36 +119,10 @@ _MALFORMED = {
     "openai-responses": b"event: response.output_text.delta\ndata: {not json\n\n",
 }
 
-# kind -> (error kind, message, HTTP-like status the provider's error object carries)
-_ERRORS = {
-    "overloaded": ("overloaded", "Overloaded", 503),
-    "rate_limited": ("rate_limited", "Rate limit exceeded", 429),
-    "server": ("server", "Internal server error", 500),
-}
-_OPENAI_MESSAGE = (
-    "The server had an error while processing your request. Sorry about that! You can retry your request."
-)
 
-
-def stream_error(provider: str, kind: str, request_id: str) -> StreamError:
+def stream_error(provider: str, kind: str, request_id: str, retry_delay: float | None = None) -> StreamError:
     """The mid-stream error ``kind`` (overloaded, rate_limited, server) in ``provider``'s own shape."""
-    error_kind, message, status = _ERRORS[kind]
-    if provider.startswith("openai") and kind != "rate_limited":
-        message = _OPENAI_MESSAGE  # what OpenAI says for any failure on its side
-    raw: Any = None
-    if provider == "anthropic":
-        error = {"details": None, "type": ANTHROPIC_ERROR_TYPES[kind], "message": message}
-        raw = {"type": "error", "error": error, "request_id": request_id}
-    elif provider == "openai-chat":
-        error_type = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"
-        raw = {"message": message, "type": error_type, "param": None, "code": None}
-    elif provider == "openai-responses":
-        # OpenAI has no "overloaded" error type: an overloaded server says server_error.
-        name = "rate_limit_exceeded" if kind == "rate_limited" else "server_error"
-        raw = {"type": name, "code": name, "message": message, "param": None}
-    # Only Gemini's error object carries a status code; the others were answered 200 already.
-    code = status if provider == "gemini" else None
-    return StreamError(error_kind=error_kind, message=message, retryable=True, status=code, raw=raw)  # type: ignore[arg-type]
+    return wire.request_dialect(provider).stream_error(kind, request_id, retry_delay)
 
 
 async def chunks(
@@ -210,7 +184,7 @@ async def _inject(
         await asyncio.sleep(fault.stall_ms / 1000.0)
     if fault.error_after_events is not None and shown > fault.error_after_events:
         record.fault = f"mid-stream {fault.error}"
-        error = encoder.encode(stream_error(provider, fault.error, request_id))
+        error = encoder.encode(stream_error(provider, fault.error, request_id, fault.retry_delay()))
         # Then what the provider writes after an error, if anything (Responses' response.failed).
         return error + encoder.encode(ResponseEnd(terminal="failed"))
     if fault.malformed_after_events is not None and shown > fault.malformed_after_events:

@@ -2,8 +2,10 @@
 
 ``decoder(dialect)`` gives a :class:`~midstream.wire._base.Decoder` with ``feed(bytes)`` and
 ``close()``; ``encoder(dialect)`` gives an :class:`~midstream.wire._base.Encoder` that writes the
-provider's bytes back. Dialect names: ``anthropic``, ``openai-chat``, ``openai-responses``, ``gemini``,
-``bedrock``, ``ollama``.
+provider's bytes back. ``request_dialect(dialect)`` gives the request side (a
+:class:`~midstream.wire.request.RequestDialect`): how a request body is read, which ones the provider
+refuses, and its error bodies. Dialect names: ``anthropic``, ``openai-chat``, ``openai-responses``,
+``gemini``, ``bedrock``, ``ollama``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from midstream.errors import UnknownDialect
 from midstream.wire._base import Decoder, DialectDecoder, Encoder
+from midstream.wire.request import RequestDialect
 from midstream.wire.sse import SSEDecoder, SSEEvent, encode_sse
 
 __all__ = [
@@ -25,9 +28,11 @@ __all__ = [
     "decoder",
     "encode_sse",
     "encoder",
+    "request_dialect",
 ]
 
-# dialect name -> module defining ``DECODER`` (a DialectDecoder class) and ``ENCODER`` (an Encoder class)
+# dialect name -> module defining ``DECODER`` (a DialectDecoder class), ``ENCODER`` (an Encoder class) and
+# ``REQUEST`` (a RequestDialect)
 _MODULES: dict[str, str] = {
     "anthropic": "midstream.wire.anthropic",
     "openai-chat": "midstream.wire.openai_chat",
@@ -54,6 +59,12 @@ def encoder(dialect: str, **options: Any) -> Encoder:
     """An encoder writing ``dialect``'s streaming response body (options are the dialect's realism knobs)."""
     enc: Encoder = _module(dialect).ENCODER(**options)
     return enc
+
+
+def request_dialect(dialect: str) -> RequestDialect:
+    """The request side of ``dialect``: read a body, check it as the provider does, write its errors."""
+    found: RequestDialect = _module(dialect).REQUEST
+    return found
 
 
 DIALECTS: tuple[str, ...] = tuple(_MODULES)

@@ -82,6 +82,8 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
+from midstream.wire._anthropic_request import FINE_GRAINED_BETA as FINE_GRAINED_BETA
+from midstream.wire._anthropic_request import REQUEST as _REQUEST
 from midstream.wire._base import frames_first
 from midstream.wire._payload import loads as _loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
@@ -420,5 +422,7 @@ class AnthropicDecoder:
         out.append(StreamError(error_kind=kind, message=data, retryable=retryable, raw=data))
 
 
+REQUEST = _REQUEST
+"""The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = AnthropicDecoder
 ENCODER = AnthropicEncoder

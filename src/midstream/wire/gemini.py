@@ -67,6 +67,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
+from midstream.wire._gemini_request import REQUEST as _REQUEST
 from midstream.wire._lines import LineBuffer
 from midstream.wire._payload import loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
@@ -585,5 +586,7 @@ class GeminiDecoder:
         return out
 
 
+REQUEST = _REQUEST
+"""The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = GeminiDecoder
 ENCODER = GeminiEncoder

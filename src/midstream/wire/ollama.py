@@ -69,6 +69,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._base import Encoder, frames_first
+from midstream.wire._ollama_request import REQUEST as _REQUEST
 from midstream.wire._payload import loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
@@ -613,5 +614,7 @@ def _metrics(payload: Any) -> dict[str, int]:
     }
 
 
+REQUEST = _REQUEST
+"""The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OllamaDecoder
 ENCODER = OllamaEncoder

@@ -89,6 +89,8 @@ from midstream.message import StopReason, Usage
 from midstream.wire._base import frames_first
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
+from midstream.wire._openai_responses_request import REQUEST as _REQUEST
+from midstream.wire._openai_responses_request import unknown_previous as unknown_previous
 from midstream.wire._payload import loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
@@ -630,5 +632,7 @@ class OpenAIResponsesDecoder:
         return out + self._close(block, payload.get("arguments"), seq)
 
 
+REQUEST = _REQUEST
+"""The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OpenAIResponsesDecoder
 ENCODER = OpenAIResponsesEncoder

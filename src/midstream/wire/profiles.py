@@ -65,6 +65,12 @@ class ProviderProfile:
     """The response header carrying its request id."""
     response_headers: dict[str, str] = field(default_factory=dict)
     """Other headers it sends with every answer."""
+    sse_headers: dict[str, str] = field(default_factory=dict)
+    """Headers it adds when it streams server-sent events on request (Gemini's ``alt=sse``)."""
+    request_ids_are_uuids: bool = False
+    """Its request ids are random UUIDs (AWS's), not ids of its own shape."""
+    calls_have_ids: bool = True
+    """Its tool calls carry ids (the Gemini API's do not: clients derive them)."""
     args_streaming: ArgsStreaming = "eager"
     """How it streams tool arguments (:data:`ArgsStreaming`)."""
     sends_reasoning: bool = True
@@ -140,6 +146,8 @@ PROFILES: dict[str, ProviderProfile] = {
             response_id_prefix="",
             tool_id_prefix="call_",
             id_length=22,
+            sse_headers={"content-disposition": "attachment"},
+            calls_have_ids=False,
             args_streaming="partial-if-asked",
             counts_reasoning=True,
             running_usage=True,
@@ -156,6 +164,7 @@ PROFILES: dict[str, ProviderProfile] = {
             tool_id_prefix="tooluse_",
             id_length=22,
             request_id_header="x-amzn-requestid",
+            request_ids_are_uuids=True,
             signs_reasoning=True,
             compact_tool_json=False,
         ),

@@ -1,0 +1,198 @@
+"""The Gemini ``generateContent`` request (Gemini API and Vertex AI): read, checked, and Google's errors.
+
+Google's JSON accepts every field in camelCase or snake_case; both are read. Errors are
+``{"error": {"code", "message", "status", "details"?}}``; a rate limit says how long to wait in the body,
+as a ``google.rpc.RetryInfo`` detail (``"retryDelay": "19s"``), which is where Google's clients look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from midstream.events import StreamError
+from midstream.wire.request import (
+    Answering,
+    OfferedTool,
+    OutputFormat,
+    RequestDialect,
+    RequestRejected,
+    RequestView,
+    ToolChoice,
+    check_names,
+    check_schemas,
+    field_of,
+    kind_status,
+    lower_types,
+    schema_problem,
+    stream_error_kind,
+    stream_message,
+    text_of,
+)
+
+__all__ = ["REQUEST", "STATUS_NAMES", "retry_info"]
+
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+"""An HTTP status -> the ``google.rpc.Code`` name Google's error bodies carry with it."""
+
+_MODES = {"AUTO": "auto", "ANY": "required", "VALIDATED": "auto", "NONE": "none"}
+_JSON_TYPES = ("application/json",)
+
+
+def read(body: dict[str, Any], headers: Mapping[str, str]) -> RequestView:
+    """The request body, leniently (the model comes from the URL, the caller's to set)."""
+    view = RequestView(model="sim-model")
+    config = field_of(body, "generationConfig") or {}
+    view.max_tokens = field_of(config, "maxOutputTokens")
+    view.thinking = bool(field_of(field_of(config, "thinkingConfig"), "includeThoughts"))
+    view.output = _output(config)
+    calling = field_of(field_of(body, "toolConfig"), "functionCallingConfig")
+    view.partial_args = bool(field_of(calling, "streamFunctionCallArguments"))
+    view.tool_choice = _choice(calling)
+    for tool in body.get("tools") or []:
+        for fn in field_of(tool, "functionDeclarations") or []:
+            schema = field_of(fn, "parametersJsonSchema") or fn.get("parameters") or {}
+            view.tools.append(OfferedTool(fn["name"], lower_types(schema)))
+    for content in body.get("contents") or []:
+        parts = content.get("parts") or []
+        if content.get("role") == "model":
+            view.assistant_turns += 1
+            calls = [field_of(p, "functionCall") for p in parts if field_of(p, "functionCall")]
+            view.called_tools += [c["name"] for c in calls if isinstance(c.get("name"), str)]
+            continue
+        results = [field_of(p, "functionResponse") for p in parts if field_of(p, "functionResponse")]
+        texts = [p.get("text", "") for p in parts if "text" in p]
+        view.last_tool_result = text_of(results[-1].get("response")) if results else None
+        view.last_user = "".join(texts) if texts else view.last_user
+    view.conversation = body.get("contents")
+    return view
+
+
+def _choice(calling: Any) -> ToolChoice:
+    mode = _MODES.get(str(field_of(calling, "mode") or "AUTO").upper(), "auto")
+    names = field_of(calling, "allowedFunctionNames") or []
+    return ToolChoice(mode, tuple(n for n in names if isinstance(n, str)))  # type: ignore[arg-type]
+
+
+def _output(config: Any) -> OutputFormat | None:
+    if field_of(config, "responseMimeType") not in _JSON_TYPES:
+        return None
+    schema = field_of(config, "responseJsonSchema") or field_of(config, "responseSchema")
+    return OutputFormat(lower_types(schema) if isinstance(schema, dict) else None)
+
+
+def _invalid(path: str, message: str) -> RequestRejected:
+    return RequestRejected(f"* GenerateContentRequest.{path}: {message}\n")
+
+
+def check(body: dict[str, Any], view: RequestView) -> None:
+    """Refuse what ``generateContent`` refuses (see the simulator's validation table)."""
+    contents = body.get("contents")
+    if not contents:
+        raise _invalid("contents", "contents is not specified")
+    if not isinstance(contents, list):
+        raise RequestRejected(
+            'Invalid JSON payload received. Unknown name "contents": '
+            "Proto field is not repeating, cannot start list."
+        )
+    config = field_of(body, "generationConfig") or {}
+    limit = field_of(config, "maxOutputTokens")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
+        raise RequestRejected(
+            f"Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32), {limit!r}"
+        )
+    has_schema = field_of(config, "responseSchema") or field_of(config, "responseJsonSchema")
+    mime = field_of(config, "responseMimeType")
+    if has_schema and mime not in (*_JSON_TYPES, "text/x.enum"):
+        raise _invalid(
+            "generation_config.response_mime_type",
+            "response_mime_type must be one of ['application/json', 'text/x.enum'] "
+            "when response_schema is set.",
+        )
+    calling = field_of(field_of(body, "toolConfig"), "functionCallingConfig")
+    mode = str(field_of(calling, "mode") or "AUTO").upper()
+    if field_of(calling, "allowedFunctionNames") and mode not in ("ANY", "VALIDATED"):
+        raise _invalid(
+            "tool_config.function_calling_config.allowed_function_names",
+            "allowed_function_names should only be set when the mode is ANY.",
+        )
+    check_names(
+        view.tool_choice,
+        view,
+        lambda n: _invalid(
+            "tool_config.function_calling_config", f"function {n!r} is not declared in tools."
+        ),
+    )
+    check_schemas(
+        view, lambda i, name, problem: _invalid(f"tools[0].function_declarations[{i}].parameters", problem)
+    )
+    if view.output is not None and view.output.schema is not None:
+        problem = schema_problem(view.output.schema)
+        if problem is not None:
+            raise _invalid("generation_config.response_schema", problem)
+
+
+def retry_info(delay: float) -> dict[str, Any]:
+    """A ``google.rpc.RetryInfo`` detail: how long to wait, as Google writes a Duration (``"19s"``)."""
+    seconds = f"{delay:.3f}".rstrip("0").rstrip(".")
+    return {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"}
+
+
+def _error(code: int, message: str, retry_delay: float | None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "status": STATUS_NAMES.get(code, "INTERNAL")}
+    if retry_delay is not None:
+        error["details"] = [retry_info(retry_delay)]
+    return {"error": error}
+
+
+def error_body(
+    status: int, kind: str, message: str, request_id: str, retry_delay: float | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``{"error": {"code", "message", "status"}}``, with a RetryInfo detail when a delay is given."""
+    return _error(status, message, retry_delay), {}
+
+
+def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -> StreamError:
+    """The error object Gemini ends a failed stream with (the encoder picks its framing)."""
+    status = kind_status(kind)
+    message = stream_message(kind)
+    raw = _error(status, message, retry_delay)
+    return StreamError(
+        error_kind=stream_error_kind(kind), message=message, retryable=True, status=status, raw=raw
+    )
+
+
+def not_found(method: str, path: str) -> str:
+    """Google's message for an unknown route."""
+    return f"Method not found: {method} {path}"
+
+
+def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
+    """The framing (``alt=sse`` or a JSON array), Vertex's partial arguments, the error form asked for."""
+    framing = answering.api or "sse"
+    return {
+        "framing": framing,
+        "partial_args": view.partial_args,
+        "error_shape": answering.error_form or "raw",
+    }
+
+
+REQUEST = RequestDialect(
+    read=read,
+    check=check,
+    error_body=error_body,
+    stream_error=stream_error,
+    not_found=not_found,
+    encoder_options=encoder_options,
+)
