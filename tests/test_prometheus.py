@@ -16,6 +16,7 @@ from midstream.metrics import observers
 from midstream.relay.serve import RelayURL, running
 from midstream.sim import SimURL
 from midstream.sim import running as sim_running
+from midstream.sim.scenarios import LatencySpec
 from midstream.telemetry import PrometheusObserver, prometheus_name
 from midstream.telemetry import _names as names
 from relaysupport import FAST_SETTINGS, relay_book, sim_factory
@@ -23,7 +24,13 @@ from relaysupport import FAST_SETTINGS, relay_book, sim_factory
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimURL]:
-    with sim_running(relay_book(), speed=1.0) as url:
+    book = relay_book()
+    # The weather answers take a few tenths of a second each, so that the run is still going when the
+    # test scrapes, however slow the machine (the relay's own book answers in a few milliseconds).
+    weather = next(s for s in book.scenarios if s.name == "weather")
+    paced = weather.model_copy(update={"latency": LatencySpec(ttft_ms=400, tokens_per_second=200, jitter=0)})
+    book = book.model_copy(update={"scenarios": [paced if s is weather else s for s in book.scenarios]})
+    with sim_running(book, speed=1.0) as url:
         yield url
 
 
