@@ -34,12 +34,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import httpx2
+import redis
 
 from fleetsupport import executions, fleet_book, front_end, worker
 from midstream.relay.stores import RedisLog
 from midstream.relay.testing import redis_server
 from midstream.sim import running as sim_running
 from midstream.wire.sse import SSEDecoder
+from midstream.worker import RunQueue
 
 PROMPTS = ("run the errand", "book a slot", "charge the card")
 
@@ -48,18 +50,38 @@ class Fleet:
     def __init__(self, redis_url: str, sim_url: str, workers: int, lease_ttl: float) -> None:
         self.redis_url, self.sim_url, self.lease_ttl = redis_url, sim_url, lease_ttl
         self.fronts = [front_end(redis_url), front_end(redis_url)]
-        self.workers = [worker(redis_url, sim_url, lease_ttl=lease_ttl) for _ in range(workers)]
+        self.started = 0
+        self.workers = [self._worker() for _ in range(workers)]
         self.kills = 0
+        self._redis = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def _worker(self) -> tuple[str, Any]:
+        self.started += 1
+        owner = f"campaign-worker-{self.started}"
+        return owner, worker(self.redis_url, self.sim_url, "--owner", owner, lease_ttl=self.lease_ttl)
+
+    def busy(self) -> set[str]:
+        """The workers holding queue entries (runs) right now, from the consumer group's pending list."""
+        queue = RunQueue(self.redis_url)
+        try:
+            summary = self._redis.xpending(queue.stream, queue.group)
+        except redis.RedisError:
+            return set()
+        return {c["name"] for c in summary.get("consumers") or () if int(c["pending"]) > 0}
 
     def kill_one(self, rng: random.Random) -> None:
-        victim = self.workers.pop(rng.randrange(len(self.workers)))
+        """kill -9 a worker that holds runs (any worker when none does), and start a fresh one."""
+        busy = self.busy()
+        holding = [i for i, (owner, _) in enumerate(self.workers) if owner in busy]
+        _, victim = self.workers.pop(rng.choice(holding) if holding else rng.randrange(len(self.workers)))
         victim.kill()
         self.kills += 1
-        self.workers.append(worker(self.redis_url, self.sim_url, lease_ttl=self.lease_ttl))
+        self.workers.append(self._worker())
 
     def stop(self) -> None:
-        for process in self.workers + self.fronts:
+        for process in [p for _, p in self.workers] + self.fronts:
             process.stop()
+        self._redis.close()
 
 
 async def read_run(
