@@ -11,12 +11,14 @@ refuses, and its error bodies. Dialect names: ``anthropic``, ``openai-chat``, ``
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from midstream.errors import UnknownDialect
 from midstream.wire._base import Decoder, DialectDecoder, Encoder
-from midstream.wire.request import RequestDialect
 from midstream.wire.sse import SSEDecoder, SSEEvent, encode_sse
+
+if TYPE_CHECKING:  # the request side loads with a dialect's module, not with the decoders
+    from midstream.wire.request import RequestDialect
 
 __all__ = [
     "DIALECTS",
