@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from midstream.sim import SimURL
 from midstream.sim import running as sim_running
 from relaysupport import payloads, read_sse, redis_url, relay_book  # noqa: F401
+from websupport import Serve, serve_env
 
 
 @pytest.fixture(scope="module")
@@ -26,49 +25,9 @@ def sim() -> Iterator[SimURL]:
         yield url
 
 
-class Serve:
-    """One ``midstream serve`` process."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "midstream.cli", "serve", "--port", "0", *args]
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening on" not in line:
-            self.stop()
-            raise AssertionError(
-                f"serve did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
-        self.url = line.split("listening on ", 1)[1].split()[0]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @pytest.fixture
 def pair(redis_url: str, sim: SimURL, tmp_path: Path) -> Iterator[tuple[Serve, Serve]]:
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "ANTHROPIC_API_KEY": "sim-key",
-        "MIDSTREAM_ARTICLE_DIR": str(tmp_path / "articles"),
-    }
+    env = serve_env(tmp_path)
     common = ["--store", redis_url, "--base-url", sim, "--model", "sim-model"]
     common += ["--tools", "midstream.cli.examples:TOOLS", "--heartbeat", "0.5"]
     a = Serve(*common, env=env)

@@ -173,8 +173,10 @@ class Serve:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "listening on" not in line:
+            self.kill()
+            said = self.proc.stderr.read() if self.proc.stderr else ""
             self.stop()
-            raise AssertionError(f"serve did not start: {line!r}")
+            raise AssertionError(f"serve did not start: {line!r} {said}")
         self.url = line.split("listening on ", 1)[1].split()[0]
         self.port = int(self.url.rsplit(":", 1)[1])
 
