@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from midstream.agent._calls import (
     CallRunner,
@@ -25,10 +25,10 @@ from midstream.agent._calls import (
     ResponseCalls,
     invalid_result,
     settle,
-    wait_through_cancel,
 )
 from midstream.agent._recovery import describe, echo, judge, merge_prefill
 from midstream.agent.checkpoint import Checkpoint
+from midstream.agent.driven import Driven
 from midstream.agent.effects import EffectLedger, EffectRecord
 from midstream.agent.events import (
     CancelNotice,
@@ -62,7 +62,6 @@ log = logging.getLogger("midstream.agent")
 T = TypeVar("T")
 EventCallback = Callable[[RunEvent], object]
 """An ``on_event`` callback: called with every event, in order, on the run's event loop."""
-_DONE = object()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -154,7 +153,7 @@ class _Attempt:
     calls: ResponseCalls
 
 
-class Run:
+class Run(Driven[RunEvent, RunResult]):
     """One run of an :class:`Agent`: ``async for event in run``, ``await run``, ``run.cancel()``.
 
     Events are buffered from the start, so iterating late misses nothing (one iterator per run).
@@ -266,35 +265,6 @@ class Run:
     def done(self) -> bool:
         """True once the run has ended (its :class:`RunEnd` was emitted)."""
         return self.outcome is not None
-
-    def __aiter__(self) -> Run:
-        return self
-
-    async def __anext__(self) -> RunEvent:
-        self.start()
-        if self._exhausted:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is _DONE:
-            self._exhausted = True
-            raise StopAsyncIteration
-        return cast("RunEvent", item)
-
-    def __await__(self) -> Any:
-        return self.result().__await__()
-
-    async def result(self) -> RunResult:
-        """Wait for the end; cancelling the waiting task cancels the run (and waits for its cleanup)."""
-        task = self.start()._task
-        assert task is not None
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            self.cancel("the task waiting for the run was cancelled")
-            await wait_through_cancel(task)
-            raise
-        assert self.outcome is not None
-        return self.outcome
 
     def cancel(self, reason: str = "cancelled by the caller", *, compensate: bool = True) -> None:
         """Stop the run (from any thread; a no-op once it is ending). See the module docstring.
@@ -505,7 +475,7 @@ class Run:
                 error=error,
             )
         )
-        self._queue.put_nowait(_DONE)
+        self._end_events()
 
     async def _cancelled(self) -> _End:
         reason = self._cancel_reason or "cancelled"

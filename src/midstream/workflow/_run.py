@@ -17,8 +17,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from midstream.agent.driven import Driven
 from midstream.agent.events import (
     FallbackNotice,
     RetryNotice,
@@ -72,7 +73,6 @@ BOARD_READ = "blackboard_read"
 CURRENT: contextvars.ContextVar[WorkflowRun | None] = contextvars.ContextVar(
     "midstream_workflow", default=None
 )
-_DONE = object()
 
 FlowCallback = Callable[[WorkflowEvent], object]
 
@@ -171,9 +171,11 @@ class _Live:
     ended: float | None = None
 
 
-class WorkflowRun:
+class WorkflowRun(Driven[WorkflowEvent, WorkflowResult]):
     """One run of a :class:`Workflow`: ``async for event in run`` (:class:`WorkflowEvent`), ``await run``
     (:class:`WorkflowResult`), ``run.cancel()``. Events are buffered from the start."""
+
+    _waiter_cancelled = "the task waiting for the workflow was cancelled"
 
     def __init__(
         self, flow: Workflow, prompt: str, *, on_event: FlowCallback | Sequence[FlowCallback] | None = None
@@ -217,37 +219,6 @@ class WorkflowRun:
             context.run(CURRENT.set, self)
             self._task = asyncio.get_running_loop().create_task(self._drive(), name=self.id, context=context)
         return self
-
-    def __aiter__(self) -> WorkflowRun:
-        return self
-
-    async def __anext__(self) -> WorkflowEvent:
-        self.start()
-        if self._exhausted:
-            raise StopAsyncIteration
-        item = await self._queue.get()
-        if item is _DONE:
-            self._exhausted = True
-            raise StopAsyncIteration
-        return cast(WorkflowEvent, item)
-
-    def __await__(self) -> Any:
-        return self.result().__await__()
-
-    async def result(self) -> WorkflowResult:
-        """Wait for the end; cancelling the waiting task cancels the workflow (and waits for it)."""
-        task = self.start()._task
-        assert task is not None
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            self.cancel("the task waiting for the workflow was cancelled")
-            while not task.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({task})
-            raise
-        assert self.outcome is not None
-        return self.outcome
 
     def cancel(self, reason: str = "cancelled by the caller") -> None:
         """Cancel every running agent run; each compensates its own side effects."""
@@ -566,7 +537,7 @@ class WorkflowRun:
                 at=self._now(),
             )
         )
-        self._queue.put_nowait(_DONE)
+        self._end_events()
 
     def _metrics(self) -> tuple[dict[str, Any], list[Alert]]:
         file = self.flow.metrics_file
