@@ -72,6 +72,11 @@ class LineBuffer:
         self._tail, self._tail_len = ([rest], len(rest)) if rest else ([], 0)
         return complete
 
+    @property
+    def idle(self) -> bool:
+        """Nothing held: no partial line or character, and no BOM or CR-LF pair still to look for."""
+        return not self._tail and self._clean and not self._bom and not self._skip_lf
+
     def check(self, max_line: int, what: str) -> None:
         """Raise :class:`~midstream.errors.LimitExceeded` if the unterminated line is over ``max_line``.
 
