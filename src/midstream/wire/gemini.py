@@ -148,14 +148,39 @@ class _SSEFramer:
 
     def feed(self, data: bytes, out: list[str] | None = None, *, final: bool = False) -> list[str]:
         out = [] if out is None else out
-        text = self._buffer.feed(data, final)
+        buffer = self._buffer
+        if buffer.idle and data.endswith(b"\n"):
+            # Whole lines with nothing held to join them to (how Gemini flushes): no line buffer.
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:  # the buffer's decoder replaces invalid bytes
+                text = buffer.feed(data, final)
+        else:
+            text = buffer.feed(data, final)
         if text:
-            lines = _LINE_END.split(text)
-            lines.pop()  # the empty string after the last line end
-            for line in lines:
-                self._line(line, out)
-        self._buffer.check(self.max_line, "SSE line")  # after the complete lines, which come first
+            pos = self._events(text, out) if self._raw is None and not self._data else 0
+            if pos < len(text):
+                lines = _LINE_END.split(text[pos:] if pos else text)
+                lines.pop()  # the empty string after the last line end
+                for line in lines:
+                    self._line(line, out)
+        buffer.check(self.max_line, "SSE line")  # after the complete lines, which come first
         return out
+
+    def _events(self, text: str, out: list[str]) -> int:
+        """Between events: read each ordinary one (``data: <payload>`` CRLF CRLF, no other line end in
+        it) with two ``find`` calls; return where the first other line starts."""
+        find, starts = text.find, text.startswith
+        # The longest payload the bounds allow (a longer one goes line by line, which raises).
+        max_data = min(self.max_line - 6, self.max_event - 1)
+        pos = 0
+        while starts("data: ", pos):
+            cr = find("\r", pos)
+            if cr < 0 or find("\n", pos) != cr + 1 or not starts("\r\n", cr + 2) or cr - pos - 6 > max_data:
+                break
+            out.append(text[pos + 6 : cr])
+            pos = cr + 4
+        return pos
 
     def close(self) -> list[str]:
         out = self.feed(b"", final=True)
