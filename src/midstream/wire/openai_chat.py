@@ -78,11 +78,10 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Terminal, Usage
-from midstream.wire._base import frames_first
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
 from midstream.wire._openai_chat_request import REQUEST as _REQUEST
-from midstream.wire._payload import loads
+from midstream.wire._payload import loads, parser
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -190,6 +189,7 @@ class OpenAIChatDecoder:
         self._slots: dict[str, int] = {}  # "text" / "refusal" / "thinking" -> open block index
         self._calls = _ToolCalls()
         self._had_call = False
+        self._parse = parser()
 
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """Decode a piece of the body; return the events it completed (appended to ``out``).
@@ -197,11 +197,27 @@ class OpenAIChatDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._sse.feed, data, lambda frames: self._payloads(frames, out))
+        frames: list[SSEFrame] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            self._payloads(frames, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def _payloads(self, frames: list[SSEFrame], out: list[Event]) -> None:
+        parse, common = self._parse, self._common
         for event_type, data in frames:
+            if self._state == "streaming" and event_type == "message":
+                # The common chunk, parsed straight (JSON allows the whitespace ``strip`` would take).
+                try:
+                    obj = parse(data)
+                except ValueError:
+                    pass  # ``[DONE]``, an empty payload or not JSON: the general path says which
+                else:
+                    if type(obj) is dict:
+                        if not common(obj, out):
+                            self._payload(event_type, data, out, obj)
+                        continue
             self._payload(event_type, data, out)
 
     def close(self) -> list[Event]:
@@ -215,19 +231,22 @@ class OpenAIChatDecoder:
 
     # -- payloads --------------------------------------------------------------------------------
 
-    def _payload(self, event_type: str, data: str, out: list[Event]) -> None:
-        data = data.strip()
-        if not data:
-            return
-        obj: Any = None
+    def _payload(self, event_type: str, data: str, out: list[Event], obj: Any = None) -> None:
+        """One payload (``obj``: already parsed, a dict the common-chunk read declined)."""
         frame: _Frame
-        if data == "[DONE]":
-            frame = "done"
-        else:
-            obj = _loads(data)
-            if self._state == "streaming" and event_type == "message" and self._common(obj, out):
-                return
+        if obj is not None:
             frame = _frame_kind(obj, event_type)
+        else:
+            data = data.strip()
+            if not data:
+                return
+            if data == "[DONE]":
+                frame = "done"
+            else:
+                obj = _loads(data)
+                if self._state == "streaming" and event_type == "message" and self._common(obj, out):
+                    return
+                frame = _frame_kind(obj, event_type)
         handler: Callable[[Any, list[Event]], None] = getattr(self, _TRANSITIONS[(self._state, frame)])
         handler(obj, out)
 
