@@ -86,12 +86,11 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._base import frames_first
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire._openai_responses_request import REQUEST as _REQUEST
 from midstream.wire._openai_responses_request import unknown_previous as unknown_previous
-from midstream.wire._payload import loads
+from midstream.wire._payload import loads, parser
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -247,6 +246,7 @@ class OpenAIResponsesDecoder:
         self._blocks: dict[_Key, _Block] = {}
         self._next_index = 0
         self._tool_calls = False
+        self._parse = parser()
         self._handlers: dict[str, _Handler] = {
             "response.created": self._on_created,
             "response.in_progress": self._on_progress,
@@ -273,7 +273,11 @@ class OpenAIResponsesDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
+        frames: list[SSEFrame] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            self._frames(frames, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def close(self) -> list[Event]:
@@ -283,23 +287,40 @@ class OpenAIResponsesDecoder:
     # -- framing ---------------------------------------------------------------------------------
 
     def _frames(self, frames: list[SSEFrame], out: list[Event]) -> list[Event]:
+        parse, common = self._parse, self._common
         for event_type, data in frames:
+            if self._started:
+                # The common delta, parsed straight and offered to the inlined read first.
+                try:
+                    payload = parse(data)
+                except ValueError:
+                    pass  # ``[DONE]`` or what only the full policy (or nothing) reads: the general path
+                else:
+                    if type(payload) is dict:
+                        delta = common(payload)
+                        if delta is None:
+                            out.extend(self._frame(event_type, data, payload))
+                        else:
+                            out.append(delta)
+                        continue
             out.extend(self._frame(event_type, data))
         return out
 
-    def _frame(self, event_type: str, data: str) -> list[Event]:
-        if data[:1] != "{" and data.strip() == "[DONE]":
-            return []
-        try:
-            payload = loads(data)
-        except ValueError as exc:
-            raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not JSON: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not a JSON object")
-        if self._started:
-            delta = self._common(payload)
-            if delta is not None:
-                return [delta]
+    def _frame(self, event_type: str, data: str, payload: Payload | None = None) -> list[Event]:
+        """One frame (``payload``: already parsed, an object the common read declined)."""
+        if payload is None:
+            if data[:1] != "{" and data.strip() == "[DONE]":
+                return []
+            try:
+                payload = loads(data)
+            except ValueError as exc:
+                raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not JSON: {exc}") from exc
+            if not isinstance(payload, dict):
+                raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not a JSON object")
+            if self._started:
+                delta = self._common(payload)
+                if delta is not None:
+                    return [delta]
         kind = opt_str(payload, "type") or event_type
         seq = _opt_int(payload, "sequence_number")
         handler = self._handlers.get(kind)
