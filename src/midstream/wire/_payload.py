@@ -10,11 +10,10 @@ keeps it: integers of any size stay exact ``int``, a number past the float range
 ``inf``, escaped lone surrogates (``"\\ud800"``) stay in the string, duplicate keys keep the last value.
 A payload nested deeper than the interpreter's recursion limit raises :class:`RecursionError`.
 
-``msgspec`` (imported with the first payload, or by the first decoder made: see :func:`parser`)
-parses it when it is installed (about 5x faster than ``json`` on a typical event); whatever it rejects
-(malformed input, but also ``1e400`` and escaped lone surrogates, which it refuses and ``json``
-accepts) is parsed again by ``json`` with the policy above, so the result does not depend on whether
-``msgspec`` is there: the tests run both paths on the same inputs.
+``msgspec`` (imported with the first payload) parses it when it is installed (about 5x faster than
+``json`` on a typical event); whatever it rejects (malformed input, but also ``1e400`` and escaped lone
+surrogates, which it refuses and ``json`` accepts) is parsed again by ``json`` with the policy above, so
+the result does not depend on whether ``msgspec`` is there: the tests run both paths on the same inputs.
 (The depth at which the two give up differs by a few levels around 1,000; both raise
 :class:`RecursionError` there.)
 """
@@ -25,7 +24,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["fast_path", "loads", "loads_json", "parser"]
+__all__ = ["ParsesPayloads", "fast_path", "loads", "loads_json", "parser"]
 
 
 def _reject_constant(name: str) -> Any:
@@ -74,6 +73,19 @@ def parser() -> Callable[[str | bytes], Any]:
     """
     loads("0")
     return _fast
+
+
+class ParsesPayloads:
+    """A decoder's access to :func:`parser`: ``self._parse or self._parser()`` in its per-chunk code.
+
+    The parser is fetched on first use, not when the decoder is made: making one imports nothing.
+    """
+
+    _parse: Callable[[str | bytes], Any] | None = None
+
+    def _parser(self) -> Callable[[str | bytes], Any]:
+        self._parse = parse = parser()
+        return parse
 
 
 def fast_path() -> bool:

@@ -84,8 +84,8 @@ from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
 from midstream.wire._anthropic_request import FINE_GRAINED_BETA as FINE_GRAINED_BETA
 from midstream.wire._anthropic_request import REQUEST as _REQUEST
+from midstream.wire._payload import ParsesPayloads
 from midstream.wire._payload import loads as _loads
-from midstream.wire._payload import parser as _parser
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -360,7 +360,7 @@ _RAW_COUNTS = (
 )
 
 
-class AnthropicDecoder:
+class AnthropicDecoder(ParsesPayloads):
     """``text/event-stream`` bytes of an Anthropic Messages stream -> raw normalized events.
 
     ``max_line`` / ``max_event`` bound the SSE layer (:class:`~midstream.errors.LimitExceeded`).
@@ -371,7 +371,6 @@ class AnthropicDecoder:
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self._sse = SSEFrameDecoder(max_line=max_line, max_event=max_event)
         self._mapper = AnthropicEventMapper("anthropic")
-        self._parse = _parser()
 
     def feed(self, data: bytes, out: _Out | None = None) -> list[Event]:
         """Decode a chunk of the body; return the events it completed (appended to ``out``).
@@ -388,7 +387,7 @@ class AnthropicDecoder:
 
     def _frames(self, frames: list[SSEFrame], out: _Out) -> None:
         mapper = self._mapper
-        parse = self._parse
+        parse = self._parse or self._parser()
         for event_type, data in frames:
             try:
                 payload = parse(data)

@@ -68,7 +68,7 @@ from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire._gemini_request import REQUEST as _REQUEST
 from midstream.wire._lines import LineBuffer
-from midstream.wire._payload import loads, parser
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 
@@ -291,7 +291,7 @@ def _expect(value: Any, kind: type, what: str) -> Any:
 _NOTHING = object()
 
 
-class _Response:
+class _Response(ParsesPayloads):
     """One response's state: parsed Gemini chunks -> raw normalized events."""
 
     def __init__(self) -> None:
@@ -306,13 +306,12 @@ class _Response:
         # The last usageMetadata seen: Gemini repeats the running totals on every chunk, and a total
         # that did not change is not reported (or recomputed) again.
         self._usage_seen: Any = _NOTHING
-        self._parse = parser()
 
     def payload(self, text: str, out: list[Event] | None = None) -> list[Event]:
         """The events of one chunk's JSON text (appended to ``out`` when given)."""
         out = [] if out is None else out
         try:
-            chunk = self._parse(text)
+            chunk = (self._parse or self._parser())(text)
         except ValueError:
             chunk = None
         if type(chunk) is not dict:

@@ -81,7 +81,7 @@ from midstream.message import StopReason, Terminal, Usage
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
 from midstream.wire._openai_chat_request import REQUEST as _REQUEST
-from midstream.wire._payload import loads, parser
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -166,7 +166,7 @@ class _ToolCalls:
         self.last = block
 
 
-class OpenAIChatDecoder:
+class OpenAIChatDecoder(ParsesPayloads):
     """Chat Completions stream bytes -> raw normalized events (see the module docstring for the mapping).
 
     Sans-IO: ``feed(bytes)`` returns the events the bytes completed, ``close()`` those of the end of the
@@ -189,7 +189,6 @@ class OpenAIChatDecoder:
         self._slots: dict[str, int] = {}  # "text" / "refusal" / "thinking" -> open block index
         self._calls = _ToolCalls()
         self._had_call = False
-        self._parse = parser()
 
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """Decode a piece of the body; return the events it completed (appended to ``out``).
@@ -205,7 +204,7 @@ class OpenAIChatDecoder:
         return out
 
     def _payloads(self, frames: list[SSEFrame], out: list[Event]) -> None:
-        parse, common = self._parse, self._common
+        parse, common = self._parse or self._parser(), self._common
         for event_type, data in frames:
             if self._state == "streaming" and event_type == "message":
                 # The common chunk, parsed straight (JSON allows the whitespace ``strip`` would take).

@@ -90,7 +90,7 @@ from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS,
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire._openai_responses_request import REQUEST as _REQUEST
 from midstream.wire._openai_responses_request import unknown_previous as unknown_previous
-from midstream.wire._payload import loads, parser
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -231,7 +231,7 @@ class _Item:
 _Handler = Callable[[Payload, int | None], list[Event]]
 
 
-class OpenAIResponsesDecoder:
+class OpenAIResponsesDecoder(ParsesPayloads):
     """Responses API SSE bytes -> raw normalized events (see the module docstring for the mapping).
 
     ``max_line`` / ``max_event`` bound the SSE framing (:class:`~midstream.errors.LimitExceeded`).
@@ -246,7 +246,6 @@ class OpenAIResponsesDecoder:
         self._blocks: dict[_Key, _Block] = {}
         self._next_index = 0
         self._tool_calls = False
-        self._parse = parser()
         self._handlers: dict[str, _Handler] = {
             "response.created": self._on_created,
             "response.in_progress": self._on_progress,
@@ -287,7 +286,7 @@ class OpenAIResponsesDecoder:
     # -- framing ---------------------------------------------------------------------------------
 
     def _frames(self, frames: list[SSEFrame], out: list[Event]) -> list[Event]:
-        parse, common = self._parse, self._common
+        parse, common = self._parse or self._parser(), self._common
         for event_type, data in frames:
             if self._started:
                 # The common delta, parsed straight and offered to the inlined read first.
