@@ -8,6 +8,7 @@ the two paths meet on generated input, good and bad.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from typing import Any
@@ -34,6 +35,7 @@ from midstream.events import (
 )
 from midstream.message import Usage
 from midstream.wire._base import Decoder
+from midstream.wire._fast_events import FIELDS, text_delta, tool_args_delta
 from midstream.wire._payload import loads
 from midstream.wire.anthropic import AnthropicEventMapper
 from midstream.wire.gemini import _Response as GeminiResponse
@@ -504,3 +506,22 @@ def test_anthropic_text_deltas_read_inline_decode_as_the_event_mapper(
     body = b"".join(_sse(obj, obj["type"] if typed else None) for obj in objects)
     general = Decoder(_AnthropicMapperOnly(), "anthropic")
     assert _anthropic_outcome(wire.decoder("anthropic"), body) == _anthropic_outcome(general, body)
+
+
+# -- the events built without their constructors --------------------------------------------------
+
+
+@pytest.mark.parametrize(("cls", "make"), [(TextDelta, text_delta), (ToolArgsDelta, tool_args_delta)])
+def test_the_fast_event_makers_build_what_the_constructors_build(cls: Any, make: Any) -> None:
+    # Every field of the class is set (a field added to the event fails here), nothing is skipped.
+    assert {f.name for f in dataclasses.fields(cls)} == set(FIELDS[cls])
+    assert not hasattr(cls, "__post_init__")
+    for args in [(0, "a"), (7, ""), (2**60, "é{")]:
+        for seq in (None, 3):
+            made, built = make(*args, seq), cls(*args, seq=seq)
+            assert type(made) is cls
+            assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+            assert made.seq == built.seq
+            assert dataclasses.replace(made) == built
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                made.index = 1

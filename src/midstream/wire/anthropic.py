@@ -84,6 +84,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
 from midstream.wire._anthropic_request import FINE_GRAINED_BETA as FINE_GRAINED_BETA
 from midstream.wire._anthropic_request import REQUEST as _REQUEST
+from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._payload import ParsesPayloads
 from midstream.wire._payload import loads as _loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
@@ -213,7 +214,7 @@ class AnthropicEventMapper:
             fragment = _text(delta["partial_json"], "input_json_delta.partial_json")
             if self._start_input and fragment:
                 self._start_input.pop(index, None)
-            out.append(ToolArgsDelta(index, fragment))
+            out.append(tool_args_delta(index, fragment))
         elif kind == "thinking_delta":
             out.append(ThinkingDelta(index, _text(delta["thinking"], "thinking_delta.thinking")))
         elif kind == "signature_delta":
@@ -415,7 +416,7 @@ class AnthropicDecoder(ParsesPayloads):
                     and type(text := delta.get("text")) is str
                     and not mapper._unknown_blocks
                 ):
-                    out.append(TextDelta(index, text))
+                    out.append(text_delta(index, text))
                 else:
                     mapper._block_delta(payload, out)
             else:

@@ -64,6 +64,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
+from midstream.wire._fast_events import text_delta
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire._gemini_request import REQUEST as _REQUEST
@@ -428,7 +429,7 @@ class _Response(ParsesPayloads):
         if type(text) is not str or open_block is None or open_block.kind != "text" or self._end is not None:
             return False
         if text:
-            out.append(TextDelta(open_block.index, text))
+            out.append(text_delta(open_block.index, text))
         return True
 
     def _close_at_finish(self, cut: bool) -> list[Event]:

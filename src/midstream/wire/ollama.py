@@ -69,6 +69,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._base import Encoder
+from midstream.wire._fast_events import text_delta
 from midstream.wire._ollama_request import REQUEST as _REQUEST
 from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
@@ -245,7 +246,7 @@ class OllamaDecoder(ParsesPayloads):
         ):
             return False
         if content:
-            out.append(TextDelta(self._open[0], content))
+            out.append(text_delta(self._open[0], content))
         return True
 
     def _line(self, obj: dict[str, Any]) -> list[Event]:

@@ -78,6 +78,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Terminal, Usage
+from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
 from midstream.wire._openai_chat_request import REQUEST as _REQUEST
@@ -292,7 +293,7 @@ class OpenAIChatDecoder(ParsesPayloads):
         content = delta.get("content")
         if type(content) is str:
             if content:
-                out.append(TextDelta(self._slot("text", out), content))
+                out.append(text_delta(self._slot("text", out), content))
             return True
         calls = delta.get("tool_calls")
         if type(calls) is not list or len(calls) != 1:
@@ -308,7 +309,7 @@ class OpenAIChatDecoder(ParsesPayloads):
         if type(arguments) is not str or block is None:
             return False
         if arguments:
-            out.append(ToolArgsDelta(block, arguments))
+            out.append(tool_args_delta(block, arguments))
         return True
 
     def _choices(self, obj: dict[str, Any], out: list[Event], *, finish: bool) -> None:

@@ -86,6 +86,7 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
+from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
 from midstream.wire._openai_responses_request import REQUEST as _REQUEST
@@ -353,14 +354,14 @@ class OpenAIResponsesDecoder(ParsesPayloads):
             if block is None:
                 return None
             block.deltas = True
-            return TextDelta(block.index, text, seq=seq)
+            return text_delta(block.index, text, seq)
         if kind == "response.function_call_arguments.delta":
             block = self._blocks.get((output_index, "call", 0))
             if block is None:
                 return None
             self._tool_calls = True
             block.deltas = True
-            return ToolArgsDelta(block.index, text, seq=seq)
+            return tool_args_delta(block.index, text, seq)
         return None
 
     # -- blocks ----------------------------------------------------------------------------------

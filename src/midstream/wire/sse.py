@@ -67,9 +67,6 @@ class _SSEParser(Generic[T]):
         self._event_type = ""
         self._data: list[str] = []
         self._size = 0
-        # The line buffer holds nothing (no partial line or character, no CR-LF pair or BOM still to
-        # look for): a chunk of whole LF-ended lines can then be read without it.
-        self._idle = False
         # Dispatched events are appended to ``out`` as ``(type, data)`` pairs rather than through
         # :meth:`_emit` (what :class:`SSEFrameDecoder` returns, without a call per event).
         self._pairs = False
@@ -83,7 +80,8 @@ class _SSEParser(Generic[T]):
         if self._closed:
             raise LocalError("SSEDecoder.feed() called after close()")
         out = [] if out is None else out
-        if self._idle and data.endswith(b"\n"):
+        buffer = self._buffer
+        if buffer.idle and data.endswith(b"\n"):
             # The usual chunk (one or a few whole events, as providers flush them): whole lines, with
             # nothing held to join them to, and nothing left over: the line buffer is not needed.
             try:
@@ -94,12 +92,10 @@ class _SSEParser(Generic[T]):
                 if "\r" not in text:
                     self._events(text, out)
                     return out
-        buffer = self._buffer
         text = buffer.feed(data)
         if text:
             self._complete(text, out)
         buffer.check(self.max_line, "SSE line")  # after the complete lines: theirs come first
-        self._idle = buffer.idle
         return out
 
     def close(self) -> list[T]:
@@ -116,7 +112,6 @@ class _SSEParser(Generic[T]):
             self._complete(text, out)
         self._buffer.check(self.max_line, "SSE line")
         self._closed = True
-        self._idle = False
         self._buffer.rest()
         self._data, self._event_type, self._size = [], "", 0
         return out
