@@ -503,3 +503,42 @@ def test_agent_misuse_is_a_local_error(sim: SimURL) -> None:
         Agent(Client("anthropic", "key", sim), [])
     with pytest.raises(LocalError, match="max_tokens"):
         Agent(client(sim), [], max_tokens=0)
+
+
+# -- the eager default ------------------------------------------------------------------------------
+
+
+def _three_tools() -> list[Any]:
+    @tool
+    def plain(text: str) -> str:
+        """No streaming choice of its own."""
+        return text
+
+    @tool(eager=False)
+    def kept(text: str) -> str:
+        """Asks for buffered arguments."""
+        return text
+
+    @tool(eager=True)
+    def asked(text: str) -> str:
+        """Asks for eager arguments."""
+        return text
+
+    return [plain, kept, asked]
+
+
+@pytest.mark.parametrize(("default", "plain_eager"), [(True, True), (False, False), (None, False)])
+def test_the_eager_default_in_settings_reaches_tools_that_did_not_choose(
+    sim: SimURL, default: bool | None, plain_eager: bool
+) -> None:
+    """``[streaming.eager] default`` decides for a tool without ``eager=``; a tool's own choice stays."""
+    settings = fast() if default is None else fast(streaming={"eager": {"default": default}})
+    recorder = Recorder()
+    agent = Agent(client(sim, transport=recorder), _three_tools(), settings=settings)
+    expected = {"plain": plain_eager, "kept": False, "asked": True}
+    assert {s.name: s.eager for s in agent.tool_specs()} == expected
+    events, _ = run(run_agent(agent, "hello"))
+    (start, *_) = of(events, IterationStart)
+    assert set(start.eager) == {"asked", *(["plain"] if plain_eager else [])}
+    sent = {t["name"]: t.get("eager_input_streaming", False) for t in recorder.bodies[0]["tools"]}
+    assert sent == expected  # what Anthropic is asked for

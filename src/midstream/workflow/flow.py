@@ -356,6 +356,7 @@ class Workflow:
                 name=BOARD_READ,
                 description="Read the latest complete version of a blackboard key.",
                 schema=read_schema,
+                eager=False,  # its input is one key name: nothing to see early, whatever the default
             ),
         ]
 
@@ -385,7 +386,7 @@ def _with_size_policy(agent: Agent, spec: AgentSpec, handoff_bytes: int) -> Sett
     streaming = agent.settings.streaming
     chosen = dict(streaming.eager.tools)
     for tool in agent.tools.values():
-        if tool.name in chosen or tool.eager:
+        if tool.name in chosen or tool.eager is not None:  # the tool chose for itself
             continue
         typical = spec.typical_bytes.get(tool.name)
         if typical is None and tool.name in (HANDOFF, BOARD_WRITE):
