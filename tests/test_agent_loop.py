@@ -245,7 +245,7 @@ def test_a_tool_past_its_timeout_fails_and_the_run_goes_on(sim: SimURL) -> None:
     agent = Agent(client(sim), [hanging], settings=fast(tools={"timeout": 0.05}))
     started = time.monotonic()
     events, result = run(run_agent(agent, "weather?"))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 8  # the tool's 10 s were not waited for
     assert [e.reason for e in of(events, ToolFailed)] == ["timeout", "timeout"]
     assert result.text == "A tool did not work."
 
@@ -293,7 +293,7 @@ def test_hooks_that_raise_hang_or_exit_non_zero_do_not_break_the_run(sim: SimURL
     hooks.add_command("PreToolUse", "echo 'not json'")
     started = time.monotonic()
     events, result = run(run_agent(agent_for(sim, world, hooks=hooks), "weather?"))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # the hanging hook's 30 s were not waited for
     assert result.terminal == "completed" and world.calls == {"Paris": 1, "Tokyo": 1}
     statuses = Counter((n.event, n.status) for n in of(events, HookNotice))
     assert statuses[("PreToolUse", "timeout")] == 2 and statuses[("PreToolUse", "error")] == 6
