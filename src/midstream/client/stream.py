@@ -49,6 +49,7 @@ from midstream.client._shell import (
     abort_socket,
     classify,
     pool_limits,
+    reads_raw,
 )
 from midstream.client.request import ChatRequest
 from midstream.client.timeouts import WATCHDOG, Timeouts
@@ -119,9 +120,12 @@ class Stream(StreamBase):
     def __next__(self) -> StreamEvent:
         pending = self._pending
         while not pending:
-            if self._phase == "ended":
+            if self._phase == "reading" and not self._cancel:
+                self._read()
+            elif self._phase == "ended":
                 raise self._raise_or_stop(StopIteration)
-            self._step()
+            else:
+                self._step()
         return pending.popleft()
 
     @property
@@ -162,12 +166,6 @@ class Stream(StreamBase):
         if threading.get_ident() == self._owner:
             self._finish_cancel()
 
-    def expire(self) -> None:
-        """Called by the watchdog when a deadline passed: shut the connection; the read reports it."""
-        if self._expired is None:
-            self._expired = self._s.deadlines.expired(CLOCK(), self._s.started)
-        abort_socket(self._sock)
-
     # -- the state machine: each step opens a request or reads one chunk --------------------------
 
     def _step(self) -> None:
@@ -196,7 +194,8 @@ class Stream(StreamBase):
             self._after(self._settle(self._status_problem(response)))
             return
         self._body_started(response)
-        self._chunks = response.iter_bytes()  # decompressed if the server compressed it
+        # The chunks as they arrive (decompressed if the server compressed them).
+        self._chunks = response.iter_raw() if reads_raw(response) else response.iter_bytes()
         self._enter("reading")
         WATCHDOG.watch(self)
 
@@ -214,26 +213,35 @@ class Stream(StreamBase):
         return self._error_response(response, body)
 
     def _read(self) -> None:
-        assert self._chunks is not None
+        """Read one chunk and queue its events; the end of the body or a failure settles the attempt."""
+        chunks = self._chunks
+        assert chunks is not None
         self._reading = True
         try:
-            chunk = next(self._chunks)
+            chunk = next(chunks)
         except StopIteration:
             self._reading = False
-            decision = None if self._aborted() else self._queue_eof()
+            if not self._aborted():
+                self._after(self._queue_eof())
+            return
         except httpx2.RequestError as exc:  # the connection failed, or the body did not decompress
             self._reading = False
-            decision = None if self._aborted() else self._settle(self._read_problem(exc))
+            if not self._aborted():
+                self._after(self._settle(self._read_problem(exc)))
+            return
         except BaseException:
             self._reading = False
             self._finish_cancel()
             raise
-        else:
-            self._reading = False
-            decision = None if self._aborted() else self._queue_chunk(chunk)
-            if self.deadline < WATCHDOG.next_wake:
-                WATCHDOG.poke()
-        self._after(decision)
+        self._reading = False
+        if self._cancel or self._expired is not None:
+            self._aborted()
+            return
+        decision = self._queue_chunk(chunk)
+        if decision is not None or self._phase == "ended":
+            self._after(decision)
+        elif self.deadline < WATCHDOG.next_wake:
+            WATCHDOG.poke()
 
     def _aborted(self) -> bool:
         """A cancel or the watchdog shut the connection under the read: end the stream accordingly."""
