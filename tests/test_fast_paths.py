@@ -27,6 +27,7 @@ from midstream.events import (
     ResponseEnd,
     ResponseStart,
     SignatureDelta,
+    StreamError,
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
@@ -155,6 +156,26 @@ def test_a_delta_for_a_block_of_another_type_is_still_refused(kind: Any) -> None
     timeline = Timeline("p")
     with pytest.raises(RemoteProtocolError, match="block 0"):
         timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type="unknown"), kind(0, "x")])
+
+
+_BLOCK_OF: dict[Any, BlockType] = {TextDelta: "text", ThinkingDelta: "thinking", ToolArgsDelta: "tool_call"}
+
+
+@pytest.mark.parametrize("kind", [TextDelta, ThinkingDelta, ToolArgsDelta])
+@pytest.mark.parametrize("ending", ["block_stop", "response_end", "stream_error", "cancel"])
+def test_a_delta_after_its_block_or_response_ended_is_still_refused(kind: Any, ending: str) -> None:
+    timeline = Timeline("p")
+    timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type=_BLOCK_OF[kind]), kind(0, "x")])
+    if ending == "block_stop":
+        timeline.feed_all([BlockStop(0)])
+    elif ending == "response_end":
+        timeline.feed_all([ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")])
+    elif ending == "stream_error":
+        timeline.feed_all([StreamError(error_kind="server", message="x", retryable=False, raw=None)])
+    else:
+        timeline.cancel()
+    with pytest.raises(RemoteProtocolError):
+        timeline.feed_all([kind(0, "y")])
 
 
 # -- the Accumulator's exact-type checks ----------------------------------------------------------
