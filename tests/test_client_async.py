@@ -8,6 +8,7 @@ import asyncio
 import time
 from typing import Any, TypeVar
 
+import anyio
 import httpx2
 import pytest
 
@@ -385,12 +386,14 @@ async def test_a_sync_client_converts_to_an_async_one(sim: SimURL) -> None:
         timeouts=timeouts,
         retry=retry,
         headers={"x-team": "blue"},
+        max_response_bytes=1 << 20,
     )
     converted = sync.to_async()
     sync.close()
     assert isinstance(converted, AsyncClient)
     assert (converted.provider, converted.base_url, converted.model) == ("openai-chat", sim, "sim-model")
     assert converted.timeouts is timeouts and converted.retry is retry
+    assert converted.max_response_bytes == 1 << 20
     assert converted.headers == {"x-team": "blue"} and converted.headers is not sync.headers
     assert KEY not in repr(converted)
 
@@ -427,11 +430,12 @@ async def test_to_async_keeps_bedrock_credentials_and_takes_a_transport() -> Non
 @pytest.mark.anyio
 async def test_a_trickling_error_body_is_bounded_by_the_first_byte_timeout() -> None:
     timeouts = Timeouts(first_byte=0.5, total=None)
-    with trickling_error_server() as url:
-        started = time.monotonic()
-        async with client(url, timeouts=timeouts, retry=RetryPolicy(max_retries=0)) as c:
+    with trickling_error_server() as trickle:
+        async with client(trickle.url, timeouts=timeouts, retry=RetryPolicy(max_retries=0)) as c:
             with pytest.raises(ProviderError) as info:
                 async with c.stream("tell a story"):
                     pass
+        assert await anyio.to_thread.run_sync(trickle.ended.wait, 6.0)
         assert info.value.status == 503
-        assert time.monotonic() - started < 2.0
+        # The client gave up on the body and hung up; it did not wait for the server to stop trickling.
+        assert trickle.client_hung_up and trickle.sent < 200

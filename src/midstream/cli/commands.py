@@ -237,6 +237,12 @@ class _ChatOptions:
 _PROVIDERS_HELP = ", ".join(list(PROFILES)[:-1]) + f" or {list(PROFILES)[-1]}."
 _SIM_HELP = "Ask the embedded simulator (no key, no network) instead of the provider."
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
+_THINKING_HELP = "Thinking budget in tokens (off by default)."
+_ANSWER_TOKENS = 1024
+_MAX_TOKENS_HELP = (
+    f"Output budget (default: {_ANSWER_TOKENS}, plus the --thinking budget when given: Anthropic refuses "
+    "a budget that leaves no room for the answer)."
+)
 
 
 @app.command(epilog=CLIENT_EPILOG, short_help="Stream one answer live from a provider (or --sim).")
@@ -247,9 +253,9 @@ def chat(
     base_url: Annotated[str | None, typer.Option(help="Server to talk to instead of the provider's.")] = None,
     tools: Annotated[Path | None, typer.Option(help="Tools file (JSON or YAML list of tools).")] = None,
     eager: Annotated[bool | None, typer.Option("--eager/--buffered", help=_EAGER_HELP)] = None,
-    max_tokens: Annotated[int, typer.Option(help="Output budget.")] = 1024,
+    max_tokens: Annotated[int | None, typer.Option(help=_MAX_TOKENS_HELP, show_default=False)] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-    thinking: Annotated[int | None, typer.Option(help="Thinking budget in tokens (off by default).")] = None,
+    thinking: Annotated[int | None, typer.Option(min=1, help=_THINKING_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines for scripts.")] = False,
     sim: Annotated[bool, typer.Option("--sim", help=_SIM_HELP)] = False,
     scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
@@ -267,6 +273,8 @@ def chat(
         chosen = model or DEFAULT_MODELS.get(provider)
         if chosen is None:
             raise LocalError(f"--model is needed for {provider}")
+        if max_tokens is None:
+            max_tokens = _ANSWER_TOKENS + (thinking or 0)
         options = _ChatOptions(
             prompt, chosen, load_tools(tools) if tools else [], eager, max_tokens, system, thinking
         )
@@ -459,6 +467,7 @@ def run_agent(
     from midstream.cli._console import RunConsole
     from midstream.cli.examples import TOOLS, scenario_book
     from midstream.client.stream import Client
+    from midstream.config import Settings, load_settings
     from midstream.core.toolargs import ToolEvent as _ToolEvent
     from midstream.events import Event as _Event
     from midstream.sim import ScenarioBook, running
@@ -473,7 +482,7 @@ def run_agent(
             typer.echo(json.dumps(agent_event_dict(event), ensure_ascii=False, default=str))
 
     def go(client: Any) -> Any:
-        agent = Agent(client, TOOLS, settings=settings, journal=journal, model=chosen, max_tokens=max_tokens)
+        agent = Agent(client, TOOLS, settings=loaded, journal=journal, model=chosen, max_tokens=max_tokens)
         on_event = show_json if as_json else view
         try:
             return agent.run_sync(prompt, max_iterations=max_iterations, on_event=on_event)
@@ -484,13 +493,16 @@ def run_agent(
         chosen = model or DEFAULT_MODELS.get(provider)
         if chosen is None:
             raise LocalError(f"--model is needed for {provider}")
+        loaded = Settings() if settings is None else load_settings(settings)
+        pool = loaded.client.options()  # [client]: the connection pool and the timeouts
         if sim:
             book = ScenarioBook.load(scenarios) if scenarios else scenario_book()
-            with running(book, speed=speed) as url, Client(provider, "sim-key", url, model=chosen) as client:
+            with running(book, speed=speed) as url:
                 note_simulator(url, how="--sim; drop it to ask the provider")
-                result = go(client)
+                with Client(provider, "sim-key", url, model=chosen, **pool) as client:
+                    result = go(client)
         else:
-            with Client(provider, base_url=base_url, model=chosen) as client:
+            with Client(provider, base_url=base_url, model=chosen, **pool) as client:
                 result = go(client)
     except LocalError as exc:
         _fail(usage_message(exc), EXIT_USAGE)

@@ -75,11 +75,12 @@ def workflow(
     metrics file. Ctrl-C cancels every agent; each undoes what it did.
     """
     from midstream.client.stream import Client
+    from midstream.workflow.events import START_HANDOFFS
     from midstream.workflow.spec import load_workflow
 
     console = Console()
-    if start not in ("validated", "executed"):
-        _fail(f"--start is 'validated' or 'executed', not {start!r}", EXIT_USAGE)
+    if start not in START_HANDOFFS:
+        _fail(f"--start is {' or '.join(map(repr, START_HANDOFFS))}, not {start!r}", EXIT_USAGE)
     try:
         spec = load_workflow(file)
         book_path = scenarios or spec.scenarios_path
@@ -91,6 +92,7 @@ def workflow(
                 update={"streaming": settings.streaming.model_copy(update={"enabled": False})}
             )
         options: dict[str, Any] = {"settings": settings, "start_handoffs": start}
+        pool = settings.client.options()  # [client]: the connection pool and the timeouts
         if metrics is not None:
             options["metrics_file"] = metrics
         if sim:
@@ -99,10 +101,10 @@ def workflow(
             book = ScenarioBook.load(book_path) if book_path is not None else None
             with running(book, speed=speed) as url:
                 note_simulator(url, how="the default; --no-sim asks the providers")
-                clients = {p: Client(p, "sim-key", url, model=spec.model) for p in spec.providers()}
+                clients = {p: Client(p, "sim-key", url, model=spec.model, **pool) for p in spec.providers()}
                 result = _run(spec, clients, options, prompt, console, as_json)
         else:
-            clients = {p: Client(p, base_url=base_url, model=spec.model) for p in spec.providers()}
+            clients = {p: Client(p, base_url=base_url, model=spec.model, **pool) for p in spec.providers()}
             result = _run(spec, clients, options, prompt, console, as_json)
     except LocalError as exc:
         _fail(usage_message(exc), EXIT_USAGE)

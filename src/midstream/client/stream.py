@@ -349,7 +349,8 @@ class Client(ClientBase[Stream]):
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> AsyncClient:
         """An :class:`AsyncClient` for the same provider, with this client's key, base URL, model,
-        timeouts, retry policy, headers (copied) and Bedrock ``region`` / ``aws_credentials``.
+        timeouts, retry policy, headers (copied), pool limits, ``max_response_bytes`` and Bedrock
+        ``region`` / ``aws_credentials``.
 
         The connection pool is not shared (a sync pool cannot serve async code): the new client makes
         its own, closed by :meth:`AsyncClient.aclose`, unless ``http_client`` or ``transport`` is given.
@@ -369,6 +370,7 @@ class Client(ClientBase[Stream]):
             aws_credentials=self._aws.value,
             max_connections=self.limits.max_connections,
             max_keepalive_connections=self.limits.max_keepalive_connections,
+            max_response_bytes=self.max_response_bytes,
         )
 
     def stream_request(

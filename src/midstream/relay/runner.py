@@ -140,7 +140,7 @@ class AgentFactory:
         if request.settings:
             merged = _merge(settings.model_dump(), request.settings)
             settings = Settings.from_mapping(merged, source="settings")
-        client = AsyncClient(provider, self._api_key, self.base_url, model=model)
+        client = AsyncClient(provider, self._api_key, self.base_url, model=model, **settings.client.options())
         return Agent(
             client,
             self.tools,

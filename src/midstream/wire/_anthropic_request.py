@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from midstream.events import StreamError
+from midstream.wire._anthropic_encoder import ERROR_TYPES
 from midstream.wire.request import (
     OfferedTool,
     OutputFormat,
@@ -25,17 +26,6 @@ from midstream.wire.request import (
 __all__ = ["ERROR_TYPES", "FINE_GRAINED_BETA", "REQUEST"]
 
 FINE_GRAINED_BETA = "fine-grained-tool-streaming-2025-05-14"
-
-ERROR_TYPES = {
-    "overloaded": "overloaded_error",
-    "rate_limited": "rate_limit_error",
-    "server": "api_error",
-    "invalid_request": "invalid_request_error",
-    "request_too_large": "request_too_large",
-    "not_found": "not_found_error",
-    "timeout": "timeout_error",
-}
-"""An error kind -> Anthropic's ``error.type`` for it, in streamed and non-streamed answers alike."""
 
 _CHOICES = {"auto": "auto", "any": "required", "tool": "required", "none": "none"}
 
