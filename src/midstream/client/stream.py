@@ -46,10 +46,11 @@ from midstream.client._shell import (
     ERROR_BODY_LIMIT,
     ClientBase,
     StreamBase,
+    abody_chunks,
     abort_socket,
+    body_chunks,
     classify,
     pool_limits,
-    reads_raw,
 )
 from midstream.client.request import ChatRequest
 from midstream.client.timeouts import WATCHDOG, Timeouts
@@ -194,8 +195,7 @@ class Stream(StreamBase):
             self._after(self._settle(self._status_problem(response)))
             return
         self._body_started(response)
-        # The chunks as they arrive (decompressed if the server compressed them).
-        self._chunks = response.iter_raw() if reads_raw(response) else response.iter_bytes()
+        self._chunks = body_chunks(response)
         self._enter("reading")
         WATCHDOG.watch(self)
 
@@ -502,7 +502,7 @@ class AsyncStream(StreamBase):
             await self._after(self._settle(await self._status_problem(response)))
             return
         self._body_started(response)
-        self._chunks = aiter(response.aiter_raw() if reads_raw(response) else response.aiter_bytes())
+        self._chunks = abody_chunks(response)
         self._enter("reading")
         if self._sock is not None and response.http_version == "HTTP/1.1":
             # The deadlines are kept as the sync stream's are: the watchdog shuts the socket when one
