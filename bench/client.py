@@ -2,22 +2,26 @@
 
 Run ``python bench/client.py`` (``--quick`` for fewer rounds). A server in its own process (so its CPU is
 not counted) answers every POST with the same pre-recorded Anthropic stream: a 5,000-token answer
-written by midstream's encoder with the API's padding, sent chunked, one write per SSE event. The
-contenders, each with one client kept across rounds (connection reused), read the whole answer:
+written by midstream's encoder with the API's padding, sent chunked, one write per SSE event (how
+providers stream; ``--chunks kib`` writes 16 KiB pieces instead, cut anywhere). The contenders, each
+with one client kept across rounds (connection reused), read the whole answer:
 
 * ``midstream Client.stream()``: request building, httpx2, SSE, JSON, dialect, timeline, tool tracking,
   metrics, then ``final()`` (the Message);
 * ``raw httpx2 iter_bytes()``: ``httpx2.Client.stream("POST")`` and every body chunk read, nothing
   decoded: the floor of any client on httpx2;
-* ``anthropic SDK messages.stream()``: ``get_final_message()``, for reference.
+* ``anthropic SDK messages.stream()``: ``get_final_message()``, for reference;
+* ``midstream AsyncClient.stream()`` and ``raw httpx2 aiter_bytes()``: the same two on asyncio (one
+  event loop kept across rounds).
 
 Reported: the client process's CPU time (``time.process_time``) per stream, min and median over
-interleaved rounds, and the ratio to raw httpx2.
+interleaved rounds, and the ratio to raw httpx2 of the same kind (sync or async).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import socket
 import statistics
@@ -47,7 +51,10 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BODY = open(sys.argv[1], "rb").read()
-EVENTS = [event + b"\n\n" for event in BODY.split(b"\n\n") if event]
+if sys.argv[3] == "event":
+    EVENTS = [event + b"\n\n" for event in BODY.split(b"\n\n") if event]
+else:
+    EVENTS = [BODY[i : i + 16384] for i in range(0, len(BODY), 16384)]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -98,9 +105,11 @@ def _free_port() -> int:
         return port
 
 
-def contenders(url: str) -> list[tuple[str, Callable[[], Any]]]:
+def contenders(url: str, loop: asyncio.AbstractEventLoop) -> list[tuple[str, Callable[[], Any]]]:
     ours = midstream.Client("anthropic", base_url=url, model="claude-bench")
     raw = httpx2.Client()
+    ours_async = midstream.AsyncClient("anthropic", base_url=url, model="claude-bench")
+    raw_async = httpx2.AsyncClient()
     sdk = anthropic.Anthropic(api_key="bench", base_url=url)
     request = {
         "model": "claude-bench",
@@ -129,16 +138,39 @@ def contenders(url: str) -> list[tuple[str, Callable[[], Any]]]:
         with sdk.messages.stream(model="claude-bench", max_tokens=8000, messages=[message]) as stream:
             return stream.get_final_message()
 
+    async def midstream_async() -> Any:
+        async with ours_async.stream("go", max_tokens=8000) as stream:
+            async for _ in stream:
+                pass
+            message = await stream.final()
+        assert message.terminal == "completed" and len(message.text.split()) == TOKENS
+        return message
+
+    async def raw_async_bytes() -> int:
+        size = 0
+        async with raw_async.stream("POST", f"{url}/v1/messages", json=request) as response:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+        return size
+
     return [
         ("midstream Client.stream()", run_midstream),
         ("raw httpx2 iter_bytes()", run_raw),
         ("anthropic SDK messages.stream()", run_sdk),
+        ("midstream AsyncClient.stream()", lambda: loop.run_until_complete(midstream_async())),
+        ("raw httpx2 aiter_bytes()", lambda: loop.run_until_complete(raw_async_bytes())),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 rounds instead of 15")
+    parser.add_argument(
+        "--chunks",
+        choices=("event", "kib"),
+        default="event",
+        help="the server writes one SSE event per chunk (default) or 16 KiB pieces",
+    )
     args = parser.parse_args(argv)
     rounds = 5 if args.quick else 15
     body = answer()
@@ -147,11 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         path.write_bytes(body)
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(path), str(port)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _SERVER, str(path), str(port), args.chunks],
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        loop = asyncio.new_event_loop()
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            runs = contenders(f"http://127.0.0.1:{port}")
+            runs = contenders(f"http://127.0.0.1:{port}", loop)
             for _, run in runs:  # warm: connections open, imports done
                 run()
             times: list[list[float]] = [[] for _ in runs]
@@ -161,15 +196,18 @@ def main(argv: list[str] | None = None) -> int:
                     run()
                     times[i].append(time.process_time() - start)
         finally:
+            loop.close()
             server.terminate()
             server.wait(10)
-    floor = min(times[1])
+    floors = {False: min(times[1]), True: min(times[4])}
+    writes = "one write per event" if args.chunks == "event" else "16 KiB writes"
     print(
-        f"one {TOKENS:,}-token Anthropic answer ({len(body):,} bytes, {body.count(b'data: '):,} events), "
-        f"client CPU per stream, {rounds} rounds; load average {_load()}"
+        f"one {TOKENS:,}-token Anthropic answer ({len(body):,} bytes, {body.count(b'data: '):,} events, "
+        f"{writes}), client CPU per stream, {rounds} rounds; load average {_load()}"
     )
     print(f"{'contender':<34} {'min ms':>8} {'median':>8} {'vs raw httpx2':>14}")
     for (name, _), spent in zip(runs, times, strict=True):
+        floor = floors["Async" in name or "aiter" in name]
         print(
             f"{name:<34} {min(spent) * 1e3:>8.2f} {statistics.median(spent) * 1e3:>8.2f} "
             f"{min(spent) / floor:>13.2f}x"

@@ -1,24 +1,40 @@
-"""Streaming tool arguments: midstream's incremental parser against re-parsing per delta.
+"""Streaming tool arguments: midstream's incremental parser against re-parsing the buffer.
 
 Two argument shapes, each at 1 KB, 10 KB, 100 KB and 1 MB, cut into deltas of 4, 16 and 64 bytes:
 
 * ``file-write``: ``{"path", "content"}`` where content is a long code string full of escapes;
 * ``test-plan``: a structured plan with thousands of small objects.
 
-For every configuration it reports the total CPU time (``time.process_time``) to process every delta:
+Two display cadences, the same for every contender:
 
-* midstream ``PartialJSON.feed`` (events on), alone, with a snapshot after every delta, and with a
-  snapshot at 30 Hz (see ``STREAM_BYTES_PER_S``);
-* jiter re-parsing the whole buffer after every delta with ``partial_mode=True`` (what the official
-  Anthropic and OpenAI SDKs do) and with ``partial_mode="trailing-strings"`` (keeps the open string),
-  per delta and at 30 Hz;
-* partial-json-parser ``loads`` of the whole buffer per delta and at 30 Hz;
-* ijson (yajl2 C backend), push parser, events only (no snapshot exists);
+* per delta: a preview after every delta;
+* 30 Hz: the deltas arrive at ``STREAM_BYTES_PER_S`` (8,000 B/s: a fast model's ~2,000 tokens/s at
+  ~4 bytes a token), and a display repainting at 30 Hz takes a preview after the delta that completes
+  each 1/30 s of stream time (every ~267 bytes), and after the last delta.
+
+Every contender runs in the same loop (:func:`drive`): per delta one call that takes the delta, and at
+the preview points one call that returns the preview. The contenders:
+
+* midstream ``PartialJSON(events=False)`` with ``snapshot()`` (per delta), and
+  ``PartialJSON(events=False, lazy=True)`` (at 30 Hz: the text is parsed when a preview is asked for);
+* midstream with its field events on (``PartialJSON()``: every delta parsed on arrival, what
+  ``ToolArgs`` does), alone and with a 30 Hz snapshot;
+* jiter re-parsing the whole buffer with ``partial_mode=True`` (what the official Anthropic and OpenAI
+  SDKs do) and with ``partial_mode="trailing-strings"`` (keeps the open string);
+* partial-json-parser ``loads`` of the whole buffer;
+* ijson (yajl2 C backend), push parser, events only (no preview exists), per delta;
 * one ``json.loads`` of the whole document: the floor.
 
-Runs that would take longer than a cap are stopped and extrapolated, marked ``~``: every capped peer
-re-reads what came before at each step, so its cost after k steps is fitted as ``a*k + b*k^2`` through
-the measured half and whole, and evaluated at the real number of steps.
+The re-parsers keep the deltas in a list and join it for each preview (the cheapest way to keep a
+growing buffer; the SDKs' ``buffer += delta`` copies the whole buffer at every delta instead).
+
+midstream's previews are honest: an open string shows the text received, a number that may still
+grow or a literal not yet whole is absent. jiter's partial mode shows ``12`` while ``123`` arrives.
+
+Time is CPU time (``time.process_time``), the best of a few runs. Runs that would take longer than a
+cap are stopped and extrapolated, marked ``~``: every capped peer re-reads what came before at each
+preview, so its cost after k steps is fitted as ``a*k + b*k^2`` through the measured half and whole,
+and evaluated at the real number of steps.
 
 Run with ``make bench`` or ``python bench/partial_json.py`` (``--quick``: 1 KB to 100 KB only).
 """
@@ -157,32 +173,44 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1e6:.3g} µs"
 
 
-def best_of(run: Callable[[], None], budget: float = 0.3, repeats: int = 7) -> Timing:
-    """The fastest of a few runs (fast runs are repeated until ``budget`` seconds are spent)."""
-    best = math.inf
-    spent = 0.0
-    for _ in range(repeats):
-        t0 = time.process_time()
-        run()
-        took = time.process_time() - t0
-        best, spent = min(best, took), spent + took
-        if spent > budget:
-            break
-    return Timing(best)
-
-
-def capped(steps: int, step: Callable[[int], None], cap: float) -> Timing:
-    """Run ``step(0..steps-1)``; past ``cap`` seconds stop and extrapolate with a power law."""
+def drive(
+    pieces: list[Any],
+    on_delta: Callable[[Any], object],
+    preview: Callable[[], object],
+    points: set[int] | range,
+    cap: float,
+) -> Timing:
+    """The one loop every contender runs in: each delta to ``on_delta``, a ``preview()`` after the
+    deltas in ``points``; past ``cap`` seconds stop and extrapolate (see the module's docstring)."""
     marks: list[tuple[int, float]] = []
-    t0 = time.process_time()
-    for i in range(steps):
-        step(i)
-        if i % 32 == 31:
-            elapsed = time.process_time() - t0
+    steps = len(pieces)
+    clock = time.process_time
+    t0 = clock()
+    for i, piece in enumerate(pieces):
+        on_delta(piece)
+        if i in points:
+            preview()
+        if i & 31 == 31:
+            elapsed = clock() - t0
             marks.append((i + 1, elapsed))
             if elapsed > cap and i + 1 < steps:
                 return _extrapolate(marks, steps)
-    return Timing(time.process_time() - t0)
+    return Timing(clock() - t0)
+
+
+def best_of(run: Callable[[], Timing], budget: float = 0.3, repeats: int = 5) -> Timing:
+    """The fastest of a few runs (repeated until ``budget`` seconds are spent; a capped run once)."""
+    best: Timing | None = None
+    spent = 0.0
+    for _ in range(repeats):
+        timing = run()
+        if best is None or timing.seconds < best.seconds:
+            best = timing
+        spent += timing.seconds
+        if timing.extrapolated or spent > budget:
+            break
+    assert best is not None
+    return best
 
 
 def _extrapolate(marks: list[tuple[int, float]], steps: int) -> Timing:
@@ -200,36 +228,28 @@ def _extrapolate(marks: list[tuple[int, float]], steps: int) -> Timing:
 # -- contenders --------------------------------------------------------------------------------------
 
 
-def midstream_feed(pieces: list[str], snapshots: set[int] | None = None, every: bool = False) -> None:
-    parser = PartialJSON()
-    feed, snapshot = parser.feed, parser.snapshot
-    if every:
-        for piece in pieces:
-            feed(piece)
-            snapshot()
-    elif snapshots:
-        for i, piece in enumerate(pieces):
-            feed(piece)
-            if i in snapshots:
-                snapshot()
-    else:
-        for piece in pieces:
-            feed(piece)
-    parser.finish()
+def midstream(pieces: list[str], points: set[int] | range, **options: Any) -> Timing:
+    def run() -> Timing:
+        parser = PartialJSON(**options)
+        timing = drive(pieces, parser.feed, parser.snapshot, points, math.inf)
+        t0 = time.process_time()
+        parser.finish()
+        return Timing(timing.seconds + time.process_time() - t0)
+
+    return best_of(run)
 
 
 def reparse(
-    parse: Callable[[Any], object], chunks: list[Any], cap: float, points: set[int] | None = None
+    parse: Callable[[Any], object], chunks: list[Any], points: set[int] | range, cap: float
 ) -> Timing:
-    """Append each delta to a buffer and re-parse the buffer (after every delta, or at ``points``)."""
-    buffer = [chunks[0][:0]]
+    """Keep the deltas; at each preview point parse all of them joined."""
 
-    def step(i: int) -> None:
-        buffer[0] += chunks[i]
-        if points is None or i in points:
-            parse(buffer[0])
+    def run() -> Timing:
+        kept: list[Any] = []
+        join = chunks[0][:0].join
+        return drive(chunks, kept.append, lambda: parse(join(kept)), points, cap)
 
-    return capped(len(chunks), step, cap)
+    return best_of(run)
 
 
 def jiter_partial(data: bytes) -> object:
@@ -245,17 +265,29 @@ def pjp(text: str) -> object:
 
 
 def ijson_events(chunks: list[bytes], cap: float) -> Timing:
-    events = ijson.sendable_list()
-    parser = ijson.basic_parse_coro(events)
+    def run() -> Timing:
+        events = ijson.sendable_list()
+        parser = ijson.basic_parse_coro(events)
 
-    def step(i: int) -> None:
-        parser.send(chunks[i])
-        events.clear()
+        def on_delta(chunk: bytes) -> None:
+            parser.send(chunk)
+            events.clear()
 
-    timing = capped(len(chunks), step, cap)
-    if not timing.extrapolated:
-        parser.close()
-    return timing
+        timing = drive(chunks, on_delta, events.clear, range(0), cap)
+        if not timing.extrapolated:
+            parser.close()
+        return timing
+
+    return best_of(run)
+
+
+def loads_once(doc: str) -> Timing:
+    def run() -> Timing:
+        t0 = time.process_time()
+        json.loads(doc)
+        return Timing(time.process_time() - t0)
+
+    return best_of(run, repeats=20)
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -266,9 +298,10 @@ class Row:
     shape: str
     size: int
     delta: int
-    ms_feed: Timing
-    ms_every: Timing
-    ms_30hz: Timing
+    ms_every: Timing  # events off, a snapshot per delta
+    ms_30hz: Timing  # events off, lazy, a snapshot at 30 Hz
+    ms_events: Timing  # events on, no snapshot
+    ms_events_30hz: Timing  # events on, a snapshot at 30 Hz
     jiter: Timing
     jiter_30hz: Timing
     jiter_tr: Timing
@@ -283,7 +316,8 @@ def measure(shape: str, size: int, delta: int, doc: str) -> Row:
     pieces = cut(doc, delta)
     chunks = [p.encode() for p in pieces]
     points = snapshot_points(pieces)
-    check = PartialJSON()
+    every = range(len(pieces))
+    check = PartialJSON(events=False, lazy=True)
     for p in pieces:
         check.feed(p)
     assert check.finish() == json.loads(doc)
@@ -291,17 +325,18 @@ def measure(shape: str, size: int, delta: int, doc: str) -> Row:
         shape,
         size,
         delta,
-        ms_feed=best_of(lambda: midstream_feed(pieces)),
-        ms_every=best_of(lambda: midstream_feed(pieces, every=True), repeats=3),
-        ms_30hz=best_of(lambda: midstream_feed(pieces, snapshots=points)),
-        jiter=reparse(jiter_partial, chunks, CAP_S),
-        jiter_30hz=reparse(jiter_partial, chunks, CAP_S, points),
-        jiter_tr=reparse(jiter_trailing, chunks, CAP_S),
-        jiter_tr_30hz=reparse(jiter_trailing, chunks, CAP_S, points),
-        pjp=reparse(pjp, pieces, CAP_PJP_S),
-        pjp_30hz=reparse(pjp, pieces, CAP_PJP_S, points),
+        ms_every=midstream(pieces, every, events=False),
+        ms_30hz=midstream(pieces, points, events=False, lazy=True),
+        ms_events=midstream(pieces, range(0)),
+        ms_events_30hz=midstream(pieces, points),
+        jiter=reparse(jiter_partial, chunks, every, CAP_S),
+        jiter_30hz=reparse(jiter_partial, chunks, points, CAP_S),
+        jiter_tr=reparse(jiter_trailing, chunks, every, CAP_S),
+        jiter_tr_30hz=reparse(jiter_trailing, chunks, points, CAP_S),
+        pjp=reparse(pjp, pieces, every, CAP_PJP_S),
+        pjp_30hz=reparse(pjp, pieces, points, CAP_PJP_S),
         ijson=ijson_events(chunks, CAP_S),
-        loads=best_of(lambda: json.loads(doc)),
+        loads=loads_once(doc),
     )
 
 
@@ -327,7 +362,7 @@ def _label(row: Row, sizes: dict[tuple[str, int], int]) -> list[str]:
 
 def report(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
     every = _table(
-        "Process every delta (CPU seconds; ~ = extrapolated past the cap; ratio = peer / midstream feed)",
+        "A preview after every delta (CPU; ~ = extrapolated past the cap; ratio = peer / midstream)",
         [
             "shape",
             "size",
@@ -339,43 +374,7 @@ def report(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
             "ratio",
             "partial-json-parser",
             "ratio",
-            "ijson (C)",
-            "ratio",
             "json.loads x1",
-        ],
-        [
-            [
-                *_label(r, sizes),
-                str(r.ms_feed),
-                str(r.jiter),
-                _ratio(r.jiter, r.ms_feed),
-                str(r.jiter_tr),
-                _ratio(r.jiter_tr, r.ms_feed),
-                str(r.pjp),
-                _ratio(r.pjp, r.ms_feed),
-                str(r.ijson),
-                _ratio(r.ijson, r.ms_feed),
-                str(r.loads),
-            ]
-            for r in rows
-        ],
-    )
-    display = _table(
-        f"Display: a preview after every delta, and at {SNAPSHOT_HZ} Hz ({STREAM_BYTES_PER_S:,} B/s stream)",
-        [
-            "shape",
-            "size",
-            "Δ B",
-            "midstream/Δ",
-            "jiter/Δ",
-            "ratio",
-            "midstream 30Hz",
-            "jiter 30Hz",
-            "ratio",
-            "jiter-trailing 30Hz",
-            "ratio",
-            "p-j-p 30Hz",
-            "ratio",
         ],
         [
             [
@@ -383,6 +382,32 @@ def report(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
                 str(r.ms_every),
                 str(r.jiter),
                 _ratio(r.jiter, r.ms_every),
+                str(r.jiter_tr),
+                _ratio(r.jiter_tr, r.ms_every),
+                str(r.pjp),
+                _ratio(r.pjp, r.ms_every),
+                str(r.loads),
+            ]
+            for r in rows
+        ],
+    )
+    display = _table(
+        f"A preview at {SNAPSHOT_HZ} Hz ({STREAM_BYTES_PER_S:,} B/s stream; ratio = peer / midstream)",
+        [
+            "shape",
+            "size",
+            "Δ B",
+            "midstream",
+            "jiter partial",
+            "ratio",
+            "jiter trailing",
+            "ratio",
+            "partial-json-parser",
+            "ratio",
+        ],
+        [
+            [
+                *_label(r, sizes),
                 str(r.ms_30hz),
                 str(r.jiter_30hz),
                 _ratio(r.jiter_30hz, r.ms_30hz),
@@ -394,18 +419,37 @@ def report(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
             for r in rows
         ],
     )
-    return every + "\n\n" + display + "\n\n" + targets(rows, sizes)
+    events = _table(
+        "Field events (every delta parsed on arrival, as ToolArgs does): midstream events on, vs ijson",
+        ["shape", "size", "Δ B", "events", "+ 30 Hz preview", "ijson (C)", "ratio"],
+        [
+            [
+                *_label(r, sizes),
+                str(r.ms_events),
+                str(r.ms_events_30hz),
+                str(r.ijson),
+                _ratio(r.ijson, r.ms_events),
+            ]
+            for r in rows
+        ],
+    )
+    return every + "\n\n" + display + "\n\n" + events + "\n\n" + targets(rows, sizes)
 
 
 def targets(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
     lines = ["Targets"]
+    for mode, ours, theirs in (
+        ("per delta", "ms_every", "jiter"),
+        (f"at {SNAPSHOT_HZ} Hz", "ms_30hz", "jiter_30hz"),
+    ):
+        behind = [
+            f"{r.shape} {_label(r, sizes)[1]} / {r.delta} B ({_ratio(getattr(r, theirs), getattr(r, ours))})"
+            for r in rows
+            if getattr(r, theirs).seconds <= getattr(r, ours).seconds
+        ]
+        verdict = "ok" if not behind else "MISSED: " + ", ".join(behind)
+        lines.append(f"  ahead of jiter re-parse {mode} in every row: {verdict}")
     by = {(r.shape, r.size, r.delta): r for r in rows}
-    for shape in SHAPES:
-        r = by.get((shape, 1_000_000, 16))
-        if r is not None:
-            ratio = r.jiter.seconds / r.ms_feed.seconds
-            ok = "ok" if ratio >= 100 else "MISSED"
-            lines.append(f"  {shape} 1 MB / 16 B: {ratio:,.0f}x faster than jiter re-parse (>= 100x: {ok})")
     present = sorted({r.size for r in rows})
     small, large = present[0], present[-1]
     for shape in SHAPES:
@@ -413,17 +457,13 @@ def targets(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
             a, b = by.get((shape, small, delta)), by.get((shape, large, delta))
             if a is None or b is None or small == large:
                 continue
-            growth = math.log(b.ms_feed.seconds / a.ms_feed.seconds) / math.log(
+            growth = math.log(b.ms_events.seconds / a.ms_events.seconds) / math.log(
                 sizes[(shape, large)] / sizes[(shape, small)]
             )
             ok = "ok" if growth <= 1.1 else "MISSED"
             span = f"{small:,} to {large:,} B"
-            lines.append(f"  {shape} Δ {delta} B: cost grows as size^{growth:.2f}, {span} (<= 1.1: {ok})")
-    for r in rows:
-        if r.shape == "file-write":
-            ok = "ok" if r.ijson.seconds > r.ms_feed.seconds else "MISSED"
             lines.append(
-                f"  file-write {r.size:,} B / {r.delta} B: ijson {r.ijson} vs midstream {r.ms_feed} ({ok})"
+                f"  {shape} Δ {delta} B: events cost grows as size^{growth:.2f}, {span} (<= 1.1: {ok})"
             )
     return "\n".join(lines)
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +93,35 @@ def our_blocks(message: Message, *, raw_input: bool = False) -> list[tuple[Any, 
     return out
 
 
+@dataclass
+class Trickle:
+    """A :func:`trickling_error_server`: its URL, and what it saw of the client."""
+
+    url: str
+    sent: int = 0
+    """Body bytes sent before the connection ended."""
+    client_hung_up: bool = False
+    """The client closed the connection while the body was still trickling (not the server giving up)."""
+    ended: threading.Event = field(default_factory=threading.Event)
+    """Set when the server stops sending: the client hung up, or 5 s passed."""
+
+
 @contextlib.contextmanager
-def trickling_error_server(status: int = 503, length: int = 200, every: float = 0.1) -> Iterator[str]:
+def trickling_error_server(status: int = 503, length: int = 200, every: float = 0.1) -> Iterator[Trickle]:
     """A server that answers ``status`` at once, then sends its error body one byte every ``every``
-    seconds (for at most 5 s): a body that would take ``length * every`` seconds to read."""
+    seconds (for at most 5 s, then it gives up and closes): a body that would take ``length * every``
+    seconds to read. The :class:`Trickle` says whether the client hung up first."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
+    trickle = Trickle(f"http://127.0.0.1:{listener.getsockname()[1]}")
 
     def serve() -> None:
+        try:
+            trickle_body()
+        finally:
+            trickle.ended.set()
+
+    def trickle_body() -> None:
         with contextlib.suppress(OSError):
             conn, _ = listener.accept()
             with conn:
@@ -107,12 +130,22 @@ def trickling_error_server(status: int = 503, length: int = 200, every: float = 
                 conn.sendall(f"{head}content-length: {length}\r\n\r\n".encode())
                 until = time.monotonic() + 5.0
                 while not stop.wait(every) and time.monotonic() < until:
-                    conn.sendall(b" ")
+                    try:
+                        conn.sendall(b" ")
+                    except OSError:
+                        trickle.client_hung_up = True
+                        return
+                    trickle.sent += 1
+                    # A closed peer shows as readable with nothing to read.
+                    readable, _, _ = select.select([conn], [], [], 0)
+                    if readable and not conn.recv(1, socket.MSG_PEEK):
+                        trickle.client_hung_up = True
+                        return
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield trickle
     finally:
         stop.set()
         listener.close()

@@ -220,6 +220,30 @@ def test_blocks_are_in_start_order_and_interleaving_is_folded_per_block() -> Non
     assert [(c.id, c.input) for c in message.tool_calls] == [("a", {"x": 1}), ("b", {"y": 2})]
 
 
+def test_feeding_a_batch_folds_the_same_as_feeding_each_event() -> None:
+    events = response(
+        BlockStart(index=0, type="thinking"),
+        ThinkingDelta(0, "hm"),
+        SignatureDelta(0, "sig"),
+        BlockStop(0),
+        BlockStart(index=1, type="text"),
+        TextDelta(1, "Hel"),
+        TextDelta(1, "lo"),
+        BlockStop(1),
+        BlockStart(index=2, type="tool_call", id="a", name="f"),
+        ToolArgsDelta(2, '{"x":'),
+        ToolArgsDelta(2, "1}"),
+        BlockStop(2),
+    )
+    one, batch = Accumulator(), Accumulator()
+    for event in events:
+        one.feed(event)
+    for start, stop in ((0, 3), (3, 4), (4, 11), (11, len(events))):  # as network chunks cut them
+        batch.feed_all(events[start:stop])
+    assert batch.message == one.message and one.message.text == "Hello"
+    assert one.message.tool_calls[0].input == {"x": 1}
+
+
 # -- tool input outcomes ----------------------------------------------------------------------------
 
 

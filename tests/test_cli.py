@@ -106,6 +106,19 @@ def test_chat_against_the_simulator_shows_the_tool_panel() -> None:
     assert "completed  stop=tool_use" in output and "TTFT" in output
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock", "gemini"])
+def test_chat_with_a_thinking_budget_leaves_room_for_the_answer(provider: str) -> None:
+    """--thinking above the default output budget is not refused (Anthropic requires max_tokens > budget)."""
+    args = ["chat", "--sim", "--speed", "0", "--json", "--provider", provider, "--thinking", "2000", "Hello"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[-1]["kind"] == "metrics" and lines[-1]["terminal"] == "completed"
+    if provider == "anthropic":  # an explicit budget below the thinking's: the provider's own refusal
+        explicit = runner.invoke(app, [*args[:-1], "--max-tokens", "1500", "Hello"])
+        assert explicit.exit_code == 1 and "`max_tokens` must be greater than" in explicit.output
+
+
 def test_chat_json_lines_end_with_metrics() -> None:
     result = runner.invoke(
         app,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -169,8 +170,11 @@ async def test_raising_hanging_and_nonsense_hooks_do_not_break_the_run() -> None
     async def hangs(event: HookInput) -> None:
         await asyncio.sleep(60)
 
+    woke = threading.Event()
+
     def sleeps(event: HookInput) -> None:
         time.sleep(3)  # a sync hook that blocks: it runs in a daemon thread, the run does not wait
+        woke.set()
 
     hooks.add("PreToolUse", raises)
     hooks.add("PreToolUse", hangs, timeout=0.05)
@@ -178,10 +182,8 @@ async def test_raising_hanging_and_nonsense_hooks_do_not_break_the_run() -> None
     hooks.add("PreToolUse", lambda e: "deny", name="returns a str")
     hooks.add("PreToolUse", lambda e: {"decision": "maybe"}, name="bad decision")
     hooks.add("PreToolUse", lambda e: {"decision": "deny", "reason": "still counted"}, name="denier")
-    started = time.monotonic()
     report = await hooks.run("PreToolUse", tool_name="t", tool_input={})
-    elapsed = time.monotonic() - started
-    assert elapsed < 2.5
+    assert not woke.is_set()  # the report came while the blocking hook still slept
     assert [(o.hook, o.status) for o in report.outcomes] == [
         (raises.__qualname__, "error"),
         (hangs.__qualname__, "timeout"),
@@ -329,7 +331,7 @@ async def test_shell_hook_past_its_timeout_is_killed(tmp_path: Path) -> None:
     hooks.add_command("Stop", f'sleep 30 & echo $! > "{pidfile}"; wait', timeout=0.3)
     started = time.monotonic()
     report = await hooks.run("Stop")
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # far less than the 30 s the command would take
     assert report.outcomes[0].status == "timeout"
     pid = int(pidfile.read_text())
     deadline = time.monotonic() + 2

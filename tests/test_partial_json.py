@@ -669,3 +669,156 @@ def test_random_splits_of_a_large_document_agree() -> None:
             parser.feed(doc[i : i + step])
             i += step
         assert parser.finish() == expected
+
+
+# -- fast paths: whole containers in C, lazy parsing; the same previews and the same errors ---------
+
+
+def reference_snapshot(prefix: str) -> tuple[Any, bool]:
+    """The preview of ``prefix`` built from scratch, token by token (events on: no C scanner)."""
+    parser = PartialJSON()
+    parser.feed(prefix)
+    return parser.snapshot(), parser.is_complete(())
+
+
+FAST_MODES: list[dict[str, Any]] = [{"events": False}, {"events": False, "lazy": True}]
+
+
+def assert_previews_match_reference(pieces: list[str], final: Any, **options: Any) -> None:
+    parser = PartialJSON(**options)
+    seen = ""
+    kept: list[tuple[Any, Any]] = []
+    for piece in pieces:
+        parser.feed(piece)
+        seen += piece
+        snap = parser.snapshot()
+        expected, complete = reference_snapshot(seen)
+        assert repr(snap) == repr(expected), (seen, options)
+        assert parser.is_complete(()) == complete
+        kept.append((snap, copy.deepcopy(snap)))
+    assert repr(parser.finish()) == repr(final)
+    for snap, frozen in kept:
+        assert snap == frozen  # a snapshot never changes afterwards
+
+
+@settings(max_examples=60, deadline=None)
+@given(doc=documents(), data=st.data())
+def test_fast_modes_preview_every_prefix_like_the_token_path(
+    doc: tuple[Any, str], data: st.DataObject
+) -> None:
+    value, text = doc
+    pieces = splits(data, text)
+    for options in FAST_MODES:
+        assert_previews_match_reference(pieces, value, **options)
+
+
+@settings(max_examples=25, deadline=None)
+@given(doc=documents())
+def test_fast_modes_preview_every_char_like_the_token_path(doc: tuple[Any, str]) -> None:
+    value, text = doc
+    for options in FAST_MODES:
+        assert_previews_match_reference(chars(text), value, **options)
+
+
+def test_fast_modes_preview_a_structured_document_like_the_token_path() -> None:
+    text = structured_doc(3_000)
+    rng = random.Random(3)
+    cuts = sorted(rng.sample(range(1, len(text)), 120))
+    pieces = [text[a:b] for a, b in itertools.pairwise([0, *cuts, len(text)])]
+    for options in FAST_MODES:
+        assert_previews_match_reference(pieces, strict_loads(text), **options)
+
+
+def error_of(pieces: list[str], **options: Any) -> tuple[str, Any]:
+    """The error as (type, position, reason), raised by feed or, lazily, by finish."""
+    verdict, error = parse(pieces, **options)
+    assert verdict == "rejected"
+    return type(error).__name__, getattr(error, "position", None), getattr(error, "reason", None)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("n_")])
+def test_fast_modes_reject_n_cases_with_the_same_error(name: str) -> None:
+    text = suite_text(name)
+    expected = error_of([text], events=True)
+    for options in FAST_MODES:
+        assert error_of([text], **options) == expected, options
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("y_")])
+def test_fast_modes_accept_y_cases_like_json_loads(name: str) -> None:
+    text = suite_text(name)
+    for options in FAST_MODES:
+        verdict, value = parse([text], **options)
+        assert verdict == "ok" and repr(value) == repr(strict_loads(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ('[{"a": NaN}]', {}),
+        ('[{"a": [1, -Infinity]}]', {}),
+        ('{"a": {"k": 1, "k": 2}}', {"unique_keys": True}),
+        ('[{"s": "a\x01"}]', {}),
+        ("[[[[1]]]]", {"max_depth": 3}),
+        ('[{"n": 01}]', {}),
+    ],
+)
+def test_whole_containers_the_c_scanner_reads_are_still_checked_strictly(
+    text: str, options: dict[str, Any]
+) -> None:
+    expected = error_of([text], events=True, **options)
+    for fast in FAST_MODES:
+        assert error_of([text], **fast, **options) == expected
+
+
+def test_duplicate_keys_in_a_whole_container_keep_json_loads_semantics() -> None:
+    text = '[{"k": 1, "j": 0, "k": 2}]'
+    assert parse([text], events=False) == ("ok", json.loads(text))
+
+
+def test_lazy_parsing_defers_errors_to_the_next_result() -> None:
+    parser = PartialJSON(events=False, lazy=True)
+    assert parser.feed('{"a": [1, 2') == []
+    assert parser.feed("x]}") == []  # kept, not parsed yet
+    with pytest.raises(InvalidJSON) as info:
+        parser.snapshot()
+    assert (info.value.position, info.value.reason) == (11, "expected ',' or ']'")
+    for call in (parser.snapshot, parser.finish, lambda: parser.is_complete(()), lambda: parser.done):
+        with pytest.raises(InvalidJSON):
+            call()
+    with pytest.raises(InvalidJSON):
+        parser.feed("1")
+
+
+def test_lazy_parsing_gives_the_same_results_when_asked() -> None:
+    parser = PartialJSON(events=False, lazy=True)
+    parser.feed('{"city": "Par')
+    assert parser.snapshot() == {"city": "Par"}
+    assert not parser.done and not parser.is_complete(("city",))
+    parser.feed('is", "days": 3}')
+    assert parser.done and parser.is_complete(("city",))
+    assert parser.finish() == {"city": "Paris", "days": 3}
+    with pytest.raises(LocalError):
+        parser.feed(" ")
+
+
+def test_lazy_parsing_needs_events_off() -> None:
+    with pytest.raises(ValueError, match="events=False"):
+        PartialJSON(lazy=True)
+
+
+@pytest.mark.parametrize("options", [{}, *FAST_MODES])
+def test_mutating_a_snapshot_cannot_change_later_ones(options: dict[str, Any]) -> None:
+    """The contract: the containers on the open path are new in every snapshot, so changing them
+    does not reach the parser; complete values are shared (documented: do not mutate them)."""
+    text = '{"done": {"x": 1}, "list": [1, 2, {"y": "ab'
+    parser = PartialJSON(**options)
+    parser.feed(text)
+    first = parser.snapshot()
+    first["extra"] = True
+    first["list"].append("bogus")
+    first["list"][2]["y"] = "changed"
+    first["list"][2]["z"] = 0
+    del first["done"]
+    parser.feed('c"}], "n": 5}')
+    assert parser.snapshot() == parser.finish() == json.loads(text + 'c"}], "n": 5}')

@@ -367,6 +367,34 @@ def test_http_error_body_and_headers(sim: SimURL) -> None:
     assert body["request_id"] == response.headers["request-id"]
 
 
+@pytest.mark.parametrize(
+    ("status", "error_type", "sdk_error"),
+    [
+        (400, "invalid_request_error", anthropic.BadRequestError),
+        (401, "authentication_error", anthropic.AuthenticationError),
+        (403, "permission_error", anthropic.PermissionDeniedError),
+        (404, "not_found_error", anthropic.NotFoundError),
+        (504, "timeout_error", anthropic.InternalServerError),
+    ],
+)
+def test_a_simulated_status_carries_the_providers_type_for_it(
+    sim: SimURL, status: int, error_type: str, sdk_error: type[Exception]
+) -> None:
+    """A fault's status picks the error type Anthropic writes for it, not a generic server error."""
+    fresh(sim)
+    fault = f"http_status={status};times=9"
+    with pytest.raises(sdk_error) as info:
+        _client(sim, max_retries=0).messages.create(
+            model="claude-x",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-midstream-fault": fault},
+        )
+    body = getattr(info.value, "body", None)
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"] == {"type": error_type, "message": f"simulated {status}"}
+
+
 def test_errors_the_sdk_gives_up_on(sim: SimURL) -> None:
     fresh(sim)
     with pytest.raises(anthropic.RateLimitError):

@@ -63,6 +63,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 __all__ = [
+    "RETRYABLE_KINDS",
     "ErrorKind",
     "EventStreamFrameError",
     "IncompleteJSON",
@@ -94,6 +95,14 @@ ErrorKind = Literal[
     "protocol",
     "unknown",
 ]
+"""What went wrong, normalized across providers (the ``kind`` of every error and ``StreamError``)."""
+
+RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
+    {"overloaded", "rate_limited", "server", "timeout", "transport"}
+)
+"""The kinds of error a retry may help: capacity, rate limits, the provider's own faults, timeouts and
+broken connections. Every other kind (a bad request, a key, a quota, a filter, a protocol error) fails the
+same way again. The one rule the decoders, the client and the agent's recovery all follow."""
 
 
 class MidstreamError(Exception):
@@ -270,39 +279,40 @@ class UnknownDialect(LocalError, ValueError):
 
 
 # Provider error type strings (Anthropic ``error.type``, OpenAI ``error.type`` / ``code``, Bedrock
-# exception names, Gemini ``status``) mapped to one normalized kind and whether a retry may help.
-_ERROR_TYPES: dict[str, tuple[ErrorKind, bool]] = {
-    "overloaded_error": ("overloaded", True),
-    "overloaded": ("overloaded", True),
-    "unavailable": ("overloaded", True),
-    "serviceunavailableexception": ("overloaded", True),
-    "rate_limit_error": ("rate_limited", True),
-    "rate_limit_exceeded": ("rate_limited", True),
-    "throttlingexception": ("rate_limited", True),
-    "resource_exhausted": ("rate_limited", True),
-    "api_error": ("server", True),
-    "server_error": ("server", True),
-    "internal": ("server", True),
-    "internalserverexception": ("server", True),
-    "modelstreamerrorexception": ("server", True),
-    "modeltimeoutexception": ("timeout", True),
-    "deadline_exceeded": ("timeout", True),
-    "timeout_error": ("timeout", True),
-    "invalid_request_error": ("invalid_request", False),
-    "invalid_argument": ("invalid_request", False),
-    "validationexception": ("invalid_request", False),
-    "failed_precondition": ("invalid_request", False),
-    "request_too_large": ("invalid_request", False),
-    "authentication_error": ("auth", False),
-    "unauthenticated": ("auth", False),
-    "invalid_api_key": ("auth", False),
-    "permission_error": ("permission", False),
-    "permission_denied": ("permission", False),
-    "accessdeniedexception": ("permission", False),
-    "not_found_error": ("not_found", False),
-    "not_found": ("not_found", False),
-    "insufficient_quota": ("quota", False),
-    "billing_error": ("quota", False),
+# exception names, Gemini ``status``) mapped to one normalized kind; whether a retry may help follows
+# from the kind (RETRYABLE_KINDS).
+_ERROR_TYPES: dict[str, ErrorKind] = {
+    "overloaded_error": "overloaded",
+    "overloaded": "overloaded",
+    "unavailable": "overloaded",
+    "serviceunavailableexception": "overloaded",
+    "rate_limit_error": "rate_limited",
+    "rate_limit_exceeded": "rate_limited",
+    "throttlingexception": "rate_limited",
+    "resource_exhausted": "rate_limited",
+    "api_error": "server",
+    "server_error": "server",
+    "internal": "server",
+    "internalserverexception": "server",
+    "modelstreamerrorexception": "server",
+    "modeltimeoutexception": "timeout",
+    "deadline_exceeded": "timeout",
+    "timeout_error": "timeout",
+    "invalid_request_error": "invalid_request",
+    "invalid_argument": "invalid_request",
+    "validationexception": "invalid_request",
+    "failed_precondition": "invalid_request",
+    "request_too_large": "invalid_request",
+    "authentication_error": "auth",
+    "unauthenticated": "auth",
+    "invalid_api_key": "auth",
+    "permission_error": "permission",
+    "permission_denied": "permission",
+    "accessdeniedexception": "permission",
+    "not_found_error": "not_found",
+    "not_found": "not_found",
+    "insufficient_quota": "quota",
+    "billing_error": "quota",
 }
 
 
@@ -310,30 +320,37 @@ def classify_error(error_type: str | None, status: int | None = None) -> tuple[E
     """Map a provider's error type (or HTTP status) to ``(kind, retryable)``.
 
     The type string wins when midstream knows it; otherwise the HTTP status decides; otherwise the
-    error is ``("unknown", False)``: an error we do not understand is not retried blindly.
+    error is ``("unknown", False)``: an error we do not understand is not retried blindly. Whether a
+    kind is worth retrying is one rule, :data:`RETRYABLE_KINDS`.
+
+    >>> classify_error("overloaded_error"), classify_error(None, 400), classify_error("teapot")
+    (('overloaded', True), ('invalid_request', False), ('unknown', False))
     """
-    if error_type:
-        known = _ERROR_TYPES.get(error_type.lower())
-        if known is not None:
-            return known
-    if status is not None:
-        if status in (408, 504):
-            return "timeout", True
-        if status == 429:
-            return "rate_limited", True
-        if status in (503, 529):
-            return "overloaded", True
-        if status >= 500:
-            return "server", True
-        if status in (401,):
-            return "auth", False
-        if status == 403:
-            return "permission", False
-        if status == 404:
-            return "not_found", False
-        if status >= 400:
-            return "invalid_request", False
-    return "unknown", False
+    kind = _ERROR_TYPES.get(error_type.lower()) if error_type else None
+    if kind is None:
+        kind = "unknown" if status is None else _status_kind(status)
+    return kind, kind in RETRYABLE_KINDS
+
+
+def _status_kind(status: int) -> ErrorKind:
+    """The kind an HTTP status means when the body names no error type midstream knows."""
+    if status in (408, 504):
+        return "timeout"
+    if status == 429:
+        return "rate_limited"
+    if status in (503, 529):
+        return "overloaded"
+    if status >= 500:
+        return "server"
+    if status == 401:
+        return "auth"
+    if status == 403:
+        return "permission"
+    if status == 404:
+        return "not_found"
+    if status >= 400:
+        return "invalid_request"
+    return "unknown"
 
 
 def renamed(module: str, names: Mapping[str, Any]) -> Callable[[str], Any]:

@@ -21,10 +21,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from midstream.agent.events import RetryReason
+from midstream.agent.events import RetryMode, RetryReason
 from midstream.client.errors import ProviderError, StreamInterrupted, StreamTimeout, TransportError
 from midstream.config import ErrorSettings
-from midstream.errors import RemoteProtocolError
+from midstream.errors import RETRYABLE_KINDS, RemoteProtocolError
 from midstream.message import Message, Terminal, TextBlock, ToolCall
 
 __all__ = [
@@ -41,8 +41,6 @@ __all__ = [
 PREFILL_PROVIDERS = frozenset({"anthropic"})
 """Providers that continue a trailing assistant turn (a prefill) instead of answering it anew."""
 
-_RETRYABLE_KINDS = frozenset({"overloaded", "server", "transport", "timeout", "rate_limited"})
-
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -57,7 +55,7 @@ class Verdict:
     reason: RetryReason | None = None
     terminal: Terminal | None = None
     max_tokens: int = 0
-    mode: Literal["restart", "prefill"] = "restart"
+    mode: RetryMode = "restart"
     prefix: str = ""
 
 
@@ -85,7 +83,7 @@ def retryable(error: BaseException) -> bool:
         return True
     if isinstance(cause, RemoteProtocolError):
         return False
-    return error.kind in _RETRYABLE_KINDS
+    return error.kind in RETRYABLE_KINDS
 
 
 def can_prefill(provider: str, message: Message) -> bool:

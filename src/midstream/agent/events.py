@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 from midstream.agent.effects import EffectRecord
 from midstream.agent.hooks import HookOutcome
 from midstream.client.stream import StreamEvent
+from midstream.core.toolargs import InvalidReason
 from midstream.message import Message, Terminal
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "HookNotice",
     "InvalidInputReason",
     "IterationStart",
+    "RetryMode",
     "RetryNotice",
     "RetryReason",
     "RunEnd",
@@ -51,9 +53,13 @@ __all__ = [
     "agent_event_dict",
 ]
 
-InvalidInputReason = Literal["truncated", "invalid_json", "schema", "unknown_tool"]
+InvalidInputReason = Literal[InvalidReason, "unknown_tool"]
+"""Why a tool call's input was refused: the tool-argument reasons, or a tool the agent does not have."""
 RetryReason = Literal["max_tokens", "stream_error", "ended_early"]
 FailReason = Literal["error", "timeout", "cancelled", "uncertain", "duplicate"]
+RetryMode = Literal["restart", "prefill"]
+"""How a retry asks again: a new request from scratch, or continuing the kept text as a prefill."""
+CompensationStatus = Literal["compensated", "compensation_failed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,14 +156,14 @@ class ToolCompensated:
     kind: ClassVar[Literal["tool_compensated"]] = "tool_compensated"
     call_id: str
     name: str
-    status: Literal["compensated", "compensation_failed"]
+    status: CompensationStatus
     idempotency_key: str
     error: str | None = None
 
     @classmethod
     def from_record(cls, record: EffectRecord) -> ToolCompensated:
         """The event for a journal record written by compensation."""
-        status: Literal["compensated", "compensation_failed"] = (
+        status: CompensationStatus = (
             "compensated" if record.status == "compensated" else "compensation_failed"
         )
         return cls(
@@ -205,7 +211,7 @@ class RetryNotice:
     reason: RetryReason
     delay: float
     max_tokens: int
-    mode: Literal["restart", "prefill"] = "restart"
+    mode: RetryMode = "restart"
     kept: int = 0
     error: str | None = None
 

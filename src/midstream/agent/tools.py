@@ -24,7 +24,9 @@ parameters)::
 A tool with an explicit ``schema`` (a JSON Schema dict, or a pydantic model class) receives the
 validated input as one argument (the dict, or the model instance) instead of keyword arguments.
 
-Options: ``eager`` asks for fine-grained argument streaming; ``side_effect`` makes the call journaled,
+Options: ``eager`` asks for fine-grained argument streaming (``True``) or buffered arguments (``False``);
+left out (``None``), the agent's settings decide (``[streaming.eager]``: per tool, then the default),
+and without settings the arguments are buffered; ``side_effect`` makes the call journaled,
 deduplicated and compensable (see :mod:`midstream.agent.effects`), with ``compensate(record)`` undoing
 it from its :class:`~midstream.agent.effects.EffectRecord`; ``idempotent`` says running it twice is
 harmless; ``key`` replaces the default idempotency key; ``streams`` names fields that may be consumed
@@ -392,7 +394,7 @@ class Tool:
         name: str | None = None,
         description: str | None = None,
         schema: Mapping[str, Any] | type[BaseModel] | None = None,
-        eager: bool = False,
+        eager: bool | None = None,
         streams: Sequence[str] = (),
         sink: SinkFactory | None = None,
         side_effect: bool = False,
@@ -445,11 +447,11 @@ class Tool:
     @property
     def spec(self) -> ToolSpec:
         """What the model is told: name, description, input schema, ``eager``."""
-        return ToolSpec(self.name, self.input_schema, self.description, self.eager)
+        return ToolSpec(self.name, self.input_schema, self.description, bool(self.eager))
 
     def to_spec(self, *, eager: bool | None = None) -> ToolSpec:
         """:attr:`spec`, with ``eager`` overridden when given (settings, or a fallback to buffered)."""
-        chosen = self.eager if eager is None else eager
+        chosen = bool(self.eager) if eager is None else eager
         return ToolSpec(self.name, self.input_schema, self.description, chosen)
 
     @property
@@ -581,7 +583,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     schema: Mapping[str, Any] | type[BaseModel] | None = None,
-    eager: bool = False,
+    eager: bool | None = None,
     streams: Sequence[str] = (),
     sink: SinkFactory | None = None,
     side_effect: bool = False,

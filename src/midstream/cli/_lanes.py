@@ -32,6 +32,7 @@ from midstream.agent.events import (
 )
 from midstream.core.toolargs import ToolFieldDelta, ToolFieldStart
 from midstream.events import BlockStart, TextDelta
+from midstream.message import TERMINALS
 from midstream.workflow import (
     HANDOFF,
     AdaptiveChange,
@@ -102,7 +103,7 @@ class LaneView:
                 self._say(item.at, "workflow", f"[red]alert[/red]: {escape(event.message)}")
             return
         if isinstance(event, IterationStart):
-            if lane.started is None or lane.state in ("completed", "cancelled", "failed", "truncated"):
+            if lane.started is None or lane.state in TERMINALS:
                 lane.runs += 1 if event.iteration == 1 else 0
             lane.started = item.at if lane.started is None else lane.started
             lane.state, lane.text, lane.current = "streaming", "", ""

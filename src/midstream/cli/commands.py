@@ -237,6 +237,12 @@ class _ChatOptions:
 _PROVIDERS_HELP = ", ".join(list(PROFILES)[:-1]) + f" or {list(PROFILES)[-1]}."
 _SIM_HELP = "Ask the embedded simulator (no key, no network) instead of the provider."
 _EAGER_HELP = "Stream tool arguments unbuffered where the provider can (default: each tool's own setting)."
+_THINKING_HELP = "Thinking budget in tokens (off by default)."
+_ANSWER_TOKENS = 1024
+_MAX_TOKENS_HELP = (
+    f"Output budget (default: {_ANSWER_TOKENS}, plus the --thinking budget when given: Anthropic refuses "
+    "a budget that leaves no room for the answer)."
+)
 
 
 @app.command(epilog=CLIENT_EPILOG, short_help="Stream one answer live from a provider (or --sim).")
@@ -247,9 +253,9 @@ def chat(
     base_url: Annotated[str | None, typer.Option(help="Server to talk to instead of the provider's.")] = None,
     tools: Annotated[Path | None, typer.Option(help="Tools file (JSON or YAML list of tools).")] = None,
     eager: Annotated[bool | None, typer.Option("--eager/--buffered", help=_EAGER_HELP)] = None,
-    max_tokens: Annotated[int, typer.Option(help="Output budget.")] = 1024,
+    max_tokens: Annotated[int | None, typer.Option(help=_MAX_TOKENS_HELP, show_default=False)] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
-    thinking: Annotated[int | None, typer.Option(help="Thinking budget in tokens (off by default).")] = None,
+    thinking: Annotated[int | None, typer.Option(min=1, help=_THINKING_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as JSON lines for scripts.")] = False,
     sim: Annotated[bool, typer.Option("--sim", help=_SIM_HELP)] = False,
     scenarios: Annotated[Path | None, typer.Option(help="Scenario file for --sim.")] = None,
@@ -267,6 +273,8 @@ def chat(
         chosen = model or DEFAULT_MODELS.get(provider)
         if chosen is None:
             raise LocalError(f"--model is needed for {provider}")
+        if max_tokens is None:
+            max_tokens = _ANSWER_TOKENS + (thinking or 0)
         options = _ChatOptions(
             prompt, chosen, load_tools(tools) if tools else [], eager, max_tokens, system, thinking
         )

@@ -75,11 +75,12 @@ def workflow(
     metrics file. Ctrl-C cancels every agent; each undoes what it did.
     """
     from midstream.client.stream import Client
+    from midstream.workflow.events import START_HANDOFFS
     from midstream.workflow.spec import load_workflow
 
     console = Console()
-    if start not in ("validated", "executed"):
-        _fail(f"--start is 'validated' or 'executed', not {start!r}", EXIT_USAGE)
+    if start not in START_HANDOFFS:
+        _fail(f"--start is {' or '.join(map(repr, START_HANDOFFS))}, not {start!r}", EXIT_USAGE)
     try:
         spec = load_workflow(file)
         book_path = scenarios or spec.scenarios_path

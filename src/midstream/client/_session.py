@@ -245,19 +245,25 @@ class Session:
         self.deadlines.attempt(now)
 
     def feed(self, now: float, chunk: bytes) -> list[StreamEvent]:
-        """A body chunk: the events to release (none while held). Raises :class:`Problem`."""
+        """A body chunk: the events to release (none while held). Raises :class:`Problem`.
+
+        The list returned may be the decoder's own (when no tool event was derived): read it, keep it,
+        but do not change it.
+        """
         self.started = True
-        self.metrics.chunk(now, len(chunk))
+        size = len(chunk)
+        self.metrics.chunk(now, size)
         limit = self.max_response_bytes
-        over = limit is not None and self.received + len(chunk) > limit
+        over = limit is not None and self.received + size > limit
         if over:
             # Exactly the bytes up to the bound are decoded, whatever the chunking: the outcome of a
             # response cut by the limit does not depend on how the network split it.
             assert limit is not None
             chunk = chunk[: limit - self.received]
-        self.received += len(chunk)
+            size = len(chunk)
+        self.received += size
         try:
-            events = self.decoder.feed(chunk) if chunk else []
+            events = self.decoder.feed(chunk) if size else []
         except RemoteProtocolError as exc:
             # The good frames before the bad bytes count as if they had come in a chunk of their own:
             # they may commit the response, or even finish it.
@@ -273,7 +279,7 @@ class Session:
         """Take ``events`` in, keeping them in ``held`` for the closing flush (a problem follows)."""
         released = self._take(now, events)
         if released:
-            self.held = released
+            self.held.extend(released)  # empty: _take just released what it held
 
     def wind_up(self, now: float) -> list[StreamEvent]:
         """Trouble after the response finished changes nothing: release what is still held."""
@@ -284,33 +290,47 @@ class Session:
         return self._take(now, self.decoder.close())
 
     def _take(self, now: float, events: list[Event]) -> list[StreamEvent]:
-        if self.decoder.timeline.state == "failed":  # a StreamError went by: it may echo a key
-            events = [self._scrub(event) for event in events]
-        out, acc, tracker = self.held, self.acc, self.tracker
-        committed = self.committed
-        for event in events:
-            acc.feed(event)
-            out.append(event)
-            cls = type(event)
-            if cls is not TextDelta and cls is not ThinkingDelta:  # text never touches a tool call
-                derived = tracker.feed(event)
-                if derived:
-                    out.extend(derived)
-            if not committed and is_content(event):
-                committed = True
-        self.committed = committed
-        self.metrics.events_seen(now, events)
+        """Fold a chunk's events in; release them (with the held ones) once the response commits.
+
+        Each event is followed by the tool events it causes. Text never touches a tool call, so a
+        chunk of text deltas, the usual case, is released as the decoder's list itself, not copied.
+        """
         timeline = self.decoder.timeline
+        if timeline.state == "failed":  # a StreamError went by: it may echo a key
+            events = [self._scrub(event) for event in events]
+        self.acc.feed_all(events)
+        out: list[StreamEvent] = events  # type: ignore[assignment]  # (a list is invariant)
+        tracker = self.tracker
+        for i, event in enumerate(events):
+            cls = type(event)
+            if cls is not TextDelta and cls is not ThinkingDelta and (derived := tracker.feed(event)):
+                out = [*events[: i + 1], *derived]  # from here on, a list of our own
+                for later in events[i + 1 :]:
+                    out.append(later)
+                    cls = type(later)
+                    if cls is not TextDelta and cls is not ThinkingDelta:
+                        out.extend(tracker.feed(later))
+                break
+        committed = self.committed
+        if not committed:
+            committed = self.committed = any(map(is_content, events))
+        self.metrics.events_seen(now, events)
         if timeline.state == "failed":
-            error = acc.message.error
+            self.held.extend(out)  # released by the closing flush, before the failure's events
+            error = self.acc.message.error
             assert isinstance(error, StreamError)
             raise event_problem(error, self.provider, self.secrets)
-        if committed or timeline.ended:
+        ended = timeline.state == "ended"  # (not failed: that raised)
+        if committed or ended:
             self.committed = True
-            self.held = []
-            if timeline.ended:
-                self.metrics.end(now, acc.message.terminal)
+            held = self.held
+            if held:
+                held.extend(out)
+                out, self.held = held, []
+            if ended:
+                self.metrics.end(now, self.acc.message.terminal)
             return out
+        self.held.extend(out)
         return []
 
     def _scrub(self, event: Event) -> Event:

@@ -63,6 +63,16 @@ def abort_socket(sock: Any) -> None:
         pass  # already closed
 
 
+def reads_raw(response: httpx2.Response) -> bool:
+    """True when the body can be read raw (``iter_raw``, one generator fewer per chunk than
+    ``iter_bytes``): its bytes are the content (no ``content-encoding``) and still unread (a custom
+    transport may return a response already read)."""
+    if response.is_stream_consumed:
+        return False
+    encoding = response.headers.get("content-encoding")
+    return encoding is None or encoding.strip().lower() in ("", "identity")
+
+
 def socket_of(network_stream: Any) -> Any:
     """The socket under an httpcore network stream, if it has one."""
     try:
@@ -336,6 +346,11 @@ class StreamBase:
         self._sock: Any = None
         self._headers: httpx2.Headers | None = None
         self.deadline = math.inf  # read by the watchdog
+        # The deadline after each chunk is ``now + idle``, never past the total one: kept here as plain
+        # floats (``math.inf``: none) so that the per-chunk arithmetic is two operations.
+        idle = session.timeouts.idle
+        self._idle = math.inf if idle is None else idle
+        self._total_at = math.inf if session.deadlines.total_at is None else session.deadlines.total_at
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._s.provider} {self._phase} terminal={self._s.metrics.terminal}>"
@@ -402,16 +417,24 @@ class StreamBase:
         return None
 
     def _queue_chunk(self, chunk: bytes) -> Decision | None:
-        s = self._s
+        """A body chunk arrived: the next deadline, then its events queued (the per-chunk path: one
+        clock reading, no phase move). A problem in it settles the attempt."""
         now = CLOCK()
-        self.deadline = s.deadlines.idle_deadline(now)
+        at = now + self._idle  # Deadlines.idle_deadline, inlined
+        self.deadline = at if at < self._total_at else self._total_at
         try:
-            events = s.feed(now, chunk)
+            events = self._s.feed(now, chunk)
         except Problem as problem:
             return self._settle(problem)
         if events:
             self._pending.extend(events)
         return None
+
+    def expire(self) -> None:
+        """Called by the watchdog when a deadline passed: shut the connection; the read reports it."""
+        if self._expired is None:
+            self._expired = self._s.deadlines.expired(CLOCK(), self._s.started)
+        abort_socket(self._sock)
 
     def _timed_out(self) -> Problem:
         which = self._expired or self._s.deadlines.expired(CLOCK(), self._s.started)

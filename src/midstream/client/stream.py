@@ -49,6 +49,7 @@ from midstream.client._shell import (
     abort_socket,
     classify,
     pool_limits,
+    reads_raw,
 )
 from midstream.client.request import ChatRequest
 from midstream.client.timeouts import WATCHDOG, Timeouts
@@ -119,9 +120,12 @@ class Stream(StreamBase):
     def __next__(self) -> StreamEvent:
         pending = self._pending
         while not pending:
-            if self._phase == "ended":
+            if self._phase == "reading" and not self._cancel:
+                self._read()
+            elif self._phase == "ended":
                 raise self._raise_or_stop(StopIteration)
-            self._step()
+            else:
+                self._step()
         return pending.popleft()
 
     @property
@@ -162,12 +166,6 @@ class Stream(StreamBase):
         if threading.get_ident() == self._owner:
             self._finish_cancel()
 
-    def expire(self) -> None:
-        """Called by the watchdog when a deadline passed: shut the connection; the read reports it."""
-        if self._expired is None:
-            self._expired = self._s.deadlines.expired(CLOCK(), self._s.started)
-        abort_socket(self._sock)
-
     # -- the state machine: each step opens a request or reads one chunk --------------------------
 
     def _step(self) -> None:
@@ -196,7 +194,8 @@ class Stream(StreamBase):
             self._after(self._settle(self._status_problem(response)))
             return
         self._body_started(response)
-        self._chunks = response.iter_bytes()  # decompressed if the server compressed it
+        # The chunks as they arrive (decompressed if the server compressed them).
+        self._chunks = response.iter_raw() if reads_raw(response) else response.iter_bytes()
         self._enter("reading")
         WATCHDOG.watch(self)
 
@@ -214,26 +213,35 @@ class Stream(StreamBase):
         return self._error_response(response, body)
 
     def _read(self) -> None:
-        assert self._chunks is not None
+        """Read one chunk and queue its events; the end of the body or a failure settles the attempt."""
+        chunks = self._chunks
+        assert chunks is not None
         self._reading = True
         try:
-            chunk = next(self._chunks)
+            chunk = next(chunks)
         except StopIteration:
             self._reading = False
-            decision = None if self._aborted() else self._queue_eof()
+            if not self._aborted():
+                self._after(self._queue_eof())
+            return
         except httpx2.RequestError as exc:  # the connection failed, or the body did not decompress
             self._reading = False
-            decision = None if self._aborted() else self._settle(self._read_problem(exc))
+            if not self._aborted():
+                self._after(self._settle(self._read_problem(exc)))
+            return
         except BaseException:
             self._reading = False
             self._finish_cancel()
             raise
-        else:
-            self._reading = False
-            decision = None if self._aborted() else self._queue_chunk(chunk)
-            if self.deadline < WATCHDOG.next_wake:
-                WATCHDOG.poke()
-        self._after(decision)
+        self._reading = False
+        if self._cancel or self._expired is not None:
+            self._aborted()
+            return
+        decision = self._queue_chunk(chunk)
+        if decision is not None or self._phase == "ended":
+            self._after(decision)
+        elif self.deadline < WATCHDOG.next_wake:
+            WATCHDOG.poke()
 
     def _aborted(self) -> bool:
         """A cancel or the watchdog shut the connection under the read: end the stream accordingly."""
@@ -398,6 +406,7 @@ class AsyncStream(StreamBase):
         self._response: httpx2.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._scope: anyio.CancelScope | None = None
+        self._watched = False  # the watchdog keeps this attempt's deadlines (it has a socket to shut)
 
     async def __aenter__(self) -> AsyncStream:
         try:
@@ -421,9 +430,12 @@ class AsyncStream(StreamBase):
     async def __anext__(self) -> StreamEvent:
         pending = self._pending
         while not pending:
-            if self._phase == "ended":
+            if self._phase == "reading" and not self._cancel:
+                await self._read()
+            elif self._phase == "ended":
                 raise self._raise_or_stop(StopAsyncIteration)
-            await self._step()
+            else:
+                await self._step()
         return pending.popleft()
 
     @property
@@ -488,8 +500,15 @@ class AsyncStream(StreamBase):
             await self._after(self._settle(await self._status_problem(response)))
             return
         self._body_started(response)
-        self._chunks = aiter(response.aiter_bytes())
+        self._chunks = aiter(response.aiter_raw() if reads_raw(response) else response.aiter_bytes())
         self._enter("reading")
+        if self._sock is not None and response.http_version == "HTTP/1.1":
+            # The deadlines are kept as the sync stream's are: the watchdog shuts the socket when one
+            # passes, and the read reports which. A cancel scope on every read would cost more than
+            # the rest of the client's work on the chunk. (Without a socket of its own, as behind a
+            # custom transport or on a multiplexed HTTP/2 connection, each read is bounded instead.)
+            self._watched = True
+            WATCHDOG.watch(self)
 
     async def _trace(self, name: str, info: Mapping[str, Any]) -> None:
         self._take_socket(name, info)
@@ -510,6 +529,46 @@ class AsyncStream(StreamBase):
         return self._error_response(response, body)
 
     async def _read(self) -> None:
+        """Read one chunk and queue its events; the end of the body or a failure settles the attempt."""
+        if not self._watched:
+            await self._read_bounded()
+            return
+        chunks = self._chunks
+        assert chunks is not None
+        try:
+            chunk = await anext(chunks)
+        except StopAsyncIteration:
+            if not await self._aborted():
+                await self._after(self._queue_eof())
+            return
+        except httpx2.RequestError as exc:  # the connection failed, or the body did not decompress
+            if not await self._aborted():
+                await self._after(self._settle(self._read_problem(exc)))
+            return
+        except BaseException:
+            await self._shielded_cancel()
+            raise
+        if self._cancel or self._expired is not None:
+            await self._aborted()
+            return
+        decision = self._queue_chunk(chunk)
+        if decision is not None or self._phase == "ended":
+            await self._after(decision)
+        elif self.deadline < WATCHDOG.next_wake:
+            WATCHDOG.poke()
+
+    async def _aborted(self) -> bool:
+        """A cancel or the watchdog shut the connection under the read: end the stream accordingly."""
+        if self._cancel:
+            await self._shielded_cancel()
+        elif self._expired is not None:
+            await self._after(self._settle(self._timed_out()))
+        else:
+            return False
+        return True
+
+    async def _read_bounded(self) -> None:
+        """:meth:`_read` when the watchdog cannot shut the connection: a cancel scope bounds the read."""
         assert self._chunks is not None
         s = self._s
         now = CLOCK()
@@ -564,6 +623,9 @@ class AsyncStream(StreamBase):
         self._queue_cancel()
 
     async def _release(self) -> None:
+        if self._watched:
+            self._watched = False
+            WATCHDOG.unwatch(self)
         chunks, self._chunks = self._chunks, None
         response, self._response = self._response, None
         self._sock = None

@@ -7,11 +7,13 @@
 * ``idle``: the longest silence allowed between two chunks of the body;
 * ``total``: the whole call, retries and their waits included.
 
-:class:`Deadlines` is the arithmetic (sans-IO: every method takes the clock reading). The async client
-puts its deadline on a cancel scope around each read. A blocking read cannot be given a new deadline
-once it started, so the sync client registers its stream with the :class:`Watchdog`, a single daemon
-thread that shuts the socket of a stream whose deadline passed; the blocked read then returns at once
-and the stream reports which timeout fired. A timeout raises :class:`StreamTimeout`.
+:class:`Deadlines` is the arithmetic (sans-IO: every method takes the clock reading). A blocking read
+cannot be given a new deadline once it started, and an async one bounded by a cancel scope per read
+pays for the scope on every chunk, so both clients register a stream with the :class:`Watchdog`, a
+single daemon thread that shuts the socket of a stream whose deadline passed; the read then returns
+at once and the stream reports which timeout fired. (An async stream with no socket of its own, behind
+a custom transport, bounds each read with a cancel scope instead.) A timeout raises
+:class:`StreamTimeout`.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ class Deadlines:
         return _earliest((own, "first_byte"), (self.total_at, "total"))
 
     def idle_deadline(self, now: float) -> float:
-        """The deadline for the next chunk after one arrived ``now`` (``math.inf``: none); the hot path."""
+        """The deadline for the next chunk after one arrived ``now`` (``math.inf``: none); the streams
+        inline it on their per-chunk path."""
         idle = self.timeouts.idle
         at = math.inf if idle is None else now + idle
         total_at = self.total_at
@@ -208,4 +211,4 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
-"""The process-wide watchdog of sync streams."""
+"""The process-wide watchdog of streams (sync ones, and async ones with a socket of their own)."""

@@ -172,6 +172,18 @@ class Accumulator:
         else:
             self._feed_other(event)
 
+    def feed_all(self, events: Iterable[Event]) -> None:
+        """Fold events in, in order: :meth:`feed` for each, in one call (a network chunk's events)."""
+        blocks = self._blocks  # the same dict throughout: a BlockStart adds to it
+        for event in events:
+            cls = type(event)
+            if cls is TextDelta or cls is ThinkingDelta:
+                blocks[event.index].parts.append(event.text)  # type: ignore[union-attr,index]
+            elif cls is ToolArgsDelta:
+                blocks[event.index].parts.append(event.fragment)  # type: ignore[union-attr,index]
+            else:
+                self._feed_other(event)
+
     def _feed_other(self, event: Event) -> None:
         if isinstance(event, ResponseStart):
             self._provider, self._id, self._model = event.provider, event.id, event.model

@@ -17,6 +17,11 @@ The work per :meth:`PartialJSON.feed` is proportional to the new text only: stri
 in bulk with a regular expression and decoded with the standard library's C string decoder; state that
 spans fragments (a partial escape, a partial number or literal) is carried, never re-scanned from the
 start of the document. Nesting is handled with an explicit stack, so no recursion limit is involved.
+With events off, an object or array that arrives whole within the text at hand is read in one call of
+the standard library's C scanner (the engine of :func:`json.loads`, made strict), and the parser reads
+token by token only what is cut by the end of the text; with ``lazy=True`` :meth:`PartialJSON.feed`
+only keeps the text, and it is parsed in one piece when a preview or the result is asked for (a display
+taking previews at 30 Hz then parses a few hundred bytes per frame, mostly in C).
 
 Completed values equal what :func:`json.loads` gives for the same text (``int`` vs ``float`` as it
 decides, big integers exact, lone surrogate escapes kept as lone surrogates, a duplicated object key:
@@ -28,6 +33,7 @@ winning, a value already reported complete would change, and "a value once compl
 from __future__ import annotations
 
 import json.decoder
+import json.scanner
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -46,6 +52,62 @@ from midstream.errors import IncompleteJSON, InvalidJSON, LimitExceeded, LocalEr
 
 # The standard library's C string decoder (the one json.loads uses): same escapes, same surrogate rules.
 _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+class _NotJSON(ValueError):
+    """Raised inside the C value scanner for what strict JSON rejects; the parser then re-reads the
+    value itself and reports the error with its position and reason."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJSON(name)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _NotJSON("duplicate key")
+    return obj
+
+
+class _ScanContext:
+    """The settings json.loads would use, but strict: no NaN / Infinity (and, for ``unique``, no
+    duplicated key)."""
+
+    def __init__(self, unique: bool) -> None:
+        self.strict = True
+        self.object_hook = None
+        self.object_pairs_hook = _unique_pairs if unique else None
+        self.parse_float = float
+        self.parse_int = int
+        self.parse_constant = _reject_constant
+        self.memo: dict[str, str] = {}
+
+
+# The standard library's C value scanner (json.loads's engine), used for an object or array that
+# arrives whole within the text at hand: one C call instead of a Python step per token. Anything it
+# does not accept (a value cut by the end of the text, or invalid JSON) is read by the parser itself.
+_ValueScanner = Callable[[str, int], tuple[Any, int]]
+_C_SCANNER = getattr(json.scanner, "c_make_scanner", None)  # None without the C accelerator
+_SCANNERS: dict[bool, _ValueScanner | None] = {
+    unique: None if _C_SCANNER is None else _C_SCANNER(_ScanContext(unique)) for unique in (False, True)
+}
+_SCAN_FAILED = (StopIteration, ValueError, RecursionError)
+# A value cut by the end of the text costs the C scanner a read to that end for every open container
+# around the cut: tried only this far from the root, so that cost stays a small multiple of the text.
+_SCAN_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed value (1 for a flat container), without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node
+        todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
+
 
 __all__ = [
     "ContainerEnd",
@@ -71,6 +133,9 @@ _PARTIAL_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3})?\Z")
 # decodes to one character.
 _HIGH_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _WS = re.compile(r"[ \t\n\r]*")
+# A whole string without escapes, read in one step; for a key, with the ':' that follows if it is there.
+_PLAIN_STRING = re.compile(r'"([^"\\\x00-\x1f]*)"')
+_PLAIN_KEY = re.compile(r'"([^"\\\x00-\x1f]*)"([ \t\n\r]*:)?')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _NUMBER_CHARS = frozenset("0123456789+-.eE")
 _WHITESPACE = frozenset(" \t\n\r")
@@ -195,7 +260,9 @@ class PartialJSON:
     ``max_depth`` bounds nesting and ``max_bytes`` bounds the document's size in UTF-8 bytes (``None``:
     unbounded); exceeding either raises :class:`~midstream.errors.LimitExceeded` (``limit`` is
     ``"max_depth"`` or ``"max_bytes"``). With ``events=False`` :meth:`feed` returns no events (the parse,
-    snapshot and final value are the same, only cheaper).
+    snapshot and final value are the same, only cheaper). ``lazy=True`` (events off only) defers the
+    parse to the next :meth:`snapshot`, :meth:`is_complete`, :attr:`done` or :meth:`finish`, which then
+    raise the errors :meth:`feed` would have raised: for a preview taken now and then, not per delta.
 
     Cost: each character is examined once. With events on, each value's event also carries its path, a
     tuple as long as the value's depth, so a document's cost is its length times its typical depth
@@ -224,11 +291,17 @@ class PartialJSON:
         max_bytes: int | None = 32 * 1024 * 1024,
         events: bool = True,
         unique_keys: bool = False,
+        lazy: bool = False,
     ) -> None:
+        if lazy and events:
+            raise ValueError("PartialJSON(lazy=True) needs events=False: feed() returns no events then")
         self.max_depth = max_depth
         self.max_bytes = max_bytes
         self.unique_keys = unique_keys
         self._events = events
+        # Objects and arrays that arrive whole go through the C scanner; events need every token.
+        self._scan = None if events else _SCANNERS[unique_keys]
+        self._pending: list[str] | None = [] if lazy else None  # lazy: text not parsed yet
         self._mode = _VALUE
         self._stack: list[_Frame] = []
         self._root: Any = None
@@ -257,7 +330,17 @@ class PartialJSON:
         Raises :class:`~midstream.errors.InvalidJSON` at the first character that can never be valid
         (with its document position and the reason) and :class:`~midstream.errors.LimitExceeded` when a
         bound is crossed (before any of ``text`` is parsed, for ``max_bytes``).
+
+        With ``lazy=True`` it only keeps ``text``: the parse, and so these errors, happen at the next
+        :meth:`snapshot`, :meth:`is_complete`, :attr:`done` or :meth:`finish`.
         """
+        pending = self._pending
+        if pending is not None and self._error is None and not self._finished:
+            pending.append(text)
+            return []
+        return self._feed(text)
+
+    def _feed(self, text: str) -> list[JsonEvent]:
         if self._error is not None:
             raise self._error
         if self._finished:
@@ -286,6 +369,8 @@ class PartialJSON:
         again returns the same value; :meth:`feed` is not allowed afterwards. (A top-level number is only
         known complete here, so it gets no :class:`ValueComplete` event: this return value is its end.)
         """
+        if self._pending is not None:
+            self._parse_pending()
         if self._error is not None:
             raise self._error
         if self._finished:
@@ -304,6 +389,8 @@ class PartialJSON:
     @property
     def done(self) -> bool:
         """True once the top-level value is complete (a top-level number: once something followed it)."""
+        if self._pending is not None:
+            self._parse_pending()
         return self._mode == _END
 
     def snapshot(self) -> Any:
@@ -318,7 +405,12 @@ class PartialJSON:
         A snapshot never changes afterwards (later feeds do not alter it), and it shares the complete
         sub-values with the parser and with other snapshots: do not mutate it. Its cost is the size of
         the open containers' own member lists plus the open string's length, not the document size.
+
+        With ``lazy=True`` the text fed since the last call is parsed here, so this raises the parse
+        errors :meth:`feed` would have raised.
         """
+        if self._pending is not None:
+            self._parse_pending()
         if self._snap_version != self._version:
             self._snap = self._build_snapshot()
             self._snap_version = self._version
@@ -326,6 +418,8 @@ class PartialJSON:
 
     def is_complete(self, path: JsonPath = ()) -> bool:
         """True if the value at ``path`` has been received completely (it will not change)."""
+        if self._pending is not None:
+            self._parse_pending()
         if self._mode != _END:
             open_path = self._open_path()
             if open_path is None or open_path[: len(path)] == tuple(path):
@@ -339,6 +433,16 @@ class PartialJSON:
                 return False
             node = node[step]
         return True
+
+    def _parse_pending(self) -> None:
+        """Lazy mode: parse what :meth:`feed` kept, in one piece (a failed parser stays failed)."""
+        if self._error is not None:
+            raise self._error
+        pending = self._pending
+        if pending:
+            text = pending[0] if len(pending) == 1 else "".join(pending)
+            pending.clear()
+            self._feed(text)
 
     # -- the scanner -------------------------------------------------------------------------------
 
@@ -444,10 +548,33 @@ class PartialJSON:
         return i + 1
 
     def _open_object(self, text: str, i: int) -> int:
+        if self._scan is not None and len(self._stack) < _SCAN_DEPTH:
+            j = self._scan_whole(text, i)
+            if j > i:
+                return j
         return self._push({}, True, i)
 
     def _open_array(self, text: str, i: int) -> int:
+        if self._scan is not None and len(self._stack) < _SCAN_DEPTH:
+            j = self._scan_whole(text, i)
+            if j > i:
+                return j
         return self._push([], False, i)
+
+    def _scan_whole(self, text: str, i: int) -> int:
+        """The object or array at ``i`` read by the C scanner if it is whole and valid in ``text``:
+        where it ends (else ``i``, and the parser reads it token by token)."""
+        try:
+            value, j = self._scan(text, i)  # type: ignore[misc]
+        except _SCAN_FAILED:
+            return i
+        if self.max_depth is not None:
+            room = self.max_depth - len(self._stack)
+            # Brackets counted include those inside strings: a bound, checked exactly when it is not enough.
+            if text.count("[", i, j) + text.count("{", i, j) > room and _depth(value) > room:
+                return i
+        self._complete(value)
+        return j
 
     def _close(self, text: str, i: int) -> int:
         stack = self._stack
@@ -463,6 +590,11 @@ class PartialJSON:
     # -- strings -----------------------------------------------------------------------------------
 
     def _open_string(self, text: str, i: int) -> int:
+        if not self._events:
+            m = _PLAIN_STRING.match(text, i)
+            if m is not None:
+                self._complete(m.group(1))
+                return m.end()
         self._mode = _STRING
         self._chunks = []
         if self._events:
@@ -471,6 +603,13 @@ class PartialJSON:
         return self._string(text, i + 1)
 
     def _open_key(self, text: str, i: int) -> int:
+        m = _PLAIN_KEY.match(text, i)
+        if m is not None:
+            self._mode = _KEY_STRING
+            self._set_key(m.group(1), self._base + m.end(1))
+            if m.group(2) is not None:
+                self._mode = _VALUE
+            return m.end()
         self._mode = _KEY_STRING
         self._chunks = []
         return self._string(text, i + 1)
@@ -506,6 +645,10 @@ class PartialJSON:
         if self._mode == _STRING:
             self._complete(value)
             return
+        self._set_key(value, position)
+
+    def _set_key(self, value: str, position: int) -> None:
+        """An object key is complete (``position``: its closing quote's)."""
         f = self._stack[-1]
         if self.unique_keys and value in f.container:
             # With the last member winning, a value reported complete would change later.

@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from midstream import wire
-from midstream.errors import MidstreamError
+from midstream.errors import MidstreamError, classify_error
 from midstream.sim import endpoints
 from midstream.sim.conversations import DEFAULT_STORED_RESPONSES, ResponseStore
 from midstream.sim.nonstream import error_body, nonstream_body, responses_body
@@ -77,7 +77,6 @@ DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive once its headers have: later is a 408 and a closed connection."""
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_STATUS_KINDS = {429: "rate_limited", 503: "overloaded", 529: "overloaded"}
 _READ_HEADERS = ("anthropic-beta",)
 
 
@@ -381,7 +380,7 @@ class Simulator:
             return None
         self._fault_hits[key] = hits + 1
         status = fault.http_status
-        kind = _STATUS_KINDS.get(status, "server")
+        kind, _ = classify_error(None, status)  # what the provider's body says for this status
         response = self._error(call, status, kind, f"simulated {status}", retry_delay=fault.retry_delay())
         if fault.retry_after is not None:
             response.headers["retry-after"] = fault.retry_after

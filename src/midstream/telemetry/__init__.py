@@ -57,7 +57,7 @@ from __future__ import annotations
 import os
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any
+from typing import Any, get_args
 
 from midstream.errors import LocalError
 from midstream.metrics import Observer, add_observer, remove_observer
@@ -124,8 +124,8 @@ def instrument(
             f"OpenTelemetry is not installed ({exc}): pip install 'midstream[otel]', and an SDK to export"
         ) from None
     chosen = naming or os.environ.get(NAMING_ENV, "").strip() or "latest"
-    if chosen not in ("latest", "v1.41"):
-        raise LocalError(f"naming must be 'latest' or 'v1.41', not {chosen!r}")
+    if chosen not in get_args(Naming):
+        raise LocalError(f"naming must be {' or '.join(map(repr, get_args(Naming)))}, not {chosen!r}")
     try:
         own = version("midstream")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -24,7 +24,7 @@ from midstream.message import Message, StopReason, TextBlock, ThinkingBlock, Too
 from midstream.wire._base import Encoder
 from midstream.wire.canonical import events_from_message
 
-__all__ = ["AnthropicEncoder", "whole_body", "wire_stop_reason"]
+__all__ = ["ERROR_TYPES", "AnthropicEncoder", "whole_body", "wire_stop_reason"]
 
 _WIRE_STOP: dict[str, str] = {
     "context_window_exceeded": "model_context_window_exceeded",
@@ -39,17 +39,19 @@ def wire_stop_reason(stop: StopReason | None, raw: str | None = None) -> str | N
     return _WIRE_STOP.get(stop, stop)
 
 
-_WIRE_ERROR: dict[str, str] = {
+ERROR_TYPES: dict[str, str] = {
     "overloaded": "overloaded_error",
     "rate_limited": "rate_limit_error",
     "server": "api_error",
     "invalid_request": "invalid_request_error",
+    "request_too_large": "request_too_large",
     "auth": "authentication_error",
     "permission": "permission_error",
     "not_found": "not_found_error",
     "quota": "billing_error",
     "timeout": "timeout_error",
 }
+"""An error kind -> Anthropic's ``error.type`` for it, in HTTP error bodies and streamed errors alike."""
 _PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 _PAD_PROBABILITY = 0.75
 
@@ -232,7 +234,7 @@ class AnthropicEncoder(Encoder):
         self._finished = True  # the API closes the connection after an error event
         raw = event.raw
         if not (isinstance(raw, dict) and raw.get("type") == "error" and isinstance(raw.get("error"), dict)):
-            error_type = _WIRE_ERROR.get(event.error_kind, "api_error")
+            error_type = ERROR_TYPES.get(event.error_kind, "api_error")
             raw = {"type": "error", "error": {"details": None, "type": error_type, "message": event.message}}
         return self._frame("error", raw)
 

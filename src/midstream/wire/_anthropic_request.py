@@ -22,6 +22,7 @@ from midstream.message import (
     UnknownBlock,
 )
 from midstream.request import ChatRequest, ToolSpec, Turn
+from midstream.wire._anthropic_encoder import ERROR_TYPES
 from midstream.wire.request import (
     JSON,
     OfferedTool,
@@ -47,17 +48,6 @@ __all__ = ["ERROR_TYPES", "FINE_GRAINED_BETA", "REQUEST", "write"]
 DIALECT = "anthropic"
 
 FINE_GRAINED_BETA = "fine-grained-tool-streaming-2025-05-14"
-
-ERROR_TYPES = {
-    "overloaded": "overloaded_error",
-    "rate_limited": "rate_limit_error",
-    "server": "api_error",
-    "invalid_request": "invalid_request_error",
-    "request_too_large": "request_too_large",
-    "not_found": "not_found_error",
-    "timeout": "timeout_error",
-}
-"""An error kind -> Anthropic's ``error.type`` for it, in streamed and non-streamed answers alike."""
 
 _CHOICES = {"auto": "auto", "any": "required", "tool": "required", "none": "none"}
 

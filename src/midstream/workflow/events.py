@@ -20,17 +20,19 @@ yields (:mod:`midstream.agent.events`, stream and tool events), or one of these:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from midstream.errors import RemoteError
 from midstream.message import Terminal
 
 __all__ = [
+    "START_HANDOFFS",
     "AdaptiveChange",
     "HandoffDropped",
     "HandoffEnd",
     "HandoffFailed",
     "HandoffStart",
+    "StartHandoffs",
     "WorkflowEnd",
     "WorkflowEvent",
     "flow_event_dict",
@@ -39,6 +41,13 @@ __all__ = [
 
 class HandoffFailed(RemoteError):
     """The receiver of a handoff did not complete: the sender gets this as an error tool result."""
+
+
+StartHandoffs = Literal["validated", "executed"]
+"""When a handoff's receiver starts: once the handoff call's input is complete and valid (``validated``),
+or only after the sender's response is kept and the call ran (``executed``)."""
+
+START_HANDOFFS: tuple[StartHandoffs, ...] = get_args(StartHandoffs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +59,7 @@ class HandoffStart:
     sender: str
     receiver: str
     run: str
-    when: Literal["validated", "executed", "pipeline"]
+    when: Literal[StartHandoffs, "pipeline"]
     bytes: int = 0
 
 

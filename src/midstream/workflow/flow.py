@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from midstream.agent.effects import current_call
 from midstream.agent.loop import Agent
@@ -85,8 +85,10 @@ from midstream.workflow.blackboard import (
     PendingWrite,
 )
 from midstream.workflow.events import (
+    START_HANDOFFS,
     AdaptiveChange,
     HandoffFailed,
+    StartHandoffs,
 )
 from midstream.workflow.metrics import (
     Alert,
@@ -175,7 +177,7 @@ class Workflow:
         client: Client | AsyncClient | None = None,
         settings: Settings | str | os.PathLike[str] | None = None,
         blackboard: Blackboard | None = None,
-        start_handoffs: Literal["validated", "executed"] = "validated",
+        start_handoffs: StartHandoffs = "validated",
         metrics_file: str | os.PathLike[str] | None = None,
         errors_log: str | os.PathLike[str] | None = None,
         on_alert: Callable[[Alert], object] | None = None,
@@ -206,8 +208,9 @@ class Workflow:
         for name in (self.entry, *self.pipeline, *(r for rs in self._receivers.values() for r in rs)):
             if name not in self.specs:
                 raise LocalError(f"no agent is called {name!r} (agents: {', '.join(self.specs)})")
-        if start_handoffs not in ("validated", "executed"):
-            raise LocalError(f"start_handoffs is 'validated' or 'executed', not {start_handoffs!r}")
+        if start_handoffs not in START_HANDOFFS:
+            choices = " or ".join(map(repr, START_HANDOFFS))
+            raise LocalError(f"start_handoffs is {choices}, not {start_handoffs!r}")
         self.start_handoffs = start_handoffs
         self.client = client
         self.blackboard: Blackboard = blackboard if blackboard is not None else MemoryBlackboard()
@@ -353,6 +356,7 @@ class Workflow:
                 name=BOARD_READ,
                 description="Read the latest complete version of a blackboard key.",
                 schema=read_schema,
+                eager=False,  # its input is one key name: nothing to see early, whatever the default
             ),
         ]
 
@@ -382,7 +386,7 @@ def _with_size_policy(agent: Agent, spec: AgentSpec, handoff_bytes: int) -> Sett
     streaming = agent.settings.streaming
     chosen = dict(streaming.eager.tools)
     for tool in agent.tools.values():
-        if tool.name in chosen or tool.eager:
+        if tool.name in chosen or tool.eager is not None:  # the tool chose for itself
             continue
         typical = spec.typical_bytes.get(tool.name)
         if typical is None and tool.name in (HANDOFF, BOARD_WRITE):

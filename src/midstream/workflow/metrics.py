@@ -57,7 +57,7 @@ from typing import Any, ClassVar, Literal
 
 from midstream.agent.events import FallbackNotice, IterationStart, ToolInvalidInput
 from midstream.config import AlertSettings
-from midstream.core.toolargs import ToolCallInvalid, ToolCallReady
+from midstream.core.toolargs import InvalidReason, ToolCallInvalid, ToolCallReady
 from midstream.errors import LocalError
 from midstream.events import BlockStart, ResponseStart, ToolArgsDelta
 
@@ -76,7 +76,7 @@ __all__ = [
 SCHEMA = "midstream.streaming-metrics/1"
 """The ``schema`` value of the metrics file this module writes."""
 
-Verdict = Literal["ready", "truncated", "invalid_json", "schema"]
+Verdict = Literal["ready", InvalidReason]
 
 
 @dataclass(slots=True, kw_only=True)

@@ -39,6 +39,7 @@ from midstream.agent.tools import Tool
 from midstream.client.stream import AsyncClient, Client
 from midstream.config import Settings, SettingsError, load_settings, validation_problems
 from midstream.errors import LocalError
+from midstream.workflow.events import StartHandoffs
 from midstream.workflow.flow import AgentSpec, Workflow
 
 __all__ = ["AgentEntry", "WorkflowFile", "load_workflow"]
@@ -73,7 +74,7 @@ class WorkflowFile(_Model):
     model: str | None = None
     settings: str | None = None
     scenarios: str | None = None
-    start_handoffs: str = Field(default="validated", pattern="^(validated|executed)$")
+    start_handoffs: StartHandoffs = "validated"
     agents: dict[str, AgentEntry] = Field(min_length=1)
     source: str = "<workflow>"
 
