@@ -8,6 +8,7 @@ the two paths meet on generated input, good and bad.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from typing import Any
@@ -33,6 +34,10 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
+from midstream.wire._base import Decoder
+from midstream.wire._fast_events import FIELDS, text_delta, tool_args_delta
+from midstream.wire._payload import loads
+from midstream.wire.anthropic import AnthropicEventMapper
 from midstream.wire.gemini import _Response as GeminiResponse
 from midstream.wire.ollama import OllamaDecoder
 from midstream.wire.openai_chat import OpenAIChatDecoder
@@ -420,3 +425,103 @@ def test_the_common_chunk_shortcut_is_taken(dialect: str, monkeypatch: pytest.Mo
     monkeypatch.setattr(owner, "_common", spy)
     _outcome(dialect, body_of([steps[0]] * 3))
     assert any(taken)
+
+
+# Anthropic's decoder reads a text delta inline; the event mapper (what Bedrock's Anthropic transport
+# uses, one event object at a time) is the general path it must agree with, errors included.
+
+_ANTHROPIC_OPEN: list[dict[str, Any]] = [
+    {"type": "message_start", "message": {"id": "m", "model": "x", "usage": {"input_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "t", "name": "f"},
+    },
+    {"type": "content_block_start", "index": 2, "content_block": {"type": "compaction"}},
+]
+
+
+def _anthropic_delta(index: Any, delta: Any) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+_ANTHROPIC_STEPS: list[dict[str, Any]] = [
+    _anthropic_delta(0, {"type": "text_delta", "text": "a"}),
+    _anthropic_delta(0, {"type": "text_delta", "text": ""}),
+    _anthropic_delta(0, {"type": "text_delta", "text": 5}),
+    _anthropic_delta(0, {"type": "text_delta"}),
+    _anthropic_delta(0, {"text": "b"}),
+    _anthropic_delta(0, {"type": "thinking_delta", "thinking": "t"}),
+    _anthropic_delta(True, {"type": "text_delta", "text": "c"}),
+    _anthropic_delta("0", {"type": "text_delta", "text": "c"}),
+    _anthropic_delta(1, {"type": "text_delta", "text": "d"}),
+    _anthropic_delta(1, {"type": "input_json_delta", "partial_json": '{"a'}),
+    _anthropic_delta(3, {"type": "text_delta", "text": "e"}),
+    _anthropic_delta(2, {"type": "text_delta", "text": "f"}),
+    _anthropic_delta(0, "text_delta"),
+    _anthropic_delta(0, None),
+    {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "g"}},
+    {"type": "content_block_delta", "index": 0},
+    {"type": "content_block_start", "index": 3, "content_block": {"type": "compaction"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "ping"},
+]
+
+
+class _AnthropicMapperOnly:
+    """SSE frames, the payload policy and :class:`AnthropicEventMapper`, one event object at a time."""
+
+    def __init__(self) -> None:
+        self._sse = SSEFrameDecoder()
+        self._mapper = AnthropicEventMapper()
+
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        out = [] if out is None else out
+        for _, payload in self._sse.feed(data):
+            out.extend(self._mapper.on_event(loads(payload)))
+        return out
+
+    def close(self) -> list[Event]:
+        return self._mapper.close()
+
+
+def _anthropic_outcome(decoder: Decoder, body: bytes) -> tuple[list[Event], str]:
+    out: list[Event] = []
+    try:
+        for chunk in random_splits(body, random.Random(len(body))):
+            out.extend(decoder.feed(chunk))
+        out.extend(decoder.close())
+    except RemoteProtocolError as exc:
+        return out + decoder.close(), str(exc)
+    return out, ""
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.sampled_from(_ANTHROPIC_STEPS), max_size=12), typed=st.booleans())
+def test_anthropic_text_deltas_read_inline_decode_as_the_event_mapper(
+    steps: list[dict[str, Any]], typed: bool
+) -> None:
+    objects = [*_ANTHROPIC_OPEN, *steps, {"type": "message_stop"}]
+    body = b"".join(_sse(obj, obj["type"] if typed else None) for obj in objects)
+    general = Decoder(_AnthropicMapperOnly(), "anthropic")
+    assert _anthropic_outcome(wire.decoder("anthropic"), body) == _anthropic_outcome(general, body)
+
+
+# -- the events built without their constructors --------------------------------------------------
+
+
+@pytest.mark.parametrize(("cls", "make"), [(TextDelta, text_delta), (ToolArgsDelta, tool_args_delta)])
+def test_the_fast_event_makers_build_what_the_constructors_build(cls: Any, make: Any) -> None:
+    # Every field of the class is set (a field added to the event fails here), nothing is skipped.
+    assert {f.name for f in dataclasses.fields(cls)} == set(FIELDS[cls])
+    assert not hasattr(cls, "__post_init__")
+    for args in [(0, "a"), (7, ""), (2**60, "é{")]:
+        for seq in (None, 3):
+            made, built = make(*args, seq), cls(*args, seq=seq)
+            assert type(made) is cls
+            assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+            assert made.seq == built.seq
+            assert dataclasses.replace(made) == built
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                made.index = 1

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, Self, TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol, Self
 
 from midstream.errors import LocalError, RemoteProtocolError
 from midstream.events import Event, StreamError
@@ -12,7 +12,7 @@ from midstream.message import Message
 from midstream.wire.canonical import events_from_message
 from midstream.wire.timeline import Timeline
 
-__all__ = ["Decoder", "DialectDecoder", "Encoder", "frames_first"]
+__all__ = ["Decoder", "DialectDecoder", "Encoder"]
 
 # A dialect decoder that trips over a payload shape it did not expect raises one of these from deep
 # inside; the wrapper turns them into a remote protocol error naming the dialect. ``json.loads`` raises
@@ -20,31 +20,15 @@ __all__ = ["Decoder", "DialectDecoder", "Encoder", "frames_first"]
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
-T = TypeVar("T")
-
-
-def frames_first(
-    framer: Callable[[bytes, list[T]], object], data: bytes, decode: Callable[[list[T]], object]
-) -> None:
-    """``framer(data, frames)``, then ``decode(frames)``, also when the framer raised part way.
-
-    The one step every dialect's ``feed`` shares: the frames completed before bad bytes are decoded
-    before the framing error propagates, so the events do not depend on where the chunks were cut.
-    (If decoding raises too, that error wins: its frame came first.)
-    """
-    frames: list[T] = []
-    try:
-        framer(data, frames)
-    finally:
-        decode(frames)
-
-
 class DialectDecoder(Protocol):
     """Provider bytes -> raw normalized events (before the timeline checks their order).
 
     ``feed`` appends to ``out`` (when given) as it goes, so that when it raises on a bad frame,
     ``out`` already holds the events of every good frame before it: what a consumer sees must not
-    depend on how the bytes were split into chunks, error cases included.
+    depend on how the bytes were split into chunks, error cases included. Each dialect frames the
+    chunk into a list and decodes that list in a ``finally``, so the frames completed before bad bytes
+    are decoded before the framing error propagates (if decoding raises too, that error wins: its
+    frame came first).
     """
 
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]: ...

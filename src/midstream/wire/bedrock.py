@@ -55,7 +55,6 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
-from midstream.wire._base import frames_first
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire._bedrock_encoder import BedrockEncoder, wire_stop_reason
 from midstream.wire._bedrock_encoder import whole_body as _whole_body
@@ -447,7 +446,11 @@ class BedrockDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._frames.feed, data, lambda frames: self._messages(frames, out))
+        frames: list[EventStreamMessage] = []
+        try:
+            self._frames.feed(data, frames)
+        finally:
+            self._messages(frames, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def _messages(self, frames: list[EventStreamMessage], out: list[Event]) -> None:

@@ -36,7 +36,16 @@ class NDJSONSplitter:
         """
         if self._closed:
             raise LocalError("NDJSONSplitter.feed() called after close()")
-        return self._split(self._buffer.feed(data), [] if out is None else out)
+        out = [] if out is None else out
+        if self._buffer.idle and data.endswith(b"\n"):
+            # Whole lines with nothing held to join them to (how servers flush): no line buffer.
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                pass  # the buffer's decoder replaces invalid bytes
+            else:
+                return self._split(text, out)
+        return self._split(self._buffer.feed(data), out)
 
     def close(self) -> list[str]:
         """End of input: the last line even without its newline."""

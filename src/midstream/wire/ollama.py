@@ -69,9 +69,10 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Message, StopReason, Usage
-from midstream.wire._base import Encoder, frames_first
+from midstream.wire._base import Encoder
+from midstream.wire._fast_events import text_delta
 from midstream.wire._ollama_request import REQUEST as _REQUEST
-from midstream.wire._payload import loads
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
 __all__ = [
@@ -170,7 +171,7 @@ OllamaApi = Literal["chat", "generate"]
 """The two streaming endpoints an encoder writes: ``/api/chat`` and ``/api/generate``."""
 
 
-class OllamaDecoder:
+class OllamaDecoder(ParsesPayloads):
     """Ollama NDJSON bytes -> raw normalized events (see the module docstring for the mapping).
 
     Sans-IO and split-independent: any split of the body yields the same events. Lines longer than
@@ -190,7 +191,11 @@ class OllamaDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._lines.feed, data, lambda lines: self._decode(lines, out))
+        lines: list[str] = []
+        try:
+            self._lines.feed(data, lines)
+        finally:
+            self._decode(lines, out)  # if this raises too, its error wins: its line came first
         return out
 
     def close(self) -> list[Event]:
@@ -209,9 +214,15 @@ class OllamaDecoder:
         return out
 
     def _decode(self, lines: list[str], out: list[Event]) -> list[Event]:
+        parse, common = self._parse or self._parser(), self._common
         for line in lines:
-            obj = _load_line(line)
-            if not self._common(obj, out):
+            try:
+                obj = parse(line)
+            except (ValueError, RecursionError):
+                obj = None
+            if type(obj) is not dict:
+                obj = _load_line(line)  # the policy in full, and its errors
+            if not common(obj, out):
                 out.extend(self._line(obj))
         return out
 
@@ -237,7 +248,7 @@ class OllamaDecoder:
         ):
             return False
         if content:
-            out.append(TextDelta(self._open[0], content))
+            out.append(text_delta(self._open[0], content))
         return True
 
     def _line(self, obj: dict[str, Any]) -> list[Event]:
