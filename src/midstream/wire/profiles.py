@@ -153,6 +153,11 @@ class ProviderProfile:
     """A text block cut by the token limit is still closed with a stop event."""
     running_usage: bool = False
     """Every chunk carries the usage so far, not only the last one."""
+    continues_prefill: bool = False
+    """A trailing assistant turn in the request is continued (a prefill), not answered anew, so a cut
+    answer can be resumed where it stopped."""
+    semconv_name: str | None = None
+    """Its ``gen_ai.provider.name`` in OpenTelemetry's conventions (``None``: its own name)."""
     always_finishes: bool = True
     """Every complete answer says why it stopped (a Chat ``finish_reason`` before ``[DONE]``), so a stream
     without that was cut short. Some OpenAI-compatible servers (Snowflake Cortex) never send one."""
@@ -194,6 +199,7 @@ _OPENAI_CHAT = ProviderProfile(
     request_id_header="x-request-id",
     response_headers={"openai-processing-ms": "1"},
     sends_reasoning=False,
+    semconv_name="openai",
 )
 
 PROFILES: dict[str, ProviderProfile] = {
@@ -222,6 +228,7 @@ PROFILES: dict[str, ProviderProfile] = {
             signs_reasoning=True,
             compact_tool_json=False,
             cut_text_closes=True,
+            continues_prefill=True,
         ),
         _OPENAI_CHAT,
         replace(
@@ -266,6 +273,7 @@ PROFILES: dict[str, ProviderProfile] = {
             args_streaming="partial-if-asked",
             counts_reasoning=True,
             running_usage=True,
+            semconv_name="gcp.gemini",
         ),
         ProviderProfile(
             name="bedrock",
@@ -291,6 +299,7 @@ PROFILES: dict[str, ProviderProfile] = {
             request_ids_are_uuids=True,
             signs_reasoning=True,
             compact_tool_json=False,
+            semconv_name="aws.bedrock",
         ),
         ProviderProfile(
             name="ollama",
