@@ -12,6 +12,23 @@ writer and reader) lives in the dialect's module, ``midstream.wire.<dialect>`` (
 it (:func:`register`) is built by the client and served by a simulator made after that, with no other
 change.
 
+Adding a provider: one that speaks a dialect midstream has (another OpenAI-compatible server) is one
+profile, added to :data:`PROFILES` here or with :func:`register`. One with a dialect of its own is that
+plus one dialect module (midstream's own are ``midstream.wire.<dialect>``, with their encoder and request
+side in ``_<dialect>_encoder.py`` and ``_<dialect>_request.py``), named by the profile's
+:attr:`~ProviderProfile.dialect_module` when it lives elsewhere. The module defines:
+
+* ``DECODER``: a :class:`~midstream.wire.DialectDecoder` class, the stream's bytes to events;
+* ``ENCODER``: an :class:`~midstream.wire.Encoder` class, events to the stream's bytes (the simulator
+  streams with it);
+* ``NONSTREAM``: ``(message, events, *, api, realism, seed) -> dict``, the answer when not streamed;
+* ``REQUEST``: a :class:`~midstream.wire.request.RequestDialect`: the request body written from a
+  :class:`~midstream.request.ChatRequest`, read, checked and refused as the provider does, and its
+  error bodies.
+
+Nothing else changes: :func:`midstream.client.providers.build_request` builds its requests from the
+profile, the client decodes its answers, and the simulator serves its endpoints.
+
 >>> from midstream.wire.profiles import profile
 >>> profile("openai-compatible").dialect
 'openai-chat'
