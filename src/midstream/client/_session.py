@@ -332,7 +332,7 @@ class Session:
                 held.extend(out)
                 out, self.held = held, []
             if ended:
-                self.metrics.end(now, self.acc.message.terminal)
+                self.metrics.end(now, self.acc.terminal)
             return out
         self.held.extend(out)
         return []
@@ -398,7 +398,7 @@ class Session:
     def cancel(self, now: float) -> list[StreamEvent]:
         """End the response ``cancelled`` (a no-op once it ended)."""
         out = self._flush(now, [] if self.ended else self.decoder.cancel())
-        self.metrics.end(now, self.acc.message.terminal)
+        self.metrics.end(now, self.acc.terminal)
         return out
 
     def _flush(self, now: float, events: list[Event]) -> list[StreamEvent]:
