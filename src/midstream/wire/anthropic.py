@@ -82,6 +82,7 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
+from midstream.wire._anthropic_encoder import whole_body as _whole_body
 from midstream.wire._anthropic_request import FINE_GRAINED_BETA as FINE_GRAINED_BETA
 from midstream.wire._anthropic_request import REQUEST as _REQUEST
 from midstream.wire._fast_events import text_delta, tool_args_delta
@@ -448,3 +449,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = AnthropicDecoder
 ENCODER = AnthropicEncoder
+NONSTREAM = _whole_body

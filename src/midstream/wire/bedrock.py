@@ -57,6 +57,7 @@ from midstream.events import (
 from midstream.message import Usage
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire._bedrock_encoder import BedrockEncoder, wire_stop_reason
+from midstream.wire._bedrock_encoder import whole_body as _whole_body
 from midstream.wire._bedrock_request import REQUEST as _REQUEST
 from midstream.wire._payload import loads
 from midstream.wire.eventstream import (
@@ -495,3 +496,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = BedrockDecoder
 ENCODER = BedrockEncoder
+NONSTREAM = _whole_body

@@ -66,6 +66,7 @@ from midstream.events import (
 from midstream.message import StopReason, Usage
 from midstream.wire._fast_events import text_delta
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
+from midstream.wire._gemini_encoder import whole_body as _whole_body
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire._gemini_request import REQUEST as _REQUEST
 from midstream.wire._lines import LineBuffer
@@ -664,3 +665,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = GeminiDecoder
 ENCODER = GeminiEncoder
+NONSTREAM = _whole_body

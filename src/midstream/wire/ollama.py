@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -67,7 +68,7 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import StopReason, Usage
+from midstream.message import Message, StopReason, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._fast_events import text_delta
 from midstream.wire._ollama_request import REQUEST as _REQUEST
@@ -79,6 +80,7 @@ __all__ = [
     "DEFAULT_CREATED_AT",
     "ENCODER",
     "METRIC_FIELDS",
+    "NONSTREAM",
     "OllamaDecoder",
     "OllamaEncoder",
     "classify_message",
@@ -625,7 +627,47 @@ def _metrics(payload: Any) -> dict[str, int]:
     }
 
 
+def whole_body(
+    message: Message, events: Sequence[Event] = (), *, api: str | None = None, **_: Any
+) -> dict[str, Any]:
+    """Ollama's answer when not streamed (``stream: false``): one done object, of ``/api/chat``
+    (``api="chat"``, the default) or ``/api/generate``."""
+    body: dict[str, Any] = {"role": "assistant", "content": message.text}
+    if message.thinking:
+        body["thinking"] = message.thinking
+    calls = [
+        {"id": c.id, "function": {"index": n, "name": c.name, "arguments": c.input}}
+        for n, c in enumerate(message.tool_calls)
+        if c.input is not None  # Ollama sends calls whole or not at all
+    ]
+    if calls:
+        body["tool_calls"] = calls
+    usage = message.usage
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    head: dict[str, Any] = {"model": message.model or "", "created_at": now}
+    if api == "generate":
+        head["response"] = body["content"]
+        if message.thinking:
+            head["thinking"] = message.thinking
+    else:
+        head["message"] = body
+    return {
+        **head,
+        "done": True,
+        "done_reason": wire_done_reason(
+            message.stop_reason, message.raw_stop_reason, bool(message.tool_calls)
+        ),
+        "total_duration": 0,
+        "load_duration": 0,
+        "prompt_eval_count": usage.input_tokens or 0,
+        "prompt_eval_duration": 0,
+        "eval_count": usage.output_tokens or 0,
+        "eval_duration": 0,
+    }
+
+
 REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OllamaDecoder
 ENCODER = OllamaEncoder
+NONSTREAM = whole_body

@@ -81,6 +81,7 @@ from midstream.message import StopReason, Terminal, Usage
 from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
+from midstream.wire._openai_chat_encoder import whole_body as _whole_body
 from midstream.wire._openai_chat_request import REQUEST as _REQUEST
 from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
@@ -556,3 +557,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OpenAIChatDecoder
 ENCODER = OpenAIChatEncoder
+NONSTREAM = _whole_body

@@ -89,6 +89,7 @@ from midstream.message import StopReason, Usage
 from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
+from midstream.wire._openai_responses_encoder import whole_body as _whole_body
 from midstream.wire._openai_responses_request import REQUEST as _REQUEST
 from midstream.wire._openai_responses_request import unknown_previous as unknown_previous
 from midstream.wire._payload import ParsesPayloads, loads
@@ -657,3 +658,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OpenAIResponsesDecoder
 ENCODER = OpenAIResponsesEncoder
+NONSTREAM = _whole_body
