@@ -9,6 +9,7 @@ The dialect, ``toy-lines``, streams one JSON object per line: ``{"type": "start"
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -28,7 +29,7 @@ from midstream.events import (
     StreamError,
     TextDelta,
 )
-from midstream.message import Message, Usage
+from midstream.message import Message, TextBlock, Usage
 from midstream.request import ChatRequest
 from midstream.sim import running
 from midstream.wire import Encoder
@@ -217,6 +218,25 @@ def test_the_simulator_serves_a_new_provider_and_the_client_reads_it(toy: Provid
         ("toy", "/toy/v2/models/toy-1:answer", False),
         ("toy", "/toy/v2/models/toy-1:stream", True),
     ]
+
+
+def test_a_new_providers_habits_reach_the_agent_and_telemetry(
+    toy: ProviderProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Continuing a prefill and the telemetry name are profile facts too, not tables of their own."""
+    from midstream.agent._recovery import can_prefill
+    from midstream.telemetry._names import provider_name
+
+    cut = Message(provider=DIALECT, blocks=(TextBlock(text="Rivers begin"),))
+    assert not can_prefill("toy", cut)
+    assert provider_name("toy") == "toy"
+    monkeypatch.setitem(
+        PROFILES, "toy", dataclasses.replace(TOY, continues_prefill=True, semconv_name="toy.ai")
+    )
+    assert can_prefill("toy", cut)
+    assert provider_name("toy") == "toy.ai"
+    assert can_prefill("anthropic", cut) and not can_prefill("openai-chat", cut)
+    assert provider_name("gemini") == "gcp.gemini"
 
 
 def test_a_new_dialect_is_found_through_its_profile(toy: ProviderProfile) -> None:

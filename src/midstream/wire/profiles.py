@@ -12,6 +12,23 @@ writer and reader) lives in the dialect's module, ``midstream.wire.<dialect>`` (
 it (:func:`register`) is built by the client and served by a simulator made after that, with no other
 change.
 
+Adding a provider: one that speaks a dialect midstream has (another OpenAI-compatible server) is one
+profile, added to :data:`PROFILES` here or with :func:`register`. One with a dialect of its own is that
+plus one dialect module (midstream's own are ``midstream.wire.<dialect>``, with their encoder and request
+side in ``_<dialect>_encoder.py`` and ``_<dialect>_request.py``), named by the profile's
+:attr:`~ProviderProfile.dialect_module` when it lives elsewhere. The module defines:
+
+* ``DECODER``: a :class:`~midstream.wire.DialectDecoder` class, the stream's bytes to events;
+* ``ENCODER``: an :class:`~midstream.wire.Encoder` class, events to the stream's bytes (the simulator
+  streams with it);
+* ``NONSTREAM``: ``(message, events, *, api, realism, seed) -> dict``, the answer when not streamed;
+* ``REQUEST``: a :class:`~midstream.wire.request.RequestDialect`: the request body written from a
+  :class:`~midstream.request.ChatRequest`, read, checked and refused as the provider does, and its
+  error bodies.
+
+Nothing else changes: :func:`midstream.client.providers.build_request` builds its requests from the
+profile, the client decodes its answers, and the simulator serves its endpoints.
+
 >>> from midstream.wire.profiles import profile
 >>> profile("openai-compatible").dialect
 'openai-chat'
@@ -153,6 +170,11 @@ class ProviderProfile:
     """A text block cut by the token limit is still closed with a stop event."""
     running_usage: bool = False
     """Every chunk carries the usage so far, not only the last one."""
+    continues_prefill: bool = False
+    """A trailing assistant turn in the request is continued (a prefill), not answered anew, so a cut
+    answer can be resumed where it stopped."""
+    semconv_name: str | None = None
+    """Its ``gen_ai.provider.name`` in OpenTelemetry's conventions (``None``: its own name)."""
     always_finishes: bool = True
     """Every complete answer says why it stopped (a Chat ``finish_reason`` before ``[DONE]``), so a stream
     without that was cut short. Some OpenAI-compatible servers (Snowflake Cortex) never send one."""
@@ -194,6 +216,7 @@ _OPENAI_CHAT = ProviderProfile(
     request_id_header="x-request-id",
     response_headers={"openai-processing-ms": "1"},
     sends_reasoning=False,
+    semconv_name="openai",
 )
 
 PROFILES: dict[str, ProviderProfile] = {
@@ -222,6 +245,7 @@ PROFILES: dict[str, ProviderProfile] = {
             signs_reasoning=True,
             compact_tool_json=False,
             cut_text_closes=True,
+            continues_prefill=True,
         ),
         _OPENAI_CHAT,
         replace(
@@ -266,6 +290,7 @@ PROFILES: dict[str, ProviderProfile] = {
             args_streaming="partial-if-asked",
             counts_reasoning=True,
             running_usage=True,
+            semconv_name="gcp.gemini",
         ),
         ProviderProfile(
             name="bedrock",
@@ -291,6 +316,7 @@ PROFILES: dict[str, ProviderProfile] = {
             request_ids_are_uuids=True,
             signs_reasoning=True,
             compact_tool_json=False,
+            semconv_name="aws.bedrock",
         ),
         ProviderProfile(
             name="ollama",
