@@ -484,6 +484,50 @@ def test_the_common_chunk_shortcut_decodes_as_the_general_path(
     assert fast == general
 
 
+# Ollama's common line is read by msgspec into a Struct of the fields it is checked on, every other
+# field skipped: lines the payload policy reads differently from a plain parse (NaN, 1e400, escaped
+# lone surrogates, integers past 64 bits, duplicate keys, deep nesting), there or elsewhere.
+_M = '"message":{"role":"assistant","content":"a"}'
+_OLLAMA_RAW_STEPS = [
+    '{"model":"m",' + _M + ',"done":false}',
+    '{"model":NaN,' + _M + ',"done":false}',
+    '{"model":1e400,' + _M + ',"done":false}',
+    '{"model":"\\ud800",' + _M + ',"done":false}',
+    '{"model":123456789012345678901234567890,' + _M + ',"done":false}',
+    '{"model":' + "[" * 3000 + "]" * 3000 + "," + _M + ',"done":false}',
+    '{"message":{"content":"\\ud800"},"done":false}',
+    '{"message":{"content":"a","content":"b"},"done":false}',
+    '{"message":{"content":"a","content":5},"done":false}',
+    '{"message":{"content":"a"},"message":{"content":"b","thinking":"t"},"done":false}',
+    '{"message":{"content":"a"},"done":true,"done":false}',
+    '{"message":{"content":"a"},"done":false,"done":true}',
+    '{"message":{"content":"a","thinking":null,"tool_calls":null},"done":false}',
+    '{"message":{"content":"a","tool_calls":[]},"done":false}',
+    '{"message":{"content":"a"},"done":false,"error":null}',
+    '{"message":{"content":"a"},"done":false,"error":"boom"}',
+    '{"message":null,"done":false}',
+    '{"message":{"content":"a"}}',
+    '{"message":{"content":"a"},"done":false} trailing',
+    '[{"message":{"content":"a"},"done":false}]',
+    '{"message":{"content":"a"},"done":false,"response":"r"}',
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.sampled_from(_OLLAMA_RAW_STEPS), max_size=8))
+def test_ollamas_typed_common_line_decodes_as_the_general_path(
+    steps: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opening = '{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}'
+    end = '{"model":"m","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}'
+    body = "".join(line + "\n" for line in [opening, *steps, end]).encode()
+    fast = _outcome("ollama", body)
+    with monkeypatch.context() as patch:
+        patch.setattr(OllamaDecoder, "_common", lambda *args: False)
+        general = _outcome("ollama", body)
+    assert fast == general
+
+
 @pytest.mark.parametrize("dialect", sorted(_DIALECT_CASES))
 def test_the_common_chunk_shortcut_is_taken(dialect: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The comparison above is only worth something if the shortcut runs on the common chunk.

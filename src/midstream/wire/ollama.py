@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -139,6 +139,40 @@ def classify_message(message: str) -> tuple[ErrorKind, bool]:
     return classify_error("server_error")
 
 
+_ABSENT: Any = object()  # a field the line does not have (msgspec's UNSET once it is imported)
+_READER: list[Callable[[str], Any]] = []
+
+
+def _never(line: str) -> Any:
+    raise ValueError("no typed reader without msgspec")
+
+
+def _common_line_reader() -> Callable[[str], Any]:
+    """msgspec's decoder of the fields the common line is checked on, made with the first text line.
+
+    ``message`` must be an object; ``done``, ``error`` and the message's ``content``, ``thinking`` and
+    ``tool_calls`` are whatever JSON value they hold, or ``_ABSENT``. Every other field is skipped, not
+    built; where msgspec accepts a line this way, the payload policy reads the same values (what it
+    refuses, the general path parses under the policy). Without msgspec no line is read this way.
+    """
+    global _ABSENT
+    if not _READER:
+        try:
+            import msgspec
+        except ImportError:  # pragma: no cover - msgspec is a dependency
+            _READER.append(_never)
+        else:
+            absent = msgspec.UNSET
+            fields = [(name, Any, absent) for name in ("content", "thinking", "tool_calls")]
+            message = msgspec.defstruct("CommonMessage", fields)
+            line = msgspec.defstruct(
+                "CommonLine", [("message", message), ("done", Any, absent), ("error", Any, absent)]
+            )
+            _ABSENT = msgspec.UNSET
+            _READER.append(msgspec.json.Decoder(line).decode)
+    return _READER[0]
+
+
 def _load_line(line: str) -> dict[str, Any]:
     try:
         value = loads(line)
@@ -184,6 +218,7 @@ class OllamaDecoder(ParsesPayloads):
         self._next_index = 0
         self._open: tuple[int, BlockType] | None = None
         self._tool_calls = 0
+        self._typed: Callable[[str], Any] | None = None  # see _common_line_reader
 
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
         """The events of the lines that ``data`` completed (appended to ``out`` when given).
@@ -196,16 +231,17 @@ class OllamaDecoder(ParsesPayloads):
             self._lines.feed(data, lines)
         finally:
             # If this raises too, its error wins: its line came first.
-            parse, common = self._parse or self._parser(), self._common
+            common = self._common
             for line in lines:
+                if common(line, out):
+                    continue
                 try:
-                    obj = parse(line)
+                    obj = (self._parse or self._parser())(line)
                 except (ValueError, RecursionError):
                     obj = None
                 if type(obj) is not dict:
                     obj = _load_line(line)  # the policy in full, and its errors
-                if not common(obj, out):
-                    out.extend(self._line(obj))
+                out.extend(self._line(obj))
         return out
 
     def close(self) -> list[Event]:
@@ -223,31 +259,36 @@ class OllamaDecoder(ParsesPayloads):
             out.extend(self._line(obj))
         return out
 
-    def _common(self, obj: dict[str, Any], out: list[Event]) -> bool:
-        """The line nearly every token comes in, with the checks inlined: ``done: false`` and a chat
-        message holding only more text for the open text block. False (nothing done) for anything
+    def _common(self, line: str, out: list[Event]) -> bool:
+        """The line nearly every token comes in, while a text block is open: ``done: false`` and a chat
+        message holding only more text, read by msgspec straight into a ``Struct`` of those fields
+        (the others skipped, no dict built) with the checks inlined. False (nothing done) for anything
         else, which :meth:`_line` then decodes the same way (``tests/test_fast_paths.py``)."""
         open_block = self._open
-        message = obj.get("message")
-        if (
-            open_block is None
-            or open_block[1] != "text"
-            or type(message) is not dict
-            or obj.get("done") is not False
-            or "error" in obj
-            or self._phase != "streaming"
-        ):
+        if open_block is None or open_block[1] != "text" or self._phase != "streaming":
             return False
-        content = message.get("content")
+        typed = self._typed or self._typed_reader()
+        try:
+            chunk = typed(line)
+        except (ValueError, RecursionError):  # another shape, or not JSON: the general path says which
+            return False
+        message = chunk.message
+        content = message.content
         if (
-            type(content) is not str
-            or message.get("thinking") is not None
-            or message.get("tool_calls") is not None
+            chunk.done is not False
+            or chunk.error is not _ABSENT
+            or type(content) is not str
+            or (message.thinking is not None and message.thinking is not _ABSENT)
+            or (message.tool_calls is not None and message.tool_calls is not _ABSENT)
         ):
             return False
         if content:
             out.append(text_delta(open_block[0], content))
         return True
+
+    def _typed_reader(self) -> Callable[[str], Any]:
+        self._typed = typed = _common_line_reader()
+        return typed
 
     def _line(self, obj: dict[str, Any]) -> list[Event]:
         if self._phase == "done":
