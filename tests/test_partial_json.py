@@ -584,6 +584,18 @@ class WorkCounter:
         self.scanned = 0
         for name in ("_STR_RUN", "_WS", "_NUMBER", "_PARTIAL_ESCAPE", "_HIGH_SURROGATE"):
             monkeypatch.setattr(pj, name, self._wrap(getattr(pj, name)))
+        # the C decoders: counted as if they read to the end of the text they are given
+        monkeypatch.setattr(pj, "_scanstring", self._wrap_call(pj._scanstring))
+        for unique, scan in list(pj._SCANNERS.items()):
+            if scan is not None:
+                monkeypatch.setitem(pj._SCANNERS, unique, self._wrap_call(scan))
+
+    def _wrap_call(self, function: Callable[[str, int], Any]) -> Callable[[str, int], Any]:
+        def counted(text: str, pos: int) -> Any:
+            self.scanned += len(text) - pos
+            return function(text, pos)
+
+        return counted
 
     def _wrap(self, pattern: Any) -> Any:
         counter = self
@@ -643,6 +655,33 @@ def test_work_per_delta_does_not_grow_with_the_document(
     tiny, four = make(2_000), make(8_000)
     regrowth = counter.run(reparse_each(four, 64)) / counter.run(reparse_each(tiny, 64))
     assert regrowth > (len(four) / len(tiny)) * 2.5
+
+
+def previews_every(doc: str, delta: int, every: int) -> Callable[[], None]:
+    """Lazy parsing with a preview after every ``every`` deltas (a display's cadence)."""
+
+    def work() -> None:
+        parser = PartialJSON(events=False, lazy=True)
+        for k, i in enumerate(range(0, len(doc), delta)):
+            parser.feed(doc[i : i + delta])
+            if k % every == 0:
+                parser.snapshot()
+        parser.finish()
+
+    return work
+
+
+@pytest.mark.parametrize("make", [file_write_doc, structured_doc])
+def test_lazy_previews_work_does_not_grow_with_the_document(
+    make: Callable[[int], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = WorkCounter(monkeypatch)
+    small, large = make(16_000), make(256_000)
+    ratio = len(large) / len(small)
+    for every in (1, 16):
+        work_small = counter.run(previews_every(small, 16, every))
+        work_large = counter.run(previews_every(large, 16, every))
+        assert work_large / work_small < ratio * 1.1, every
 
 
 def test_snapshot_cost_does_not_depend_on_closed_content() -> None:
