@@ -311,13 +311,26 @@ def assert_events_consistent(events: list[JsonEvent], final: Any, text: str) -> 
         ('{"a": "\\ud83d\\ude00', {"a": "\U0001f600"}, False),
         ('{"a": null}', {"a": None}, True),
         ("null ", None, True),
+        # containers cut where a lazy parser keeps the text and previews a closed copy of it
+        ("[1 ", [1], False),
+        ("[1, [2, tru", [1, [2]], False),
+        ("[1, [2, true", [1, [2, True]], False),
+        ("[[], {", [[], {}], False),
+        ('{"a": 1, "b"', {"a": 1}, False),
+        ('{"a": 1, "b":', {"a": 1}, False),
+        ('{"a": 1, "b": -', {"a": 1}, False),
+        ('{"a": 1, "b": 2.5e', {"a": 1}, False),
+        ('{"a": 1, "b": {"c": [], "d"', {"a": 1, "b": {"c": []}}, False),
+        ('{"a": {"b": "x"}, "c": "[{', {"a": {"b": "x"}, "c": "[{"}, False),
+        ('[{"a": "}]"}, "', [{"a": "}]"}, ""], False),
     ],
 )
 def test_snapshot_shows_only_what_arrived(text: str, preview: Any, complete_root: bool) -> None:
-    parser = PartialJSON()
-    parser.feed(text)
-    assert repr(parser.snapshot()) == repr(preview)
-    assert parser.is_complete(()) is complete_root
+    for options in ({}, *FAST_MODES):
+        parser = PartialJSON(**options)
+        parser.feed(text)
+        assert repr(parser.snapshot()) == repr(preview), options
+        assert parser.is_complete(()) is complete_root
 
 
 def test_is_complete_per_path() -> None:
@@ -861,3 +874,18 @@ def test_mutating_a_snapshot_cannot_change_later_ones(options: dict[str, Any]) -
     del first["done"]
     parser.feed('c"}], "n": 5}')
     assert parser.snapshot() == parser.finish() == json.loads(text + 'c"}], "n": 5}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[,", "[1,,", '{"a" 1', '{"a": 1 "b', "[1, 2 3", '{"a": 1, "a": 2', '[{"a":: 1', "[-x", "[01", '{, "a"'],
+)
+def test_a_cut_container_that_cannot_be_valid_fails_the_lazy_preview(text: str) -> None:
+    eager = PartialJSON(events=False, unique_keys=True)
+    with pytest.raises(InvalidJSON) as expected:
+        eager.feed(text)
+    lazy = PartialJSON(events=False, lazy=True, unique_keys=True)
+    lazy.feed(text)
+    with pytest.raises(InvalidJSON) as got:
+        lazy.snapshot()
+    assert (got.value.position, got.value.reason) == (expected.value.position, expected.value.reason)

@@ -98,16 +98,15 @@ _SCAN_FAILED = (StopIteration, ValueError, RecursionError)
 _SCAN_DEPTH = 32
 
 
-# Lazy mode: an object or array cut by the end of the text, up to this many characters, is kept as text
-# and read again whole when more arrives; a preview meanwhile closes a copy of it and reads that in C.
+# Lazy mode: an object or array cut by the end of the text, up to this many characters and without
+# escapes, is kept as text and read again whole when more arrives; a preview meanwhile closes a copy of
+# it and reads that in C.
 _CARRY_MAX = 512
 # A string whose rest of the text is this short is decoded from a copy closed by a quote of our own.
 _SHORT_REST = 1024
 _JSON_WS = " \t\n\r"
-# Everything before an unterminated string: runs without a quote, and whole strings.
-_UNTIL_OPEN_STRING = re.compile(r'(?:[^"]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
-# What is not a bracket outside strings (whole strings included): removed, the brackets remain.
-_NOT_BRACKETS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[^"\[\]{}]++', re.DOTALL)
+# What is not a bracket (in text outside strings): removed, the brackets remain.
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
 _CLOSERS = str.maketrans("{[", "}]")
 _TOKEN_CHARS = "0123456789+-.eEtrufalsn"
 
@@ -625,7 +624,7 @@ class PartialJSON:
             j = self._scan_whole(text, i)
             if j > i:
                 return j
-            if self._pending is not None and not self._descending and len(text) - i <= _CARRY_MAX:
+            if self._carries(text, i):
                 self._carry = text[i:]
                 return len(text)
         return self._push({}, True, i)
@@ -635,10 +634,20 @@ class PartialJSON:
             j = self._scan_whole(text, i)
             if j > i:
                 return j
-            if self._pending is not None and not self._descending and len(text) - i <= _CARRY_MAX:
+            if self._carries(text, i):
                 self._carry = text[i:]
                 return len(text)
         return self._push([], False, i)
+
+    def _carries(self, text: str, i: int) -> bool:
+        """Lazy mode: keep the container cut at ``i`` as text (see ``_CARRY_MAX``)? Not with escapes
+        in it: the preview's regular expressions are slow on them, the string reader is not."""
+        return (
+            self._pending is not None
+            and not self._descending
+            and len(text) - i <= _CARRY_MAX
+            and text.find("\\", i) < 0
+        )
 
     def _scan_whole(self, text: str, i: int) -> int:
         """The object or array at ``i`` read by the C scanner if it is whole and valid in ``text``:
@@ -867,8 +876,11 @@ class PartialJSON:
         closed, and read by the C scanner; ``_Unknown`` if the text is anything but a clean prefix
         (it is then read token by token, which tells what is wrong)."""
         n = len(text)
-        k = _UNTIL_OPEN_STRING.match(text).end()  # type: ignore[union-attr]
-        skeleton = _NOT_BRACKETS.sub("", text[:k])
+        if text.find("\\") >= 0:  # not carried (see _carries)
+            return _Unknown
+        # No escapes: every quote opens or closes a string; k is where an unclosed one opens.
+        k = text.rfind('"') if text.count('"') % 2 else n
+        skeleton = _NOT_BRACKETS.sub("", "".join(text[:k].split('"')[0::2]))
         while "{}" in skeleton or "[]" in skeleton:
             skeleton = skeleton.replace("{}", "").replace("[]", "")
         if not skeleton or "}" in skeleton or "]" in skeleton:
