@@ -854,6 +854,15 @@ def test_lazy_parsing_gives_the_same_results_when_asked() -> None:
         parser.feed(" ")
 
 
+def test_lazy_parsing_checks_the_size_bound_when_it_parses() -> None:
+    parser = PartialJSON(events=False, lazy=True, max_bytes=5)
+    parser.feed('"abcdef"')
+    with pytest.raises(LimitExceeded):
+        parser.snapshot()
+    with pytest.raises(LimitExceeded):
+        parser.feed(" ")
+
+
 def test_lazy_parsing_needs_events_off() -> None:
     with pytest.raises(ValueError, match="events=False"):
         PartialJSON(lazy=True)

@@ -270,10 +270,6 @@ class _Frame:
         self.key = ""
 
 
-def _utf8_length(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
 def _number_value(lexeme: str) -> int | float:
     if "." in lexeme or "e" in lexeme or "E" in lexeme:
         return float(lexeme)
@@ -357,6 +353,7 @@ class PartialJSON:
         self._scan = None if events else _SCANNERS[unique_keys]
         self._pending: list[str] | None = [] if lazy else None  # lazy: text not parsed yet
         self._descending = False  # lazy: a carried container is being read token by token
+        self._sink = self._pending  # where feed() puts text: lazy, and not failed or finished
         self._mode = _VALUE
         self._stack: list[_Frame] = []
         self._root: Any = None
@@ -389,9 +386,9 @@ class PartialJSON:
         With ``lazy=True`` it only keeps ``text``: the parse, and so these errors, happen at the next
         :meth:`snapshot`, :meth:`is_complete`, :attr:`done` or :meth:`finish`.
         """
-        pending = self._pending
-        if pending is not None and self._error is None and not self._finished:
-            pending.append(text)
+        sink = self._sink
+        if sink is not None:
+            sink.append(text)
             return []
         return self._feed(text)
 
@@ -413,6 +410,7 @@ class PartialJSON:
             self._run(carry + text if carry else text)
         except (InvalidJSON, LimitExceeded) as exc:
             self._error = exc
+            self._sink = None
             raise
         return out
 
@@ -436,8 +434,10 @@ class PartialJSON:
         if self._mode != _END:
             reason = "empty document" if self._pos == 0 and self._mode == _VALUE else _EXPECTED[self._mode]
             self._error = IncompleteJSON("JSON document ended early", position=self._pos, reason=reason)
+            self._sink = None
             raise self._error
         self._finished = True
+        self._sink = None
         self._version += 1
         return self._root
 
@@ -498,9 +498,28 @@ class PartialJSON:
         if pending:
             text = pending[0] if len(pending) == 1 else "".join(pending)
             pending.clear()
-            self._feed(text)
+            if not (self._mode == _STRING and not self._carry and self._more_text(text)):
+                self._feed(text)
         if settle and self._carry and self._mode <= _VALUE_OR_CLOSE:
             self._descend()
+
+    def _more_text(self, text: str) -> bool:
+        """Lazy mode, inside a string value: ``text`` is all plain content of it (the common case of a
+        long string field)? Then take it in one step; else ``False`` and it is parsed as usual."""
+        n = len(text)
+        if text.find("\\", n - 6) >= 0 and _holdback(text, 0, n) != n:
+            return False
+        try:
+            value, end = _scanstring(text + '"', 0)
+        except ValueError:  # a cut escape, or an error
+            return False
+        if end <= n:  # the string closes in the text
+            return False
+        self._count(text)
+        self._pos += n
+        self._version += 1
+        self._chunks.append(value)
+        return True
 
     def _descend(self) -> None:
         """Read the carried container token by token (it was not a clean prefix, or the exact state
@@ -512,6 +531,7 @@ class PartialJSON:
             self._run(text)
         except (InvalidJSON, LimitExceeded) as exc:
             self._error = exc
+            self._sink = None
             raise
         finally:
             self._descending = False
@@ -540,11 +560,12 @@ class PartialJSON:
                 i = action(self, text, i)  # type: ignore[operator]
 
     def _count(self, text: str) -> None:
-        size = self._size + _utf8_length(text)
+        size = self._size + (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass")))
         if self.max_bytes is not None and size > self.max_bytes:
             self._error = LimitExceeded(
                 f"JSON document larger than {self.max_bytes} bytes", limit="max_bytes", value=self.max_bytes
             )
+            self._sink = None
             raise self._error
         self._size = size
 
