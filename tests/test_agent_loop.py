@@ -542,3 +542,27 @@ def test_the_eager_default_in_settings_reaches_tools_that_did_not_choose(
     assert set(start.eager) == {"asked", *(["plain"] if plain_eager else [])}
     sent = {t["name"]: t.get("eager_input_streaming", False) for t in recorder.bodies[0]["tools"]}
     assert sent == expected  # what Anthropic is asked for
+
+
+# -- history ------------------------------------------------------------------------------------------
+
+
+def test_a_run_with_history_sends_the_conversation_before_the_prompt(sim: SimURL) -> None:
+    world, recorder = World(), Recorder()
+    _, first = run(run_agent(agent_for(sim, world), "weather in Paris and Tokyo?"))
+    assert first.terminal == "completed" and first.message is not None
+    history = ["weather in Paris and Tokyo?", first.message, {"role": "user", "content": "thanks!"}]
+    _, result = run(run_agent(agent_for(sim, world, recorder), "and tomorrow?", history=history))
+    assert result.terminal == "completed"
+    messages = recorder.bodies[0]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == "weather in Paris and Tokyo?"
+    assert messages[1]["content"] == [{"type": "text", "text": first.message.text}]
+    # the history's trailing user turn and the prompt are one user turn: turns alternate
+    assert [p["text"] for p in messages[2]["content"]] == ["thanks!", "and tomorrow?"]
+
+
+def test_history_must_be_messages_the_request_can_carry(sim: SimURL) -> None:
+    agent = agent_for(sim, World())
+    with pytest.raises(LocalError, match="cannot use 42 as a message"):
+        agent.run("hi", history=[42])

@@ -104,6 +104,15 @@ def test_truncated_and_failed_runs_have_their_exit_codes(tmp_path: Path) -> None
     assert code == 3 and "max_iterations (1) reached" in output
 
 
+def test_the_client_section_of_the_settings_reaches_the_client(tmp_path: Path) -> None:
+    """``[client]`` limits apply to the run's requests: a tiny response limit stops the first answer."""
+    code, output = run("What is the weather?", "--settings", fast_settings(tmp_path))
+    assert code == 0, output
+    tight = fast_settings(tmp_path, "[client]\nmax_response_bytes = 200\n")
+    code, output = run("What is the weather?", "--settings", tight)
+    assert code == 1 and "max_response_bytes=200" in output, output
+
+
 def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "midstream.toml"
     bad.write_text("[errors]\nmax_retries = -1\n")

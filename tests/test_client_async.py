@@ -386,12 +386,14 @@ async def test_a_sync_client_converts_to_an_async_one(sim: SimURL) -> None:
         timeouts=timeouts,
         retry=retry,
         headers={"x-team": "blue"},
+        max_response_bytes=1 << 20,
     )
     converted = sync.to_async()
     sync.close()
     assert isinstance(converted, AsyncClient)
     assert (converted.provider, converted.base_url, converted.model) == ("openai-chat", sim, "sim-model")
     assert converted.timeouts is timeouts and converted.retry is retry
+    assert converted.max_response_bytes == 1 << 20
     assert converted.headers == {"x-team": "blue"} and converted.headers is not sync.headers
     assert KEY not in repr(converted)
 

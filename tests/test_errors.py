@@ -86,6 +86,7 @@ INTERNAL = {
     "midstream.sim.stream.AbruptDisconnect": "the simulator drops a connection on purpose",
     "midstream.wire._gemini_parts.Unstreamable": "a part the Gemini encoder writes whole",
     "midstream.agent._run._Cancelled": "a run's cancel, raced against every wait",
+    "midstream.core.partial_json._NotJSON": "the C scanner's signal that the parser re-reads a value itself",
 }
 
 

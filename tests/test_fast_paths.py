@@ -8,6 +8,8 @@ the two paths meet on generated input, good and bad.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import random
 from typing import Any
@@ -26,6 +28,7 @@ from midstream.events import (
     ResponseEnd,
     ResponseStart,
     SignatureDelta,
+    StreamError,
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
@@ -33,6 +36,10 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
+from midstream.wire._base import Decoder
+from midstream.wire._fast_events import FIELDS, text_delta, tool_args_delta
+from midstream.wire._payload import loads
+from midstream.wire.anthropic import AnthropicEventMapper
 from midstream.wire.gemini import _Response as GeminiResponse
 from midstream.wire.ollama import OllamaDecoder
 from midstream.wire.openai_chat import OpenAIChatDecoder
@@ -145,11 +152,83 @@ def test_feed_all_is_feed_one_by_one(events: list[Event]) -> None:
     assert _batched(events) == _one_by_one(events)
 
 
+class _Scripted:
+    """A dialect decoder that returns the next prepared list of events for each chunk fed."""
+
+    def __init__(self, batches: list[list[Event]]) -> None:
+        self._batches = iter(batches)
+
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        out = [] if out is None else out
+        out.extend(next(self._batches))
+        return out
+
+    def close(self) -> list[Event]:
+        return []
+
+
+@settings(max_examples=500, deadline=None)
+@given(events=_events(), cuts=st.lists(st.integers(0, 40), max_size=10))
+def test_the_decoders_whole_chunk_shortcut_is_feed_one_by_one(events: list[Event], cuts: list[int]) -> None:
+    # Decoder.feed returns a chunk of deltas for open blocks as the dialect gave it, without feed_all.
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(events)}), len(events)]
+    batches = [events[a:b] for a, b in itertools.pairwise(bounds)]
+    decoder, out, error = Decoder(_Scripted(batches), "p"), [], ""
+    try:
+        for _ in batches:
+            out.extend(decoder.feed(b"."))
+    except RemoteProtocolError as exc:
+        out.extend(decoder.take_owed())
+        error = str(exc)
+    expected, expected_error = _one_by_one(events)
+    if error:
+        assert (out, error) == (expected, expected_error)
+    else:
+        assert out + decoder.close() == expected and not expected_error
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        [TextDelta(1, "a")],  # another index than the open block's
+        [TextDelta(0, "a"), TextDelta(1, "b")],
+        [ToolArgsDelta(0, "{")],  # another type
+        [ThinkingDelta(0, "t")],
+    ],
+)
+def test_the_decoders_whole_chunk_shortcut_refuses_what_the_timeline_refuses(chunk: list[Event]) -> None:
+    opening: list[Event] = [ResponseStart(provider="p"), BlockStart(index=0, type="text")]
+    decoder = Decoder(_Scripted([opening, chunk]), "p")
+    decoder.feed(b".")
+    with pytest.raises(RemoteProtocolError, match="block"):
+        decoder.feed(b".")
+
+
 @pytest.mark.parametrize("kind", [TextDelta, ThinkingDelta, ToolArgsDelta])
 def test_a_delta_for_a_block_of_another_type_is_still_refused(kind: Any) -> None:
     timeline = Timeline("p")
     with pytest.raises(RemoteProtocolError, match="block 0"):
         timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type="unknown"), kind(0, "x")])
+
+
+_BLOCK_OF: dict[Any, BlockType] = {TextDelta: "text", ThinkingDelta: "thinking", ToolArgsDelta: "tool_call"}
+
+
+@pytest.mark.parametrize("kind", [TextDelta, ThinkingDelta, ToolArgsDelta])
+@pytest.mark.parametrize("ending", ["block_stop", "response_end", "stream_error", "cancel"])
+def test_a_delta_after_its_block_or_response_ended_is_still_refused(kind: Any, ending: str) -> None:
+    timeline = Timeline("p")
+    timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type=_BLOCK_OF[kind]), kind(0, "x")])
+    if ending == "block_stop":
+        timeline.feed_all([BlockStop(0)])
+    elif ending == "response_end":
+        timeline.feed_all([ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")])
+    elif ending == "stream_error":
+        timeline.feed_all([StreamError(error_kind="server", message="x", retryable=False, raw=None)])
+    else:
+        timeline.cancel()
+    with pytest.raises(RemoteProtocolError):
+        timeline.feed_all([kind(0, "y")])
 
 
 # -- the Accumulator's exact-type checks ----------------------------------------------------------
@@ -420,3 +499,103 @@ def test_the_common_chunk_shortcut_is_taken(dialect: str, monkeypatch: pytest.Mo
     monkeypatch.setattr(owner, "_common", spy)
     _outcome(dialect, body_of([steps[0]] * 3))
     assert any(taken)
+
+
+# Anthropic's decoder reads a text delta inline; the event mapper (what Bedrock's Anthropic transport
+# uses, one event object at a time) is the general path it must agree with, errors included.
+
+_ANTHROPIC_OPEN: list[dict[str, Any]] = [
+    {"type": "message_start", "message": {"id": "m", "model": "x", "usage": {"input_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "t", "name": "f"},
+    },
+    {"type": "content_block_start", "index": 2, "content_block": {"type": "compaction"}},
+]
+
+
+def _anthropic_delta(index: Any, delta: Any) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+_ANTHROPIC_STEPS: list[dict[str, Any]] = [
+    _anthropic_delta(0, {"type": "text_delta", "text": "a"}),
+    _anthropic_delta(0, {"type": "text_delta", "text": ""}),
+    _anthropic_delta(0, {"type": "text_delta", "text": 5}),
+    _anthropic_delta(0, {"type": "text_delta"}),
+    _anthropic_delta(0, {"text": "b"}),
+    _anthropic_delta(0, {"type": "thinking_delta", "thinking": "t"}),
+    _anthropic_delta(True, {"type": "text_delta", "text": "c"}),
+    _anthropic_delta("0", {"type": "text_delta", "text": "c"}),
+    _anthropic_delta(1, {"type": "text_delta", "text": "d"}),
+    _anthropic_delta(1, {"type": "input_json_delta", "partial_json": '{"a'}),
+    _anthropic_delta(3, {"type": "text_delta", "text": "e"}),
+    _anthropic_delta(2, {"type": "text_delta", "text": "f"}),
+    _anthropic_delta(0, "text_delta"),
+    _anthropic_delta(0, None),
+    {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "g"}},
+    {"type": "content_block_delta", "index": 0},
+    {"type": "content_block_start", "index": 3, "content_block": {"type": "compaction"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "ping"},
+]
+
+
+class _AnthropicMapperOnly:
+    """SSE frames, the payload policy and :class:`AnthropicEventMapper`, one event object at a time."""
+
+    def __init__(self) -> None:
+        self._sse = SSEFrameDecoder()
+        self._mapper = AnthropicEventMapper()
+
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        out = [] if out is None else out
+        for _, payload in self._sse.feed(data):
+            out.extend(self._mapper.on_event(loads(payload)))
+        return out
+
+    def close(self) -> list[Event]:
+        return self._mapper.close()
+
+
+def _anthropic_outcome(decoder: Decoder, body: bytes) -> tuple[list[Event], str]:
+    out: list[Event] = []
+    try:
+        for chunk in random_splits(body, random.Random(len(body))):
+            out.extend(decoder.feed(chunk))
+        out.extend(decoder.close())
+    except RemoteProtocolError as exc:
+        return out + decoder.close(), str(exc)
+    return out, ""
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(st.sampled_from(_ANTHROPIC_STEPS), max_size=12), typed=st.booleans())
+def test_anthropic_text_deltas_read_inline_decode_as_the_event_mapper(
+    steps: list[dict[str, Any]], typed: bool
+) -> None:
+    objects = [*_ANTHROPIC_OPEN, *steps, {"type": "message_stop"}]
+    body = b"".join(_sse(obj, obj["type"] if typed else None) for obj in objects)
+    general = Decoder(_AnthropicMapperOnly(), "anthropic")
+    assert _anthropic_outcome(wire.decoder("anthropic"), body) == _anthropic_outcome(general, body)
+
+
+# -- the events built without their constructors --------------------------------------------------
+
+
+@pytest.mark.parametrize(("cls", "make"), [(TextDelta, text_delta), (ToolArgsDelta, tool_args_delta)])
+def test_the_fast_event_makers_build_what_the_constructors_build(cls: Any, make: Any) -> None:
+    # Every field of the class is set (a field added to the event fails here), nothing is skipped.
+    assert {f.name for f in dataclasses.fields(cls)} == set(FIELDS[cls])
+    assert not hasattr(cls, "__post_init__")
+    for args in [(0, "a"), (7, ""), (2**60, "é{")]:
+        for seq in (None, 3):
+            made, built = make(*args, seq), cls(*args, seq=seq)
+            assert type(made) is cls
+            assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+            assert made.seq == built.seq
+            assert dataclasses.replace(made) == built
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                made.index = 1

@@ -1018,3 +1018,57 @@ def test_sse_line_bound_counts_pieces() -> None:
     assert dec.feed(b"data: 1234") == []
     with pytest.raises(LimitExceeded):
         dec.feed(b"5")
+
+
+# Chunks that end with a line end, arriving when the line buffer holds nothing, skip it, and ordinary
+# events (``data: <payload>`` CRLF CRLF) are read with ``find``: generated events with every line end,
+# bad bytes and a raw error object among them, cut after each event or a few at a time, must frame as
+# a byte-at-a-time read does (which seldom takes either shortcut), bounds included.
+_GEMINI_EVENTS = st.sampled_from(
+    [
+        b'data: {"a": 1}\r\n\r\n',
+        b'data: {"a": "\xc3\xa9"}\r\n\r\n',
+        b'data: {"a": "\xff"}\r\n\r\n',
+        b'data: {"a":\n 2}\r\n\r\n',
+        b'data: {"a": 3}\n\n',
+        b'data: {"a": 4}\r\r',
+        b'data: {"a": 5}\r\n\n',
+        b'data: {"a": 6}\r\n\r\ndata: {"a": 7}\r\n\r\n',
+        b'data: {"a": 8}\r\ndata: {"b": 9}\r\n\r\n',
+        b'data:{"a": 10}\r\n\r\n',
+        b": keep-alive\r\n\r\n",
+        b"\r\n",
+        b'{\n  "error": {"code": 503}\n}\n',
+        b'data: {"c":\r\n',  # an event left open: the next event's data joins it
+        b'{"error":\n',  # a raw object left open
+        b'data: {"' + b"x" * 40 + b'": 0}\r\n\r\n',
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(_GEMINI_EVENTS, min_size=1, max_size=10),
+    group=st.integers(1, 3),
+    limits=st.sampled_from([{}, {"max_line": 30}, {"max_event": 24}]),
+)
+def test_sse_chunks_cut_between_events_frame_as_a_byte_at_a_time_read(
+    events: list[bytes], group: int, limits: dict[str, int]
+) -> None:
+    from midstream.wire.gemini import _SSEFramer
+
+    def frame(chunks: list[bytes]) -> tuple[list[str], str]:
+        options = {"max_line": 1000, "max_event": 1000, "max_document": 1000, **limits}
+        framer, out = _SSEFramer(**options), []
+        try:
+            for piece in chunks:
+                framer.feed(piece, out)
+            out.extend(framer.close())
+        except (LimitExceeded, RemoteProtocolError) as exc:
+            return out, repr(exc)
+        return out, ""
+
+    body = b"".join(events)
+    chunks = [b"".join(events[i : i + group]) for i in range(0, len(events), group)]
+    assert frame(chunks) == frame([body[i : i + 1] for i in range(len(body))])
+    assert frame([b'data: {"first": 0}\r\n\r\n', *chunks]) == frame([b'data: {"first": 0}\r\n\r\n' + body])

@@ -16,9 +16,9 @@ POSITIONAL = {
     # built once per frame on the decoding hot path, where a keyword call costs about half as much again
     "midstream.wire.sse.SSEEvent",
     # settings and requests rather than events or results: users build them, often positionally
-    "midstream.client.request.ChatRequest",
-    "midstream.client.request.ToolResult",
-    "midstream.client.request.ToolSpec",
+    "midstream.request.ChatRequest",
+    "midstream.request.ToolResult",
+    "midstream.request.ToolSpec",
     "midstream.client.timeouts.Timeouts",
     "midstream.client.providers.HTTPRequest",
     "midstream.core.retry.RetryPolicy",

@@ -51,6 +51,40 @@ def test_ndjson_crlf_blank_lines_and_missing_final_newline() -> None:
     assert all_splits_agree(NDJSONSplitter, data) == ['{"a":1}', '{"b":"é"}', '{"c":3}']
 
 
+_NDJSON_LINES = st.sampled_from(
+    [
+        b'{"a":1}\n',
+        b'{"a":"\xc3\xa9"}\r\n',
+        b'{"a":"\xff"}\n',
+        b"\n",
+        b"  \n",
+        b'{"b":2}\n{"c":3}\n',
+        b'{"d":',  # a line left open: the next one finishes it
+        b'{"' + b"x" * 20 + b'":0}\n',
+        b"\xef\xbb\xbf{}\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(_NDJSON_LINES, min_size=1, max_size=10), group=st.integers(1, 3))
+def test_ndjson_chunks_of_whole_lines_split_as_a_byte_at_a_time_read(lines: list[bytes], group: int) -> None:
+    # A chunk ending with a line end, arriving with nothing buffered, is split without the line buffer.
+    def split(chunks: list[bytes]) -> tuple[list[str], str]:
+        splitter, out = NDJSONSplitter(max_line=16), []
+        try:
+            for piece in chunks:
+                splitter.feed(piece, out)
+            out.extend(splitter.close())
+        except LimitExceeded as exc:
+            return out, str(exc)
+        return out, ""
+
+    body = b"".join(lines)
+    chunks = [b"".join(lines[i : i + group]) for i in range(0, len(lines), group)]
+    assert split(chunks) == split([body[i : i + 1] for i in range(len(body))])
+
+
 def test_ndjson_line_limit() -> None:
     splitter = NDJSONSplitter(max_line=8)
     assert splitter.feed(b'{"a":1}\n') == ['{"a":1}']

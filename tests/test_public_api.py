@@ -108,6 +108,7 @@ WIRE_ALL = [
     "decoder",
     "encode_sse",
     "encoder",
+    "nonstream_body",
     "request_dialect",
 ]
 

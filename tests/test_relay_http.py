@@ -55,6 +55,17 @@ def start(relay: str, prompt: str, **body: Any) -> str:
     return str(made["id"])
 
 
+def test_a_runs_client_settings_reach_its_client(sim: SimURL) -> None:
+    """A run's ``settings.client`` (laid over the server's) configure the client its agent streams with."""
+    with running("memory", factory=sim_factory(sim), heartbeat=0.5) as relay:
+        tight = {**FAST_SETTINGS, "client": {"max_response_bytes": 200}}
+        run_id = start(relay, "What is the weather in Paris and Tokyo?", settings=tight)
+        _, events = read_sse(events_url(relay, run_id))
+    end = payloads(events)[-1]
+    assert end["kind"] == "run_end" and end["terminal"] == "failed"
+    assert "max_response_bytes=200" in json.dumps(end)
+
+
 def events_url(relay: str, run_id: str) -> str:
     return f"{relay}/v1/runs/{run_id}/events"
 

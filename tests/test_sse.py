@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
 import random
 import re
 import sys
@@ -610,3 +611,109 @@ def test_recorded_streams_agree_with_httpx_sse(name: str) -> None:
     assert ours, "a recorded stream has events"
     theirs = _reference_httpx([data.decode()])
     assert _ours_like_httpx(ours) == theirs
+
+
+# -- chunks cut between events: the read that skips the line buffer ---------------------------------
+#
+# A chunk that ends with a blank line, arriving when nothing is buffered, is read without the line
+# buffer (what nearly every provider flush is). Streams of such events, ordinary and not, good bytes and
+# bad, cut after every event or after random groups of them, must decode as the standard's model says,
+# and hit a bound exactly where a byte-by-byte read (which never takes that path) hits it.
+
+_EVENT_LINES = st.sampled_from(
+    [
+        "event: content_block_delta",
+        "event: ",
+        "event:x",
+        "event: " + "e" * 12,
+        "data: {}",
+        "data: ",
+        "data:v",
+        "data: " + "d" * 12,
+        "data: é€😀",
+        ": keep-alive",
+        "id: 7",
+        "retry: 20",
+        "data",
+    ]
+)
+
+
+@st.composite
+def _event_chunks(draw: st.DrawFn) -> list[bytes]:
+    events: list[bytes] = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["ordinary", "ordinary", "typed", "lines", "bad"]))
+        if kind == "ordinary":
+            text = "data: " + draw(_LINE_VALUE) + "\n\n"
+        elif kind == "typed":
+            text = "event: " + draw(_LINE_VALUE) + "\ndata: " + draw(_LINE_VALUE) + "\n\n"
+        elif kind == "lines":
+            lines = draw(st.lists(_EVENT_LINES, min_size=1, max_size=4))
+            text = "".join(line + draw(_NEWLINE) for line in lines) + "\n"
+        else:
+            text = draw(
+                st.sampled_from(
+                    ["data: \r\n\n", "\ufeffdata: b\n\n", "\rdata: c\n\n", "data: x\n\n\n", "data: d\r", "\n"]
+                )
+            )
+        raw = text.encode()
+        if draw(st.booleans()) and kind == "ordinary":
+            raw = raw[:6] + draw(st.sampled_from([b"\xff", b"\xe2\x82", b"\xc3("])) + raw[6:]
+        events.append(raw)
+    cut = draw(st.sampled_from(["each", "groups", "inside"]))
+    if cut == "each":
+        return events
+    if cut == "inside":
+        # Every event boundary, and a few cuts inside events (a partial line, a split character, a
+        # CR whose LF comes next): the next chunk ending between events finds the buffer busy.
+        stream = b"".join(events)
+        bounds = {len(b"".join(events[:i])) for i in range(1, len(events))}
+        bounds |= set(draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=4)))
+        rng = draw(st.randoms(use_true_random=False))  # and after some line ends, inside an event
+        bounds |= {i + 1 for i, byte in enumerate(stream) if byte == 10 and rng.random() < 0.3}
+        cuts = [0, *sorted(b for b in bounds if 0 < b < len(stream)), len(stream)]
+        return [stream[a:b] for a, b in itertools.pairwise(cuts)]
+    chunks, i = [], 0
+    while i < len(events):
+        n = draw(st.integers(1, 3))
+        chunks.append(b"".join(events[i : i + n]))
+        i += n
+    return chunks
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks=_event_chunks())
+def test_chunks_cut_between_events_decode_as_the_model_says(chunks: list[bytes]) -> None:
+    stream = b"".join(chunks)
+    assert decode(chunks) == _reference(stream)
+    assert decode([b"data: first\n\n", *chunks]) == _reference(b"data: first\n\n" + stream)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=_event_chunks(), max_line=st.integers(4, 24), max_event=st.integers(1, 24))
+def test_chunks_cut_between_events_hit_the_bounds_where_a_byte_at_a_time_read_does(
+    chunks: list[bytes], max_line: int, max_event: int
+) -> None:
+    def run(pieces: list[bytes]) -> tuple[list[SSEEvent], str]:
+        dec, out = SSEDecoder(max_line=max_line, max_event=max_event), []
+        try:
+            for piece in pieces:
+                dec.feed(piece, out)
+            out.extend(dec.close())
+        except LimitExceeded as exc:
+            return out, str(exc)
+        return out, ""
+
+    stream = b"".join(chunks)
+    assert run(chunks) == run([stream[i : i + 1] for i in range(len(stream))])
+
+
+@pytest.mark.parametrize("bound", ["max_line", "max_event"])
+def test_a_bound_changed_after_construction_applies_to_ordinary_events(bound: str) -> None:
+    dec = SSEDecoder()
+    assert datas(dec.feed(b"data: 0123456789\n\n")) == ["0123456789"]
+    setattr(dec, bound, 8)
+    assert getattr(dec, bound) == 8
+    with pytest.raises(LimitExceeded):
+        dec.feed(b"data: 0123456789\n\n")

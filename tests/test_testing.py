@@ -86,6 +86,38 @@ def test_a_random_split_that_differs_is_named_with_its_seed() -> None:
         assert_split_invariant(_MidSized, b"x" * 40, seed=7)
 
 
+class _Shortcut:
+    """Wrong only when a chunk longer than one of ``ends`` ends with it (after a line end, or after a
+    blank line): where decoders take their shortcuts."""
+
+    ends: tuple[bytes, ...] = ()
+
+    def __init__(self) -> None:
+        self.taken = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        self.taken |= any(data.endswith(end) and len(data) > len(end) for end in self.ends)
+        return []
+
+    def close(self) -> list[Event]:
+        return [TextDelta(0, "shortcut" if self.taken else "plain")]
+
+
+class _AfterLine(_Shortcut):
+    ends = (b"\n",)
+
+
+class _AfterEvent(_Shortcut):
+    ends = (b"\n\n", b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(("decoder", "what"), [(_AfterLine, "line"), (_AfterEvent, "event")])
+def test_chunks_cut_after_line_ends_and_events_are_checked(decoder: type[_Shortcut], what: str) -> None:
+    body = b"ab\n\ncd\r\n\r\nef"
+    with pytest.raises(AssertionError, match=f"{decoder.__name__}: a decode cut after every {what} differs"):
+        assert_split_invariant(decoder, body, random_runs=0)
+
+
 def test_the_same_error_for_every_split_is_raised_as_is() -> None:
     with pytest.raises(RemoteProtocolError):
         assert_split_invariant("ollama", b'{"done": "yes"}\n', random_runs=5)

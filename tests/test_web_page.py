@@ -4,7 +4,8 @@ A field types out before its block closes; a tool cut by max_tokens shows invali
 never runs; Stop closes the provider connection (the simulator logs the disconnect and no token
 after it) and the page shows the run cancelled and the side effect compensated; a reload mid-stream
 ends with exactly the text of an uninterrupted run; with two relays on Redis the page keeps streaming
-after the relay serving it is killed; nothing the model sends executes as HTML or script.
+after the relay serving it is killed; on a ``serve --queue`` front end Stop reaches the worker running
+the run; nothing the model sends executes as HTML or script.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from the support modules)
@@ -18,6 +19,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from fleetsupport import Process
 from midstream.sim import SimURL
 from midstream.sim import running as sim_running
 from relaysupport import payloads, read_sse, redis_url  # noqa: F401
@@ -281,3 +283,35 @@ def test_the_page_keeps_streaming_when_its_relay_dies(
         proxy.close()
         b.stop()
         a.stop()
+
+
+def test_stop_on_a_queue_front_end_stops_the_run_on_its_worker(
+    page: Any, sim: SimURL, redis_url: str, tmp_path: Path
+) -> None:
+    """The page on ``serve --queue`` (which executes nothing) with one ``midstream worker``: the fields
+    type out from the worker's log, and Stop reaches the worker through the store."""
+    env = serve_env(tmp_path)
+    front = Serve("--store", redis_url, "--queue", "--heartbeat", "0.5", env=env)
+    settings = [a for a in serve_args(sim, redis_url, tmp_path) if a != "--heartbeat" and a != "0.5"]
+    worker = Process("worker", *settings, "--lease-ttl", "2", env=env)
+    try:
+        run = start_from_page(page, front.url, "two articles, please")
+        field = page.locator('.tool dd[data-field="content"][data-complete="false"]')
+        wait_for(lambda: len(field.text_content() or "") > 30 if field.count() else False)
+        before = len(sim.requests())
+        page.click("#stop")
+        record = wait_for(
+            lambda: next((r for r in sim.requests()[before - 1 :] if r["disconnected"]), None), 10, 0.002
+        )
+        assert wait_end(page) == "cancelled"
+        assert record["scenario"] == "two articles" and record["tokens_after_disconnect"] == 0
+        first, second = page.locator(".tool").nth(0), page.locator(".tool").nth(1)
+        assert first.get_attribute("data-state") == "compensated"
+        assert second.get_attribute("data-state") == "invalid"
+        log = log_of(front.url, run)
+        assert [e["reason"] for e in log if e["kind"] == "cancel"] == ["stopped from the web page"]
+        assert log[-1]["kind"] == "run_end" and log[-1]["terminal"] == "cancelled"
+        assert not page.errors
+    finally:
+        worker.stop()
+        front.stop()

@@ -32,11 +32,6 @@ if TYPE_CHECKING:
         TransportError,
     )
     from midstream.client.providers import MissingCredentials
-    from midstream.client.request import (
-        ChatRequest,
-        ToolResult,
-        ToolSpec,
-    )
     from midstream.client.stream import (
         AsyncClient,
         AsyncStream,
@@ -115,6 +110,11 @@ if TYPE_CHECKING:
         Usage,
     )
     from midstream.metrics import StreamMetrics
+    from midstream.request import (
+        ChatRequest,
+        ToolResult,
+        ToolSpec,
+    )
     from midstream.wire.canonical import events_from_message
     from midstream.wire.timeline import Timeline
     from midstream.workflow import Workflow
@@ -137,9 +137,9 @@ _EXPORTS: dict[str, str] = {
     "StreamTimeout": "midstream.client.errors",
     "TransportError": "midstream.client.errors",
     "MissingCredentials": "midstream.client.providers",
-    "ChatRequest": "midstream.client.request",
-    "ToolResult": "midstream.client.request",
-    "ToolSpec": "midstream.client.request",
+    "ChatRequest": "midstream.request",
+    "ToolResult": "midstream.request",
+    "ToolSpec": "midstream.request",
     "AsyncClient": "midstream.client.stream",
     "AsyncStream": "midstream.client.stream",
     "Client": "midstream.client.stream",

@@ -3,7 +3,8 @@
 What midstream's own tests use, shipped for those who write a dialect, a client shell or an agent of
 their own (as ``trio.testing`` ships trio's):
 
-* :func:`assert_split_invariant` feeds a whole stream body to a decoder at once, one byte at a time
+* :func:`assert_split_invariant` feeds a whole stream body to a decoder at once, one byte at a time,
+  cut after every line end, cut after every blank line (where an event ends, the way providers flush)
   and in many random splits, and fails unless every run yields the same events. That any split of
   the input gives the same events is the property every sans-IO decoder must have.
 * :class:`FakeClock` is a clock that moves only when told, for everything in midstream that takes its
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,9 +103,10 @@ def random_splits(data: bytes, rng: random.Random) -> list[bytes]:
 def assert_split_invariant(
     dialect: Dialect, data: bytes, *, random_runs: int = 200, seed: int = 0, **options: Any
 ) -> list[Event]:
-    """Decode ``data`` whole, one byte at a time and in ``random_runs`` random splits (reproducible
-    from ``seed``); raise :class:`AssertionError` naming the first run that differs. ``options`` are
-    the decoder's limits. Returns the events of the whole-input decode.
+    """Decode ``data`` whole, one byte at a time, cut after every line end and after every blank line,
+    and in ``random_runs`` random splits (reproducible from ``seed``); raise :class:`AssertionError`
+    naming the first run that differs. ``options`` are the decoder's limits. Returns the events of the
+    whole-input decode.
 
     A decoder that raises on the input must raise the same way for every split; that is checked too.
 
@@ -115,6 +118,10 @@ def assert_split_invariant(
     bytewise = _outcome(dialect, [data[i : i + 1] for i in range(len(data))], options)
     if bytewise != whole:
         raise AssertionError(f"{_name(dialect)}: byte-at-a-time decode differs from the whole")
+    # Providers flush whole lines and whole events: decoders read such chunks their own fast way.
+    for what, ends in (("line", _LINE_ENDS), ("event", _EVENT_ENDS)):
+        if _outcome(dialect, split_at(data, [m.end() for m in ends.finditer(data)]), options) != whole:
+            raise AssertionError(f"{_name(dialect)}: a decode cut after every {what} differs from the whole")
     rng = random.Random(seed)
     for run in range(random_runs):
         chunks = random_splits(data, rng)
@@ -124,6 +131,10 @@ def assert_split_invariant(
     if isinstance(whole, _SameError):
         raise whole.exc
     return whole
+
+
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+_EVENT_ENDS = re.compile(rb"(?:\r\n|\r|\n){2}")
 
 
 def _outcome(dialect: Dialect, chunks: list[bytes], options: dict[str, Any]) -> list[Event] | _SameError:

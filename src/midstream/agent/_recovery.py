@@ -26,6 +26,7 @@ from midstream.client.errors import ProviderError, StreamInterrupted, StreamTime
 from midstream.config import ErrorSettings
 from midstream.errors import RETRYABLE_KINDS, RemoteProtocolError
 from midstream.message import Message, Terminal, TextBlock, ToolCall
+from midstream.wire.profiles import PROFILES
 
 __all__ = [
     "PREFILL_PROVIDERS",
@@ -38,8 +39,9 @@ __all__ = [
     "retryable",
 ]
 
-PREFILL_PROVIDERS = frozenset({"anthropic"})
-"""Providers that continue a trailing assistant turn (a prefill) instead of answering it anew."""
+PREFILL_PROVIDERS = frozenset(p.name for p in PROFILES.values() if p.continues_prefill)
+"""midstream's providers that continue a trailing assistant turn (a prefill) instead of answering it
+anew: a view of the profiles' :attr:`~midstream.wire.profiles.ProviderProfile.continues_prefill`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +91,10 @@ def retryable(error: BaseException) -> bool:
 def can_prefill(provider: str, message: Message) -> bool:
     """True when the partial ``message`` can be continued by prefilling: the provider supports it and
     the response so far is answer text only (a tool call or reasoning must be restarted)."""
+    found = PROFILES.get(provider)
     return (
-        provider in PREFILL_PROVIDERS
+        found is not None
+        and found.continues_prefill
         and bool(message.blocks)
         and all(isinstance(block, TextBlock) for block in message.blocks)
         and bool(message.text.strip())

@@ -44,7 +44,7 @@ from midstream.agent.events import (
 )
 from midstream.agent.hooks import HookEvent, HookOutcome, HookReport
 from midstream.client.errors import StreamInterrupted
-from midstream.client.request import ChatRequest, ToolResult, Turn, UserText
+from midstream.client.request import ChatRequest, ToolResult, Turn, UserText, as_turns
 from midstream.client.stream import AsyncClient, AsyncStream, StreamEvent
 from midstream.core.toolargs import ToolEvent
 from midstream.errors import RemoteError
@@ -187,6 +187,7 @@ class Run(Driven[RunEvent, RunResult]):
         agent: Agent,
         prompt: str | None,
         *,
+        history: Sequence[Any] = (),
         max_iterations: int | None = None,
         on_event: EventCallback | Sequence[EventCallback] | None = None,
         session_id: str | None = None,
@@ -197,6 +198,7 @@ class Run(Driven[RunEvent, RunResult]):
     ) -> None:
         self.agent = agent
         self.prompt = prompt
+        self.history: tuple[Turn, ...] = as_turns(history) if history else ()
         self.session_id = session_id or f"run-{uuid.uuid4().hex[:12]}"
         self.max_iterations = max_iterations or agent.settings.agent.max_iterations
         self._client = client or agent.client
@@ -409,7 +411,7 @@ class Run(Driven[RunEvent, RunResult]):
             if submit.denied:
                 return _End("cancelled", f"the prompt was blocked: {submit.reason or 'by a hook'}")
             parts = [UserText(self.prompt)] + ([UserText(submit.context)] if submit.context else [])
-            self.progress.turns = [Turn("user", tuple(parts))]
+            self.progress.turns = _after(self.history, Turn("user", tuple(parts)))
             self._boundary()
         while True:
             if self.progress.iteration >= self.max_iterations:
@@ -716,3 +718,11 @@ class Run(Driven[RunEvent, RunResult]):
         self.progress.turns.append(Turn("user", tuple(results)))
         self.progress.step_results = {}
         self._boundary()
+
+
+def _after(history: Sequence[Turn], turn: Turn) -> list[Turn]:
+    """``history`` then the user ``turn``; a history ending with a user turn takes its parts instead
+    (providers expect user and assistant turns to alternate)."""
+    if history and history[-1].role == "user" and turn.role == "user":
+        return [*history[:-1], Turn("user", history[-1].parts + turn.parts)]
+    return [*history, turn]

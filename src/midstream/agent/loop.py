@@ -214,6 +214,7 @@ class Agent:
         self,
         prompt: str,
         *,
+        history: Sequence[Any] = (),
         max_iterations: int | None = None,
         on_event: EventCallback | Sequence[EventCallback] | None = None,
         session_id: str | None = None,
@@ -222,13 +223,23 @@ class Agent:
     ) -> Run:
         """Start a run (lazily: at the first iteration, ``await`` or :meth:`Run.start`).
 
+        ``history`` is the conversation before ``prompt``, in the forms
+        :meth:`~midstream.client.request.ChatRequest.create` takes (user strings or ``{"role": "user",
+        "content"}`` dicts, assistant :class:`~midstream.message.Message` objects, tool results,
+        :class:`~midstream.client.request.Turn` objects): the model sees it, in order, before the prompt.
         ``on_event`` callbacks get every event synchronously, in order (a callback that raises is
         logged and skipped). ``checkpoint_path`` saves a checkpoint at every clean boundary;
         ``on_checkpoint`` is called with it there (synchronously: after the events that led to it).
+
+        Example::
+
+            earlier = ["Plan a trip to Kyoto", previous_result.message]
+            run = agent.run("And where should we eat?", history=earlier)
         """
         return Run(
             self,
             prompt,
+            history=history,
             max_iterations=max_iterations,
             on_event=on_event,
             session_id=session_id,

@@ -467,6 +467,7 @@ def run_agent(
     from midstream.cli._console import RunConsole
     from midstream.cli.examples import TOOLS, scenario_book
     from midstream.client.stream import Client
+    from midstream.config import Settings, load_settings
     from midstream.core.toolargs import ToolEvent as _ToolEvent
     from midstream.events import Event as _Event
     from midstream.sim import ScenarioBook, running
@@ -481,7 +482,7 @@ def run_agent(
             typer.echo(json.dumps(agent_event_dict(event), ensure_ascii=False, default=str))
 
     def go(client: Any) -> Any:
-        agent = Agent(client, TOOLS, settings=settings, journal=journal, model=chosen, max_tokens=max_tokens)
+        agent = Agent(client, TOOLS, settings=loaded, journal=journal, model=chosen, max_tokens=max_tokens)
         on_event = show_json if as_json else view
         try:
             return agent.run_sync(prompt, max_iterations=max_iterations, on_event=on_event)
@@ -492,13 +493,16 @@ def run_agent(
         chosen = model or DEFAULT_MODELS.get(provider)
         if chosen is None:
             raise LocalError(f"--model is needed for {provider}")
+        loaded = Settings() if settings is None else load_settings(settings)
+        pool = loaded.client.options()  # [client]: the connection pool and the timeouts
         if sim:
             book = ScenarioBook.load(scenarios) if scenarios else scenario_book()
-            with running(book, speed=speed) as url, Client(provider, "sim-key", url, model=chosen) as client:
+            with running(book, speed=speed) as url:
                 note_simulator(url, how="--sim; drop it to ask the provider")
-                result = go(client)
+                with Client(provider, "sim-key", url, model=chosen, **pool) as client:
+                    result = go(client)
         else:
-            with Client(provider, base_url=base_url, model=chosen) as client:
+            with Client(provider, base_url=base_url, model=chosen, **pool) as client:
                 result = go(client)
     except LocalError as exc:
         _fail(usage_message(exc), EXIT_USAGE)

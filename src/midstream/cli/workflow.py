@@ -92,6 +92,7 @@ def workflow(
                 update={"streaming": settings.streaming.model_copy(update={"enabled": False})}
             )
         options: dict[str, Any] = {"settings": settings, "start_handoffs": start}
+        pool = settings.client.options()  # [client]: the connection pool and the timeouts
         if metrics is not None:
             options["metrics_file"] = metrics
         if sim:
@@ -100,10 +101,10 @@ def workflow(
             book = ScenarioBook.load(book_path) if book_path is not None else None
             with running(book, speed=speed) as url:
                 note_simulator(url, how="the default; --no-sim asks the providers")
-                clients = {p: Client(p, "sim-key", url, model=spec.model) for p in spec.providers()}
+                clients = {p: Client(p, "sim-key", url, model=spec.model, **pool) for p in spec.providers()}
                 result = _run(spec, clients, options, prompt, console, as_json)
         else:
-            clients = {p: Client(p, base_url=base_url, model=spec.model) for p in spec.providers()}
+            clients = {p: Client(p, base_url=base_url, model=spec.model, **pool) for p in spec.providers()}
             result = _run(spec, clients, options, prompt, console, as_json)
     except LocalError as exc:
         _fail(usage_message(exc), EXIT_USAGE)

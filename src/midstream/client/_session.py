@@ -253,27 +253,37 @@ class Session:
         self.started = True
         size = len(chunk)
         self.metrics.chunk(now, size)
+        received = self.received + size
         limit = self.max_response_bytes
-        over = limit is not None and self.received + size > limit
-        if over:
-            # Exactly the bytes up to the bound are decoded, whatever the chunking: the outcome of a
-            # response cut by the limit does not depend on how the network split it.
-            assert limit is not None
-            chunk = chunk[: limit - self.received]
-            size = len(chunk)
-        self.received += size
+        if limit is not None and received > limit:
+            return self._feed_past(limit, now, chunk)
+        self.received = received
         try:
-            events = self.decoder.feed(chunk) if size else []
+            events = self.decoder.feed(chunk)
         except RemoteProtocolError as exc:
-            # The good frames before the bad bytes count as if they had come in a chunk of their own:
-            # they may commit the response, or even finish it.
-            self._hold(now, self.decoder.take_owed())
-            raise protocol_problem(exc, self.secrets) from exc
-        if over:
-            assert limit is not None
-            self._hold(now, events)
-            raise limit_problem(limit)
+            raise self._broken(now, exc) from exc
         return self._take(now, events) if events else []
+
+    def _feed_past(self, limit: int, now: float, chunk: bytes) -> list[StreamEvent]:
+        """The chunk that crosses ``max_response_bytes``: what fits is decoded, then the limit's problem.
+
+        Exactly the bytes up to the bound are decoded, whatever the chunking: the outcome of a response
+        cut by the limit does not depend on how the network split it.
+        """
+        chunk = chunk[: limit - self.received]
+        self.received += len(chunk)
+        try:
+            events = self.decoder.feed(chunk) if chunk else []
+        except RemoteProtocolError as exc:
+            raise self._broken(now, exc) from exc
+        self._hold(now, events)
+        raise limit_problem(limit)
+
+    def _broken(self, now: float, exc: RemoteProtocolError) -> Problem:
+        """The bytes broke the protocol. The good frames before the bad bytes count as if they had come
+        in a chunk of their own: they may commit the response, or even finish it."""
+        self._hold(now, self.decoder.take_owed())
+        return protocol_problem(exc, self.secrets)
 
     def _hold(self, now: float, events: list[Event]) -> None:
         """Take ``events`` in, keeping them in ``held`` for the closing flush (a problem follows)."""
@@ -300,16 +310,10 @@ class Session:
             events = [self._scrub(event) for event in events]
         self.acc.feed_all(events)
         out: list[StreamEvent] = events  # type: ignore[assignment]  # (a list is invariant)
-        tracker = self.tracker
-        for i, event in enumerate(events):
+        for event in events:
             cls = type(event)
-            if cls is not TextDelta and cls is not ThinkingDelta and (derived := tracker.feed(event)):
-                out = [*events[: i + 1], *derived]  # from here on, a list of our own
-                for later in events[i + 1 :]:
-                    out.append(later)
-                    cls = type(later)
-                    if cls is not TextDelta and cls is not ThinkingDelta:
-                        out.extend(tracker.feed(later))
+            if cls is not TextDelta and cls is not ThinkingDelta:
+                out = self._track(events)
                 break
         committed = self.committed
         if not committed:
@@ -332,6 +336,22 @@ class Session:
             return out
         self.held.extend(out)
         return []
+
+    def _track(self, events: list[Event]) -> list[StreamEvent]:
+        """``events``, each followed by the tool events it causes (the list itself if there are none)."""
+        out: list[StreamEvent] = events  # type: ignore[assignment]
+        tracker = self.tracker
+        for i, event in enumerate(events):
+            cls = type(event)
+            if cls is not TextDelta and cls is not ThinkingDelta and (derived := tracker.feed(event)):
+                out = [*events[: i + 1], *derived]  # from here on, a list of our own
+                for later in events[i + 1 :]:
+                    out.append(later)
+                    cls = type(later)
+                    if cls is not TextDelta and cls is not ThinkingDelta:
+                        out.extend(tracker.feed(later))
+                break
+        return out
 
     def _scrub(self, event: Event) -> Event:
         if not isinstance(event, StreamError):

@@ -1,4 +1,10 @@
-"""Each provider's HTTP request for a :class:`~midstream.client.request.ChatRequest`.
+"""Each provider's HTTP request for a :class:`~midstream.request.ChatRequest`, built from its profile.
+
+Every provider is built the same way from its :class:`~midstream.wire.profiles.ProviderProfile`: the
+body is its dialect's writer (:attr:`midstream.wire.request.RequestDialect.write`), JSON compact or
+spaced as its SDK writes it; the URL is its endpoint's path on the base URL; the headers are its fixed
+ones and its key in its key header. A provider with a ``sigv4_service`` (Bedrock) is signed instead
+when it has no key.
 
 Nothing here opens a connection. The outside state read is the environment (keys, AWS region) and, for
 Bedrock without explicit credentials, botocore's default credential chain (files, and possibly the
@@ -32,16 +38,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from midstream.client._providers import anthropic, bedrock, gemini, ollama, openai
-from midstream.client._providers._common import compact_json, spaced_json
-from midstream.client.request import ChatRequest
+from midstream import wire
+from midstream.client import _sigv4
 from midstream.errors import LocalError
-from midstream.wire.profiles import PROFILES, profile
+from midstream.request import ChatRequest
+from midstream.wire.profiles import PROFILES, ProviderProfile, profile
+from midstream.wire.request import RequestDialect, compact_json, spaced_json
 
 __all__ = [
     "BASE_URL_ENV",
@@ -71,8 +79,6 @@ DEFAULT_BASE_URLS: dict[str, str] = {p.name: p.default_base_url for p in PROFILE
 BASE_URL_ENV: dict[str, str] = {p.name: p.base_url_env for p in PROFILES.values() if p.base_url_env}
 """Provider -> the environment variable naming its base URL when ``base_url`` is not given (none for
 ``openai-compatible``: it is always given a base_url, and must not borrow OpenAI's)."""
-
-OLLAMA_PORT = 11434
 
 
 def decoder_options(provider: str) -> dict[str, Any]:
@@ -156,14 +162,20 @@ def build_request(
     Raises :class:`MissingCredentials` when a required key is absent, :class:`LocalError` for an
     unknown provider (:class:`~midstream.wire.profiles.UnknownProvider`).
     """
-    dialect = profile(provider).dialect  # UnknownProvider for a name not in PROFILES
+    p = profile(provider)  # UnknownProvider for a name not in PROFILES
+    dialect = wire.request_dialect(p.dialect)
     base = base_url_for(provider, base_url)
     extra = {name.lower(): value for name, value in (extra_headers or {}).items()}
-    if provider == "bedrock":
-        return _bedrock(request, api_key, base, stream, extra, region, aws_credentials)
-    key = _key(provider, api_key, local=is_loopback(base))
-    url, headers, body = _BUILDERS[provider](request, key, base.rstrip("/"), stream)
-    return HTTPRequest("POST", url, headers | extra, body, dialect)
+    key = None if p.sigv4_service is not None else _key(p, api_key, local=is_loopback(base))
+    payload = dialect.write(request, stream=stream, **p.body_options)
+    body = spaced_json(payload) if p.spaced_json else compact_json(payload)
+    if p.sigv4_service is not None:
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        url = _url(p, dialect, base.format(region=region).rstrip("/"), request.model, stream)
+        return _signed(p, api_key, url, body, dict(p.request_headers) | extra, region, aws_credentials)
+    headers = dict(p.request_headers) | ({} if key is None else {p.key_header: p.key_prefix + key})
+    url = _url(p, dialect, base.rstrip("/"), request.model, stream)
+    return HTTPRequest("POST", url, headers | extra, body, p.dialect)
 
 
 def base_url_for(provider: str, base_url: str | None) -> str:
@@ -175,19 +187,20 @@ def base_url_for(provider: str, base_url: str | None) -> str:
     """
     if base_url:
         return base_url
-    variable = BASE_URL_ENV.get(provider)
-    value = (os.environ.get(variable) or "").strip() if variable else ""
+    p = profile(provider)
+    value = (os.environ.get(p.base_url_env) or "").strip() if p.base_url_env else ""
     if not value:
-        return DEFAULT_BASE_URLS[provider]
-    return _ollama_host(value) if provider == "ollama" else value.rstrip("/")
+        return p.default_base_url
+    return _host_url(value, p.default_base_url) if p.base_url_env_host else value.rstrip("/")
 
 
-def _ollama_host(value: str) -> str:
-    """``OLLAMA_HOST`` as the ollama client reads it: ``host``, ``:port``, ``host:port`` or a URL."""
+def _host_url(value: str, default: str) -> str:
+    """A base URL variable that may name a host (``OLLAMA_HOST``, as the ollama client reads it):
+    ``host``, ``:port``, ``host:port`` or a URL; the port defaults to that of the ``default`` URL."""
     if "://" in value:
         return value.rstrip("/")
     host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
-    return f"http://{host or '127.0.0.1'}:{port or OLLAMA_PORT}"
+    return f"http://{host or '127.0.0.1'}:{port or urlsplit(default).port}"
 
 
 def is_loopback(url: str) -> bool:
@@ -206,95 +219,64 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-_Built = tuple[str, dict[str, str], bytes]
-_JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
-def _anthropic(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
-    headers = _JSON_HEADERS | {"anthropic-version": anthropic.API_VERSION} | _bearer(key)
-    return f"{base}/v1/messages", headers, compact_json(anthropic.body(request, stream=stream))
+def _url(p: ProviderProfile, dialect: RequestDialect, base: str, model: str, stream: bool) -> str:
+    """The URL of ``p``'s endpoint for a streamed (or whole) answer, the model written into its path."""
+    endpoint = next(e for e in p.endpoints if e.stream is None or e.stream == stream)
+    path = _PLACEHOLDER.sub(lambda m: dialect.path_model(model) if m[1] == "model" else m[0], endpoint.path)
+    if p.base_path:
+        # The SDK's base URL carries this part of the path (OpenAI's /v1); a bare server root gets it.
+        path = path.removeprefix(p.base_path)
+        if urlsplit(base).path in ("", "/"):
+            base = base.rstrip("/") + p.base_path
+    query = f"?{urlencode(endpoint.query)}" if endpoint.query else ""
+    return f"{base}{path}{query}"
 
 
-def _openai_chat(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
-    body = openai.chat_body(request, stream=stream)
-    return f"{_versioned(base)}/chat/completions", _JSON_HEADERS | _bearer(key), compact_json(body)
-
-
-def _openai_compatible(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
-    body = openai.chat_body(request, stream=stream, compatible=True)
-    return f"{_versioned(base)}/chat/completions", _JSON_HEADERS | _bearer(key), compact_json(body)
-
-
-def _openai_responses(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
-    body = openai.responses_body(request, stream=stream)
-    return f"{_versioned(base)}/responses", _JSON_HEADERS | _bearer(key), compact_json(body)
-
-
-def _gemini(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
-    model = request.model.removeprefix("models/")
-    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-    url = f"{base}/{gemini.API_VERSION}/models/{model}:{method}"
-    headers = {"content-type": "application/json"} | ({"x-goog-api-key": key} if key else {})
-    return url, headers, spaced_json(gemini.body(request))
-
-
-def _ollama(request: ChatRequest, key: str | None, base: str, stream: bool) -> _Built:
-    return f"{base}/api/chat", _JSON_HEADERS | _bearer(key), compact_json(ollama.body(request, stream=stream))
-
-
-# Bedrock is not here: it signs the request (see _bedrock).
-_BUILDERS: dict[str, Callable[[ChatRequest, str | None, str, bool], _Built]] = {
-    "anthropic": _anthropic,
-    "openai-chat": _openai_chat,
-    "openai-responses": _openai_responses,
-    "gemini": _gemini,
-    "ollama": _ollama,
-    "openai-compatible": _openai_compatible,
-}
-
-
-def _bedrock(
-    request: ChatRequest,
+def _signed(
+    p: ProviderProfile,
     api_key: str | None,
-    base: str,
-    stream: bool,
-    extra: dict[str, str],
-    region: str | None,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    region: str,
     aws_credentials: Any,
 ) -> HTTPRequest:
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    path = f"/model/{quote(request.model, safe='')}/{'converse-stream' if stream else 'converse'}"
-    url = base.format(region=region).rstrip("/") + path
-    body = spaced_json(bedrock.body(request))
-    headers = {"content-type": "application/json"} | extra
+    """A SigV4 provider's request: a key if there is one, else signed with AWS credentials."""
+    assert p.sigv4_service is not None
+    name = p.name.capitalize()
     # An explicit key, then explicit AWS credentials, then the environment's key, then botocore's chain.
     token = _clean(api_key)
     if token is None and aws_credentials is None:
-        token = _clean(os.environ.get(ENV_KEYS["bedrock"]))
+        token = _clean(os.environ.get(p.env_key))
     if token is not None:
-        return HTTPRequest("POST", url, headers | _bearer(token), body, "bedrock")
+        return HTTPRequest("POST", url, headers | {p.key_header: p.key_prefix + token}, body, p.dialect)
     try:
-        credentials = bedrock.frozen_credentials(aws_credentials)
+        credentials = _sigv4.frozen_credentials(aws_credentials)
         if credentials is None and is_loopback(url):
-            return HTTPRequest("POST", url, headers, body, "bedrock")  # a local server: unsigned
+            return HTTPRequest("POST", url, headers, body, p.dialect)  # a local server: unsigned
         if credentials is None:
-            hint = " (a Bedrock API key), or AWS credentials (AWS_ACCESS_KEY_ID, a profile, aws_credentials=)"
-            raise MissingCredentials("bedrock", ENV_KEYS["bedrock"], hint)
-        signed = bedrock.sign(url, body, headers, region, credentials)
+            hint = (
+                f" (a {p.name} API key), or AWS credentials (AWS_ACCESS_KEY_ID, a profile, aws_credentials=)"
+            )
+            raise MissingCredentials(p.name, p.env_key, hint)
+        signed = _sigv4.sign(url, body, headers, region, credentials, p.sigv4_service)
     except ImportError as exc:
-        raise LocalError("Bedrock's SigV4 signing needs botocore: pip install botocore") from exc
+        raise LocalError(f"{name}'s SigV4 signing needs botocore: pip install botocore") from exc
     headers = {k.lower(): v for k, v in signed.items()}
-    return HTTPRequest("POST", url, headers, body, "bedrock", bedrock.secrets_of(credentials))
+    return HTTPRequest("POST", url, headers, body, p.dialect, _sigv4.secrets_of(credentials))
 
 
-def _key(provider: str, api_key: str | None, *, local: bool) -> str | None:
+def _key(p: ProviderProfile, api_key: str | None, *, local: bool) -> str | None:
     """The key to use: ``api_key``, else the environment; ``None`` where a key is optional or the
     server is on this machine (``local``)."""
-    key = _clean(api_key) or _clean(os.environ.get(ENV_KEYS[provider]))
-    if key is None and provider == "gemini":
-        key = _clean(os.environ.get("GOOGLE_API_KEY"))
-    if key is None and not profile(provider).key_optional and not local:
-        raise MissingCredentials(provider, ENV_KEYS[provider])
+    key = _clean(api_key)
+    for variable in (p.env_key, *p.env_key_alternates):
+        key = key or _clean(os.environ.get(variable))
+    if key is None and not p.key_optional and not local:
+        raise MissingCredentials(p.name, p.env_key)
     return key
 
 
@@ -305,12 +287,3 @@ def _clean(key: str | None) -> str | None:
         # Said without the value: a header error from the transport would echo it.
         raise LocalError("the API key contains characters an HTTP header cannot carry")
     return key
-
-
-def _bearer(key: str | None) -> dict[str, str]:
-    return {} if key is None else {"authorization": f"Bearer {key}"}
-
-
-def _versioned(base: str) -> str:
-    """OpenAI's base URL carries the API version; a bare server root gets ``/v1``."""
-    return base if urlsplit(base).path not in ("", "/") else f"{base.rstrip('/')}/v1"

@@ -46,10 +46,11 @@ from midstream.client._shell import (
     ERROR_BODY_LIMIT,
     ClientBase,
     StreamBase,
+    abody_chunks,
     abort_socket,
+    body_chunks,
     classify,
     pool_limits,
-    reads_raw,
 )
 from midstream.client.request import ChatRequest
 from midstream.client.timeouts import WATCHDOG, Timeouts
@@ -194,8 +195,7 @@ class Stream(StreamBase):
             self._after(self._settle(self._status_problem(response)))
             return
         self._body_started(response)
-        # The chunks as they arrive (decompressed if the server compressed them).
-        self._chunks = response.iter_raw() if reads_raw(response) else response.iter_bytes()
+        self._chunks = body_chunks(response)
         self._enter("reading")
         WATCHDOG.watch(self)
 
@@ -349,7 +349,8 @@ class Client(ClientBase[Stream]):
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> AsyncClient:
         """An :class:`AsyncClient` for the same provider, with this client's key, base URL, model,
-        timeouts, retry policy, headers (copied) and Bedrock ``region`` / ``aws_credentials``.
+        timeouts, retry policy, headers (copied), pool limits, ``max_response_bytes`` and Bedrock
+        ``region`` / ``aws_credentials``.
 
         The connection pool is not shared (a sync pool cannot serve async code): the new client makes
         its own, closed by :meth:`AsyncClient.aclose`, unless ``http_client`` or ``transport`` is given.
@@ -369,6 +370,7 @@ class Client(ClientBase[Stream]):
             aws_credentials=self._aws.value,
             max_connections=self.limits.max_connections,
             max_keepalive_connections=self.limits.max_keepalive_connections,
+            max_response_bytes=self.max_response_bytes,
         )
 
     def stream_request(
@@ -500,7 +502,7 @@ class AsyncStream(StreamBase):
             await self._after(self._settle(await self._status_problem(response)))
             return
         self._body_started(response)
-        self._chunks = aiter(response.aiter_raw() if reads_raw(response) else response.aiter_bytes())
+        self._chunks = abody_chunks(response)
         self._enter("reading")
         if self._sock is not None and response.http_version == "HTTP/1.1":
             # The deadlines are kept as the sync stream's are: the watchdog shuts the socket when one

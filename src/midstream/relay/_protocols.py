@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -73,12 +73,17 @@ class ProtocolRoutes:
         except ValueError:
             raise ValueError("the request body is not JSON") from None
 
-    async def _start(self, prompt: str, options: Mapping[str, Any], tag: str) -> str:
+    async def _start(
+        self, prompt: str, history: Sequence[tuple[str, str]], options: Mapping[str, Any], tag: str
+    ) -> str:
         executor = self.relay.executor
         if executor is None:
             raise LookupError("this relay only serves events: it executes no runs")
+        # The earlier text messages of the conversation; system, developer and tool messages stay out
+        # (the server's settings own the system prompt; tool calls are not replayed from a browser).
+        said = [{"role": r, "content": t} for r, t in history if r in ("user", "assistant") and t]
         run_request = RunRequest.model_validate(
-            {"prompt": prompt, **{k: options[k] for k in _RUN_OPTIONS if k in options}}
+            {"prompt": prompt, "history": said, **{k: options[k] for k in _RUN_OPTIONS if k in options}}
         )
         run = f"r_{uuid.uuid4().hex[:20]}"
         await self.relay.log.create(run, meta=run_request.start_data(), tag=tag)
@@ -89,7 +94,7 @@ class ProtocolRoutes:
         """``POST /api/chat``: ``useChat``'s request; the response is the new assistant message."""
         try:
             body = parse_chat_request(await self._body(request))
-            run = await self._start(body.prompt, body.extra, f"chat:{body.chat_id}")
+            run = await self._start(body.prompt, body.history, body.extra, f"chat:{body.chat_id}")
         except (ChatRequestError, ValueError, ValidationError) as exc:
             return _error(400, "invalid_request", str(exc))
         except LookupError as exc:
@@ -110,7 +115,8 @@ class ProtocolRoutes:
         try:
             run_input = parse_run_agent_input(await self._body(request))
             props = run_input.forwarded_props if isinstance(run_input.forwarded_props, Mapping) else {}
-            run = await self._start(run_input.prompt, props, f"ag-ui:{run_input.thread_id}")
+            tag = f"ag-ui:{run_input.thread_id}"
+            run = await self._start(run_input.prompt, run_input.history, props, tag)
         except (RunAgentInputError, ValueError, ValidationError) as exc:
             return _error(400, "invalid_request", str(exc))
         except LookupError as exc:

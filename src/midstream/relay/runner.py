@@ -29,7 +29,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,27 +42,41 @@ from midstream.client.providers import PROVIDERS
 from midstream.client.stream import AsyncClient
 from midstream.config import Settings
 from midstream.errors import LocalError
+from midstream.message import Message, TextBlock
 from midstream.relay.coalesce import Coalescer, CoalesceSettings, Item
 from midstream.relay.entry import entry_data
 from midstream.relay.errors import DuplicateAppend, LeaseError, RelayError, StoreError, TooManyRuns
 from midstream.relay.log import EventLog, Lease
 
-__all__ = ["AgentFactory", "Durability", "Executor", "LocalExecutor", "RunRequest"]
+__all__ = ["AgentFactory", "Durability", "Executor", "HistoryMessage", "LocalExecutor", "RunRequest"]
 
 log = logging.getLogger("midstream.relay")
+
+
+class HistoryMessage(BaseModel):
+    """One earlier message of the conversation a run continues: who said it and its text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=200_000)
 
 
 class RunRequest(BaseModel):
     """The body of ``POST /v1/runs``.
 
-    ``settings`` are per-run agent settings (the sections of ``midstream.toml``) laid over the
-    server's; ``hooks`` are refused here (they run commands: only the server's own settings file
-    defines them). ``coalesce`` sets ``buffer_timeout_ms`` (0: off) and ``max_bytes``.
+    ``history`` is the conversation before ``prompt`` (text messages, oldest first), which the model
+    sees before the prompt; the chat front ends (``/api/chat``, ``/api/ag-ui``) fill it from the
+    messages they are sent. ``settings`` are per-run agent settings (the sections of
+    ``midstream.toml``) laid over the server's; ``hooks`` are refused here (they run commands: only
+    the server's own settings file defines them). ``coalesce`` sets ``buffer_timeout_ms`` (0: off)
+    and ``max_bytes``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     prompt: str = Field(min_length=1, max_length=200_000)
+    history: tuple[HistoryMessage, ...] = Field(default=(), max_length=1000)
     provider: str | None = None
     model: str | None = Field(default=None, max_length=200)
     agent: str | None = Field(default=None, max_length=200)
@@ -92,6 +106,17 @@ class RunRequest(BaseModel):
     def _coalesce(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         CoalesceSettings.coerce(value)
         return value
+
+    def history_for(self, provider: str) -> list[Any]:
+        """:attr:`history` as :meth:`Agent.run <midstream.agent.loop.Agent.run>` takes it: user text,
+        and the assistant's answers as completed Messages of ``provider``."""
+        return [
+            {"role": "user", "content": m.content}
+            if m.role == "user"
+            else Message(provider=provider, blocks=(TextBlock(text=m.content),), terminal="completed")
+            for m in self.history
+            if m.content
+        ]
 
     def start_data(self) -> dict[str, Any]:
         """The ``run_start`` entry: what was asked, by whom (settings left out)."""
@@ -140,7 +165,7 @@ class AgentFactory:
         if request.settings:
             merged = _merge(settings.model_dump(), request.settings)
             settings = Settings.from_mapping(merged, source="settings")
-        client = AsyncClient(provider, self._api_key, self.base_url, model=model)
+        client = AsyncClient(provider, self._api_key, self.base_url, model=model, **settings.client.options())
         return Agent(
             client,
             self.tools,
@@ -339,6 +364,7 @@ class LocalExecutor:
         else:
             run = agent.run(
                 request.prompt,
+                history=request.history_for(agent.client.provider),
                 max_iterations=request.max_iterations,
                 on_event=events.put_nowait,
                 session_id=writer.lease.run,

@@ -26,7 +26,7 @@ from midstream.sim.nonstream import error_body
 from midstream.sim.requests import parse_request
 from midstream.wire.profiles import profile
 
-__all__ = ["OLLAMA_VERSION", "guess_provider", "not_found"]
+__all__ = ["GEMINI_MODEL_PATHS", "OLLAMA_VERSION", "guess_provider", "not_found"]
 
 OLLAMA_VERSION = "0.12.6"
 """The Ollama version ``/api/version`` reports."""
@@ -138,6 +138,24 @@ async def gemini_models(request: Request) -> Response:
 async def gemini_model(request: Request) -> Response:
     """``GET /v1beta/models/{model}``."""
     return JSONResponse(_gemini_model(request.path_params["target"]))
+
+
+GEMINI_MODEL_PATHS = (
+    "/v1beta/models/{target}",
+    "/v1/models/{target}",
+    "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}",
+    "/{version}/publishers/google/models/{target}",
+)
+"""The paths of a Gemini model: its methods other than generation are answered by :func:`gemini_method`."""
+
+
+async def gemini_method(request: Request) -> Response:
+    """``POST .../models/{model}:{method}`` for a method other than generation: ``countTokens``, or a 404."""
+    method = request.path_params["target"].partition(":")[2]
+    if method == "countTokens":
+        return await gemini_count_tokens(request)
+    payload, _ = error_body("gemini", 404, "not_found", f"unknown method {method!r}")
+    return Response(payload, 404, media_type="application/json")
 
 
 async def gemini_count_tokens(request: Request) -> Response:

@@ -17,6 +17,7 @@ from typing import Any
 from midstream import wire
 from midstream.sim.script import count_tokens
 from midstream.wire.anthropic import FINE_GRAINED_BETA
+from midstream.wire.profiles import profile
 from midstream.wire.request import RequestView, text_of
 
 __all__ = ["FINE_GRAINED_BETA", "SimRequest", "load_body", "parse_request"]
@@ -29,7 +30,8 @@ def parse_request(
     provider: str, body: dict[str, Any], headers: Mapping[str, str], *, model: str | None = None
 ) -> SimRequest:
     """Read ``body`` (a ``provider`` request) into a SimRequest. ``model`` overrides the body's."""
-    req = wire.request_dialect(provider).read(body, {k.lower(): v for k, v in headers.items()})
+    dialect = wire.request_dialect(profile(provider).dialect)
+    req = dialect.read(body, {k.lower(): v for k, v in headers.items()})
     if model:
         req.model = model
     req.input_tokens = max(1, count_tokens(text_of(req.conversation)))

@@ -2,13 +2,14 @@
 
 Routes (all ``POST`` unless noted):
 
-* ``/v1/messages`` (Anthropic), ``/v1/chat/completions`` (OpenAI Chat, and any OpenAI-compatible
-  client), ``/v1/responses`` (OpenAI Responses);
-* ``/v1beta/models/{model}:streamGenerateContent`` (``?alt=sse`` for SSE, a JSON array otherwise) and
-  ``:generateContent`` (Gemini API); the same methods under Vertex AI's
+* every provider profile's endpoints (:attr:`midstream.wire.profiles.ProviderProfile.endpoints`), each
+  answered in the profile's dialect: ``/v1/messages`` (Anthropic), ``/v1/chat/completions`` (OpenAI Chat,
+  and any OpenAI-compatible client), ``/v1/responses`` (OpenAI Responses);
+  ``/v1beta/models/{model}:streamGenerateContent`` (``?alt=sse`` for SSE, a JSON array otherwise) and
+  ``:generateContent`` (Gemini API, also under ``/v1/models``), the same methods under Vertex AI's
   ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}`` and ``/v1/publishers/google/...``;
-* ``/model/{model_id}/converse-stream`` and ``/converse`` (Bedrock), ``/api/chat`` and
-  ``/api/generate`` (Ollama);
+  ``/model/{model_id}/converse-stream`` and ``/converse`` (Bedrock), ``/api/chat`` and
+  ``/api/generate`` (Ollama); and those of any provider registered before the simulator is made;
 * the side endpoints clients call (token counts, model lists and details, Ollama's ``/api/tags`` ...,
   see :mod:`midstream.sim.endpoints`) and ``GET /v1/responses/{id}`` for a stored Responses answer;
   every other route is a 404 in the shape of the provider the request is for;
@@ -36,7 +37,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +66,7 @@ from midstream.sim.scenarios import (
 from midstream.sim.script import ArgsMode, Part, Step, TextPart, ThinkingPart, ToolPart, plan
 from midstream.sim.stream import RequestRecord, SimStream, chunks
 from midstream.wire.gemini import synthetic_call_id
-from midstream.wire.profiles import ProviderProfile, profile
+from midstream.wire.profiles import PROFILES, Endpoint, ProviderProfile, profile
 from midstream.wire.request import Answering, RequestRejected
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
@@ -76,7 +77,6 @@ DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive once its headers have: later is a 408 and a closed connection."""
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_GEMINI_METHODS = ("streamGenerateContent", "generateContent")
 _READ_HEADERS = ("anthropic-beta",)
 
 
@@ -89,14 +89,20 @@ class _Call:
     """One request on its way through :meth:`Simulator._serve`."""
 
     provider: str
+    dialect: str
     req: SimRequest
     scenario: Scenario | None
     fault: FaultSpec
     record: RequestRecord
     rng: random.Random
     request_id: str
-    api: str | None = None  # Ollama's endpoint, Gemini's framing
+    endpoint: Endpoint
     inputs: list[Any] | None = None  # a Responses conversation's input items, kept if it is stored
+
+    @property
+    def api(self) -> str | None:
+        """The endpoint's variant of the dialect (Ollama's ``generate``, Gemini's framing)."""
+        return self.endpoint.api
 
 
 class Simulator:
@@ -143,7 +149,6 @@ class Simulator:
         return self._count
 
     def _routes(self) -> list[Route]:
-        vertex = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
         side = endpoints  # the side endpoints: token counts, model lists, Ollama's /api/tags ...
         return [
             Route("/v1/messages/count_tokens", side.anthropic_count_tokens, methods=["POST"]),
@@ -157,54 +162,42 @@ class Simulator:
             Route("/api/show", side.ollama_show, methods=["POST"]),
             Route("/api/version", side.ollama_version, methods=["GET"]),
             Route("/api/ps", side.ollama_ps, methods=["GET"]),
-            Route("/v1/messages", self._anthropic, methods=["POST"]),
-            Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
-            Route("/v1/responses", self._openai_responses, methods=["POST"]),
-            Route("/v1beta/models/{target}", self._gemini, methods=["POST"]),
-            Route("/v1/models/{target}", self._gemini, methods=["POST"]),
-            Route(vertex, self._gemini, methods=["POST"]),
-            Route("/{version}/publishers/google/models/{target}", self._gemini, methods=["POST"]),
-            Route("/model/{model_id:path}/converse-stream", self._bedrock_stream, methods=["POST"]),
-            Route("/model/{model_id:path}/converse", self._bedrock, methods=["POST"]),
-            Route("/api/chat", self._ollama, methods=["POST"]),
-            Route("/api/generate", self._ollama_generate, methods=["POST"]),
+            *self._generation_routes(),
+            # Gemini's other methods on a model (countTokens; an unknown one is Gemini's 404).
+            *(Route(path, side.gemini_method, methods=["POST"]) for path in side.GEMINI_MODEL_PATHS),
             Route("/_sim/requests", self._requests, methods=["GET", "DELETE"]),
             Route("/_sim/health", self._health, methods=["GET"]),
         ]
 
+    def _generation_routes(self) -> list[Route]:
+        """One route per endpoint path of every provider profile; a path an earlier profile serves is
+        served as that one (``openai-compatible`` clients reach ``openai-chat``)."""
+        served: dict[str, tuple[str, list[Endpoint]]] = {}
+        for p in PROFILES.values():
+            for endpoint in p.endpoints:
+                provider, variants = served.setdefault(endpoint.path, (p.name, []))
+                if provider == p.name:
+                    variants.append(endpoint)
+        return [
+            Route(path, self._endpoint(provider, tuple(variants)), methods=["POST"])
+            for path, (provider, variants) in served.items()
+        ]
+
+    def _endpoint(
+        self, provider: str, variants: tuple[Endpoint, ...]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of one path: the first of its endpoints whose query the request has."""
+
+        async def serve(request: Request) -> Response:
+            query = request.query_params
+            endpoint = next(
+                (e for e in variants if all(query.get(k) == v for k, v in e.query.items())), variants[-1]
+            )
+            return await self._serve(provider, request, endpoint)
+
+        return serve
+
     # -- endpoints ---------------------------------------------------------------------------------
-
-    async def _anthropic(self, request: Request) -> Response:
-        return await self._serve("anthropic", request)
-
-    async def _openai_chat(self, request: Request) -> Response:
-        return await self._serve("openai-chat", request)
-
-    async def _openai_responses(self, request: Request) -> Response:
-        return await self._serve("openai-responses", request)
-
-    async def _gemini(self, request: Request) -> Response:
-        model, _, method = request.path_params["target"].partition(":")
-        if method == "countTokens":
-            return await endpoints.gemini_count_tokens(request)
-        if method not in _GEMINI_METHODS:
-            payload, _ = error_body("gemini", 404, "not_found", f"unknown method {method!r}")
-            return Response(payload, 404, media_type="application/json")
-        stream = method == "streamGenerateContent"
-        framing = "sse" if request.query_params.get("alt") == "sse" else "json-array"
-        return await self._serve("gemini", request, model=model, stream=stream, api=framing)
-
-    async def _bedrock_stream(self, request: Request) -> Response:
-        return await self._serve("bedrock", request, model=request.path_params["model_id"], stream=True)
-
-    async def _bedrock(self, request: Request) -> Response:
-        return await self._serve("bedrock", request, model=request.path_params["model_id"], stream=False)
-
-    async def _ollama(self, request: Request) -> Response:
-        return await self._serve("ollama", request, api="chat")
-
-    async def _ollama_generate(self, request: Request) -> Response:
-        return await self._serve("ollama", request, api="generate")
 
     async def _requests(self, request: Request) -> Response:
         if request.method == "DELETE":
@@ -227,17 +220,10 @@ class Simulator:
 
     # -- the common path ---------------------------------------------------------------------------
 
-    async def _serve(
-        self,
-        provider: str,
-        request: Request,
-        *,
-        model: str | None = None,
-        stream: bool | None = None,
-        api: str | None = None,
-    ) -> Response:
+    async def _serve(self, provider: str, request: Request, endpoint: Endpoint) -> Response:
         self._count += 1
-        call = await self._read(provider, request, self._count, model, stream, api)
+        model = request.path_params.get("model")
+        call = await self._read(provider, request, self._count, model, endpoint)
         if isinstance(call, Response):
             return call
         http_fault = self._http_fault(call)
@@ -255,11 +241,11 @@ class Simulator:
         if not call.req.stream:
             return await self._nonstream(call, steps)
         try:
-            encoder = wire.encoder(provider, **self._encoder_options(call))
+            encoder = wire.encoder(call.dialect, **self._encoder_options(call))
         except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
             return self._error(call, 500, "server", f"the simulator cannot write {provider}: {exc}")
         body = chunks(provider, encoder, call.record, steps, call.fault, call.request_id)
-        media = "application/json" if api == "json-array" else profile(provider).media_type
+        media = endpoint.media_type or profile(provider).media_type
         delay = (call.fault.first_byte_delay_ms or 0) / 1000.0
         return SimStream(call.record, body, media, self._headers(call), first_byte_delay=delay)
 
@@ -269,10 +255,10 @@ class Simulator:
         request: Request,
         number: int,
         model: str | None,
-        stream: bool | None,
-        api: str | None,
+        endpoint: Endpoint,
     ) -> _Call | Response:
         """The request read and its scenario and faults chosen, or the 400 answer to a bad one."""
+        stream, dialect = endpoint.stream, profile(provider).dialect
         headers = request.headers
         seed = headers.get("x-midstream-seed")
         rng = random.Random(f"{self.seed}:{number}" if seed is None else f"pinned:{seed}")
@@ -302,7 +288,7 @@ class Simulator:
             # Only the headers that change the answer are handed on; credentials stay behind.
             wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
             req = parse_request(provider, body, wanted, model=model)
-            wire.request_dialect(provider).check(body, req)
+            wire.request_dialect(dialect).check(body, req)
             inputs = None
             if req.store or req.previous_response_id is not None:  # a conversation kept by the provider
                 body, inputs = self.responses.resume(body, req.previous_response_id)
@@ -321,7 +307,9 @@ class Simulator:
             req.stream = stream
         record = self._record(number, provider, request, req.model, scenario, stream=req.stream)
         self.records.append(record)
-        return _Call(provider, req, scenario, fault or FaultSpec(), record, rng, request_id, api, inputs)
+        return _Call(
+            provider, dialect, req, scenario, fault or FaultSpec(), record, rng, request_id, endpoint, inputs
+        )
 
     def _refuse(
         self,
@@ -337,7 +325,7 @@ class Simulator:
         record = self._record(number, provider, request, model or "", None, stream=bool(stream))
         record.status, record.completed = exc.status, True
         self.records.append(record)
-        dialect = wire.request_dialect(provider)
+        dialect = wire.request_dialect(profile(provider).dialect)
         payload = dialect.rejection(exc, request_id)
         if payload is None:
             payload, extra = dialect.error_body(exc.status, "invalid_request", exc.message, request_id, None)
@@ -447,7 +435,7 @@ class Simulator:
         spec = call.scenario.latency if call.scenario and call.scenario.latency else self.latency
         return plan(
             parts,
-            provider=provider,
+            provider=call.dialect,
             model=req.model,
             response_id=response_id,
             input_tokens=req.input_tokens,
@@ -484,7 +472,7 @@ class Simulator:
 
     def _encoder_options(self, call: _Call) -> dict[str, Any]:
         answering = Answering(call.api, call.fault.error_form, datetime.now(UTC))
-        options = wire.request_dialect(call.provider).encoder_options(call.req, answering)
+        options = wire.request_dialect(call.dialect).encoder_options(call.req, answering)
         options["realism"] = self.realism and options.get("realism", True)
         options["seed"] = call.rng.randrange(1 << 30)
         return options
@@ -497,7 +485,7 @@ class Simulator:
         events = [step.event for step in steps]
         seed = call.rng.randrange(1 << 30)
         try:
-            payload = nonstream_body(call.provider, events, api=call.api, realism=self.realism, seed=seed)
+            payload = nonstream_body(call.dialect, events, api=call.api, realism=self.realism, seed=seed)
         except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
             return self._error(call, 500, "server", f"the simulator cannot write {call.provider}: {exc}")
         record.tokens_generated = sum(s.tokens for s in steps)
@@ -514,9 +502,7 @@ class Simulator:
             uuids = habits.request_ids_are_uuids
             rid = str(uuid.UUID(int=call.rng.getrandbits(128), version=4)) if uuids else call.request_id
             headers = {habits.request_id_header: rid} | headers
-        if call.api == "sse":
-            headers |= habits.sse_headers
-        return headers
+        return headers | call.endpoint.headers
 
 
 def _args_mode(habits: ProviderProfile, req: SimRequest) -> Callable[[str], ArgsMode]:

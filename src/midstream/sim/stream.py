@@ -26,6 +26,7 @@ from midstream.events import ResponseEnd, StreamError, UsageUpdate
 from midstream.sim.scenarios import FaultSpec
 from midstream.sim.script import Step
 from midstream.wire import Encoder
+from midstream.wire.profiles import profile
 
 __all__ = ["RequestRecord", "SimStream", "chunks", "stream_error"]
 
@@ -110,19 +111,10 @@ def _contains_abrupt(exc: BaseException | None) -> bool:
 
 logging.getLogger("uvicorn.error").addFilter(_QuietAbrupt())
 
-# Frames that do not parse, one per framing (Bedrock's: a 32-byte frame whose prelude CRC is wrong).
-_MALFORMED = {
-    "bedrock": b"\x00\x00\x00\x20\x00\x00\x00\x00garbage-frame-with-bad-crc!!",
-    "ollama": b'{"model": not json\n',
-    "gemini": b"data: {not json\r\n\r\n",
-    "anthropic": b"event: content_block_delta\ndata: {not json\n\n",
-    "openai-responses": b"event: response.output_text.delta\ndata: {not json\n\n",
-}
-
 
 def stream_error(provider: str, kind: str, request_id: str, retry_delay: float | None = None) -> StreamError:
     """The mid-stream error ``kind`` (overloaded, rate_limited, server) in ``provider``'s own shape."""
-    return wire.request_dialect(provider).stream_error(kind, request_id, retry_delay)
+    return wire.request_dialect(profile(provider).dialect).stream_error(kind, request_id, retry_delay)
 
 
 async def chunks(
@@ -189,7 +181,7 @@ async def _inject(
         return error + encoder.encode(ResponseEnd(terminal="failed"))
     if fault.malformed_after_events is not None and shown > fault.malformed_after_events:
         record.fault = "malformed frame"
-        return _MALFORMED.get(provider, b"data: {not json\n\n")
+        return profile(provider).malformed
     return None
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from midstream.wire.profiles import PROFILES
+
 Naming = Literal["latest", "v1.41"]
 
 DURATION_BUCKETS: Final = (
@@ -33,21 +35,15 @@ TOKEN_BUCKETS: Final = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 104
 COUNT_BUCKETS: Final = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 """Calls per agent run (inference calls, tool calls)."""
 
-PROVIDER_NAMES: Final = {
-    "anthropic": "anthropic",
-    "openai-chat": "openai",
-    "openai-responses": "openai",
-    "openai-compatible": "openai",
-    "gemini": "gcp.gemini",
-    "bedrock": "aws.bedrock",
-    "ollama": "ollama",
-}
-"""midstream's provider names -> the conventions' ``gen_ai.provider.name`` (well-known values)."""
+PROVIDER_NAMES: Final = {p.name: p.semconv_name or p.name for p in PROFILES.values()}
+"""midstream's provider names -> the conventions' ``gen_ai.provider.name`` (well-known values): a view of
+the profiles' :attr:`~midstream.wire.profiles.ProviderProfile.semconv_name`."""
 
 
 def provider_name(provider: str) -> str:
-    """``gen_ai.provider.name`` for one of midstream's providers."""
-    return PROVIDER_NAMES.get(provider, provider)
+    """``gen_ai.provider.name`` for a provider (its profile's, registered ones included)."""
+    found = PROFILES.get(provider)
+    return provider if found is None else found.semconv_name or found.name
 
 
 @dataclass(frozen=True, slots=True)

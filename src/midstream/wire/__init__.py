@@ -4,17 +4,22 @@
 ``close()``; ``encoder(dialect)`` gives an :class:`~midstream.wire._base.Encoder` that writes the
 provider's bytes back. ``request_dialect(dialect)`` gives the request side (a
 :class:`~midstream.wire.request.RequestDialect`): how a request body is read, which ones the provider
-refuses, and its error bodies. Dialect names: ``anthropic``, ``openai-chat``, ``openai-responses``,
-``gemini``, ``bedrock``, ``ollama``.
+refuses, and its error bodies; ``nonstream_body(dialect, message)`` is its answer when not streamed.
+Dialect names (those of the provider profiles, :mod:`midstream.wire.profiles`): ``anthropic``,
+``openai-chat``, ``openai-responses``, ``gemini``, ``bedrock``, ``ollama``.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from midstream.errors import UnknownDialect
+from midstream.events import Event
+from midstream.message import Message
 from midstream.wire._base import Decoder, DialectDecoder, Encoder
+from midstream.wire.profiles import PROFILES, dialect_module
 from midstream.wire.sse import SSEDecoder, SSEEvent, encode_sse
 
 if TYPE_CHECKING:  # the request side loads with a dialect's module, not with the decoders
@@ -30,26 +35,20 @@ __all__ = [
     "decoder",
     "encode_sse",
     "encoder",
+    "nonstream_body",
     "request_dialect",
 ]
 
-# dialect name -> module defining ``DECODER`` (a DialectDecoder class), ``ENCODER`` (an Encoder class) and
-# ``REQUEST`` (a RequestDialect)
-_MODULES: dict[str, str] = {
-    "anthropic": "midstream.wire.anthropic",
-    "openai-chat": "midstream.wire.openai_chat",
-    "openai-responses": "midstream.wire.openai_responses",
-    "gemini": "midstream.wire.gemini",
-    "bedrock": "midstream.wire.bedrock",
-    "ollama": "midstream.wire.ollama",
-}
+# A dialect is the dialect of a provider profile; its module (``dialect_module``) defines ``DECODER`` (a
+# DialectDecoder class), ``ENCODER`` (an Encoder class), ``NONSTREAM`` (the non-streamed body writer) and
+# ``REQUEST`` (a RequestDialect).
 
 
 def _module(dialect: str) -> Any:
-    module = _MODULES.get(dialect)
-    if module is None:
-        raise UnknownDialect(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    return importlib.import_module(module)
+    if not any(p.dialect == dialect for p in PROFILES.values()):
+        known = dict.fromkeys(p.dialect for p in PROFILES.values())
+        raise UnknownDialect(f"unknown dialect {dialect!r}; known: {', '.join(known)}")
+    return importlib.import_module(dialect_module(dialect))
 
 
 def decoder(dialect: str, **options: Any) -> Decoder:
@@ -69,5 +68,25 @@ def request_dialect(dialect: str) -> RequestDialect:
     return found
 
 
-DIALECTS: tuple[str, ...] = tuple(_MODULES)
-"""The dialect names ``decoder()`` and ``encoder()`` accept."""
+def nonstream_body(
+    dialect: str,
+    message: Message,
+    events: Sequence[Event] = (),
+    *,
+    api: str | None = None,
+    realism: bool = True,
+    seed: int | None = 0,
+) -> dict[str, Any]:
+    """The JSON body ``dialect`` answers with when not streaming: ``message``, the answer, whole.
+
+    ``events`` are those ``message`` was folded from (the Responses API's body is the last object of its
+    own stream, written from them); ``api`` is the endpoint's variant (Ollama's ``chat`` or
+    ``generate``); ``realism`` and ``seed`` are the encoder's (random ids).
+    """
+    body: dict[str, Any] = _module(dialect).NONSTREAM(message, events, api=api, realism=realism, seed=seed)
+    return body
+
+
+DIALECTS: tuple[str, ...] = tuple(dict.fromkeys(p.dialect for p in PROFILES.values()))
+"""The dialect names ``decoder()`` and ``encoder()`` accept (midstream's own; a registered provider's
+dialect is accepted too)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from midstream.events import (
@@ -20,11 +20,11 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import Message, StopReason, Usage
+from midstream.message import Message, StopReason, TextBlock, ThinkingBlock, ToolCall, Usage
 from midstream.wire._base import Encoder
 from midstream.wire.canonical import events_from_message
 
-__all__ = ["ERROR_TYPES", "AnthropicEncoder", "wire_stop_reason"]
+__all__ = ["ERROR_TYPES", "AnthropicEncoder", "whole_body", "wire_stop_reason"]
 
 _WIRE_STOP: dict[str, str] = {
     "context_window_exceeded": "model_context_window_exceeded",
@@ -245,3 +245,37 @@ class AnthropicEncoder(Encoder):
         if isinstance(payload, dict) and isinstance(payload.get("type"), str):
             return self._frame(payload["type"], payload)
         return b""  # nothing Anthropic could have sent
+
+
+# -- the answer not streamed ---------------------------------------------------------------------------
+
+
+def whole_body(message: Message, events: Sequence[Event] = (), **_: Any) -> dict[str, Any]:
+    """The Messages API's answer when not streamed: ``message`` as one ``message`` object."""
+    content: list[dict[str, Any]] = []
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            content.append({"type": "text", "text": block.text})
+        elif isinstance(block, ThinkingBlock):
+            content.append(
+                {"type": "thinking", "thinking": block.thinking, "signature": block.signature or ""}
+            )
+        elif isinstance(block, ToolCall):
+            given = block.input if block.input is not None else {}
+            content.append({"type": "tool_use", "id": block.id, "name": block.name, "input": given})
+    usage = message.usage
+    return {
+        "id": message.id,
+        "type": "message",
+        "role": "assistant",
+        "model": message.model,
+        "content": content,
+        "stop_reason": wire_stop_reason(message.stop_reason, message.raw_stop_reason) or "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": usage.input_tokens or 0,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": usage.output_tokens or 0,
+        },
+    }

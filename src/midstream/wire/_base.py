@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol, Self, TypeVar
+from collections.abc import Iterable
+from typing import Any, Protocol, Self
 
 from midstream.errors import LocalError, RemoteProtocolError
 from midstream.events import Event, StreamError
@@ -12,7 +12,7 @@ from midstream.message import Message
 from midstream.wire.canonical import events_from_message
 from midstream.wire.timeline import Timeline
 
-__all__ = ["Decoder", "DialectDecoder", "Encoder", "frames_first"]
+__all__ = ["Decoder", "DialectDecoder", "Encoder"]
 
 # A dialect decoder that trips over a payload shape it did not expect raises one of these from deep
 # inside; the wrapper turns them into a remote protocol error naming the dialect. ``json.loads`` raises
@@ -20,31 +20,15 @@ __all__ = ["Decoder", "DialectDecoder", "Encoder", "frames_first"]
 _SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 
 
-T = TypeVar("T")
-
-
-def frames_first(
-    framer: Callable[[bytes, list[T]], object], data: bytes, decode: Callable[[list[T]], object]
-) -> None:
-    """``framer(data, frames)``, then ``decode(frames)``, also when the framer raised part way.
-
-    The one step every dialect's ``feed`` shares: the frames completed before bad bytes are decoded
-    before the framing error propagates, so the events do not depend on where the chunks were cut.
-    (If decoding raises too, that error wins: its frame came first.)
-    """
-    frames: list[T] = []
-    try:
-        framer(data, frames)
-    finally:
-        decode(frames)
-
-
 class DialectDecoder(Protocol):
     """Provider bytes -> raw normalized events (before the timeline checks their order).
 
     ``feed`` appends to ``out`` (when given) as it goes, so that when it raises on a bad frame,
     ``out`` already holds the events of every good frame before it: what a consumer sees must not
-    depend on how the bytes were split into chunks, error cases included.
+    depend on how the bytes were split into chunks, error cases included. Each dialect frames the
+    chunk into a list and decodes that list in a ``finally``, so the frames completed before bad bytes
+    are decoded before the framing error propagates (if decoding raises too, that error wins: its
+    frame came first).
     """
 
     def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]: ...
@@ -89,9 +73,20 @@ class Decoder:
         except _SHAPE_ERRORS as exc:
             error = self._malformed(exc)
             error.__cause__ = exc
+        timeline = self.timeline
+        if error is None:
+            # The usual chunk: only deltas for blocks already open of their type, which the timeline
+            # passes as they are (its feed_all shortcut, checked here for the whole chunk at once).
+            targets = timeline._targets
+            for event in raw:
+                indices = targets.get(type(event))
+                if not indices or event.index not in indices:  # type: ignore[union-attr,operator]
+                    break
+            else:
+                return raw
         out: list[Event] = []
         try:
-            self.timeline.feed_all(raw, out)
+            timeline.feed_all(raw, out)
         except RemoteProtocolError as exc:
             error = exc  # earlier in the stream than the dialect's own error
         if error is not None:

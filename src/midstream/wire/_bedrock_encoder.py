@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 from midstream.errors import LocalError
@@ -23,12 +24,12 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import Message, StopReason, Usage
+from midstream.message import Message, StopReason, TextBlock, ThinkingBlock, ToolCall, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire.eventstream import encode_message
 
-__all__ = ["BedrockEncoder", "wire_stop_reason"]
+__all__ = ["BedrockEncoder", "whole_body", "wire_stop_reason"]
 
 # normalized -> the Converse value written for it when the raw reason does not map back
 _WIRE_STOP: dict[str, str] = {
@@ -300,3 +301,31 @@ class _InvokeWriter:
             chunk = base64.b64encode(data.encode("utf-8")).decode("ascii")
             frames.append(self._owner.frame("chunk", {"bytes": chunk}))
         return b"".join(frames)
+
+
+# -- the answer not streamed ---------------------------------------------------------------------------
+
+
+def whole_body(message: Message, events: Sequence[Event] = (), **_: Any) -> dict[str, Any]:
+    """Converse's answer (``POST /model/{id}/converse``): the whole output message, stop reason, usage."""
+    content: list[dict[str, Any]] = []
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            content.append({"text": block.text})
+        elif isinstance(block, ThinkingBlock):
+            text = {"text": block.thinking, "signature": block.signature or ""}
+            content.append({"reasoningContent": {"reasoningText": text}})
+        elif isinstance(block, ToolCall):
+            given = block.input if block.input is not None else {}
+            content.append({"toolUse": {"toolUseId": block.id, "name": block.name, "input": given}})
+    usage = message.usage
+    return {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": wire_stop_reason(message.stop_reason, message.raw_stop_reason) or "end_turn",
+        "usage": {
+            "inputTokens": usage.input_tokens or 0,
+            "outputTokens": usage.output_tokens or 0,
+            "totalTokens": usage.total_tokens or 0,
+        },
+        "metrics": {"latencyMs": 0},
+    }

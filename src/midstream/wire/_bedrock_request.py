@@ -1,4 +1,11 @@
-"""The Bedrock Converse request: read, checked with AWS's validation messages, and AWS's error bodies."""
+"""The Bedrock Converse request: written as boto3 sends it, read, checked with AWS's validation
+messages, and AWS's error bodies.
+
+The body is what boto3's ``converse_stream`` sends (botocore keeps the caller's key order, so the order
+here is the one the docs list: ``messages``, ``system``, ``inferenceConfig``, ``toolConfig``,
+``additionalModelRequestFields``). Thinking is requested the way Claude models on Bedrock take it
+(``additionalModelRequestFields.thinking``). Converse has no "none" tool choice: tools stay offered.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from midstream.events import StreamError
+from midstream.message import Block, Message, RedactedThinkingBlock, TextBlock, ThinkingBlock, ToolCall
+from midstream.request import ChatRequest, ToolSpec, Turn
 from midstream.wire.request import (
+    JSON,
     OfferedTool,
     OutputFormat,
     RequestDialect,
@@ -17,12 +27,15 @@ from midstream.wire.request import (
     check_names,
     check_schemas,
     is_int,
+    replays_native,
+    split_parts,
     stream_error_kind,
     stream_message,
     text_of,
+    tool_input,
 )
 
-__all__ = ["REQUEST"]
+__all__ = ["REQUEST", "write"]
 
 _EXCEPTIONS = {
     400: "ValidationException",
@@ -161,6 +174,82 @@ def not_found(method: str, path: str) -> str:
     return "Unknown operation"
 
 
+# -- writing -----------------------------------------------------------------------------------------
+
+
+DIALECT = "bedrock"
+
+
+def write(request: ChatRequest, *, stream: bool = True) -> JSON:
+    """The JSON body for ``request`` (the model id and whether to stream go in the URL, not here)."""
+    out: JSON = {"messages": [m for turn in request.turns if (m := _message(turn)) is not None]}
+    if request.system is not None:
+        out["system"] = [{"text": request.system}]
+    inference: JSON = {"maxTokens": request.max_tokens}
+    if request.temperature is not None:
+        inference["temperature"] = request.temperature
+    out["inferenceConfig"] = inference
+    if request.tools:
+        tool_config: JSON = {"tools": [_tool(spec) for spec in request.tools]}
+        choice = _tool_choice(request.tool_choice)
+        if choice is not None:
+            tool_config["toolChoice"] = choice
+        out["toolConfig"] = tool_config
+    if request.thinking_budget is not None:
+        thinking = {"type": "enabled", "budget_tokens": request.thinking_budget}
+        out["additionalModelRequestFields"] = {"thinking": thinking}
+    return out
+
+
+def _tool(spec: ToolSpec) -> JSON:
+    tool: JSON = {"name": spec.name}
+    if spec.description:  # Bedrock rejects an empty description
+        tool["description"] = spec.description
+    tool["inputSchema"] = {"json": spec.input_schema}
+    return {"toolSpec": tool}
+
+
+def _tool_choice(choice: str | None) -> JSON | None:
+    if choice is None or choice == "none":
+        return None
+    if choice in ("auto", "any"):
+        return {choice: {}}
+    return {"tool": {"name": choice}}
+
+
+def _message(turn: Turn) -> JSON | None:
+    if turn.message is not None:
+        content = _assistant_content(turn.message)
+        return {"role": "assistant", "content": content} if content else None
+    results, texts = split_parts(turn.parts)
+    blocks: list[JSON] = []
+    for result in results:
+        tool_result: JSON = {"toolUseId": result.tool_call_id, "content": [{"text": result.content}]}
+        if result.is_error:
+            tool_result["status"] = "error"
+        blocks.append({"toolResult": tool_result})
+    blocks.extend({"text": t.text} for t in texts)
+    return {"role": "user", "content": blocks}
+
+
+def _assistant_content(message: Message) -> list[JSON]:
+    native = replays_native(message, DIALECT)
+    return [b for block in message.blocks if (b := _block(block, native)) is not None]
+
+
+def _block(block: Block, native: bool) -> JSON | None:
+    if isinstance(block, TextBlock):
+        return {"text": block.text} if block.text else None  # blank text is a validation error
+    if isinstance(block, ToolCall):
+        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": tool_input(block)}}
+    if native and isinstance(block, ThinkingBlock) and block.signature is not None:
+        reasoning = {"text": block.thinking, "signature": block.signature}
+        return {"reasoningContent": {"reasoningText": reasoning}}
+    if native and isinstance(block, RedactedThinkingBlock):
+        return {"reasoningContent": {"redactedContent": block.data}}  # already base64, as received
+    return None
+
+
 REQUEST = RequestDialect(
-    read=read, check=check, error_body=error_body, stream_error=stream_error, not_found=not_found
+    write=write, read=read, check=check, error_body=error_body, stream_error=stream_error, not_found=not_found
 )

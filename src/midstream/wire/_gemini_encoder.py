@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -24,7 +24,7 @@ from midstream.events import (
     ToolArgsDelta,
     UsageUpdate,
 )
-from midstream.message import StopReason, Usage
+from midstream.message import Message, StopReason, TextBlock, ThinkingBlock, ToolCall, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._gemini_parts import (
     PART_META,
@@ -38,7 +38,7 @@ from midstream.wire._gemini_parts import (
 )
 from midstream.wire.sse import encode_sse
 
-__all__ = ["EncoderFraming", "ErrorShape", "GeminiEncoder", "wire_finish_reason"]
+__all__ = ["EncoderFraming", "ErrorShape", "GeminiEncoder", "whole_body", "wire_finish_reason"]
 
 EncoderFraming = Literal["sse", "json-array"]
 ErrorShape = Literal["raw", "data"]
@@ -406,3 +406,40 @@ class GeminiEncoder(Encoder):
         if not self.realism:
             return text
         return text.replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+# -- the answer not streamed ---------------------------------------------------------------------------
+
+
+def whole_body(message: Message, events: Sequence[Event] = (), **_: Any) -> dict[str, Any]:
+    """``generateContent``'s answer: one ``GenerateContentResponse`` with the whole candidate."""
+    parts: list[dict[str, Any]] = []
+    for block in message.blocks:
+        if isinstance(block, ThinkingBlock):
+            parts.append({"text": block.thinking, "thought": True})
+        elif isinstance(block, TextBlock):
+            parts.append({"text": block.text})
+        elif isinstance(block, ToolCall):
+            given = block.input if block.input is not None else {}
+            parts.append({"functionCall": {"name": block.name, "args": given}})
+    usage = message.usage
+    thoughts = usage.reasoning_tokens or 0
+    metadata = {
+        "promptTokenCount": usage.input_tokens or 0,
+        "candidatesTokenCount": (usage.output_tokens or 0) - thoughts,  # Gemini counts thoughts apart
+        "totalTokenCount": usage.total_tokens or 0,
+    }
+    if usage.reasoning_tokens is not None:
+        metadata["thoughtsTokenCount"] = thoughts
+    return {
+        "candidates": [
+            {
+                "content": {"parts": parts, "role": "model"},
+                "finishReason": wire_finish_reason(message.stop_reason, message.raw_stop_reason),
+                "index": 0,
+            }
+        ],
+        "usageMetadata": metadata,
+        "modelVersion": message.model,
+        "responseId": message.id,
+    }

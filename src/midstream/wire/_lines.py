@@ -25,7 +25,7 @@ class LineBuffer:
     ('data: a\\r', '', 'data: b')
     """
 
-    __slots__ = ("_bom", "_clean", "_skip_lf", "_tail", "_tail_len", "_universal", "_utf8")
+    __slots__ = ("_bom", "_clean", "_skip_lf", "_tail", "_tail_len", "_universal", "_utf8", "idle")
 
     def __init__(self, *, universal: bool, bom: bool) -> None:
         self._universal = universal
@@ -35,6 +35,10 @@ class LineBuffer:
         self._skip_lf = False  # the last chunk ended in CR: an LF starting the next one is its pair
         self._tail: list[str] = []
         self._tail_len = 0
+        # Nothing held: no partial line or character, and no BOM or CR-LF pair still to look for. A
+        # framer may then read a chunk of whole lines (ending in LF) without this buffer: this buffer
+        # would return it as it is (an attribute, not a property: framers read it once per chunk).
+        self.idle = not bom
 
     def feed(self, data: bytes, final: bool = False) -> str:
         """The text of the complete lines ``data`` finished, each with its line end (``""`` if none).
@@ -42,6 +46,11 @@ class LineBuffer:
         ``final``: the input ends here (a partial character left becomes U+FFFD); the unterminated last
         line stays for :meth:`rest`.
         """
+        text = self._feed(data, final)
+        self.idle = not self._tail and self._clean and not self._bom and not self._skip_lf
+        return text
+
+    def _feed(self, data: bytes, final: bool) -> str:
         if self._clean and not final:
             try:
                 text = data.decode()  # the usual chunk: whole characters only, no decoder state
@@ -84,6 +93,7 @@ class LineBuffer:
         """The unterminated last line (emptied)."""
         tail = "".join(self._tail)
         self._tail, self._tail_len = [], 0
+        self.idle = self._clean and not self._bom and not self._skip_lf
         return tail
 
     def _decode(self, data: bytes, final: bool) -> str:

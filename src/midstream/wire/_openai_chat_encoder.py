@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from midstream.errors import ErrorKind, LocalError
@@ -22,11 +22,11 @@ from midstream.events import (
     ToolArgsDelta,
     UsageUpdate,
 )
-from midstream.message import StopReason, Usage
+from midstream.message import Message, StopReason, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 
-__all__ = ["OpenAIChatEncoder", "wire_finish_reason"]
+__all__ = ["OpenAIChatEncoder", "whole_body", "wire_finish_reason"]
 
 # Normalized stop reason -> what OpenAI writes for it (several have no value of their own).
 _FINISH_FOR: dict[StopReason, str] = {
@@ -313,3 +313,37 @@ def _usage_json(usage: Usage, realism: bool) -> dict[str, Any]:
 
 def _known(**counts: int | None) -> dict[str, Any]:
     return {key: value for key, value in counts.items() if value is not None}
+
+
+# -- the answer not streamed ---------------------------------------------------------------------------
+
+
+def whole_body(message: Message, events: Sequence[Event] = (), **_: Any) -> dict[str, Any]:
+    """Chat Completions' answer when not streamed: one ``chat.completion`` object."""
+    calls = [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_input}}
+        for c in message.tool_calls
+    ]
+    body: dict[str, Any] = {"role": "assistant", "content": message.text or None, "refusal": None}
+    if calls:
+        body["tool_calls"] = calls
+    usage = message.usage
+    return {
+        "id": message.id,
+        "object": "chat.completion",
+        "created": 0,
+        "model": message.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": body,
+                "logprobs": None,
+                "finish_reason": wire_finish_reason(message.stop_reason, message.raw_stop_reason) or "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.input_tokens or 0,
+            "completion_tokens": usage.output_tokens or 0,
+            "total_tokens": usage.total_tokens or 0,
+        },
+    }

@@ -1,4 +1,9 @@
-"""The OpenAI Chat Completions request: read, checked as the API checks it, and OpenAI's error bodies.
+"""The OpenAI Chat Completions request: written as the official SDK sends it (also for OpenAI-compatible
+servers), read, checked as the API checks it, and OpenAI's error bodies.
+
+Key order follows the official SDK (``model``, ``stream``, then the rest as its ``create`` lists them).
+Reasoning is not replayed: Chat Completions has no place for it. A thinking budget becomes a reasoning
+effort (``low`` under 2048 tokens, ``medium`` under 16384, else ``high``).
 
 The error shape, ``{"error": {"message", "type", "param", "code"}}``, is shared with the Responses API.
 """
@@ -9,7 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from midstream.events import StreamError
+from midstream.message import Message, TextBlock
+from midstream.request import ChatRequest, ToolSpec, Turn
 from midstream.wire.request import (
+    JSON,
     Answering,
     OutputFormat,
     RequestDialect,
@@ -19,14 +27,27 @@ from midstream.wire.request import (
     chat_messages,
     check_names,
     check_schemas,
+    effort,
     function_tools,
     is_int,
     schema_problem,
+    split_parts,
     stream_error_kind,
     text_of,
+    tool_arguments,
 )
 
-__all__ = ["REQUEST", "below_minimum", "choice_of", "error_body", "missing", "rejection", "stream_error"]
+__all__ = [
+    "REQUEST",
+    "below_minimum",
+    "choice_of",
+    "error_body",
+    "function_spec",
+    "missing",
+    "rejection",
+    "stream_error",
+    "write",
+]
 
 SERVER_MESSAGE = (
     "The server had an error while processing your request. Sorry about that! You can retry your request."
@@ -231,7 +252,82 @@ def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
     return options
 
 
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def write(request: ChatRequest, *, stream: bool, compatible: bool = False) -> JSON:
+    """Chat Completions body. ``compatible`` targets other servers (vLLM, llama.cpp, LM Studio): the
+    widely understood ``max_tokens`` instead of ``max_completion_tokens``, and no ``reasoning_effort``."""
+    out: JSON = {"model": request.model}
+    if stream:
+        out["stream"] = True
+    messages: list[JSON] = []
+    if request.system is not None:
+        messages.append({"role": "system", "content": request.system})
+    for turn in request.turns:
+        messages.extend(_chat_messages(turn))
+    out["messages"] = messages
+    out["max_tokens" if compatible else "max_completion_tokens"] = request.max_tokens
+    if request.thinking_budget is not None and not compatible:
+        out["reasoning_effort"] = effort(request.thinking_budget)
+    if stream:
+        out["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        out["temperature"] = request.temperature
+    if request.tool_choice is not None:
+        out["tool_choice"] = _chat_tool_choice(request.tool_choice)
+    if request.tools:
+        out["tools"] = [{"type": "function", "function": function_spec(spec)} for spec in request.tools]
+    return out
+
+
+def function_spec(spec: ToolSpec) -> JSON:
+    """A tool as OpenAI's ``function`` object (Chat nests it, Responses spreads it)."""
+    fn: JSON = {"name": spec.name}
+    if spec.description:
+        fn["description"] = spec.description
+    fn["parameters"] = spec.input_schema
+    return fn
+
+
+def _chat_tool_choice(choice: str) -> str | JSON:
+    if choice in ("auto", "none"):
+        return choice
+    if choice == "any":
+        return "required"
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _chat_messages(turn: Turn) -> list[JSON]:
+    if turn.message is not None:
+        return _chat_assistant(turn.message)
+    results, texts = split_parts(turn.parts)
+    out: list[JSON] = [
+        {"role": "tool", "tool_call_id": r.tool_call_id, "content": r.content} for r in results
+    ]
+    if len(texts) == 1:
+        out.append({"role": "user", "content": texts[0].text})
+    elif texts:
+        out.append({"role": "user", "content": [{"type": "text", "text": t.text} for t in texts]})
+    return out
+
+
+def _chat_assistant(message: Message) -> list[JSON]:
+    text = "".join(b.text for b in message.blocks if isinstance(b, TextBlock))
+    calls = message.tool_calls
+    if not text and not calls:
+        return []
+    out: JSON = {"role": "assistant", "content": text or None}
+    if calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": tool_arguments(c)}}
+            for c in calls
+        ]
+    return [out]
+
+
 REQUEST = RequestDialect(
+    write=write,
     read=read,
     check=check,
     error_body=error_body,

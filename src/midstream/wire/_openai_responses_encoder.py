@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +24,13 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import Usage
+from midstream.message import Message, Usage
 from midstream.wire._base import Encoder
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
-from midstream.wire.sse import encode_sse
+from midstream.wire.canonical import events_from_message
+from midstream.wire.sse import SSEDecoder, encode_sse
 
-__all__ = ["OpenAIResponsesEncoder"]
+__all__ = ["OpenAIResponsesEncoder", "whole_body"]
 
 _HEX = "0123456789abcdef"
 _ALNUM = string.ascii_letters + string.digits
@@ -476,3 +477,22 @@ class OpenAIResponsesEncoder(Encoder):
             return b""
         fields = {k: v for k, v in event.payload.items() if k not in ("type", "sequence_number")}
         return self._emit(event.raw_type, fields)
+
+
+# -- the answer not streamed ---------------------------------------------------------------------------
+
+
+def whole_body(
+    message: Message, events: Sequence[Event] = (), *, realism: bool = True, seed: int | None = 0, **_: Any
+) -> dict[str, Any]:
+    """The Responses API's answer when not streamed: the final ``response`` object its stream ends with,
+    written by the encoder itself from ``events`` (the canonical events of ``message`` when none are
+    given), so that streamed and non-streamed answers cannot drift apart."""
+    encoder = OpenAIResponsesEncoder(realism=realism, seed=seed)
+    data = encoder.encode_all(events or events_from_message(message))
+    final: dict[str, Any] = {}
+    for sse in SSEDecoder().feed(data):
+        payload = json.loads(sse.data)
+        if isinstance(payload, dict) and isinstance(payload.get("response"), dict):
+            final = payload["response"]
+    return final

@@ -1,4 +1,9 @@
-"""The OpenAI Responses request: read, checked as the API checks it; errors written as Chat's are."""
+"""The OpenAI Responses request: written as the official SDK sends it, read, checked as the API checks
+it; errors written as Chat's are.
+
+Key order follows the official SDK. Reasoning is not replayed: a reasoning item needs the ``rs_`` id that
+the event stream does not keep. A thinking budget becomes a reasoning effort, with ``summary: auto``.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,37 @@ from collections.abc import Mapping
 from typing import Any
 
 from midstream.events import StreamError
+from midstream.message import Message, TextBlock, ToolCall
+from midstream.request import ChatRequest, Turn
 from midstream.wire._openai_chat_request import (
     SERVER_MESSAGE,
     below_minimum,
     check_tool_choice,
     choice_of,
     error_body,
+    function_spec,
     missing,
     not_found,
     rejection,
     wrong_type,
 )
 from midstream.wire.request import (
+    JSON,
     Answering,
     OutputFormat,
     RequestDialect,
     RequestRejected,
     RequestView,
+    effort,
     function_tools,
     is_int,
+    split_parts,
     stream_error_kind,
     text_of,
+    tool_arguments,
 )
 
-__all__ = ["MIN_OUTPUT_TOKENS", "REQUEST", "unknown_previous"]
+__all__ = ["MIN_OUTPUT_TOKENS", "REQUEST", "unknown_previous", "write"]
 
 MIN_OUTPUT_TOKENS = 16
 """The smallest ``max_output_tokens`` the Responses API accepts (clients such as LiteLLM clamp to it)."""
@@ -127,7 +139,86 @@ def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
     return {"created_at": int(answering.now.timestamp())}
 
 
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def write(request: ChatRequest, *, stream: bool) -> JSON:
+    """The Responses API body for ``request``."""
+    out: JSON = {"model": request.model}
+    if stream:
+        out["stream"] = True
+    items: list[JSON] = []
+    for turn in request.turns:
+        items.extend(_response_items(turn))
+    out["input"] = items
+    if request.system is not None:
+        out["instructions"] = request.system
+    out["max_output_tokens"] = request.max_tokens
+    if request.thinking_budget is not None:
+        # ``summary`` is what makes the reasoning visible in the stream at all.
+        out["reasoning"] = {"effort": effort(request.thinking_budget), "summary": "auto"}
+    if request.temperature is not None:
+        out["temperature"] = request.temperature
+    if request.tool_choice is not None:
+        out["tool_choice"] = _responses_tool_choice(request.tool_choice)
+    if request.tools:
+        out["tools"] = [
+            {"type": "function", **function_spec(spec), "strict": False} for spec in request.tools
+        ]
+    return out
+
+
+def _responses_tool_choice(choice: str) -> str | JSON:
+    if choice in ("auto", "none"):
+        return choice
+    if choice == "any":
+        return "required"
+    return {"type": "function", "name": choice}
+
+
+def _response_items(turn: Turn) -> list[JSON]:
+    if turn.message is not None:
+        return _response_assistant(turn.message)
+    results, texts = split_parts(turn.parts)
+    out: list[JSON] = [
+        {"type": "function_call_output", "call_id": r.tool_call_id, "output": r.content} for r in results
+    ]
+    out.extend({"role": "user", "content": t.text} for t in texts)
+    return out
+
+
+def _response_assistant(message: Message) -> list[JSON]:
+    out: list[JSON] = []
+    text: list[str] = []  # consecutive text blocks of one phase make one assistant message
+    phase: str | None = None
+
+    def flush() -> None:
+        if "".join(text):
+            item: JSON = {"role": "assistant", "content": "".join(text)}
+            if phase is not None:
+                item["phase"] = phase  # OpenAI asks for it back on every assistant message
+            out.append(item)
+        text.clear()
+
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            if block.phase != phase:
+                flush()
+                phase = block.phase
+            text.append(block.text)
+        elif isinstance(block, ToolCall):
+            flush()
+            out.append(_function_call(block))
+    flush()
+    return out
+
+
+def _function_call(call: ToolCall) -> JSON:
+    return {"type": "function_call", "call_id": call.id, "name": call.name, "arguments": tool_arguments(call)}
+
+
 REQUEST = RequestDialect(
+    write=write,
     read=read,
     check=check,
     error_body=error_body,

@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["fast_path", "loads", "loads_json"]
+__all__ = ["ParsesPayloads", "fast_path", "loads", "loads_json", "parser"]
 
 
 def _reject_constant(name: str) -> Any:
@@ -62,6 +62,30 @@ def loads(text: str | bytes) -> Any:
         return _fast(text)
     except ValueError:  # msgspec's DecodeError, or UnicodeEncodeError for a str holding a lone surrogate
         return loads_json(text)
+
+
+def parser() -> Callable[[str | bytes], Any]:
+    """The fast parser itself (msgspec's, imported now if it was not yet; else :func:`loads_json`).
+
+    For a decoder's per-event loop, which saves a call per payload: it must send whatever this
+    rejects with :class:`ValueError` to :func:`loads`, which then applies the policy in full. (A
+    :class:`RecursionError` is the same from both.)
+    """
+    loads("0")
+    return _fast
+
+
+class ParsesPayloads:
+    """A decoder's access to :func:`parser`: ``self._parse or self._parser()`` in its per-chunk code.
+
+    The parser is fetched on first use, not when the decoder is made: making one imports nothing.
+    """
+
+    _parse: Callable[[str | bytes], Any] | None = None
+
+    def _parser(self) -> Callable[[str | bytes], Any]:
+        self._parse = parse = parser()
+        return parse
 
 
 def fast_path() -> bool:

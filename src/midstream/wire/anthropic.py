@@ -82,9 +82,11 @@ from midstream.events import (
 )
 from midstream.message import StopReason, Usage
 from midstream.wire._anthropic_encoder import AnthropicEncoder, wire_stop_reason
+from midstream.wire._anthropic_encoder import whole_body as _whole_body
 from midstream.wire._anthropic_request import FINE_GRAINED_BETA as FINE_GRAINED_BETA
 from midstream.wire._anthropic_request import REQUEST as _REQUEST
-from midstream.wire._base import frames_first
+from midstream.wire._fast_events import text_delta, tool_args_delta
+from midstream.wire._payload import ParsesPayloads
 from midstream.wire._payload import loads as _loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
@@ -213,7 +215,7 @@ class AnthropicEventMapper:
             fragment = _text(delta["partial_json"], "input_json_delta.partial_json")
             if self._start_input and fragment:
                 self._start_input.pop(index, None)
-            out.append(ToolArgsDelta(index, fragment))
+            out.append(tool_args_delta(index, fragment))
         elif kind == "thinking_delta":
             out.append(ThinkingDelta(index, _text(delta["thinking"], "thinking_delta.thinking")))
         elif kind == "signature_delta":
@@ -360,7 +362,7 @@ _RAW_COUNTS = (
 )
 
 
-class AnthropicDecoder:
+class AnthropicDecoder(ParsesPayloads):
     """``text/event-stream`` bytes of an Anthropic Messages stream -> raw normalized events.
 
     ``max_line`` / ``max_event`` bound the SSE layer (:class:`~midstream.errors.LimitExceeded`).
@@ -378,27 +380,51 @@ class AnthropicDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
+        frames: list[SSEFrame] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            # If this raises too, its error wins: its frame came first.
+            mapper, parse = self._mapper, self._parse or self._parser()
+            for event_type, text in frames:
+                try:
+                    payload = parse(text)
+                except ValueError:
+                    payload = self._refused(event_type, text, out)
+                    if payload is None:
+                        continue
+                except RecursionError:
+                    raise _bad("data nested too deeply") from None
+                if type(payload) is not dict:
+                    raise _bad(f"{event_type} data is not a JSON object")
+                kind = payload.get("type", event_type)
+                if kind == "content_block_delta":
+                    # The hot path, one per streamed token: a text delta of a known block, inlined.
+                    delta = payload.get("delta")
+                    index = payload.get("index")
+                    if (
+                        type(delta) is dict
+                        and type(index) is int
+                        and delta.get("type") == "text_delta"
+                        and type(token := delta.get("text")) is str
+                        and not mapper._unknown_blocks
+                    ):
+                        out.append(text_delta(index, token))
+                    else:
+                        mapper._block_delta(payload, out)
+                else:
+                    mapper._map(kind, payload, out)
         return out
 
-    def _frames(self, frames: list[SSEFrame], out: _Out) -> None:
-        mapper = self._mapper
-        block_delta = mapper._block_delta
-        for event_type, data in frames:
-            try:
-                payload = _loads(data)
-            except ValueError:
-                self._not_json(event_type, data, out)
-                continue
-            except RecursionError:
-                raise _bad("data nested too deeply") from None
-            if type(payload) is not dict:
-                raise _bad(f"{event_type} data is not a JSON object")
-            kind = payload.get("type", event_type)
-            if kind == "content_block_delta":
-                block_delta(payload, out)
-            else:
-                mapper._map(kind, payload, out)
+    def _refused(self, event_type: str, data: str, out: _Out) -> Any:
+        """A payload the fast parser refused: the policy in full, or None if it is not JSON at all."""
+        try:
+            return _loads(data)
+        except ValueError:
+            self._not_json(event_type, data, out)
+            return None
+        except RecursionError:
+            raise _bad("data nested too deeply") from None
 
     def close(self) -> list[Event]:
         """End of the body (see the module docstring for the last, unterminated event)."""
@@ -426,3 +452,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = AnthropicDecoder
 ENCODER = AnthropicEncoder
+NONSTREAM = _whole_body

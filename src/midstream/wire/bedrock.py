@@ -55,9 +55,9 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import Usage
-from midstream.wire._base import frames_first
 from midstream.wire._bedrock_common import CONVERSE_USAGE, INVOKE_USAGE, METRICS_KEY, PROVIDER, STOP_REASONS
 from midstream.wire._bedrock_encoder import BedrockEncoder, wire_stop_reason
+from midstream.wire._bedrock_encoder import whole_body as _whole_body
 from midstream.wire._bedrock_request import REQUEST as _REQUEST
 from midstream.wire._payload import loads
 from midstream.wire.eventstream import (
@@ -446,7 +446,11 @@ class BedrockDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._frames.feed, data, lambda frames: self._messages(frames, out))
+        frames: list[EventStreamMessage] = []
+        try:
+            self._frames.feed(data, frames)
+        finally:
+            self._messages(frames, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def _messages(self, frames: list[EventStreamMessage], out: list[Event]) -> None:
@@ -492,3 +496,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = BedrockDecoder
 ENCODER = BedrockEncoder
+NONSTREAM = _whole_body

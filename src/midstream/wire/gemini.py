@@ -64,12 +64,13 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._base import frames_first
+from midstream.wire._fast_events import text_delta
 from midstream.wire._gemini_encoder import GeminiEncoder, wire_finish_reason
+from midstream.wire._gemini_encoder import whole_body as _whole_body
 from midstream.wire._gemini_parts import PART_META, PROVIDER, SERVER_PARTS, ArgsWriter, synthetic_call_id
 from midstream.wire._gemini_request import REQUEST as _REQUEST
 from midstream.wire._lines import LineBuffer
-from midstream.wire._payload import loads
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, JSONArraySplitter
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 
@@ -100,6 +101,7 @@ FINISH_REASONS: dict[str, StopReason] = {
 
 _CHUNK_FIELDS = frozenset({"candidates", "usageMetadata", "modelVersion", "responseId", "createTime"})
 _CANDIDATE_FIELDS = frozenset({"content", "finishReason", "finishMessage", "index", "citationMetadata"})
+_PLAIN_CANDIDATE = frozenset({"content", "index"})  # a candidate with nothing but content (and index 0)
 
 
 def _stop_reason(raw: str, called_tools: bool) -> StopReason:
@@ -148,14 +150,39 @@ class _SSEFramer:
 
     def feed(self, data: bytes, out: list[str] | None = None, *, final: bool = False) -> list[str]:
         out = [] if out is None else out
-        text = self._buffer.feed(data, final)
+        buffer = self._buffer
+        if buffer.idle and data.endswith(b"\n"):
+            # Whole lines with nothing held to join them to (how Gemini flushes): no line buffer.
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:  # the buffer's decoder replaces invalid bytes
+                text = buffer.feed(data, final)
+        else:
+            text = buffer.feed(data, final)
         if text:
-            lines = _LINE_END.split(text)
-            lines.pop()  # the empty string after the last line end
-            for line in lines:
-                self._line(line, out)
-        self._buffer.check(self.max_line, "SSE line")  # after the complete lines, which come first
+            pos = self._events(text, out) if self._raw is None and not self._data else 0
+            if pos < len(text):
+                lines = _LINE_END.split(text[pos:] if pos else text)
+                lines.pop()  # the empty string after the last line end
+                for line in lines:
+                    self._line(line, out)
+        buffer.check(self.max_line, "SSE line")  # after the complete lines, which come first
         return out
+
+    def _events(self, text: str, out: list[str]) -> int:
+        """Between events: read each ordinary one (``data: <payload>`` CRLF CRLF, no other line end in
+        it) with two ``find`` calls; return where the first other line starts."""
+        find, starts = text.find, text.startswith
+        # The longest payload the bounds allow (a longer one goes line by line, which raises).
+        max_data = min(self.max_line - 6, self.max_event - 1)
+        pos = 0
+        while starts("data: ", pos):
+            cr = find("\r", pos)
+            if cr < 0 or find("\n", pos) != cr + 1 or not starts("\r\n", cr + 2) or cr - pos - 6 > max_data:
+                break
+            out.append(text[pos + 6 : cr])
+            pos = cr + 4
+        return pos
 
     def close(self) -> list[str]:
         out = self.feed(b"", final=True)
@@ -266,7 +293,7 @@ def _expect(value: Any, kind: type, what: str) -> Any:
 _NOTHING = object()
 
 
-class _Response:
+class _Response(ParsesPayloads):
     """One response's state: parsed Gemini chunks -> raw normalized events."""
 
     def __init__(self) -> None:
@@ -282,14 +309,54 @@ class _Response:
         # that did not change is not reported (or recomputed) again.
         self._usage_seen: Any = _NOTHING
 
-    def payload(self, text: str) -> list[Event]:
-        chunk = _load(text)
+    def payload(self, text: str, out: list[Event] | None = None) -> list[Event]:
+        """The events of one chunk's JSON text (appended to ``out`` when given)."""
+        out = [] if out is None else out
+        try:
+            chunk = (self._parse or self._parser())(text)
+        except ValueError:
+            chunk = None
+        if type(chunk) is not dict:
+            chunk = _load(text)  # the policy in full, and its errors
         if self._failed:
-            return [Unknown(raw_type="chunk_after_error", payload=chunk)]
-        if "error" in chunk:
+            out.append(Unknown(raw_type="chunk_after_error", payload=chunk))
+        elif "error" in chunk:
             self._failed = True
-            return [_stream_error(chunk)]
-        return self._chunk(chunk)
+            out.append(_stream_error(chunk))
+        elif not self._common_chunk(chunk, out):
+            out.extend(self._chunk(chunk))
+        return out
+
+    def _common_chunk(self, chunk: dict[str, Any], out: list[Event]) -> bool:
+        """The chunk nearly every token comes in, read with the checks inlined: one candidate (index 0,
+        only ``content``) with one part that :meth:`_common` reads, and the chunk's usual fields. False
+        (nothing done) for anything else, which :meth:`_chunk` then decodes the same way."""
+        candidates = chunk.get("candidates")
+        if not self._started or type(candidates) is not list or len(candidates) != 1:
+            return False
+        candidate = candidates[0]
+        if (
+            type(candidate) is not dict
+            or not _CHUNK_FIELDS.issuperset(chunk)
+            or not _PLAIN_CANDIDATE.issuperset(candidate)
+            or candidate.get("index", 0) != 0
+        ):
+            return False
+        content = candidate.get("content")
+        parts = content.get("parts") if type(content) is dict else None
+        if type(parts) is not list or len(parts) != 1:
+            return False
+        # A bad usage total fails the chunk before any of its events is out, as in the general path.
+        meta = chunk.get("usageMetadata", _NOTHING)
+        changed = meta is not _NOTHING and meta != self._usage_seen
+        usage = _usage(meta) if changed else None
+        if not self._common(parts[0], out):
+            return False
+        if changed:
+            self._usage_seen = meta
+            if usage is not None:
+                out.append(UsageUpdate(usage))
+        return True
 
     def close(self) -> list[Event]:
         return [self._end] if self._end is not None and not self._failed else []
@@ -319,13 +386,16 @@ class _Response:
                 out.append(Unknown(raw_type="candidate", payload=candidate))
         if "promptFeedback" in chunk:
             out.extend(self._feedback(_expect(chunk["promptFeedback"], dict, "promptFeedback")))
+        self._usage_update(chunk, out)
+        return out
+
+    def _usage_update(self, chunk: dict[str, Any], out: list[Event]) -> None:
         meta = chunk.get("usageMetadata", _NOTHING)
         if meta is not _NOTHING and meta != self._usage_seen:
             usage = _usage(meta)
             self._usage_seen = meta
             if usage is not None:
                 out.append(UsageUpdate(usage))
-        return out
 
     def _candidate(self, candidate: dict[str, Any]) -> list[Event]:
         out: list[Event] = []
@@ -360,7 +430,7 @@ class _Response:
         if type(text) is not str or open_block is None or open_block.kind != "text" or self._end is not None:
             return False
         if text:
-            out.append(TextDelta(open_block.index, text))
+            out.append(text_delta(open_block.index, text))
         return True
 
     def _close_at_finish(self, cut: bool) -> list[Event]:
@@ -563,7 +633,11 @@ class GeminiDecoder:
                 self._head = self._head if _BOM.startswith(self._head) else b""
                 return out
             self._framer, data, self._head = self._make(framing), self._head, b""
-        frames_first(self._framer.feed, data, lambda texts: self._events(texts, out))
+        texts: list[str] = []
+        try:
+            self._framer.feed(data, texts)
+        finally:
+            self._events(texts, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def close(self) -> list[Event]:
@@ -579,10 +653,11 @@ class GeminiDecoder:
         return JSONArraySplitter(max_document=self.max_document)
 
     def _events(self, texts: list[str], out: list[Event]) -> list[Event]:
+        payload = self._response.payload
         for text in texts:
             if len(text) > self.max_document:
                 raise _limit("Gemini chunk", "max_document", self.max_document)
-            out.extend(self._response.payload(text))
+            payload(text, out)
         return out
 
 
@@ -590,3 +665,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = GeminiDecoder
 ENCODER = GeminiEncoder
+NONSTREAM = _whole_body

@@ -36,13 +36,32 @@ class NDJSONSplitter:
         """
         if self._closed:
             raise LocalError("NDJSONSplitter.feed() called after close()")
-        return self._split(self._buffer.feed(data), [] if out is None else out)
+        out = [] if out is None else out
+        if self._buffer.idle and data.endswith(b"\n"):
+            # Whole lines with nothing held to join them to (how servers flush): no line buffer.
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                pass  # the buffer's decoder replaces invalid bytes
+            else:
+                if text.find("\n") == len(text) - 1:  # one line, the usual chunk
+                    line = text.strip()
+                    if len(line) > self.max_line:
+                        raise self._too_long()
+                    if line:
+                        out.append(line)
+                    return out
+                return self._split(text, out)  # nothing held, so nothing to check after
+        self._split(self._buffer.feed(data), out)
+        self._buffer.check(self.max_line, "NDJSON line")  # after the complete lines, which come first
+        return out
 
     def close(self) -> list[str]:
         """End of input: the last line even without its newline."""
         if self._closed:
             return []
         out = self._split(self._buffer.feed(b"", final=True), [])
+        self._buffer.check(self.max_line, "NDJSON line")
         self._closed = True
         last = self._buffer.rest().strip()
         if last:
@@ -56,15 +75,15 @@ class NDJSONSplitter:
             for line in lines:
                 line = line.strip()
                 if len(line) > self.max_line:
-                    raise LimitExceeded(
-                        f"NDJSON line longer than {self.max_line} characters",
-                        limit="max_line",
-                        value=self.max_line,
-                    )
+                    raise self._too_long()
                 if line:
                     out.append(line)
-        self._buffer.check(self.max_line, "NDJSON line")  # after the complete lines, which come first
         return out
+
+    def _too_long(self) -> LimitExceeded:
+        return LimitExceeded(
+            f"NDJSON line longer than {self.max_line} characters", limit="max_line", value=self.max_line
+        )
 
 
 # Where a JSONArraySplitter is between documents. "inside" means scanning one (see ``_scan_inside``).

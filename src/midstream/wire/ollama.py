@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -67,10 +68,11 @@ from midstream.events import (
     Unknown,
     UsageUpdate,
 )
-from midstream.message import StopReason, Usage
-from midstream.wire._base import Encoder, frames_first
+from midstream.message import Message, StopReason, Usage
+from midstream.wire._base import Encoder
+from midstream.wire._fast_events import text_delta
 from midstream.wire._ollama_request import REQUEST as _REQUEST
-from midstream.wire._payload import loads
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.ndjson import DEFAULT_MAX_DOCUMENT, NDJSONSplitter
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "DEFAULT_CREATED_AT",
     "ENCODER",
     "METRIC_FIELDS",
+    "NONSTREAM",
     "OllamaDecoder",
     "OllamaEncoder",
     "classify_message",
@@ -168,7 +171,7 @@ OllamaApi = Literal["chat", "generate"]
 """The two streaming endpoints an encoder writes: ``/api/chat`` and ``/api/generate``."""
 
 
-class OllamaDecoder:
+class OllamaDecoder(ParsesPayloads):
     """Ollama NDJSON bytes -> raw normalized events (see the module docstring for the mapping).
 
     Sans-IO and split-independent: any split of the body yields the same events. Lines longer than
@@ -188,7 +191,21 @@ class OllamaDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._lines.feed, data, lambda lines: self._decode(lines, out))
+        lines: list[str] = []
+        try:
+            self._lines.feed(data, lines)
+        finally:
+            # If this raises too, its error wins: its line came first.
+            parse, common = self._parse or self._parser(), self._common
+            for line in lines:
+                try:
+                    obj = parse(line)
+                except (ValueError, RecursionError):
+                    obj = None
+                if type(obj) is not dict:
+                    obj = _load_line(line)  # the policy in full, and its errors
+                if not common(obj, out):
+                    out.extend(self._line(obj))
         return out
 
     def close(self) -> list[Event]:
@@ -206,25 +223,19 @@ class OllamaDecoder:
             out.extend(self._line(obj))
         return out
 
-    def _decode(self, lines: list[str], out: list[Event]) -> list[Event]:
-        for line in lines:
-            obj = _load_line(line)
-            if not self._common(obj, out):
-                out.extend(self._line(obj))
-        return out
-
     def _common(self, obj: dict[str, Any], out: list[Event]) -> bool:
         """The line nearly every token comes in, with the checks inlined: ``done: false`` and a chat
         message holding only more text for the open text block. False (nothing done) for anything
         else, which :meth:`_line` then decodes the same way (``tests/test_fast_paths.py``)."""
+        open_block = self._open
         message = obj.get("message")
         if (
-            self._phase != "streaming"
-            or obj.get("done") is not False
+            open_block is None
+            or open_block[1] != "text"
             or type(message) is not dict
+            or obj.get("done") is not False
             or "error" in obj
-            or self._open is None
-            or self._open[1] != "text"
+            or self._phase != "streaming"
         ):
             return False
         content = message.get("content")
@@ -235,7 +246,7 @@ class OllamaDecoder:
         ):
             return False
         if content:
-            out.append(TextDelta(self._open[0], content))
+            out.append(text_delta(open_block[0], content))
         return True
 
     def _line(self, obj: dict[str, Any]) -> list[Event]:
@@ -614,7 +625,47 @@ def _metrics(payload: Any) -> dict[str, int]:
     }
 
 
+def whole_body(
+    message: Message, events: Sequence[Event] = (), *, api: str | None = None, **_: Any
+) -> dict[str, Any]:
+    """Ollama's answer when not streamed (``stream: false``): one done object, of ``/api/chat``
+    (``api="chat"``, the default) or ``/api/generate``."""
+    body: dict[str, Any] = {"role": "assistant", "content": message.text}
+    if message.thinking:
+        body["thinking"] = message.thinking
+    calls = [
+        {"id": c.id, "function": {"index": n, "name": c.name, "arguments": c.input}}
+        for n, c in enumerate(message.tool_calls)
+        if c.input is not None  # Ollama sends calls whole or not at all
+    ]
+    if calls:
+        body["tool_calls"] = calls
+    usage = message.usage
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    head: dict[str, Any] = {"model": message.model or "", "created_at": now}
+    if api == "generate":
+        head["response"] = body["content"]
+        if message.thinking:
+            head["thinking"] = message.thinking
+    else:
+        head["message"] = body
+    return {
+        **head,
+        "done": True,
+        "done_reason": wire_done_reason(
+            message.stop_reason, message.raw_stop_reason, bool(message.tool_calls)
+        ),
+        "total_duration": 0,
+        "load_duration": 0,
+        "prompt_eval_count": usage.input_tokens or 0,
+        "prompt_eval_duration": 0,
+        "eval_count": usage.output_tokens or 0,
+        "eval_duration": 0,
+    }
+
+
 REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OllamaDecoder
 ENCODER = OllamaEncoder
+NONSTREAM = whole_body

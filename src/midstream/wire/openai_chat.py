@@ -78,11 +78,12 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Terminal, Usage
-from midstream.wire._base import frames_first
+from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._openai_chat_common import DIALECT, FINISH_REASONS
 from midstream.wire._openai_chat_encoder import OpenAIChatEncoder, wire_finish_reason
+from midstream.wire._openai_chat_encoder import whole_body as _whole_body
 from midstream.wire._openai_chat_request import REQUEST as _REQUEST
-from midstream.wire._payload import loads
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -167,7 +168,7 @@ class _ToolCalls:
         self.last = block
 
 
-class OpenAIChatDecoder:
+class OpenAIChatDecoder(ParsesPayloads):
     """Chat Completions stream bytes -> raw normalized events (see the module docstring for the mapping).
 
     Sans-IO: ``feed(bytes)`` returns the events the bytes completed, ``close()`` those of the end of the
@@ -197,11 +198,27 @@ class OpenAIChatDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._sse.feed, data, lambda frames: self._payloads(frames, out))
+        frames: list[SSEFrame] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            self._payloads(frames, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def _payloads(self, frames: list[SSEFrame], out: list[Event]) -> None:
+        parse, common = self._parse or self._parser(), self._common
         for event_type, data in frames:
+            if self._state == "streaming" and event_type == "message":
+                # The common chunk, parsed straight (JSON allows the whitespace ``strip`` would take).
+                try:
+                    obj = parse(data)
+                except ValueError:
+                    pass  # ``[DONE]``, an empty payload or not JSON: the general path says which
+                else:
+                    if type(obj) is dict:
+                        if not common(obj, out):
+                            self._payload(event_type, data, out, obj)
+                        continue
             self._payload(event_type, data, out)
 
     def close(self) -> list[Event]:
@@ -215,19 +232,22 @@ class OpenAIChatDecoder:
 
     # -- payloads --------------------------------------------------------------------------------
 
-    def _payload(self, event_type: str, data: str, out: list[Event]) -> None:
-        data = data.strip()
-        if not data:
-            return
-        obj: Any = None
+    def _payload(self, event_type: str, data: str, out: list[Event], obj: Any = None) -> None:
+        """One payload (``obj``: already parsed, a dict the common-chunk read declined)."""
         frame: _Frame
-        if data == "[DONE]":
-            frame = "done"
-        else:
-            obj = _loads(data)
-            if self._state == "streaming" and event_type == "message" and self._common(obj, out):
-                return
+        if obj is not None:
             frame = _frame_kind(obj, event_type)
+        else:
+            data = data.strip()
+            if not data:
+                return
+            if data == "[DONE]":
+                frame = "done"
+            else:
+                obj = _loads(data)
+                if self._state == "streaming" and event_type == "message" and self._common(obj, out):
+                    return
+                frame = _frame_kind(obj, event_type)
         handler: Callable[[Any, list[Event]], None] = getattr(self, _TRANSITIONS[(self._state, frame)])
         handler(obj, out)
 
@@ -274,7 +294,7 @@ class OpenAIChatDecoder:
         content = delta.get("content")
         if type(content) is str:
             if content:
-                out.append(TextDelta(self._slot("text", out), content))
+                out.append(text_delta(self._slot("text", out), content))
             return True
         calls = delta.get("tool_calls")
         if type(calls) is not list or len(calls) != 1:
@@ -290,7 +310,7 @@ class OpenAIChatDecoder:
         if type(arguments) is not str or block is None:
             return False
         if arguments:
-            out.append(ToolArgsDelta(block, arguments))
+            out.append(tool_args_delta(block, arguments))
         return True
 
     def _choices(self, obj: dict[str, Any], out: list[Event], *, finish: bool) -> None:
@@ -537,3 +557,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OpenAIChatDecoder
 ENCODER = OpenAIChatEncoder
+NONSTREAM = _whole_body

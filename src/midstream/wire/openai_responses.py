@@ -86,12 +86,13 @@ from midstream.events import (
     UsageUpdate,
 )
 from midstream.message import StopReason, Usage
-from midstream.wire._base import frames_first
+from midstream.wire._fast_events import text_delta, tool_args_delta
 from midstream.wire._openai_responses_common import DIALECT, INCOMPLETE_REASONS, Payload, opt_str
 from midstream.wire._openai_responses_encoder import OpenAIResponsesEncoder
+from midstream.wire._openai_responses_encoder import whole_body as _whole_body
 from midstream.wire._openai_responses_request import REQUEST as _REQUEST
 from midstream.wire._openai_responses_request import unknown_previous as unknown_previous
-from midstream.wire._payload import loads
+from midstream.wire._payload import ParsesPayloads, loads
 from midstream.wire.sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEFrame, SSEFrameDecoder
 
 __all__ = [
@@ -232,7 +233,7 @@ class _Item:
 _Handler = Callable[[Payload, int | None], list[Event]]
 
 
-class OpenAIResponsesDecoder:
+class OpenAIResponsesDecoder(ParsesPayloads):
     """Responses API SSE bytes -> raw normalized events (see the module docstring for the mapping).
 
     ``max_line`` / ``max_event`` bound the SSE framing (:class:`~midstream.errors.LimitExceeded`).
@@ -273,7 +274,11 @@ class OpenAIResponsesDecoder:
         Frames before bad bytes are decoded first (see :class:`~midstream.wire._base.DialectDecoder`).
         """
         out = [] if out is None else out
-        frames_first(self._sse.feed, data, lambda frames: self._frames(frames, out))
+        frames: list[SSEFrame] = []
+        try:
+            self._sse.feed(data, frames)
+        finally:
+            self._frames(frames, out)  # if this raises too, its error wins: its frame came first
         return out
 
     def close(self) -> list[Event]:
@@ -283,23 +288,40 @@ class OpenAIResponsesDecoder:
     # -- framing ---------------------------------------------------------------------------------
 
     def _frames(self, frames: list[SSEFrame], out: list[Event]) -> list[Event]:
+        parse, common = self._parse or self._parser(), self._common
         for event_type, data in frames:
+            if self._started:
+                # The common delta, parsed straight and offered to the inlined read first.
+                try:
+                    payload = parse(data)
+                except ValueError:
+                    pass  # ``[DONE]`` or what only the full policy (or nothing) reads: the general path
+                else:
+                    if type(payload) is dict:
+                        delta = common(payload)
+                        if delta is None:
+                            out.extend(self._frame(event_type, data, payload))
+                        else:
+                            out.append(delta)
+                        continue
             out.extend(self._frame(event_type, data))
         return out
 
-    def _frame(self, event_type: str, data: str) -> list[Event]:
-        if data[:1] != "{" and data.strip() == "[DONE]":
-            return []
-        try:
-            payload = loads(data)
-        except ValueError as exc:
-            raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not JSON: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not a JSON object")
-        if self._started:
-            delta = self._common(payload)
-            if delta is not None:
-                return [delta]
+    def _frame(self, event_type: str, data: str, payload: Payload | None = None) -> list[Event]:
+        """One frame (``payload``: already parsed, an object the common read declined)."""
+        if payload is None:
+            if data[:1] != "{" and data.strip() == "[DONE]":
+                return []
+            try:
+                payload = loads(data)
+            except ValueError as exc:
+                raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not JSON: {exc}") from exc
+            if not isinstance(payload, dict):
+                raise RemoteProtocolError(f"{DIALECT} event {event_type!r} is not a JSON object")
+            if self._started:
+                delta = self._common(payload)
+                if delta is not None:
+                    return [delta]
         kind = opt_str(payload, "type") or event_type
         seq = _opt_int(payload, "sequence_number")
         handler = self._handlers.get(kind)
@@ -333,14 +355,14 @@ class OpenAIResponsesDecoder:
             if block is None:
                 return None
             block.deltas = True
-            return TextDelta(block.index, text, seq=seq)
+            return text_delta(block.index, text, seq)
         if kind == "response.function_call_arguments.delta":
             block = self._blocks.get((output_index, "call", 0))
             if block is None:
                 return None
             self._tool_calls = True
             block.deltas = True
-            return ToolArgsDelta(block.index, text, seq=seq)
+            return tool_args_delta(block.index, text, seq)
         return None
 
     # -- blocks ----------------------------------------------------------------------------------
@@ -636,3 +658,4 @@ REQUEST = _REQUEST
 """The request side: read, checked and refused as the provider does (:mod:`midstream.wire.request`)."""
 DECODER = OpenAIResponsesDecoder
 ENCODER = OpenAIResponsesEncoder
+NONSTREAM = _whole_body

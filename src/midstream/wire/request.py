@@ -1,8 +1,10 @@
-"""The request side of a dialect, as data: what a provider's request body asks for, and how it refuses one.
+"""The request side of a dialect, as data: how a provider's request body is written, what it asks for,
+and how the provider refuses one.
 
 Each dialect module has a ``REQUEST`` (a :class:`RequestDialect`) built from its private
-``_<dialect>_request`` module (reach it with :func:`midstream.wire.request_dialect`). It reads a request
-body into a :class:`RequestView` (the conversation's
+``_<dialect>_request`` module (reach it with :func:`midstream.wire.request_dialect`). It writes a
+:class:`~midstream.request.ChatRequest` as the provider's request body, exactly as the official SDK
+does (the client sends it); it reads a request body into a :class:`RequestView` (the conversation's
 last user text and tool result, the tools offered, ``tool_choice``, the structured output asked for, the
 output budget, ...), checks the body the way the provider validates it (raising :class:`RequestRejected`
 with the provider's own message), and writes the provider's error bodies, mid-stream errors included.
@@ -24,12 +26,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
-from midstream.errors import ErrorKind, RemoteError
+from midstream.errors import ErrorKind, LocalError, RemoteError
 from midstream.events import StreamError
+from midstream.message import Message, ToolCall
+from midstream.request import ChatRequest, ToolResult, UserText
 
 __all__ = [
+    "JSON",
     "Answering",
+    "BodyWriter",
     "ChoiceMode",
     "OfferedTool",
     "OutputFormat",
@@ -37,10 +44,15 @@ __all__ = [
     "RequestRejected",
     "RequestView",
     "ToolChoice",
+    "compact_json",
     "field_of",
     "lower_types",
+    "spaced_json",
     "text_of",
 ]
+
+JSON = dict[str, Any]
+"""A JSON object, as the body writers build it."""
 
 ChoiceMode = Literal["auto", "required", "none"]
 """``auto``: the model may call a tool; ``required``: it must call one (of ``names`` when given);
@@ -123,6 +135,12 @@ ErrorBody = Callable[[int, str, str, str, float | None], tuple[dict[str, Any], d
 provider's shape; ``retry_delay`` (seconds) is said in the body by providers that say it there."""
 
 
+BodyWriter = Callable[..., JSON]
+"""``(request, *, stream, **options) -> body``: a :class:`~midstream.request.ChatRequest` as the provider's
+JSON request body (``stream`` asks for a streamed answer; ``options`` are the provider profile's
+:attr:`~midstream.wire.profiles.ProviderProfile.body_options`)."""
+
+
 def _no_rejection(error: RequestRejected, request_id: str) -> dict[str, Any] | None:
     return None
 
@@ -131,6 +149,8 @@ def _no_rejection(error: RequestRejected, request_id: str) -> dict[str, Any] | N
 class RequestDialect:
     """The request side of one dialect (see the module docstring).
 
+    ``write`` writes a :class:`~midstream.request.ChatRequest` as the provider's body (:data:`BodyWriter`);
+    ``path_model`` is a model name as the provider's URL paths carry it (quoted by default).
     ``read`` is lenient (a field of the wrong shape is ignored); ``check`` raises
     :class:`RequestRejected` for what the provider refuses. ``error_body`` writes an HTTP error;
     ``rejection`` writes a :class:`RequestRejected` when the provider's body carries more than
@@ -141,6 +161,7 @@ class RequestDialect:
     byte-level habits off, as OpenAI's ``include_obfuscation: false`` does).
     """
 
+    write: BodyWriter
     read: Callable[[dict[str, Any], Mapping[str, str]], RequestView]
     check: Callable[[dict[str, Any], RequestView], None]
     error_body: ErrorBody
@@ -148,6 +169,7 @@ class RequestDialect:
     not_found: Callable[[str, str], str] = lambda method, path: f"Not Found: {method} {path}"
     rejection: Callable[[RequestRejected, str], dict[str, Any] | None] = _no_rejection
     encoder_options: Callable[[RequestView, Answering], dict[str, Any]] = lambda view, answering: {}
+    path_model: Callable[[str], str] = lambda model: quote(model, safe="")
 
 
 # -- helpers the dialects share ---------------------------------------------------------------------
@@ -334,3 +356,83 @@ def check_schemas(view: RequestView, reject: Callable[[int, str, str], RequestRe
         problem = schema_problem(tool.schema)
         if problem is not None:
             raise reject(index, tool.name, problem)
+
+
+# -- writing request bodies ---------------------------------------------------------------------------
+
+
+def compact_json(obj: Any) -> bytes:
+    """JSON as the Stainless SDKs (anthropic, openai) and httpx write it: no spaces, raw UTF-8.
+
+    Raises :class:`~midstream.errors.LocalError` for what JSON cannot carry (NaN, a set, ...).
+    """
+    return _dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def spaced_json(obj: Any) -> bytes:
+    """JSON as ``json.dumps`` writes it by default (google-genai, botocore): ASCII, ``", "``, ``": "``.
+
+    Raises :class:`~midstream.errors.LocalError` for what JSON cannot carry.
+    """
+    return _dumps(obj)
+
+
+def _dumps(obj: Any, **options: Any) -> bytes:
+    try:
+        return json.dumps(obj, allow_nan=False, **options).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        # The caller's values (a tool schema, a temperature) are at fault; json's message names no value.
+        raise LocalError(f"the request cannot be sent as JSON: {exc}") from exc
+
+
+def replays_native(message: Message, dialect: str) -> bool:
+    """Whether ``message`` came from ``dialect``, so its provider-specific blocks may be sent back.
+
+    Thinking signatures, redacted reasoning and server-tool blocks are only meaningful to the provider
+    that produced them; a Message from another provider contributes its text and tool calls only.
+    """
+    return message.provider == dialect
+
+
+def tool_input(call: ToolCall) -> JSON:
+    """The arguments object of ``call`` to echo back: the parsed input, or, for a call whose input was
+    truncated or invalid, ``{"INVALID_JSON": raw}`` so the provider still gets a JSON object."""
+    return call.input if call.input is not None else {"INVALID_JSON": call.raw_input}
+
+
+def tool_arguments(call: ToolCall) -> str:
+    """The arguments string to echo back where a provider wants text: exactly the text received when
+    it parsed, otherwise the ``INVALID_JSON`` wrapping (as compact JSON)."""
+    if call.input is None:
+        return compact_json(tool_input(call)).decode()
+    return call.raw_input or "{}"
+
+
+def tool_names(request: ChatRequest) -> dict[str, str]:
+    """Tool call id -> tool name, over every assistant turn (results that name no tool use these)."""
+    names: dict[str, str] = {}
+    for turn in request.turns:
+        if turn.message is not None:
+            names.update((call.id, call.name) for call in turn.message.tool_calls)
+    return names
+
+
+def result_name(result: ToolResult, names: dict[str, str]) -> str:
+    """The tool name a result answers: its own, or the name of the call it references."""
+    return result.name or names.get(result.tool_call_id, "")
+
+
+def split_parts(parts: tuple[UserText | ToolResult, ...]) -> tuple[list[ToolResult], list[UserText]]:
+    """A user turn's tool results and texts, each in order (providers want results first)."""
+    results = [p for p in parts if isinstance(p, ToolResult)]
+    texts = [p for p in parts if isinstance(p, UserText)]
+    return results, texts
+
+
+def effort(budget: int) -> str:
+    """A thinking budget in tokens as an OpenAI reasoning effort (OpenAI takes no token budget)."""
+    if budget < 2048:
+        return "low"
+    if budget < 16384:
+        return "medium"
+    return "high"

@@ -42,9 +42,6 @@ T = TypeVar("T")
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _DIGITS = re.compile(r"[0-9]+")
-# An ordinary event, what nearly every provider event is: ``event: <type>`` (optional), one data line,
-# the blank line that dispatches it. LF line ends only (text with a CR is read line by line).
-_ORDINARY = re.compile(r"(?:event: ([^\r\n]*)\n)?data: ([^\r\n]*)\n\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +58,9 @@ class _SSEParser(Generic[T]):
     """The standard's parsing, whatever a dispatched event becomes (see the two subclasses)."""
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
-        self.max_line = max_line
-        self.max_event = max_event
+        self._max_line = max_line
+        self._max_event = max_event
+        self._set_bounds()
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self._buffer = LineBuffer(universal=True, bom=True)
@@ -70,6 +68,35 @@ class _SSEParser(Generic[T]):
         self._event_type = ""
         self._data: list[str] = []
         self._size = 0
+        # Dispatched events are appended to ``out`` as ``(type, data)`` pairs rather than through
+        # :meth:`_emit` (what :class:`SSEFrameDecoder` returns, without a call per event).
+        self._pairs = False
+
+    @property
+    def max_line(self) -> int:
+        """The longest line accepted, in characters."""
+        return self._max_line
+
+    @max_line.setter
+    def max_line(self, value: int) -> None:
+        self._max_line = value
+        self._set_bounds()
+
+    @property
+    def max_event(self) -> int:
+        """The largest event accepted (its data, lines joined), in characters."""
+        return self._max_event
+
+    @max_event.setter
+    def max_event(self, value: int) -> None:
+        self._max_event = value
+        self._set_bounds()
+
+    def _set_bounds(self) -> None:
+        # The longest values an ordinary event may have within the bounds, read once per chunk
+        # (longer ones go line by line, which raises).
+        self._max_data = min(self._max_line - 6, self._max_event - 1)
+        self._max_type = self._max_line - 7
 
     def feed(self, data: bytes, out: list[T] | None = None) -> list[T]:
         """Decode ``data``; return the events it completed (appended to ``out`` when given).
@@ -80,10 +107,22 @@ class _SSEParser(Generic[T]):
         if self._closed:
             raise LocalError("SSEDecoder.feed() called after close()")
         out = [] if out is None else out
-        text = self._buffer.feed(data)
+        buffer = self._buffer
+        if buffer.idle and data.endswith(b"\n"):
+            # The usual chunk (one or a few whole events, as providers flush them): whole lines, with
+            # nothing held to join them to, and nothing left over: the line buffer is not needed.
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                pass  # the line buffer's decoder replaces invalid bytes, as the standard says
+            else:
+                if "\r" not in text:
+                    self._events(text, out)
+                    return out
+        text = buffer.feed(data)
         if text:
             self._complete(text, out)
-        self._buffer.check(self.max_line, "SSE line")  # after the complete lines: theirs come first
+        buffer.check(self.max_line, "SSE line")  # after the complete lines: theirs come first
         return out
 
     def close(self) -> list[T]:
@@ -115,26 +154,39 @@ class _SSEParser(Generic[T]):
 
     def _events(self, text: str, out: list[T]) -> None:
         """LF-only lines: each ordinary event (an optional ``event: `` line, one ``data: `` line, a blank
-        line) in one regex match, anything else line by line up to the end of its event."""
-        match, emit = _ORDINARY.match, self._emit
-        # The longest values the bounds allow (longer ones go line by line, which raises).
-        max_data = min(self.max_line - 6, self.max_event - 1)
-        max_type = self.max_line - 7
+        line) read with two ``find`` calls, anything else line by line up to the end of its event."""
+        emit = out.append if self._pairs else None
+        find = text.find
+        max_data, max_type = self._max_data, self._max_type
         pos, end = 0, len(text)
         while True:
             if not self._data and not self._event_type:  # between events
-                found = match(text, pos)
-                while found is not None:
-                    event_type, data = found.group(1, 2)
-                    if len(data) > max_data or (event_type is not None and len(event_type) > max_type):
+                while pos < end:
+                    # (Slices compared, not startswith: cheaper than a method call on short text.)
+                    line_end = find("\n", pos)  # the text ends with a line end: always found
+                    if text[pos : pos + 7] == "event: ":
+                        event_type = text[pos + 7 : line_end]
+                        if len(event_type) > max_type:
+                            break
+                        head = line_end + 1
+                        line_end = find("\n", head)  # -1 at the end of the text: no data line
+                    else:
+                        head, event_type = pos, ""
+                    if (
+                        text[head : head + 6] != "data: "
+                        or text[line_end + 1 : line_end + 2] != "\n"
+                        or line_end - head - 6 > max_data
+                    ):
                         break
-                    emit(event_type or "message", data, out)
-                    pos = found.end()
-                    found = match(text, pos)
+                    if emit is not None:
+                        emit((event_type or "message", text[head + 6 : line_end]))  # type: ignore[arg-type]
+                    else:
+                        self._emit(event_type or "message", text[head + 6 : line_end], out)
+                    pos = line_end + 2
             if pos >= end:
                 return
             # Line by line to the end of this event (a blank line), or of the text.
-            blank = pos if text[pos] == "\n" else text.find("\n\n", pos) + 1
+            blank = pos if text[pos] == "\n" else find("\n\n", pos) + 1
             if blank == 0:  # no blank line ahead (find gave -1): the rest
                 lines = text[pos:].split("\n")
                 lines.pop()  # the empty string after the last line end
@@ -225,6 +277,10 @@ class SSEFrameDecoder(_SSEParser[SSEFrame]):
     The dialect decoders read nothing else of an event; a tuple costs a tenth of a frozen dataclass,
     once per provider event. ``last_event_id`` and ``retry`` are still tracked.
     """
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+        super().__init__(max_line=max_line, max_event=max_event)
+        self._pairs = True
 
     def _emit(self, event_type: str, data: str, out: list[SSEFrame]) -> None:
         out.append((event_type, data))
