@@ -9,6 +9,7 @@ the two paths meet on generated input, good and bad.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import random
 from typing import Any
@@ -27,6 +28,7 @@ from midstream.events import (
     ResponseEnd,
     ResponseStart,
     SignatureDelta,
+    StreamError,
     TextDelta,
     ThinkingDelta,
     ToolArgsDelta,
@@ -150,11 +152,83 @@ def test_feed_all_is_feed_one_by_one(events: list[Event]) -> None:
     assert _batched(events) == _one_by_one(events)
 
 
+class _Scripted:
+    """A dialect decoder that returns the next prepared list of events for each chunk fed."""
+
+    def __init__(self, batches: list[list[Event]]) -> None:
+        self._batches = iter(batches)
+
+    def feed(self, data: bytes, out: list[Event] | None = None) -> list[Event]:
+        out = [] if out is None else out
+        out.extend(next(self._batches))
+        return out
+
+    def close(self) -> list[Event]:
+        return []
+
+
+@settings(max_examples=500, deadline=None)
+@given(events=_events(), cuts=st.lists(st.integers(0, 40), max_size=10))
+def test_the_decoders_whole_chunk_shortcut_is_feed_one_by_one(events: list[Event], cuts: list[int]) -> None:
+    # Decoder.feed returns a chunk of deltas for open blocks as the dialect gave it, without feed_all.
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(events)}), len(events)]
+    batches = [events[a:b] for a, b in itertools.pairwise(bounds)]
+    decoder, out, error = Decoder(_Scripted(batches), "p"), [], ""
+    try:
+        for _ in batches:
+            out.extend(decoder.feed(b"."))
+    except RemoteProtocolError as exc:
+        out.extend(decoder.take_owed())
+        error = str(exc)
+    expected, expected_error = _one_by_one(events)
+    if error:
+        assert (out, error) == (expected, expected_error)
+    else:
+        assert out + decoder.close() == expected and not expected_error
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        [TextDelta(1, "a")],  # another index than the open block's
+        [TextDelta(0, "a"), TextDelta(1, "b")],
+        [ToolArgsDelta(0, "{")],  # another type
+        [ThinkingDelta(0, "t")],
+    ],
+)
+def test_the_decoders_whole_chunk_shortcut_refuses_what_the_timeline_refuses(chunk: list[Event]) -> None:
+    opening: list[Event] = [ResponseStart(provider="p"), BlockStart(index=0, type="text")]
+    decoder = Decoder(_Scripted([opening, chunk]), "p")
+    decoder.feed(b".")
+    with pytest.raises(RemoteProtocolError, match="block"):
+        decoder.feed(b".")
+
+
 @pytest.mark.parametrize("kind", [TextDelta, ThinkingDelta, ToolArgsDelta])
 def test_a_delta_for_a_block_of_another_type_is_still_refused(kind: Any) -> None:
     timeline = Timeline("p")
     with pytest.raises(RemoteProtocolError, match="block 0"):
         timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type="unknown"), kind(0, "x")])
+
+
+_BLOCK_OF: dict[Any, BlockType] = {TextDelta: "text", ThinkingDelta: "thinking", ToolArgsDelta: "tool_call"}
+
+
+@pytest.mark.parametrize("kind", [TextDelta, ThinkingDelta, ToolArgsDelta])
+@pytest.mark.parametrize("ending", ["block_stop", "response_end", "stream_error", "cancel"])
+def test_a_delta_after_its_block_or_response_ended_is_still_refused(kind: Any, ending: str) -> None:
+    timeline = Timeline("p")
+    timeline.feed_all([ResponseStart(provider="p"), BlockStart(index=0, type=_BLOCK_OF[kind]), kind(0, "x")])
+    if ending == "block_stop":
+        timeline.feed_all([BlockStop(0)])
+    elif ending == "response_end":
+        timeline.feed_all([ResponseEnd(stop_reason="end_turn", raw_stop_reason="end_turn")])
+    elif ending == "stream_error":
+        timeline.feed_all([StreamError(error_kind="server", message="x", retryable=False, raw=None)])
+    else:
+        timeline.cancel()
+    with pytest.raises(RemoteProtocolError):
+        timeline.feed_all([kind(0, "y")])
 
 
 # -- the Accumulator's exact-type checks ----------------------------------------------------------

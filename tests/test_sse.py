@@ -707,3 +707,13 @@ def test_chunks_cut_between_events_hit_the_bounds_where_a_byte_at_a_time_read_do
 
     stream = b"".join(chunks)
     assert run(chunks) == run([stream[i : i + 1] for i in range(len(stream))])
+
+
+@pytest.mark.parametrize("bound", ["max_line", "max_event"])
+def test_a_bound_changed_after_construction_applies_to_ordinary_events(bound: str) -> None:
+    dec = SSEDecoder()
+    assert datas(dec.feed(b"data: 0123456789\n\n")) == ["0123456789"]
+    setattr(dec, bound, 8)
+    assert getattr(dec, bound) == 8
+    with pytest.raises(LimitExceeded):
+        dec.feed(b"data: 0123456789\n\n")

@@ -73,9 +73,20 @@ class Decoder:
         except _SHAPE_ERRORS as exc:
             error = self._malformed(exc)
             error.__cause__ = exc
+        timeline = self.timeline
+        if error is None:
+            # The usual chunk: only deltas for blocks already open of their type, which the timeline
+            # passes as they are (its feed_all shortcut, checked here for the whole chunk at once).
+            targets = timeline._targets
+            for event in raw:
+                indices = targets.get(type(event))
+                if not indices or event.index not in indices:  # type: ignore[union-attr,operator]
+                    break
+            else:
+                return raw
         out: list[Event] = []
         try:
-            self.timeline.feed_all(raw, out)
+            timeline.feed_all(raw, out)
         except RemoteProtocolError as exc:
             error = exc  # earlier in the stream than the dialect's own error
         if error is not None:

@@ -384,44 +384,47 @@ class AnthropicDecoder(ParsesPayloads):
         try:
             self._sse.feed(data, frames)
         finally:
-            self._frames(frames, out)  # if this raises too, its error wins: its frame came first
-        return out
-
-    def _frames(self, frames: list[SSEFrame], out: _Out) -> None:
-        mapper = self._mapper
-        parse = self._parse or self._parser()
-        for event_type, data in frames:
-            try:
-                payload = parse(data)
-            except ValueError:
+            # If this raises too, its error wins: its frame came first.
+            mapper, parse = self._mapper, self._parse or self._parser()
+            for event_type, text in frames:
                 try:
-                    payload = _loads(data)  # the policy in full: what the fast parser refuses
+                    payload = parse(text)
                 except ValueError:
-                    self._not_json(event_type, data, out)
-                    continue
+                    payload = self._refused(event_type, text, out)
+                    if payload is None:
+                        continue
                 except RecursionError:
                     raise _bad("data nested too deeply") from None
-            except RecursionError:
-                raise _bad("data nested too deeply") from None
-            if type(payload) is not dict:
-                raise _bad(f"{event_type} data is not a JSON object")
-            kind = payload.get("type", event_type)
-            if kind == "content_block_delta":
-                # The hot path, one per streamed token: a text delta of a known block, inlined.
-                delta = payload.get("delta")
-                index = payload.get("index")
-                if (
-                    type(delta) is dict
-                    and type(index) is int
-                    and delta.get("type") == "text_delta"
-                    and type(text := delta.get("text")) is str
-                    and not mapper._unknown_blocks
-                ):
-                    out.append(text_delta(index, text))
+                if type(payload) is not dict:
+                    raise _bad(f"{event_type} data is not a JSON object")
+                kind = payload.get("type", event_type)
+                if kind == "content_block_delta":
+                    # The hot path, one per streamed token: a text delta of a known block, inlined.
+                    delta = payload.get("delta")
+                    index = payload.get("index")
+                    if (
+                        type(delta) is dict
+                        and type(index) is int
+                        and delta.get("type") == "text_delta"
+                        and type(token := delta.get("text")) is str
+                        and not mapper._unknown_blocks
+                    ):
+                        out.append(text_delta(index, token))
+                    else:
+                        mapper._block_delta(payload, out)
                 else:
-                    mapper._block_delta(payload, out)
-            else:
-                mapper._map(kind, payload, out)
+                    mapper._map(kind, payload, out)
+        return out
+
+    def _refused(self, event_type: str, data: str, out: _Out) -> Any:
+        """A payload the fast parser refused: the policy in full, or None if it is not JSON at all."""
+        try:
+            return _loads(data)
+        except ValueError:
+            self._not_json(event_type, data, out)
+            return None
+        except RecursionError:
+            raise _bad("data nested too deeply") from None
 
     def close(self) -> list[Event]:
         """End of the body (see the module docstring for the last, unterminated event)."""

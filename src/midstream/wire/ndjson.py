@@ -44,14 +44,24 @@ class NDJSONSplitter:
             except UnicodeDecodeError:
                 pass  # the buffer's decoder replaces invalid bytes
             else:
-                return self._split(text, out)
-        return self._split(self._buffer.feed(data), out)
+                if text.find("\n") == len(text) - 1:  # one line, the usual chunk
+                    line = text.strip()
+                    if len(line) > self.max_line:
+                        raise self._too_long()
+                    if line:
+                        out.append(line)
+                    return out
+                return self._split(text, out)  # nothing held, so nothing to check after
+        self._split(self._buffer.feed(data), out)
+        self._buffer.check(self.max_line, "NDJSON line")  # after the complete lines, which come first
+        return out
 
     def close(self) -> list[str]:
         """End of input: the last line even without its newline."""
         if self._closed:
             return []
         out = self._split(self._buffer.feed(b"", final=True), [])
+        self._buffer.check(self.max_line, "NDJSON line")
         self._closed = True
         last = self._buffer.rest().strip()
         if last:
@@ -65,15 +75,15 @@ class NDJSONSplitter:
             for line in lines:
                 line = line.strip()
                 if len(line) > self.max_line:
-                    raise LimitExceeded(
-                        f"NDJSON line longer than {self.max_line} characters",
-                        limit="max_line",
-                        value=self.max_line,
-                    )
+                    raise self._too_long()
                 if line:
                     out.append(line)
-        self._buffer.check(self.max_line, "NDJSON line")  # after the complete lines, which come first
         return out
+
+    def _too_long(self) -> LimitExceeded:
+        return LimitExceeded(
+            f"NDJSON line longer than {self.max_line} characters", limit="max_line", value=self.max_line
+        )
 
 
 # Where a JSONArraySplitter is between documents. "inside" means scanning one (see ``_scan_inside``).

@@ -195,7 +195,17 @@ class OllamaDecoder(ParsesPayloads):
         try:
             self._lines.feed(data, lines)
         finally:
-            self._decode(lines, out)  # if this raises too, its error wins: its line came first
+            # If this raises too, its error wins: its line came first.
+            parse, common = self._parse or self._parser(), self._common
+            for line in lines:
+                try:
+                    obj = parse(line)
+                except (ValueError, RecursionError):
+                    obj = None
+                if type(obj) is not dict:
+                    obj = _load_line(line)  # the policy in full, and its errors
+                if not common(obj, out):
+                    out.extend(self._line(obj))
         return out
 
     def close(self) -> list[Event]:
@@ -213,31 +223,19 @@ class OllamaDecoder(ParsesPayloads):
             out.extend(self._line(obj))
         return out
 
-    def _decode(self, lines: list[str], out: list[Event]) -> list[Event]:
-        parse, common = self._parse or self._parser(), self._common
-        for line in lines:
-            try:
-                obj = parse(line)
-            except (ValueError, RecursionError):
-                obj = None
-            if type(obj) is not dict:
-                obj = _load_line(line)  # the policy in full, and its errors
-            if not common(obj, out):
-                out.extend(self._line(obj))
-        return out
-
     def _common(self, obj: dict[str, Any], out: list[Event]) -> bool:
         """The line nearly every token comes in, with the checks inlined: ``done: false`` and a chat
         message holding only more text for the open text block. False (nothing done) for anything
         else, which :meth:`_line` then decodes the same way (``tests/test_fast_paths.py``)."""
+        open_block = self._open
         message = obj.get("message")
         if (
-            self._phase != "streaming"
-            or obj.get("done") is not False
+            open_block is None
+            or open_block[1] != "text"
             or type(message) is not dict
+            or obj.get("done") is not False
             or "error" in obj
-            or self._open is None
-            or self._open[1] != "text"
+            or self._phase != "streaming"
         ):
             return False
         content = message.get("content")
@@ -248,7 +246,7 @@ class OllamaDecoder(ParsesPayloads):
         ):
             return False
         if content:
-            out.append(text_delta(self._open[0], content))
+            out.append(text_delta(open_block[0], content))
         return True
 
     def _line(self, obj: dict[str, Any]) -> list[Event]:

@@ -58,8 +58,9 @@ class _SSEParser(Generic[T]):
     """The standard's parsing, whatever a dispatched event becomes (see the two subclasses)."""
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
-        self.max_line = max_line
-        self.max_event = max_event
+        self._max_line = max_line
+        self._max_event = max_event
+        self._set_bounds()
         self.last_event_id: str | None = None
         self.retry: int | None = None
         self._buffer = LineBuffer(universal=True, bom=True)
@@ -70,6 +71,32 @@ class _SSEParser(Generic[T]):
         # Dispatched events are appended to ``out`` as ``(type, data)`` pairs rather than through
         # :meth:`_emit` (what :class:`SSEFrameDecoder` returns, without a call per event).
         self._pairs = False
+
+    @property
+    def max_line(self) -> int:
+        """The longest line accepted, in characters."""
+        return self._max_line
+
+    @max_line.setter
+    def max_line(self, value: int) -> None:
+        self._max_line = value
+        self._set_bounds()
+
+    @property
+    def max_event(self) -> int:
+        """The largest event accepted (its data, lines joined), in characters."""
+        return self._max_event
+
+    @max_event.setter
+    def max_event(self, value: int) -> None:
+        self._max_event = value
+        self._set_bounds()
+
+    def _set_bounds(self) -> None:
+        # The longest values an ordinary event may have within the bounds, read once per chunk
+        # (longer ones go line by line, which raises).
+        self._max_data = min(self._max_line - 6, self._max_event - 1)
+        self._max_type = self._max_line - 7
 
     def feed(self, data: bytes, out: list[T] | None = None) -> list[T]:
         """Decode ``data``; return the events it completed (appended to ``out`` when given).
@@ -129,25 +156,27 @@ class _SSEParser(Generic[T]):
         """LF-only lines: each ordinary event (an optional ``event: `` line, one ``data: `` line, a blank
         line) read with two ``find`` calls, anything else line by line up to the end of its event."""
         emit = out.append if self._pairs else None
-        find, starts = text.find, text.startswith
-        # The longest values the bounds allow (longer ones go line by line, which raises).
-        max_data = min(self.max_line - 6, self.max_event - 1)
-        max_type = self.max_line - 7
+        find = text.find
+        max_data, max_type = self._max_data, self._max_type
         pos, end = 0, len(text)
         while True:
             if not self._data and not self._event_type:  # between events
                 while pos < end:
-                    if starts("event: ", pos):
-                        head = find("\n", pos) + 1  # the text ends with a line end: never 0
-                        event_type = text[pos + 7 : head - 1]
+                    # (Slices compared, not startswith: cheaper than a method call on short text.)
+                    line_end = find("\n", pos)  # the text ends with a line end: always found
+                    if text[pos : pos + 7] == "event: ":
+                        event_type = text[pos + 7 : line_end]
                         if len(event_type) > max_type:
                             break
+                        head = line_end + 1
+                        line_end = find("\n", head)  # -1 at the end of the text: no data line
                     else:
                         head, event_type = pos, ""
-                    if not starts("data: ", head):
-                        break
-                    line_end = find("\n", head)
-                    if not starts("\n", line_end + 1) or line_end - head - 6 > max_data:
+                    if (
+                        text[head : head + 6] != "data: "
+                        or text[line_end + 1 : line_end + 2] != "\n"
+                        or line_end - head - 6 > max_data
+                    ):
                         break
                     if emit is not None:
                         emit((event_type or "message", text[head + 6 : line_end]))  # type: ignore[arg-type]

@@ -32,10 +32,15 @@ from midstream.events import (
     BlockStart,
     BlockStop,
     BlockType,
+    CitationDelta,
     Event,
     ResponseEnd,
     ResponseStart,
+    SignatureDelta,
     StreamError,
+    TextDelta,
+    ThinkingDelta,
+    ToolArgsDelta,
     UsageUpdate,
 )
 from midstream.message import StopReason, Terminal, Usage
@@ -131,6 +136,24 @@ class Timeline:
         self.state: State = "idle"
         self.usage = Usage()
         self._open: dict[int, BlockType] = {}
+        # The open blocks again, as the indices each delta class may target: the table's verdict for
+        # a delta while streaming, in one lookup (blocks are open only while streaming).
+        text: set[int] = set()
+        thinking: set[int] = set()
+        tools: set[int] = set()
+        self._targets: dict[type, set[int]] = {
+            TextDelta: text,
+            CitationDelta: text,
+            ThinkingDelta: thinking,
+            SignatureDelta: thinking,
+            ToolArgsDelta: tools,
+        }
+        self._by_type: dict[BlockType, set[int]] = {
+            "text": text,
+            "thinking": thinking,
+            "tool_call": tools,
+            "server_tool": tools,
+        }
         self._seen: set[int] = set()
         self._held: list[Event] = []
         self._actions: dict[str, Callable[[Event], list[Event]]] = {
@@ -187,17 +210,16 @@ class Timeline:
         When an event is refused, ``out`` already holds what the events before it gave.
         """
         out = [] if out is None else out
-        open_blocks = self._open
+        targets = self._targets
         for event in events:
             # The hot path, one per streamed token: a delta for an open block of its type passes as
             # it is (the table's verdict for every delta kind while streaming), with no call and no
-            # list. Its index was range-checked when the block opened.
-            targets = _DELTA_TARGETS.get(event.kind)
-            if targets is not None and self.state == "streaming":
-                block_type = open_blocks.get(event.index)  # type: ignore[union-attr,arg-type]
-                if block_type is not None and block_type in targets:
-                    out.append(event)
-                    continue
+            # list. Its index was range-checked when the block opened. (A subclass of a delta takes
+            # the general path, to the same verdict.)
+            indices = targets.get(type(event))
+            if indices and event.index in indices:  # type: ignore[union-attr,operator]
+                out.append(event)
+                continue
             out.extend(self.feed(event))
         return out
 
@@ -250,6 +272,9 @@ class Timeline:
             raise TimelineError(f"block {event.index} started twice", state=self.state, event_kind=event.kind)
         self._seen.add(event.index)
         self._open[event.index] = event.type
+        accepting = self._by_type.get(event.type)
+        if accepting is not None:
+            accepting.add(event.index)
         return [event]
 
     def _delta(self, event: Event) -> list[Event]:
@@ -271,12 +296,16 @@ class Timeline:
 
     def _close_block(self, event: Event) -> list[Event]:
         assert isinstance(event, BlockStop)
-        if self._open.pop(event.index, None) is None:
+        block_type = self._open.pop(event.index, None)
+        if block_type is None:
             raise TimelineError(
                 f"block_stop for block {event.index}, which is not open",
                 state=self.state,
                 event_kind=event.kind,
             )
+        accepting = self._by_type.get(block_type)
+        if accepting is not None:
+            accepting.discard(event.index)
         return [event]
 
     def _usage(self, event: Event) -> list[Event]:
@@ -314,6 +343,8 @@ class Timeline:
     def _close_open(self) -> list[Event]:
         stops: list[Event] = [BlockStop(index, complete=False) for index in self._open]
         self._open.clear()
+        for accepting in self._by_type.values():
+            accepting.clear()
         return stops
 
     def _finish(self, end: ResponseEnd, state: State) -> ResponseEnd:
