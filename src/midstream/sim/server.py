@@ -77,7 +77,6 @@ DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive once its headers have: later is a 408 and a closed connection."""
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_READ_HEADERS = ("anthropic-beta",)
 
 
 def _random_id(rng: random.Random, prefix: str, length: int = 24) -> str:
@@ -286,7 +285,7 @@ class Simulator:
         try:
             body = load_body(raw)
             # Only the headers that change the answer are handed on; credentials stay behind.
-            wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
+            wanted = {k: headers[k] for k in wire.request_dialect(dialect).headers_read if k in headers}
             req = parse_request(provider, body, wanted, model=model)
             wire.request_dialect(dialect).check(body, req)
             inputs = None
