@@ -241,6 +241,8 @@ def test_feeding_a_batch_folds_the_same_as_feeding_each_event() -> None:
     for start, stop in ((0, 3), (3, 4), (4, 11), (11, len(events))):  # as network chunks cut them
         batch.feed_all(events[start:stop])
     assert batch.message == one.message and one.message.text == "Hello"
+    assert batch.terminal == one.message.terminal == "completed"
+    assert Accumulator().terminal == Accumulator().message.terminal == "truncated"
     assert one.message.tool_calls[0].input == {"x": 1}
 
 

@@ -114,7 +114,11 @@ def write(request: ChatRequest, *, stream: bool, shout: bool = False) -> dict[st
     return body | ({"shout": True} if shout else {})
 
 
+SEEN_HEADERS: list[dict[str, str]] = []
+
+
 def read(body: dict[str, Any], headers: Mapping[str, str]) -> RequestView:
+    SEEN_HEADERS.append(dict(headers))
     return RequestView(
         model=str(body.get("model")),
         stream=bool(body.get("stream")),
@@ -142,7 +146,12 @@ DECODER = ToyDecoder
 ENCODER = ToyEncoder
 NONSTREAM = whole_body
 REQUEST = RequestDialect(
-    write=write, read=read, check=check, error_body=error_body, stream_error=stream_error
+    write=write,
+    read=read,
+    check=check,
+    error_body=error_body,
+    stream_error=stream_error,
+    headers_read=("x-toy-mode",),
 )
 
 TOY = ProviderProfile(
@@ -201,14 +210,17 @@ def test_the_simulator_serves_a_new_provider_and_the_client_reads_it(toy: Provid
         with httpx2.Client() as http:
             request = build_request("toy", ChatRequest.create("toy-1", "Hello"), api_key=None, base_url=sim)
             whole = build_request(
-                "toy", ChatRequest.create("toy-1", "Hello"), api_key=None, base_url=sim, stream=False
+                "toy", ChatRequest.create("toy-1", "Hello"), api_key="k-123", base_url=sim, stream=False
             )
-            answer = http.post(whole.url, content=whole.body, headers=whole.headers).json()
+            SEEN_HEADERS.clear()
+            loud = whole.headers | {"x-toy-mode": "loud"}
+            answer = http.post(whole.url, content=whole.body, headers=loud).json()
             refused = http.post(request.url, json={"model": "toy-1"})
         records = sim.requests()
     assert message.provider == DIALECT and message.terminal == "completed"
     assert message.text and message.id is not None and message.id.startswith("toy_")
     assert answer["text"] and answer["id"].startswith("toy_")
+    assert SEEN_HEADERS[0] == {"x-toy-mode": "loud"}  # what its reader reads; the key stays behind
     assert refused.status_code == 400
     assert refused.json() == {
         "toy_error": {"kind": "invalid_request", "message": "prompt: a string is required"}

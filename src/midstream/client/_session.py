@@ -258,11 +258,25 @@ class Session:
         if limit is not None and received > limit:
             return self._feed_past(limit, now, chunk)
         self.received = received
+        decoder = self.decoder
         try:
-            events = self.decoder.feed(chunk)
+            events = decoder.feed(chunk)
         except RemoteProtocolError as exc:
             raise self._broken(now, exc) from exc
-        return self._take(now, events) if events else []
+        if not events:
+            return []
+        if self.committed and decoder.timeline.state == "streaming":
+            # The usual chunk, _take without its branches: content was already released (so nothing
+            # is held: a problem that holds events ends the attempt), the response goes on (no end to
+            # record, no error to scrub or raise).
+            self.acc.feed_all(events)
+            self.metrics.events_seen(now, events)
+            for event in events:
+                cls = type(event)
+                if cls is not TextDelta and cls is not ThinkingDelta:
+                    return self._track(events)
+            return events  # type: ignore[return-value]  # (a list is invariant)
+        return self._take(now, events)
 
     def _feed_past(self, limit: int, now: float, chunk: bytes) -> list[StreamEvent]:
         """The chunk that crosses ``max_response_bytes``: what fits is decoded, then the limit's problem.
@@ -332,7 +346,7 @@ class Session:
                 held.extend(out)
                 out, self.held = held, []
             if ended:
-                self.metrics.end(now, self.acc.message.terminal)
+                self.metrics.end(now, self.acc.terminal)
             return out
         self.held.extend(out)
         return []
@@ -398,7 +412,7 @@ class Session:
     def cancel(self, now: float) -> list[StreamEvent]:
         """End the response ``cancelled`` (a no-op once it ended)."""
         out = self._flush(now, [] if self.ended else self.decoder.cancel())
-        self.metrics.end(now, self.acc.message.terminal)
+        self.metrics.end(now, self.acc.terminal)
         return out
 
     def _flush(self, now: float, events: list[Event]) -> list[StreamEvent]:

@@ -440,7 +440,8 @@ class StreamBase:
 
     def _queue_chunk(self, chunk: bytes) -> Decision | None:
         """A body chunk arrived: the next deadline, then its events queued (the per-chunk path: one
-        clock reading, no phase move). A problem in it settles the attempt."""
+        clock reading, no phase move; the sync stream has it inlined). A problem in it settles the
+        attempt."""
         now = CLOCK()
         at = now + self._idle  # Deadlines.idle_deadline, inlined
         self.deadline = at if at < self._total_at else self._total_at

@@ -237,10 +237,18 @@ class Stream(StreamBase):
         if self._cancel or self._expired is not None:
             self._aborted()
             return
-        decision = self._queue_chunk(chunk)
-        if decision is not None or self._phase == "ended":
-            self._after(decision)
-        elif self.deadline < WATCHDOG.next_wake:
+        # StreamBase._queue_chunk, inlined on the sync stream's hottest path.
+        now = CLOCK()
+        at = now + self._idle
+        self.deadline = at = at if at < self._total_at else self._total_at
+        try:
+            events = self._s.feed(now, chunk)
+        except Problem as problem:
+            self._after(self._settle(problem))
+            return
+        if events:
+            self._pending.extend(events)
+        if at < WATCHDOG.next_wake:
             WATCHDOG.poke()
 
     def _aborted(self) -> bool:

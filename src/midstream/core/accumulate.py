@@ -35,6 +35,7 @@ from midstream.message import (
     Message,
     RedactedThinkingBlock,
     ServerToolBlock,
+    Terminal,
     TextBlock,
     ThinkingBlock,
     ToolCall,
@@ -212,6 +213,11 @@ class Accumulator:
             owner = self._blocks.get(event.index)
             if owner is not None:  # a delta for a block with no event of its own: kept, in order
                 owner.deltas.append(event.payload)
+
+    @property
+    def terminal(self) -> Terminal:
+        """The Message's ``terminal`` so far, without building the Message (``truncated`` until the end)."""
+        return self._end.terminal if self._end else "truncated"
 
     @property
     def message(self) -> Message:

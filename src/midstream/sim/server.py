@@ -77,7 +77,6 @@ DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive once its headers have: later is a 408 and a closed connection."""
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_READ_HEADERS = ("anthropic-beta",)
 
 
 def _random_id(rng: random.Random, prefix: str, length: int = 24) -> str:
@@ -286,7 +285,7 @@ class Simulator:
         try:
             body = load_body(raw)
             # Only the headers that change the answer are handed on; credentials stay behind.
-            wanted = {k: headers[k] for k in _READ_HEADERS if k in headers}
+            wanted = {k: headers[k] for k in wire.request_dialect(dialect).headers_read if k in headers}
             req = parse_request(provider, body, wanted, model=model)
             wire.request_dialect(dialect).check(body, req)
             inputs = None
@@ -464,7 +463,8 @@ class Simulator:
 
     def _store(self, call: _Call, steps: list[Step]) -> None:
         """Keep a Responses answer for a later ``previous_response_id`` (OpenAI stores by default)."""
-        response = responses_body([step.event for step in steps], realism=False, seed=None)
+        options = {**self._encoder_options(call), "realism": False, "seed": None}
+        response = responses_body([step.event for step in steps], **options)
         if isinstance(response.get("id"), str) and call.inputs is not None:
             self.responses.put(response["id"], call.inputs, response)
 
@@ -483,9 +483,10 @@ class Simulator:
         if wait:
             await asyncio.sleep(wait)  # a non-streamed answer arrives when generation is done
         events = [step.event for step in steps]
-        seed = call.rng.randrange(1 << 30)
         try:
-            payload = nonstream_body(call.dialect, events, api=call.api, realism=self.realism, seed=seed)
+            options = self._encoder_options(call)  # the creation time, what the request asked, ...
+            options.pop("api", None)
+            payload = nonstream_body(call.dialect, events, api=call.api, **options)
         except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
             return self._error(call, 500, "server", f"the simulator cannot write {call.provider}: {exc}")
         record.tokens_generated = sum(s.tokens for s in steps)

@@ -270,5 +270,11 @@ def _raw_block(block: UnknownBlock) -> JSON | None:
 
 
 REQUEST = RequestDialect(
-    write=write, read=read, check=check, error_body=error_body, stream_error=stream_error, not_found=not_found
+    write=write,
+    headers_read=("anthropic-beta",),
+    read=read,
+    check=check,
+    error_body=error_body,
+    stream_error=stream_error,
+    not_found=not_found,
 )

@@ -104,6 +104,7 @@ class RequestView:
     prefill: str = ""  # Anthropic: a trailing assistant message the answer continues
     previous_response_id: str | None = None  # OpenAI Responses: the conversation so far, stored
     store: bool = False  # OpenAI Responses: keep this response for a later previous_response_id
+    echo: dict[str, Any] = field(default_factory=dict)  # what the request set that its answer repeats
     conversation: Any = None  # what :func:`text_of` counts as the input
     input_tokens: int = 0  # the input's size, as the simulator counts tokens
 
@@ -151,6 +152,7 @@ class RequestDialect:
 
     ``write`` writes a :class:`~midstream.request.ChatRequest` as the provider's body (:data:`BodyWriter`);
     ``path_model`` is a model name as the provider's URL paths carry it (quoted by default).
+    ``headers_read`` are the request headers ``read`` looks at (lower case): a server hands it those only.
     ``read`` is lenient (a field of the wrong shape is ignored); ``check`` raises
     :class:`RequestRejected` for what the provider refuses. ``error_body`` writes an HTTP error;
     ``rejection`` writes a :class:`RequestRejected` when the provider's body carries more than
@@ -170,6 +172,7 @@ class RequestDialect:
     rejection: Callable[[RequestRejected, str], dict[str, Any] | None] = _no_rejection
     encoder_options: Callable[[RequestView, Answering], dict[str, Any]] = lambda view, answering: {}
     path_model: Callable[[str], str] = lambda model: quote(model, safe="")
+    headers_read: tuple[str, ...] = ()
 
 
 # -- helpers the dialects share ---------------------------------------------------------------------
