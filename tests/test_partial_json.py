@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import random
@@ -898,3 +899,40 @@ def test_a_cut_container_that_cannot_be_valid_fails_the_lazy_preview(text: str) 
     with pytest.raises(InvalidJSON) as got:
         lazy.snapshot()
     assert (got.value.position, got.value.reason) == (expected.value.position, expected.value.reason)
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", repr of the result) or the error as (type name, (position, reason))."""
+    try:
+        return "ok", repr(call())
+    except (JSONError, LimitExceeded) as exc:
+        return type(exc).__name__, (getattr(exc, "position", None), getattr(exc, "reason", None))
+
+
+def feed_and_preview(parser: PartialJSON, piece: str) -> Any:
+    parser.feed(piece)
+    return parser.snapshot()
+
+
+@settings(max_examples=80, deadline=None)
+@given(doc=documents(), data=st.data())
+def test_lazy_previews_fail_where_the_eager_parser_fails(doc: tuple[Any, str], data: st.DataObject) -> None:
+    """Damaged documents: after every piece a lazy preview equals the eager one, or raises the error
+    the eager parser raised by then (same position and reason), and so does finish()."""
+    _, text = doc
+    at = data.draw(st.integers(0, len(text)))
+    text = text[:at] + data.draw(st.sampled_from(list(',:[]{}"\\ 1-.etx\x01'))) + text[at:]
+    pieces = splits(data, text)
+    unique = data.draw(st.booleans())
+    eager = PartialJSON(events=False, unique_keys=unique)
+    lazy = PartialJSON(events=False, lazy=True, unique_keys=unique)
+    expected: tuple[str, Any] = ("ok", None)
+    for piece in pieces:
+        if expected[0] == "ok":
+            expected = outcome(functools.partial(feed_and_preview, eager, piece))
+        lazy.feed(piece)
+        got = outcome(lazy.snapshot)
+        assert got == expected
+        if got[0] != "ok":
+            return
+    assert outcome(lazy.finish) == outcome(eager.finish)
