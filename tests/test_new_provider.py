@@ -258,3 +258,14 @@ def test_a_new_dialect_is_found_through_its_profile(toy: ProviderProfile) -> Non
     assert decoder.feed(wire.encoder(DIALECT).encode_all(events))[0] == events[0]
     with pytest.raises(midstream.UnknownDialect):
         wire.decoder("no-such-dialect")
+
+
+def test_a_registered_provider_is_accepted_by_the_relay_and_the_command_line(toy: ProviderProfile) -> None:
+    """The relay's run requests and ``--provider`` read the registry when they check, not a copy."""
+    from midstream.cli._conventions import check_provider
+    from midstream.relay.runner import RunRequest
+
+    assert RunRequest(prompt="hi", provider="toy").provider == "toy"
+    assert check_provider("toy") == "toy"
+    with pytest.raises(ValueError, match="unknown provider 'nope'"):
+        RunRequest(prompt="hi", provider="nope")

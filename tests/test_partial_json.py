@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import random
@@ -311,13 +312,26 @@ def assert_events_consistent(events: list[JsonEvent], final: Any, text: str) -> 
         ('{"a": "\\ud83d\\ude00', {"a": "\U0001f600"}, False),
         ('{"a": null}', {"a": None}, True),
         ("null ", None, True),
+        # containers cut where a lazy parser keeps the text and previews a closed copy of it
+        ("[1 ", [1], False),
+        ("[1, [2, tru", [1, [2]], False),
+        ("[1, [2, true", [1, [2, True]], False),
+        ("[[], {", [[], {}], False),
+        ('{"a": 1, "b"', {"a": 1}, False),
+        ('{"a": 1, "b":', {"a": 1}, False),
+        ('{"a": 1, "b": -', {"a": 1}, False),
+        ('{"a": 1, "b": 2.5e', {"a": 1}, False),
+        ('{"a": 1, "b": {"c": [], "d"', {"a": 1, "b": {"c": []}}, False),
+        ('{"a": {"b": "x"}, "c": "[{', {"a": {"b": "x"}, "c": "[{"}, False),
+        ('[{"a": "}]"}, "', [{"a": "}]"}, ""], False),
     ],
 )
 def test_snapshot_shows_only_what_arrived(text: str, preview: Any, complete_root: bool) -> None:
-    parser = PartialJSON()
-    parser.feed(text)
-    assert repr(parser.snapshot()) == repr(preview)
-    assert parser.is_complete(()) is complete_root
+    for options in ({}, *FAST_MODES):
+        parser = PartialJSON(**options)
+        parser.feed(text)
+        assert repr(parser.snapshot()) == repr(preview), options
+        assert parser.is_complete(()) is complete_root
 
 
 def test_is_complete_per_path() -> None:
@@ -584,6 +598,18 @@ class WorkCounter:
         self.scanned = 0
         for name in ("_STR_RUN", "_WS", "_NUMBER", "_PARTIAL_ESCAPE", "_HIGH_SURROGATE"):
             monkeypatch.setattr(pj, name, self._wrap(getattr(pj, name)))
+        # the C decoders: counted as if they read to the end of the text they are given
+        monkeypatch.setattr(pj, "_scanstring", self._wrap_call(pj._scanstring))
+        for unique, scan in list(pj._SCANNERS.items()):
+            if scan is not None:
+                monkeypatch.setitem(pj._SCANNERS, unique, self._wrap_call(scan))
+
+    def _wrap_call(self, function: Callable[[str, int], Any]) -> Callable[[str, int], Any]:
+        def counted(text: str, pos: int) -> Any:
+            self.scanned += len(text) - pos
+            return function(text, pos)
+
+        return counted
 
     def _wrap(self, pattern: Any) -> Any:
         counter = self
@@ -643,6 +669,33 @@ def test_work_per_delta_does_not_grow_with_the_document(
     tiny, four = make(2_000), make(8_000)
     regrowth = counter.run(reparse_each(four, 64)) / counter.run(reparse_each(tiny, 64))
     assert regrowth > (len(four) / len(tiny)) * 2.5
+
+
+def previews_every(doc: str, delta: int, every: int) -> Callable[[], None]:
+    """Lazy parsing with a preview after every ``every`` deltas (a display's cadence)."""
+
+    def work() -> None:
+        parser = PartialJSON(events=False, lazy=True)
+        for k, i in enumerate(range(0, len(doc), delta)):
+            parser.feed(doc[i : i + delta])
+            if k % every == 0:
+                parser.snapshot()
+        parser.finish()
+
+    return work
+
+
+@pytest.mark.parametrize("make", [file_write_doc, structured_doc])
+def test_lazy_previews_work_does_not_grow_with_the_document(
+    make: Callable[[int], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = WorkCounter(monkeypatch)
+    small, large = make(16_000), make(256_000)
+    ratio = len(large) / len(small)
+    for every in (1, 16):
+        work_small = counter.run(previews_every(small, 16, every))
+        work_large = counter.run(previews_every(large, 16, every))
+        assert work_large / work_small < ratio * 1.1, every
 
 
 def test_snapshot_cost_does_not_depend_on_closed_content() -> None:
@@ -802,6 +855,15 @@ def test_lazy_parsing_gives_the_same_results_when_asked() -> None:
         parser.feed(" ")
 
 
+def test_lazy_parsing_checks_the_size_bound_when_it_parses() -> None:
+    parser = PartialJSON(events=False, lazy=True, max_bytes=5)
+    parser.feed('"abcdef"')
+    with pytest.raises(LimitExceeded):
+        parser.snapshot()
+    with pytest.raises(LimitExceeded):
+        parser.feed(" ")
+
+
 def test_lazy_parsing_needs_events_off() -> None:
     with pytest.raises(ValueError, match="events=False"):
         PartialJSON(lazy=True)
@@ -822,3 +884,55 @@ def test_mutating_a_snapshot_cannot_change_later_ones(options: dict[str, Any]) -
     del first["done"]
     parser.feed('c"}], "n": 5}')
     assert parser.snapshot() == parser.finish() == json.loads(text + 'c"}], "n": 5}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[,", "[1,,", '{"a" 1', '{"a": 1 "b', "[1, 2 3", '{"a": 1, "a": 2', '[{"a":: 1', "[-x", "[01", '{, "a"'],
+)
+def test_a_cut_container_that_cannot_be_valid_fails_the_lazy_preview(text: str) -> None:
+    eager = PartialJSON(events=False, unique_keys=True)
+    with pytest.raises(InvalidJSON) as expected:
+        eager.feed(text)
+    lazy = PartialJSON(events=False, lazy=True, unique_keys=True)
+    lazy.feed(text)
+    with pytest.raises(InvalidJSON) as got:
+        lazy.snapshot()
+    assert (got.value.position, got.value.reason) == (expected.value.position, expected.value.reason)
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", repr of the result) or the error as (type name, (position, reason))."""
+    try:
+        return "ok", repr(call())
+    except (JSONError, LimitExceeded) as exc:
+        return type(exc).__name__, (getattr(exc, "position", None), getattr(exc, "reason", None))
+
+
+def feed_and_preview(parser: PartialJSON, piece: str) -> Any:
+    parser.feed(piece)
+    return parser.snapshot()
+
+
+@settings(max_examples=80, deadline=None)
+@given(doc=documents(), data=st.data())
+def test_lazy_previews_fail_where_the_eager_parser_fails(doc: tuple[Any, str], data: st.DataObject) -> None:
+    """Damaged documents: after every piece a lazy preview equals the eager one, or raises the error
+    the eager parser raised by then (same position and reason), and so does finish()."""
+    _, text = doc
+    at = data.draw(st.integers(0, len(text)))
+    text = text[:at] + data.draw(st.sampled_from(list(',:[]{}"\\ 1-.etx\x01'))) + text[at:]
+    pieces = splits(data, text)
+    unique = data.draw(st.booleans())
+    eager = PartialJSON(events=False, unique_keys=unique)
+    lazy = PartialJSON(events=False, lazy=True, unique_keys=unique)
+    expected: tuple[str, Any] = ("ok", None)
+    for piece in pieces:
+        if expected[0] == "ok":
+            expected = outcome(functools.partial(feed_and_preview, eager, piece))
+        lazy.feed(piece)
+        got = outcome(lazy.snapshot)
+        assert got == expected
+        if got[0] != "ok":
+            return
+    assert outcome(lazy.finish) == outcome(eager.finish)

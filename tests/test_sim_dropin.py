@@ -4,6 +4,8 @@ endpoints, the providers' own refusals and error forms, each through the officia
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
@@ -328,6 +330,56 @@ def test_previous_response_id_continues_the_stored_conversation(sim: SimURL) -> 
         client.responses.create(model="gpt-x", previous_response_id=unstored.id, input="again")
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(unstored.id)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_response_repeats_what_its_request_set(sim: SimURL, stream: bool) -> None:
+    """The response object carries the request's parameters back, as OpenAI's does (defaults otherwise)."""
+    client = _openai(sim)
+    tools: Any = [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}, "strict": False}
+    ]
+    first = client.responses.create(model="gpt-x", input="weather in Paris?", tools=tools)
+    asked: dict[str, Any] = {
+        "previous_response_id": first.id,
+        "instructions": "Answer briefly.",
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "max_output_tokens": 300,
+        "metadata": {"team": "blue"},
+        "store": False,
+        "tools": tools,
+        "tool_choice": "none",
+        "reasoning": {"summary": "auto"},
+    }
+    if stream:
+        with client.responses.stream(model="gpt-x", input="thanks", **asked) as events:
+            response = events.get_final_response()
+    else:
+        response = client.responses.create(model="gpt-x", input="thanks", **asked)
+    assert response.previous_response_id == first.id and response.store is False
+    assert response.instructions == "Answer briefly." and response.metadata == {"team": "blue"}
+    assert (response.temperature, response.top_p, response.max_output_tokens) == (0.2, 0.9, 300)
+    assert response.tool_choice == "none" and [t.name for t in response.tools] == ["get_weather"]
+    assert response.reasoning is not None and response.reasoning.summary == "auto"
+    assert response.reasoning.effort is None  # not asked: the default, next to what was
+    assert first.previous_response_id is None and first.store is True and first.temperature == 1.0
+    assert abs(response.created_at - time.time()) < 24 * 3600  # a real creation time, not a constant
+
+
+def test_non_streamed_chat_and_ollama_answers_carry_their_creation_time(sim: SimURL) -> None:
+    chat = _openai(sim).chat.completions.create(model="gpt-x", messages=[{"role": "user", "content": "hi"}])
+    assert abs(chat.created - time.time()) < 24 * 3600
+    body = {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]}
+    whole = httpx2.post(f"{sim}/api/chat", json={**body, "stream": False}, timeout=10).json()
+    lines = httpx2.post(f"{sim}/api/chat", json=body, timeout=10).text.splitlines()
+    streamed = json.loads(lines[-1])["created_at"]
+    # Go's RFC 3339 with nanoseconds, trailing zeros trimmed, as the streamed lines have it
+    for stamp in (whole["created_at"], streamed):
+        seconds, _, fraction = stamp.removesuffix("Z").partition(".")
+        moment = datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        assert abs(moment.timestamp() - time.time()) < 24 * 3600 and stamp.endswith("Z")
+        assert fraction.isdigit() and not fraction.endswith("0") if fraction else True
 
 
 def test_the_store_is_a_bounded_lru() -> None:

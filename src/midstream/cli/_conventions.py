@@ -83,9 +83,9 @@ def one_of(names: tuple[str, ...], what: str) -> Callable[[str | None], str | No
 
 def check_provider(value: str | None) -> str | None:
     """``--provider``'s callback (see :func:`one_of`)."""
-    from midstream.client.providers import PROVIDERS
+    from midstream.wire.profiles import PROFILES  # read now: a provider may be registered at run time
 
-    return one_of(PROVIDERS, "provider")(value)
+    return one_of(tuple(PROFILES), "provider")(value)
 
 
 def show_version(value: bool) -> None:

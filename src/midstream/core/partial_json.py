@@ -98,6 +98,60 @@ _SCAN_FAILED = (StopIteration, ValueError, RecursionError)
 _SCAN_DEPTH = 32
 
 
+# Lazy mode: an object or array cut by the end of the text, up to this many characters and without
+# escapes, is kept as text and read again whole when more arrives; a preview meanwhile closes a copy of
+# it and reads that in C.
+_CARRY_MAX = 512
+# A string whose rest of the text is this short is decoded from a copy closed by a quote of our own.
+_SHORT_REST = 1024
+_JSON_WS = " \t\n\r"
+# What is not a bracket (in text outside strings): removed, the brackets remain.
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]++")
+_CLOSERS = str.maketrans("{[", "}]")
+_TOKEN_CHARS = "0123456789+-.eEtrufalsn"
+
+
+def _number_prefix(token: str) -> bool:
+    """True if ``token`` is a number, or the start of one, that may still grow."""
+    state = _N_START
+    for c in token:
+        nxt = _N_NEXT.get((state, _N_CLASS.get(c, "")))
+        if nxt is None:
+            return False
+        state = nxt
+    return bool(token)
+
+
+def _literal_prefix(token: str) -> bool:
+    """True if ``token`` is the start, not the whole, of ``true``, ``false`` or ``null``."""
+    return bool(token) and any(w.startswith(token) and w != token for w in ("true", "false", "null"))
+
+
+def _string_start(text: str, close: int) -> int:
+    """Where the string whose closing quote is at ``close`` opens (-1 if nowhere)."""
+    r = text.rfind('"', 0, close)
+    while r > 0:
+        b = r
+        while b > 0 and text[b - 1] == "\\":
+            b -= 1
+        if (r - b) % 2 == 0:
+            return r
+        r = text.rfind('"', 0, r)
+    return r
+
+
+def _drop_comma(text: str) -> str | None:
+    """``text`` (right-stripped) without the ',' before a member that is not shown; ``None`` if
+    that leaves something that cannot be right ('[,' or ',,')."""
+    if text.endswith(","):
+        text = text[:-1].rstrip(_JSON_WS)
+        return None if text[-1] in "{[,:" else text
+    return text if text[-1] in "{[" else None
+
+
+_Unknown = object()  # a carried value that could not be previewed this way
+
+
 def _depth(value: Any) -> int:
     """Nesting depth of a parsed value (1 for a flat container), without recursion."""
     deepest, todo = 0, [(value, 1)]
@@ -216,10 +270,6 @@ class _Frame:
         self.key = ""
 
 
-def _utf8_length(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
 def _number_value(lexeme: str) -> int | float:
     if "." in lexeme or "e" in lexeme or "E" in lexeme:
         return float(lexeme)
@@ -302,6 +352,8 @@ class PartialJSON:
         # Objects and arrays that arrive whole go through the C scanner; events need every token.
         self._scan = None if events else _SCANNERS[unique_keys]
         self._pending: list[str] | None = [] if lazy else None  # lazy: text not parsed yet
+        self._descending = False  # lazy: a carried container is being read token by token
+        self._sink = self._pending  # where feed() puts text: lazy, and not failed or finished
         self._mode = _VALUE
         self._stack: list[_Frame] = []
         self._root: Any = None
@@ -334,9 +386,9 @@ class PartialJSON:
         With ``lazy=True`` it only keeps ``text``: the parse, and so these errors, happen at the next
         :meth:`snapshot`, :meth:`is_complete`, :attr:`done` or :meth:`finish`.
         """
-        pending = self._pending
-        if pending is not None and self._error is None and not self._finished:
-            pending.append(text)
+        sink = self._sink
+        if sink is not None:
+            sink.append(text)
             return []
         return self._feed(text)
 
@@ -358,6 +410,7 @@ class PartialJSON:
             self._run(carry + text if carry else text)
         except (InvalidJSON, LimitExceeded) as exc:
             self._error = exc
+            self._sink = None
             raise
         return out
 
@@ -370,7 +423,7 @@ class PartialJSON:
         known complete here, so it gets no :class:`ValueComplete` event: this return value is its end.)
         """
         if self._pending is not None:
-            self._parse_pending()
+            self._parse_pending(settle=True)
         if self._error is not None:
             raise self._error
         if self._finished:
@@ -381,8 +434,10 @@ class PartialJSON:
         if self._mode != _END:
             reason = "empty document" if self._pos == 0 and self._mode == _VALUE else _EXPECTED[self._mode]
             self._error = IncompleteJSON("JSON document ended early", position=self._pos, reason=reason)
+            self._sink = None
             raise self._error
         self._finished = True
+        self._sink = None
         self._version += 1
         return self._root
 
@@ -390,7 +445,7 @@ class PartialJSON:
     def done(self) -> bool:
         """True once the top-level value is complete (a top-level number: once something followed it)."""
         if self._pending is not None:
-            self._parse_pending()
+            self._parse_pending(settle=True)
         return self._mode == _END
 
     def snapshot(self) -> Any:
@@ -419,7 +474,7 @@ class PartialJSON:
     def is_complete(self, path: JsonPath = ()) -> bool:
         """True if the value at ``path`` has been received completely (it will not change)."""
         if self._pending is not None:
-            self._parse_pending()
+            self._parse_pending(settle=True)
         if self._mode != _END:
             open_path = self._open_path()
             if open_path is None or open_path[: len(path)] == tuple(path):
@@ -434,15 +489,52 @@ class PartialJSON:
             node = node[step]
         return True
 
-    def _parse_pending(self) -> None:
-        """Lazy mode: parse what :meth:`feed` kept, in one piece (a failed parser stays failed)."""
+    def _parse_pending(self, settle: bool = False) -> None:
+        """Lazy mode: parse what :meth:`feed` kept, in one piece (a failed parser stays failed);
+        ``settle``: and read a carried container token by token, so the state is exact."""
         if self._error is not None:
             raise self._error
         pending = self._pending
         if pending:
             text = pending[0] if len(pending) == 1 else "".join(pending)
             pending.clear()
-            self._feed(text)
+            if not (self._mode == _STRING and not self._carry and self._more_text(text)):
+                self._feed(text)
+        if settle and self._carry and self._mode <= _VALUE_OR_CLOSE:
+            self._descend()
+
+    def _more_text(self, text: str) -> bool:
+        """Lazy mode, inside a string value: ``text`` is all plain content of it (the common case of a
+        long string field)? Then take it in one step; else ``False`` and it is parsed as usual."""
+        n = len(text)
+        if text.find("\\", n - 6) >= 0 and _holdback(text, 0, n) != n:
+            return False
+        try:
+            value, end = _scanstring(text + '"', 0)
+        except ValueError:  # a cut escape, or an error
+            return False
+        if end <= n:  # the string closes in the text
+            return False
+        self._count(text)
+        self._pos += n
+        self._version += 1
+        self._chunks.append(value)
+        return True
+
+    def _descend(self) -> None:
+        """Read the carried container token by token (it was not a clean prefix, or the exact state
+        is needed): raises its error, if it has one."""
+        text, self._carry = self._carry, ""
+        self._base = self._pos - len(text)
+        self._descending = True
+        try:
+            self._run(text)
+        except (InvalidJSON, LimitExceeded) as exc:
+            self._error = exc
+            self._sink = None
+            raise
+        finally:
+            self._descending = False
 
     # -- the scanner -------------------------------------------------------------------------------
 
@@ -468,11 +560,12 @@ class PartialJSON:
                 i = action(self, text, i)  # type: ignore[operator]
 
     def _count(self, text: str) -> None:
-        size = self._size + _utf8_length(text)
+        size = self._size + (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass")))
         if self.max_bytes is not None and size > self.max_bytes:
             self._error = LimitExceeded(
                 f"JSON document larger than {self.max_bytes} bytes", limit="max_bytes", value=self.max_bytes
             )
+            self._sink = None
             raise self._error
         self._size = size
 
@@ -552,6 +645,9 @@ class PartialJSON:
             j = self._scan_whole(text, i)
             if j > i:
                 return j
+            if self._carries(text, i):
+                self._carry = text[i:]
+                return len(text)
         return self._push({}, True, i)
 
     def _open_array(self, text: str, i: int) -> int:
@@ -559,7 +655,20 @@ class PartialJSON:
             j = self._scan_whole(text, i)
             if j > i:
                 return j
+            if self._carries(text, i):
+                self._carry = text[i:]
+                return len(text)
         return self._push([], False, i)
+
+    def _carries(self, text: str, i: int) -> bool:
+        """Lazy mode: keep the container cut at ``i`` as text (see ``_CARRY_MAX``)? Not with escapes
+        in it: the preview's regular expressions are slow on them, the string reader is not."""
+        return (
+            self._pending is not None
+            and not self._descending
+            and len(text) - i <= _CARRY_MAX
+            and text.find("\\", i) < 0
+        )
 
     def _scan_whole(self, text: str, i: int) -> int:
         """The object or array at ``i`` read by the C scanner if it is whole and valid in ``text``:
@@ -617,6 +726,33 @@ class PartialJSON:
     def _string(self, text: str, i: int) -> int:
         """Read string content from ``i``: a bulk run, then whatever stopped it."""
         n = len(text)
+        # First the C decoder: the string closes in the text, or the rest is all valid content.
+        rest = n - i
+        if rest <= _SHORT_REST:  # the rest closed by a quote of our own: one call tells which
+            try:
+                value, end = _scanstring(text[i:] + '"', 0)
+            except ValueError:  # a cut escape, or an error: read it step by step
+                end = -1
+            if 0 < end <= rest:  # its own closing quote is at i + end - 1
+                if end > 1:
+                    self._piece(value)
+                self._end_string(self._base + i + end - 1)
+                return i + end
+            if end > rest and (text.find("\\", n - 6) < 0 or _holdback(text, i, n) == n):
+                if rest:
+                    self._piece(value)
+                self._carry = ""
+                return n
+        elif text.find('"', i) >= 0:
+            try:
+                value, end = _scanstring(text, i)
+            except ValueError:  # not closed in the text (an escaped quote), or an error
+                end = -1
+            if end > 0:
+                if end - 1 > i:
+                    self._piece(value)
+                self._end_string(self._base + end - 1)
+                return end
         j = _STR_RUN.match(text, i).end()  # type: ignore[union-attr]
         if j < n and text[j] == '"':
             if j > i:
@@ -730,16 +866,23 @@ class PartialJSON:
 
     def _build_snapshot(self) -> Any:
         stack, mode = self._stack, self._mode
-        open_string = self._open_text() if mode == _STRING else None
+        tip: Any = _Unknown  # the open string, or a carried container's preview
+        if mode == _STRING:
+            tip = self._open_text()
+        elif self._carry and mode <= _VALUE_OR_CLOSE:
+            tip = self._preview_carried(self._carry)
+            if tip is _Unknown:
+                self._descend()
+                return self._build_snapshot()
         if not stack:
-            return open_string if mode == _STRING else self._root
+            return self._root if tip is _Unknown else tip
         f = stack[-1]
         copy: Any = dict(f.container) if f.is_obj else list(f.container)
-        if open_string is not None:
+        if tip is not _Unknown:
             if f.is_obj:
-                copy[f.key] = open_string
+                copy[f.key] = tip
             else:
-                copy.append(open_string)
+                copy.append(tip)
         for parent in reversed(stack[:-1]):
             outer: Any = dict(parent.container) if parent.is_obj else list(parent.container)
             if parent.is_obj:
@@ -748,6 +891,87 @@ class PartialJSON:
                 outer[-1] = copy
             copy = outer
         return copy
+
+    def _preview_carried(self, text: str) -> Any:
+        """The preview of a carried object or array: the text cut where the last thing shown ends,
+        closed, and read by the C scanner; ``_Unknown`` if the text is anything but a clean prefix
+        (it is then read token by token, which tells what is wrong)."""
+        n = len(text)
+        if text.find("\\") >= 0:  # not carried (see _carries)
+            return _Unknown
+        # No escapes: every quote opens or closes a string; k is where an unclosed one opens.
+        k = text.rfind('"') if text.count('"') % 2 else n
+        skeleton = _NOT_BRACKETS.sub("", "".join(text[:k].split('"')[0::2]))
+        while "{}" in skeleton or "[]" in skeleton:
+            skeleton = skeleton.replace("{}", "").replace("[]", "")
+        if not skeleton or "}" in skeleton or "]" in skeleton:
+            return _Unknown
+        top = skeleton[-1]
+        body: str | None
+        if k < n:  # it ends inside a string
+            before = text[:k].rstrip(_JSON_WS)
+            prev = before[-1]
+            j = _STR_RUN.match(text, k + 1).end()  # type: ignore[union-attr]
+            if j < n and _PARTIAL_ESCAPE.match(text, j) is None:
+                return _Unknown
+            if (prev == ":" and top == "{") or (prev in "[," and top == "["):  # a value: shown so far
+                body = text[: _holdback(text, k + 1, j)] + '"'
+            elif prev in "{," and top == "{":  # a key: its member is not shown
+                body = _drop_comma(before)
+            else:
+                return _Unknown
+        else:
+            body = text.rstrip(_JSON_WS)
+            last = body[-1]
+            if last == ",":
+                body = _drop_comma(body)
+            elif last == ":":
+                body = self._drop_key(body[:-1].rstrip(_JSON_WS), top)
+            elif last == '"':
+                r = _string_start(body, len(body) - 1)
+                before = body[:r].rstrip(_JSON_WS) if r > 0 else ""
+                if before and before[-1] in "{," and top == "{":  # a key without its ':' yet
+                    body = self._drop_key(body, top)
+            elif last not in "{[}]":  # a number or a literal
+                spaced = len(body) < n
+                t = len(body.rstrip(_TOKEN_CHARS))
+                token = body[t:]
+                if token in ("true", "false", "null") or (spaced and _NUMBER.fullmatch(token)):
+                    pass  # whole: shown
+                elif not spaced and (_number_prefix(token) or _literal_prefix(token)):
+                    rest = body[:t].rstrip(_JSON_WS)
+                    if rest[-1] == ":":
+                        body = self._drop_key(rest[:-1].rstrip(_JSON_WS), top)
+                    elif top == "[" and rest[-1] in "[,":
+                        body = _drop_comma(rest)
+                    else:
+                        return _Unknown
+                else:
+                    return _Unknown
+        if body is None:
+            return _Unknown
+        closed = body + skeleton[::-1].translate(_CLOSERS)
+        try:
+            value, end = self._scan(closed, 0)  # type: ignore[misc]
+        except _SCAN_FAILED:
+            return _Unknown
+        if end != len(closed):
+            return _Unknown
+        if self.max_depth is not None:
+            room = self.max_depth - len(self._stack)
+            if closed.count("[") + closed.count("{") > room and _depth(value) > room:
+                return _Unknown
+        return value
+
+    def _drop_key(self, text: str, top: str) -> str | None:
+        """``text`` (right-stripped, ending with a whole key) without that key and its ','."""
+        if top != "{" or not text.endswith('"') or self.unique_keys:  # a duplicate is an error: read it
+            return None
+        r = _string_start(text, len(text) - 1)
+        if r <= 0 or _STR_RUN.match(text, r + 1).end() != len(text) - 1:  # type: ignore[union-attr]
+            return None
+        before = text[:r].rstrip(_JSON_WS)
+        return _drop_comma(before) if before[-1] in "{," else None
 
 
 # (mode, character class) -> the next mode, or the action that reads a token or changes the nesting.

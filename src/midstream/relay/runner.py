@@ -38,7 +38,6 @@ from midstream.agent.effects import Journal
 from midstream.agent.events import RunEnd
 from midstream.agent.loop import Agent
 from midstream.agent.tools import Tool
-from midstream.client.providers import PROVIDERS
 from midstream.client.stream import AsyncClient
 from midstream.config import Settings
 from midstream.errors import LocalError
@@ -47,6 +46,7 @@ from midstream.relay.coalesce import Coalescer, CoalesceSettings, Item
 from midstream.relay.entry import entry_data
 from midstream.relay.errors import DuplicateAppend, LeaseError, RelayError, StoreError, TooManyRuns
 from midstream.relay.log import EventLog, Lease
+from midstream.wire.profiles import PROFILES
 
 __all__ = ["AgentFactory", "Durability", "Executor", "HistoryMessage", "LocalExecutor", "RunRequest"]
 
@@ -88,8 +88,8 @@ class RunRequest(BaseModel):
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str | None) -> str | None:
-        if value is not None and value not in PROVIDERS:
-            raise ValueError(f"unknown provider {value!r}; one of: {', '.join(PROVIDERS)}")
+        if value is not None and value not in PROFILES:  # read now: a provider may be registered later
+            raise ValueError(f"unknown provider {value!r}; one of: {', '.join(PROFILES)}")
         return value
 
     @field_validator("settings")

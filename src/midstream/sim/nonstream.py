@@ -18,29 +18,25 @@ from midstream.wire.profiles import profile
 __all__ = ["error_body", "nonstream_body", "responses_body"]
 
 
-def responses_body(events: list[Event], *, realism: bool = True, seed: int | None = 0) -> dict[str, Any]:
+def responses_body(events: list[Event], **options: Any) -> dict[str, Any]:
     """The Responses API's non-streaming body: the final ``response`` object its stream ends with."""
-    return _whole("openai-responses", events, api=None, realism=realism, seed=seed)
+    return _whole("openai-responses", events, api=None, **options)
 
 
-def nonstream_body(
-    dialect: str, events: list[Event], *, api: str | None = None, realism: bool = True, seed: int | None = 0
-) -> bytes:
+def nonstream_body(dialect: str, events: list[Event], *, api: str | None = None, **options: Any) -> bytes:
     """The JSON body ``dialect`` answers with when not streaming, for the same ``events``.
 
-    ``api`` is the endpoint's variant (Ollama's ``chat`` or ``generate``).
+    ``api`` is the endpoint's variant (Ollama's ``chat`` or ``generate``); ``options`` are the
+    encoder's, as for the streamed answer (:func:`midstream.wire.nonstream_body`).
     """
-    body = _whole(dialect, events, api=api, realism=realism, seed=seed)
-    return json.dumps(body, ensure_ascii=False).encode()
+    return json.dumps(_whole(dialect, events, api=api, **options), ensure_ascii=False).encode()
 
 
-def _whole(
-    dialect: str, events: list[Event], *, api: str | None, realism: bool, seed: int | None
-) -> dict[str, Any]:
+def _whole(dialect: str, events: list[Event], *, api: str | None, **options: Any) -> dict[str, Any]:
     acc = Accumulator(dialect)
     for event in events:
         acc.feed(event)
-    return wire.nonstream_body(dialect, acc.message, events, api=api, realism=realism, seed=seed)
+    return wire.nonstream_body(dialect, acc.message, events, api=api, **options)
 
 
 def error_body(

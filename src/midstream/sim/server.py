@@ -463,7 +463,8 @@ class Simulator:
 
     def _store(self, call: _Call, steps: list[Step]) -> None:
         """Keep a Responses answer for a later ``previous_response_id`` (OpenAI stores by default)."""
-        response = responses_body([step.event for step in steps], realism=False, seed=None)
+        options = {**self._encoder_options(call), "realism": False, "seed": None}
+        response = responses_body([step.event for step in steps], **options)
         if isinstance(response.get("id"), str) and call.inputs is not None:
             self.responses.put(response["id"], call.inputs, response)
 
@@ -482,9 +483,10 @@ class Simulator:
         if wait:
             await asyncio.sleep(wait)  # a non-streamed answer arrives when generation is done
         events = [step.event for step in steps]
-        seed = call.rng.randrange(1 << 30)
         try:
-            payload = nonstream_body(call.dialect, events, api=call.api, realism=self.realism, seed=seed)
+            options = self._encoder_options(call)  # the creation time, what the request asked, ...
+            options.pop("api", None)
+            payload = nonstream_body(call.dialect, events, api=call.api, **options)
         except (MidstreamError, ImportError, AttributeError, TypeError) as exc:
             return self._error(call, 500, "server", f"the simulator cannot write {call.provider}: {exc}")
         record.tokens_generated = sum(s.tokens for s in steps)

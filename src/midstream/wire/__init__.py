@@ -74,16 +74,16 @@ def nonstream_body(
     events: Sequence[Event] = (),
     *,
     api: str | None = None,
-    realism: bool = True,
-    seed: int | None = 0,
+    **options: Any,
 ) -> dict[str, Any]:
     """The JSON body ``dialect`` answers with when not streaming: ``message``, the answer, whole.
 
     ``events`` are those ``message`` was folded from (the Responses API's body is the last object of its
     own stream, written from them); ``api`` is the endpoint's variant (Ollama's ``chat`` or
-    ``generate``); ``realism`` and ``seed`` are the encoder's (random ids).
+    ``generate``); ``options`` are the encoder's (``realism`` and ``seed`` for random ids, the creation
+    time, what the request asked that the answer repeats); a dialect ignores those it has no use for.
     """
-    body: dict[str, Any] = _module(dialect).NONSTREAM(message, events, api=api, realism=realism, seed=seed)
+    body: dict[str, Any] = _module(dialect).NONSTREAM(message, events, api=api, **options)
     return body
 
 

@@ -318,8 +318,11 @@ def _known(**counts: int | None) -> dict[str, Any]:
 # -- the answer not streamed ---------------------------------------------------------------------------
 
 
-def whole_body(message: Message, events: Sequence[Event] = (), **_: Any) -> dict[str, Any]:
-    """Chat Completions' answer when not streamed: one ``chat.completion`` object."""
+def whole_body(
+    message: Message, events: Sequence[Event] = (), *, created: int = 0, **_: Any
+) -> dict[str, Any]:
+    """Chat Completions' answer when not streamed: one ``chat.completion`` object, ``created`` at that
+    Unix time (the encoder's option)."""
     calls = [
         {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_input}}
         for c in message.tool_calls
@@ -331,7 +334,7 @@ def whole_body(message: Message, events: Sequence[Event] = (), **_: Any) -> dict
     return {
         "id": message.id,
         "object": "chat.completion",
-        "created": 0,
+        "created": created,
         "model": message.model,
         "choices": [
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,9 +184,17 @@ class OpenAIResponsesEncoder(Encoder):
 
     dialect = DIALECT
 
-    def __init__(self, *, realism: bool = True, seed: int | None = 0, created_at: int = 1758034836) -> None:
+    def __init__(
+        self,
+        *,
+        realism: bool = True,
+        seed: int | None = 0,
+        created_at: int = 1758034836,
+        echo: Mapping[str, Any] | None = None,
+    ) -> None:
         self.realism = realism
         self.created_at = created_at
+        self.echo = dict(echo or {})
         self._rng = random.Random(seed)
         self._seq = 0
         self._counter = 0
@@ -245,7 +253,7 @@ class OpenAIResponsesEncoder(Encoder):
 
     def _response(self, status: str, **fields: Any) -> Payload:
         final = status != "in_progress"
-        return {
+        response: Payload = {
             "id": self._response_id,
             "object": "response",
             "created_at": self.created_at,
@@ -276,6 +284,12 @@ class OpenAIResponsesEncoder(Encoder):
             "user": None,
             "metadata": {},
         }
+        for key, value in self.echo.items():  # what the request set, as the API repeats it
+            if key in response:
+                default = response[key]
+                merge = isinstance(default, dict) and isinstance(value, dict)
+                response[key] = {**default, **value} if merge else value
+        return response
 
     # -- items -----------------------------------------------------------------------------------
 
@@ -483,12 +497,19 @@ class OpenAIResponsesEncoder(Encoder):
 
 
 def whole_body(
-    message: Message, events: Sequence[Event] = (), *, realism: bool = True, seed: int | None = 0, **_: Any
+    message: Message,
+    events: Sequence[Event] = (),
+    *,
+    realism: bool = True,
+    seed: int | None = 0,
+    created_at: int = 1758034836,
+    echo: Mapping[str, Any] | None = None,
+    **_: Any,
 ) -> dict[str, Any]:
     """The Responses API's answer when not streamed: the final ``response`` object its stream ends with,
     written by the encoder itself from ``events`` (the canonical events of ``message`` when none are
     given), so that streamed and non-streamed answers cannot drift apart."""
-    encoder = OpenAIResponsesEncoder(realism=realism, seed=seed)
+    encoder = OpenAIResponsesEncoder(realism=realism, seed=seed, created_at=created_at, echo=echo)
     data = encoder.encode_all(events or events_from_message(message))
     final: dict[str, Any] = {}
     for sse in SSEDecoder().feed(data):

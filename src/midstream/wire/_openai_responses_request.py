@@ -61,6 +61,7 @@ def read(body: dict[str, Any], headers: Mapping[str, str]) -> RequestView:
     previous = body.get("previous_response_id")
     view.previous_response_id = previous if isinstance(previous, str) else None
     view.store = body.get("store", True) is not False
+    view.echo = {key: body[key] for key in ECHOED if body.get(key) is not None}
     items = body.get("input")
     view.conversation = items
     if isinstance(items, str):
@@ -134,9 +135,32 @@ def stream_error(kind: str, request_id: str, retry_delay: float | None = None) -
     )
 
 
+ECHOED = (
+    "instructions",
+    "max_output_tokens",
+    "max_tool_calls",
+    "metadata",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "prompt_cache_key",
+    "reasoning",
+    "safety_identifier",
+    "store",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "truncation",
+    "user",
+)
+"""The request parameters the response object repeats (as given, or the API's default when absent)."""
+
+
 def encoder_options(view: RequestView, answering: Answering) -> dict[str, Any]:
-    """The creation time of the response."""
-    return {"created_at": int(answering.now.timestamp())}
+    """The creation time of the response, and the request parameters it repeats."""
+    return {"created_at": int(answering.now.timestamp()), "echo": view.echo}
 
 
 # -- writing -----------------------------------------------------------------------------------------

@@ -667,10 +667,15 @@ def _metrics(payload: Any) -> dict[str, int]:
 
 
 def whole_body(
-    message: Message, events: Sequence[Event] = (), *, api: str | None = None, **_: Any
+    message: Message,
+    events: Sequence[Event] = (),
+    *,
+    api: str | None = None,
+    created_at: datetime = DEFAULT_CREATED_AT,
+    **_: Any,
 ) -> dict[str, Any]:
     """Ollama's answer when not streamed (``stream: false``): one done object, of ``/api/chat``
-    (``api="chat"``, the default) or ``/api/generate``."""
+    (``api="chat"``, the default) or ``/api/generate``, stamped ``created_at`` as the streamed lines are."""
     body: dict[str, Any] = {"role": "assistant", "content": message.text}
     if message.thinking:
         body["thinking"] = message.thinking
@@ -682,8 +687,7 @@ def whole_body(
     if calls:
         body["tool_calls"] = calls
     usage = message.usage
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    head: dict[str, Any] = {"model": message.model or "", "created_at": now}
+    head: dict[str, Any] = {"model": message.model or "", "created_at": _rfc3339nano(_epoch_ns(created_at))}
     if api == "generate":
         head["response"] = body["content"]
         if message.thinking:

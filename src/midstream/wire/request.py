@@ -104,6 +104,7 @@ class RequestView:
     prefill: str = ""  # Anthropic: a trailing assistant message the answer continues
     previous_response_id: str | None = None  # OpenAI Responses: the conversation so far, stored
     store: bool = False  # OpenAI Responses: keep this response for a later previous_response_id
+    echo: dict[str, Any] = field(default_factory=dict)  # what the request set that its answer repeats
     conversation: Any = None  # what :func:`text_of` counts as the input
     input_tokens: int = 0  # the input's size, as the simulator counts tokens
 
