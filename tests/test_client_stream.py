@@ -728,6 +728,31 @@ def test_the_watchdog_expires_what_is_due_and_only_that() -> None:
     assert fired == ["soon"]
 
 
+def test_unwatch_waits_for_an_expire_in_progress() -> None:
+    """A stream that unwatches itself before handing its connection back must not have the watchdog
+    shut that connection afterwards: unwatch returns only once an expire already under way is done."""
+    clock = [0.0]
+    dog = Watchdog(clock=lambda: clock[0])
+    entered, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    class Slow:
+        deadline = 1.0
+
+        def expire(self) -> None:
+            entered.set()
+            release.wait(10.0)
+
+    stream = Slow()
+    dog.watch(stream)
+    clock[0] = 2.0
+    dog.poke()
+    assert entered.wait(5.0)
+    threading.Thread(target=lambda: (dog.unwatch(stream), returned.set()), daemon=True).start()
+    assert not returned.wait(0.2)  # still shutting: unwatch waits
+    release.set()
+    assert returned.wait(5.0)
+
+
 def test_a_partial_message_is_never_complete() -> None:
     # The error classes carry a Message whose terminal says it is partial; a sanity check of the type.
     error = StreamInterrupted("x", partial=Message(provider="p", terminal="failed"))
