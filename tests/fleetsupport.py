@@ -167,6 +167,7 @@ class Process:
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
+        self.line = line  # what it said when it started
         self.url = self.owner = ""
         if command == "serve" and "listening on" in line:
             self.url = line.split("listening on ", 1)[1].split()[0]

@@ -276,6 +276,29 @@ def test_retries_honour_retry_after_seconds(sim: SimURL, caplog: pytest.LogCaptu
     assert "the server asked for 0.050 s" in message
 
 
+class BodyOnlyDelays(httpx2.HTTPTransport):
+    """Google's way: how long to wait is in the error body's RetryInfo, no Retry-After header."""
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        for name in ("retry-after", "retry-after-ms"):
+            if name in response.headers:
+                del response.headers[name]
+        return response
+
+
+def test_retries_honour_gemini_retry_info(sim: SimURL, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="midstream.client")
+    rate_limited = fault("http_status=429;retry_after_ms=70")
+    with (
+        client(sim, "gemini", transport=BodyOnlyDelays()) as c,
+        c.stream("tell a story", headers=rate_limited) as s,
+    ):
+        assert s.final().text == STORY
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "midstream.client"]
+    assert "the server asked for 0.070 s" in message
+
+
 def test_without_a_server_delay_retries_back_off(sim: SimURL, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="midstream.client")
     with client(sim, "ollama") as c, c.stream("tell a story", headers=fault("http_status=500;times=2")) as s:
@@ -726,6 +749,31 @@ def test_the_watchdog_expires_what_is_due_and_only_that() -> None:
     dog.poke()
     time.sleep(0.05)
     assert fired == ["soon"]
+
+
+def test_unwatch_waits_for_an_expire_in_progress() -> None:
+    """A stream that unwatches itself before handing its connection back must not have the watchdog
+    shut that connection afterwards: unwatch returns only once an expire already under way is done."""
+    clock = [0.0]
+    dog = Watchdog(clock=lambda: clock[0])
+    entered, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    class Slow:
+        deadline = 1.0
+
+        def expire(self) -> None:
+            entered.set()
+            release.wait(10.0)
+
+    stream = Slow()
+    dog.watch(stream)
+    clock[0] = 2.0
+    dog.poke()
+    assert entered.wait(5.0)
+    threading.Thread(target=lambda: (dog.unwatch(stream), returned.set()), daemon=True).start()
+    assert not returned.wait(0.2)  # still shutting: unwatch waits
+    release.set()
+    assert returned.wait(5.0)
 
 
 def test_a_partial_message_is_never_complete() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -196,6 +197,18 @@ def test_a_server_delay_is_used_as_is() -> None:
     assert "the server asked for 1.234 s" in decision.reason
     decision = run(status(503, retry_after=http_date(3)))
     assert decision.delay == pytest.approx(3.0)
+
+
+def test_a_delay_in_the_error_body_is_used_when_no_header_gives_one() -> None:
+    """Gemini says how long to wait in the body (``RetryInfo``), not in a header."""
+    body_says = dataclasses.replace(status(429), delay=7.5)
+    decision = run(body_says, jitter=0.9)
+    assert decision.retry and decision.delay == pytest.approx(7.5)
+    assert "the server asked for 7.500 s" in decision.reason
+    both = dataclasses.replace(status(429, retry_after="2"), delay=7.5)
+    assert run(both).delay == pytest.approx(2.0)  # a header wins
+    too_long = dataclasses.replace(status(429), delay=3600.0)
+    assert run(too_long).delay == pytest.approx(0.5)  # out of range: the backoff, as for headers
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fleetsupport import LONG_TEXT, executions, fleet_book, worker
 from midstream.agent.checkpoint import Checkpoint
@@ -378,6 +379,33 @@ def test_a_full_fleet_answers_429_and_frees_a_slot_when_a_run_ends(
             assert asyncio.run(entries(redis_url, third.json()["id"]))[-1].data["terminal"] == "completed"
         finally:
             b.stop()
+
+
+def test_a_worker_serves_the_metrics_of_the_runs_it_executes(
+    redis_url: str, sim: SimURL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue front-end executes nothing, so its /metrics cannot show the runs: each worker's does."""
+    monkeypatch.setenv("MIDSTREAM_FLEET_REDIS", redis_url)
+
+    def front(log: Any) -> QueueExecutor:
+        return QueueExecutor(RunQueue(redis_url))
+
+    b = worker(redis_url, sim, "--metrics-port", "0")
+    try:
+        metrics_url = b.line.split("metrics at ", 1)[1].split()[0]
+        assert metrics_url.startswith("http://127.0.0.1:")
+        with running(redis_url, executor=front) as url:
+            made = httpx2.post(f"{url}/v1/runs", json={"prompt": "book it"}, timeout=10)
+            assert asyncio.run(entries(redis_url, made.json()["id"]))[-1].data["terminal"] == "completed"
+            front_end = httpx2.get(f"{url}/metrics", timeout=10).text
+        scraped = {f.name: f.samples for f in text_string_to_metric_families(httpx2.get(metrics_url).text)}
+    finally:
+        b.stop()
+    runs = scraped["gen_ai_invoke_agent_duration_seconds"]
+    assert [s.value for s in runs if s.name.endswith("_count")] == [1]
+    streams = [s for s in scraped["midstream_streams"] if s.name == "midstream_streams_total"]
+    assert sum(s.value for s in streams if s.labels.get("midstream_terminal") == "completed") >= 1
+    assert "gen_ai_invoke_agent_duration_seconds_count" not in front_end  # it ran nothing itself
 
 
 def test_the_queue_refuses_beyond_its_limit_without_enqueuing(redis_url: str) -> None:

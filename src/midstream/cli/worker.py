@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -53,6 +54,18 @@ def worker(
             help="Runs still executing after --grace are resumed by other workers, or end cancelled.",
         ),
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve this worker's streams, runs and tool calls at http://HOST:PORT/metrics "
+            "(Prometheus text format; 0: a free port, printed at start). Off by default.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="The address --metrics-port listens on (all interfaces: 0.0.0.0).")
+    ] = "127.0.0.1",
 ) -> None:
     """Execute runs from the queue of a Redis store, as one of any number of workers.
 
@@ -62,7 +75,8 @@ def worker(
     effect the effects journal shows done. Start front-ends with `midstream serve --store ... --queue`.
     Ctrl-C (or SIGTERM) stops taking runs and waits up to --grace seconds for those executing here;
     the runs still executing then are handed to the other workers (they resume them after
-    --lease-ttl), or with --cancel-on-stop end cancelled.
+    --lease-ttl), or with --cancel-on-stop end cancelled. A front-end's /metrics shows only its own
+    process: give each worker --metrics-port for Prometheus to scrape the runs it executes.
     """
     if not store.startswith(("redis://", "rediss://", "unix://")):
         _fail("a worker needs the shared store: --store redis://host:port/db", EXIT_USAGE)
@@ -74,14 +88,44 @@ def worker(
         with _provider_url(sim, scenarios, speed, base_url) as (url, api_key):
             factory = _factory(provider, model, url, api_key, tools, settings, sim)
             options = {"owner": owner, "concurrency": concurrency, "lease_ttl": lease_ttl}
-            asyncio.run(_work(store, factory, grace=grace, handoff=handoff, **options))
+            with _metrics(metrics_host, metrics_port) as metrics_url:
+                work = _work(store, factory, grace=grace, handoff=handoff, metrics_url=metrics_url, **options)
+                asyncio.run(work)
     except LocalError as exc:
         _fail(usage_message(exc), EXIT_USAGE)
     except MidstreamError as exc:
         _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED)
 
 
-async def _work(store: str, factory: Any, *, grace: float, handoff: bool, **options: Any) -> None:
+@contextlib.contextmanager
+def _metrics(host: str, port: int | None) -> Iterator[str | None]:
+    """``GET /metrics`` on ``host:port`` (a thread of its own) while the worker runs, and its URL;
+    nothing without a port."""
+    if port is None:
+        yield None
+        return
+    from prometheus_client import start_http_server
+
+    from midstream.telemetry import PrometheusObserver
+
+    observer = PrometheusObserver()
+    try:
+        server, thread = start_http_server(port, addr=host, registry=observer.registry)
+    except OSError as exc:
+        raise LocalError(f"--metrics-port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        with observer.observing():
+            yield f"http://{shown}:{server.server_port}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def _work(
+    store: str, factory: Any, *, grace: float, handoff: bool, metrics_url: str | None, **options: Any
+) -> None:
     from midstream.relay.stores import RedisLog
     from midstream.worker import Worker
 
@@ -93,7 +137,8 @@ async def _work(store: str, factory: Any, *, grace: float, handoff: bool, **opti
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, work.stop)
-        typer.echo(f"midstream worker {work.owner} on {log!r}: up to {work.concurrency} runs at once")
+        said = f"midstream worker {work.owner} on {log!r}: up to {work.concurrency} runs at once"
+        typer.echo(said + (f"; metrics at {metrics_url}" if metrics_url else ""))
         left: list[str] = []
         try:
             left = await work.run(grace=grace, handoff=handoff)

@@ -162,7 +162,8 @@ def status_problem(error: ProviderError, headers: Mapping[str, str]) -> Problem:
         status=error.status,
         raw=error.payload,
     )
-    return Problem(Failure("status", status=error.status, headers=dict(headers)), event, error)
+    failure = Failure("status", status=error.status, headers=dict(headers), delay=error.retry_delay)
+    return Problem(failure, event, error)
 
 
 # -- the sans-IO core --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ in ``str()``, ``repr()`` or the payload of these errors, even when a provider ec
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -64,7 +65,8 @@ class ProviderError(RemoteError):
 
     ``status`` is the HTTP status (``None`` for an error event inside a 200 stream); ``kind`` and
     ``retryable`` are the normalized classification; ``payload`` is the provider's error body (parsed
-    JSON where possible, else text), redacted; ``request_id`` the provider's request id header.
+    JSON where possible, else text), redacted; ``request_id`` the provider's request id header;
+    ``retry_delay`` the wait in seconds the body asks for (Gemini's ``RetryInfo``), if any.
     ``partial`` is the (empty, ``failed``) Message of the attempt, when there was a stream.
 
     Example:
@@ -91,6 +93,7 @@ class ProviderError(RemoteError):
         payload: Any = None,
         request_id: str | None = None,
         partial: Message | None = None,
+        retry_delay: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -100,6 +103,7 @@ class ProviderError(RemoteError):
         self.payload = payload
         self.request_id = request_id
         self.partial = partial
+        self.retry_delay = retry_delay
 
     def __repr__(self) -> str:
         return f"ProviderError({self.args[0]!r}, status={self.status}, kind={self.kind!r})"
@@ -133,7 +137,35 @@ class ProviderError(RemoteError):
             provider=provider,
             payload=redact(payload, secrets),
             request_id=request_id,
+            retry_delay=body_retry_delay(payload),
         )
+
+
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def body_retry_delay(payload: Any) -> float | None:
+    """The wait an error body asks for: a ``google.rpc.RetryInfo`` detail's ``retryDelay`` (a Duration,
+    ``"19s"`` or ``"0.5s"``), where Gemini and Vertex AI say it; ``None`` when the body says nothing.
+
+    >>> body_retry_delay({"error": {"code": 429, "details": [
+    ...     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "19s"}]}})
+    19.0
+    """
+    if isinstance(payload, list) and payload:  # the JSON-array framing wraps the error
+        payload = payload[0]
+    inner = payload.get("error") if isinstance(payload, dict) else None
+    details = inner.get("details") if isinstance(inner, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and detail.get("@type") == _RETRY_INFO:
+            delay = detail.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                try:
+                    seconds = float(delay[:-1])
+                except ValueError:
+                    return None
+                return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return None
 
 
 def _error_fields(payload: Any, headers: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -174,7 +174,7 @@ class Watchdog:
                 self._cond.notify()
 
     def unwatch(self, stream: Watched) -> None:
-        """Stop watching ``stream``."""
+        """Stop watching ``stream``: once this returns, the watchdog will not call its ``expire``."""
         with self._cond:
             self._streams.discard(stream)
 
@@ -189,12 +189,13 @@ class Watchdog:
                 expired, wait = self._due()
                 for stream in expired:
                     self._streams.discard(stream)
+                    # Under the lock: a stream that unwatches itself before it lets its connection go
+                    # back to the pool cannot have that connection shut after it did.
+                    stream.expire()
                 if not expired:
                     self.next_wake = self._clock() + wait
                     self._cond.wait(timeout=wait)
                     self.next_wake = 0.0
-            for stream in expired:
-                stream.expire()
 
     def _due(self) -> tuple[list[Watched], float]:
         now = self._clock()

@@ -641,16 +641,13 @@ class PartialJSON:
         return i + 1
 
     def _open_object(self, text: str, i: int) -> int:
-        if self._scan is not None and len(self._stack) < _SCAN_DEPTH:
-            j = self._scan_whole(text, i)
-            if j > i:
-                return j
-            if self._carries(text, i):
-                self._carry = text[i:]
-                return len(text)
-        return self._push({}, True, i)
+        return self._open_container(text, i, True)
 
     def _open_array(self, text: str, i: int) -> int:
+        return self._open_container(text, i, False)
+
+    def _open_container(self, text: str, i: int, is_obj: bool) -> int:
+        """``{`` or ``[`` at ``i``: read a whole container in C, carry a cut one, else open it here."""
         if self._scan is not None and len(self._stack) < _SCAN_DEPTH:
             j = self._scan_whole(text, i)
             if j > i:
@@ -658,7 +655,7 @@ class PartialJSON:
             if self._carries(text, i):
                 self._carry = text[i:]
                 return len(text)
-        return self._push([], False, i)
+        return self._push({} if is_obj else [], is_obj, i)
 
     def _carries(self, text: str, i: int) -> bool:
         """Lazy mode: keep the container cut at ``i`` as text (see ``_CARRY_MAX``)? Not with escapes

@@ -16,8 +16,9 @@ The rules, in order:
    dropped connection; connect and first-byte timeouts (idle too, as long as nothing was shown); a
    provider's mid-stream error that it marks retryable. Never: other 4xx, the total timeout,
    protocol errors (bytes that do not parse will not parse better next time).
-5. **How long to wait:** ``retry-after-ms``, else ``retry-after`` (seconds, or an HTTP date), when
-   the value is positive and at most ``max_server_delay``; otherwise exponential backoff
+5. **How long to wait:** ``retry-after-ms``, else ``retry-after`` (seconds, or an HTTP date), else
+   the delay the error body gives (Google's ``RetryInfo``: Gemini says it there, not in a header),
+   when the value is positive and at most ``max_server_delay``; otherwise exponential backoff
    ``initial_delay * 2**n`` capped at ``max_delay``, shortened by up to ``jitter`` (a fraction).
    As the official SDKs do, an out-of-range server delay falls back to the backoff.
 6. **Within the deadline:** no retry whose wait would outlast the time left (``time_left``).
@@ -81,7 +82,8 @@ class RetryPolicy:
 class Failure:
     """What went wrong with one attempt.
 
-    ``status`` and ``headers`` come from an HTTP error response; ``which`` names the timeout that fired;
+    ``status`` and ``headers`` come from an HTTP error response, and ``delay`` from its body when the
+    body says how long to wait (Google's ``RetryInfo``); ``which`` names the timeout that fired;
     ``retryable`` is the provider's own verdict on a mid-stream error (from
     :func:`~midstream.errors.classify_error`).
     """
@@ -91,6 +93,7 @@ class Failure:
     headers: Mapping[str, str] = field(default_factory=dict)
     which: str | None = None
     retryable: bool = False
+    delay: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,8 @@ def decide(
     if not worth:
         return Decision(False, reason=reason)
     delay = server_delay(failure.headers, now=now, cap=policy.max_server_delay)
+    if delay is None and failure.delay is not None and 0 < failure.delay <= policy.max_server_delay:
+        delay = failure.delay  # the body's word, when no header says
     if delay is None:
         delay = backoff(retries, policy, jitter)
         reason += f"; backoff {delay:.3f} s"

@@ -46,6 +46,7 @@ __all__ = [
     "missing",
     "rejection",
     "stream_error",
+    "tool_choice",
     "write",
 ]
 
@@ -275,7 +276,7 @@ def write(request: ChatRequest, *, stream: bool, compatible: bool = False) -> JS
     if request.temperature is not None:
         out["temperature"] = request.temperature
     if request.tool_choice is not None:
-        out["tool_choice"] = _chat_tool_choice(request.tool_choice)
+        out["tool_choice"] = tool_choice(request.tool_choice, nested=True)
     if request.tools:
         out["tools"] = [{"type": "function", "function": function_spec(spec)} for spec in request.tools]
     return out
@@ -290,12 +291,15 @@ def function_spec(spec: ToolSpec) -> JSON:
     return fn
 
 
-def _chat_tool_choice(choice: str) -> str | JSON:
+def tool_choice(choice: str, *, nested: bool) -> str | JSON:
+    """``tool_choice`` as OpenAI takes it: a mode, or one function forced (Chat nests its name under
+    ``function``, Responses does not)."""
     if choice in ("auto", "none"):
         return choice
     if choice == "any":
         return "required"
-    return {"type": "function", "function": {"name": choice}}
+    named: JSON = {"function": {"name": choice}} if nested else {"name": choice}
+    return {"type": "function", **named}
 
 
 def _chat_messages(turn: Turn) -> list[JSON]:

@@ -23,6 +23,7 @@ from midstream.wire._openai_chat_request import (
     missing,
     not_found,
     rejection,
+    tool_choice,
     wrong_type,
 )
 from midstream.wire.request import (
@@ -184,20 +185,12 @@ def write(request: ChatRequest, *, stream: bool) -> JSON:
     if request.temperature is not None:
         out["temperature"] = request.temperature
     if request.tool_choice is not None:
-        out["tool_choice"] = _responses_tool_choice(request.tool_choice)
+        out["tool_choice"] = tool_choice(request.tool_choice, nested=False)
     if request.tools:
         out["tools"] = [
             {"type": "function", **function_spec(spec), "strict": False} for spec in request.tools
         ]
     return out
-
-
-def _responses_tool_choice(choice: str) -> str | JSON:
-    if choice in ("auto", "none"):
-        return choice
-    if choice == "any":
-        return "required"
-    return {"type": "function", "name": choice}
 
 
 def _response_items(turn: Turn) -> list[JSON]:
