@@ -21,7 +21,9 @@ DEFAULT_MAX_DOCUMENT = 32 * 1024 * 1024
 class NDJSONSplitter:
     """Splits an NDJSON body into lines. Blank lines are skipped; CRLF is accepted.
 
-    A line longer than ``max_line`` characters raises :class:`~midstream.errors.LimitExceeded`.
+    A line longer than ``max_line`` characters raises :class:`~midstream.errors.LimitExceeded`: its
+    length as received (surrounding whitespace included), which is what a line still arriving is held
+    to, so that where the bytes were cut does not decide.
     """
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_DOCUMENT) -> None:
@@ -45,9 +47,9 @@ class NDJSONSplitter:
                 pass  # the buffer's decoder replaces invalid bytes
             else:
                 if text.find("\n") == len(text) - 1:  # one line, the usual chunk
-                    line = text.strip()
-                    if len(line) > self.max_line:
+                    if len(text) - 1 > self.max_line:
                         raise self._too_long()
+                    line = text.strip()
                     if line:
                         out.append(line)
                     return out
@@ -72,10 +74,10 @@ class NDJSONSplitter:
         if text:
             lines = text.split("\n")
             lines.pop()  # the empty string after the last line end
-            for line in lines:
-                line = line.strip()
-                if len(line) > self.max_line:
+            for raw in lines:
+                if len(raw) > self.max_line:
                     raise self._too_long()
+                line = raw.strip()
                 if line:
                     out.append(line)
         return out
