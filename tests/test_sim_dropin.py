@@ -396,6 +396,7 @@ def test_the_store_is_a_bounded_lru() -> None:
 
 
 def test_side_endpoints(sim: SimURL) -> None:
+    httpx2.delete(f"{sim}/_sim/requests")
     messages: Any = [{"role": "user", "content": "count these five words"}]
     counted = _anthropic(sim).messages.count_tokens(model="claude-x", messages=messages)
     used = _anthropic(sim).messages.create(model="claude-x", max_tokens=20, messages=messages).usage
@@ -422,6 +423,25 @@ def test_side_endpoints(sim: SimURL) -> None:
     assert httpx2.get(f"{sim}/api/version").json()["version"] and httpx2.get(f"{sim}/api/ps").json() == {
         "models": []
     }
+    # Every request is in the simulator's request log, side endpoints included, under its provider.
+    logged = [
+        (r["provider"], r["path"], r["status"], r["stream"])
+        for r in httpx2.get(f"{sim}/_sim/requests").json()
+    ]
+    assert logged == [
+        ("anthropic", "/v1/messages/count_tokens", 200, False),
+        ("anthropic", "/v1/messages", 200, False),
+        ("openai-chat", "/v1/models", 200, False),
+        ("openai-chat", "/v1/models/gpt-x", 200, False),
+        ("anthropic", "/v1/models", 200, False),
+        ("gemini", "/v1/models/gemini-x", 200, False),
+        ("gemini", "/v1/models/gemini-x:countTokens", 200, False),
+        ("bedrock", "/model/anthropic.claude-x/count-tokens", 200, False),
+        ("ollama", "/api/tags", 200, False),
+        ("ollama", "/api/show", 200, False),
+        ("ollama", "/api/version", 200, False),
+        ("ollama", "/api/ps", 200, False),
+    ]
 
 
 def test_unknown_routes_get_a_404_in_the_providers_shape(sim: SimURL) -> None:

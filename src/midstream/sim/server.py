@@ -13,9 +13,9 @@ Routes (all ``POST`` unless noted):
 * the side endpoints clients call (token counts, model lists and details, Ollama's ``/api/tags`` ...,
   see :mod:`midstream.sim.endpoints`) and ``GET /v1/responses/{id}`` for a stored Responses answer;
   every other route is a 404 in the shape of the provider the request is for;
-* ``GET /_sim/requests``: one record per request (provider, scenario, tokens generated, whether and
-  when the client disconnected, tokens generated after that); ``DELETE`` clears it and the fault
-  counters; ``GET /_sim/health``.
+* ``GET /_sim/requests``: one record per request, side endpoints (token counts, model lists, ...)
+  included (provider, scenario, tokens generated, whether and when the client disconnected, tokens
+  generated after that); ``DELETE`` clears it and the fault counters; ``GET /_sim/health``.
 
 Request headers the simulator reads: ``x-midstream-scenario`` picks a scenario by name,
 ``x-midstream-fault`` injects faults (see :class:`~midstream.sim.scenarios.FaultSpec`) and
@@ -70,6 +70,8 @@ from midstream.wire.profiles import PROFILES, Endpoint, ProviderProfile, profile
 from midstream.wire.request import Answering, RequestRejected
 
 __all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_REQUEST_BYTES", "RequestRecord", "Simulator"]
+
+_Handler = Callable[[Request], Awaitable[Response]]
 
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 """The simulator's cap on a request body (Anthropic's Messages API allows 32 MB): larger is a 413."""
@@ -149,24 +151,44 @@ class Simulator:
 
     def _routes(self) -> list[Route]:
         side = endpoints  # the side endpoints: token counts, model lists, Ollama's /api/tags ...
+        logged = self._logged  # recorded in /_sim/requests like the generation endpoints
         return [
-            Route("/v1/messages/count_tokens", side.anthropic_count_tokens, methods=["POST"]),
-            Route("/v1/models", side.models, methods=["GET"]),
-            Route("/v1/models/{target}", side.model, methods=["GET"]),
-            Route("/v1/responses/{response_id}", self._stored_response, methods=["GET"]),
-            Route("/v1beta/models", side.gemini_models, methods=["GET"]),
-            Route("/v1beta/models/{target}", side.gemini_model, methods=["GET"]),
-            Route("/model/{model_id:path}/count-tokens", side.bedrock_count_tokens, methods=["POST"]),
-            Route("/api/tags", side.ollama_tags, methods=["GET"]),
-            Route("/api/show", side.ollama_show, methods=["POST"]),
-            Route("/api/version", side.ollama_version, methods=["GET"]),
-            Route("/api/ps", side.ollama_ps, methods=["GET"]),
+            Route("/v1/messages/count_tokens", logged(side.anthropic_count_tokens), methods=["POST"]),
+            Route("/v1/models", logged(side.models), methods=["GET"]),
+            Route("/v1/models/{target}", logged(side.model), methods=["GET"]),
+            Route("/v1/responses/{response_id}", logged(self._stored, "openai-responses"), methods=["GET"]),
+            Route("/v1beta/models", logged(side.gemini_models), methods=["GET"]),
+            Route("/v1beta/models/{target}", logged(side.gemini_model), methods=["GET"]),
+            Route("/model/{model_id:path}/count-tokens", logged(side.bedrock_count_tokens), methods=["POST"]),
+            Route("/api/tags", logged(side.ollama_tags), methods=["GET"]),
+            Route("/api/show", logged(side.ollama_show), methods=["POST"]),
+            Route("/api/version", logged(side.ollama_version), methods=["GET"]),
+            Route("/api/ps", logged(side.ollama_ps), methods=["GET"]),
             *self._generation_routes(),
             # Gemini's other methods on a model (countTokens; an unknown one is Gemini's 404).
-            *(Route(path, side.gemini_method, methods=["POST"]) for path in side.GEMINI_MODEL_PATHS),
+            *(Route(path, logged(side.gemini_method), methods=["POST"]) for path in side.GEMINI_MODEL_PATHS),
             Route("/_sim/requests", self._requests, methods=["GET", "DELETE"]),
             Route("/_sim/health", self._health, methods=["GET"]),
         ]
+
+    def _logged(self, handler: _Handler, provider: str | None = None) -> _Handler:
+        """``handler`` with each request it answers in :attr:`records` (provider, path, model, status);
+        the provider is read from the request unless given."""
+
+        async def logged(request: Request) -> Response:
+            self._count += 1
+            params = request.path_params
+            model = str(params.get("model_id") or params.get("target") or "").partition(":")[0]
+            name = provider or endpoints.guess_provider(request.url.path, request.headers)
+            record = self._record(self._count, name, request, model, None, stream=False)
+            response = await handler(request)
+            record.status = response.status_code
+            record.bytes_sent = len(getattr(response, "body", b"") or b"")
+            record.finish()
+            self.records.append(record)
+            return response
+
+        return logged
 
     def _generation_routes(self) -> list[Route]:
         """One route per endpoint path of every provider profile; a path an earlier profile serves is
@@ -205,7 +227,7 @@ class Simulator:
             return JSONResponse({"cleared": True})
         return JSONResponse([r.as_dict() for r in self.records])
 
-    async def _stored_response(self, request: Request) -> Response:
+    async def _stored(self, request: Request) -> Response:
         response_id = request.path_params["response_id"]
         stored = self.responses.response(response_id)
         if stored is None:
