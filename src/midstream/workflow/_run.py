@@ -276,15 +276,7 @@ class WorkflowRun(Driven[WorkflowEvent, WorkflowResult]):
             when=when,
             bytes=size,
         )
-        self._emit(
-            WorkflowEvent(
-                agent=sender.agent,
-                run=sender.run.session_id,
-                parent=sender.parent,
-                event=start,
-                at=self._now(),
-            )
-        )
+        self._emit_from(sender, start)
         return live
 
     async def _await_handoff(self, sender: str, run_id: str, call_id: str, input: Mapping[str, Any]) -> str:
@@ -310,22 +302,12 @@ class WorkflowRun(Driven[WorkflowEvent, WorkflowResult]):
                 dropped = HandoffDropped(
                     call_id=call_id, receiver=live.agent, run=live.run.session_id, reason=reason
                 )
-                sender = self.live[run_id]
-                self._emit(
-                    WorkflowEvent(
-                        agent=sender.agent, run=run_id, parent=sender.parent, event=dropped, at=self._now()
-                    )
-                )
+                self._emit_from(self.live[run_id], dropped)
 
     async def _undo(self, live: _Live) -> None:
         """Compensate the side effects of a finished receiver whose handoff was dropped."""
         for record in await live.run.ledger.compensate_all():
-            event = ToolCompensated.from_record(record)
-            self._emit(
-                WorkflowEvent(
-                    agent=live.agent, run=live.run.session_id, parent=live.parent, event=event, at=self._now()
-                )
-            )
+            self._emit_from(live, ToolCompensated.from_record(record))
 
     def _run_of_call(self, call_id: str) -> str:
         return self._call_runs.get(call_id, "")
@@ -336,9 +318,7 @@ class WorkflowRun(Driven[WorkflowEvent, WorkflowResult]):
     def _on_event(self, live: _Live, event: RunEvent) -> None:
         run_id = live.run.session_id
         self.tally.observe(live.agent, event, self.flow.clock())
-        self._emit(
-            WorkflowEvent(agent=live.agent, run=run_id, parent=live.parent, event=event, at=self._now())
-        )
+        self._emit_from(live, event)
         if isinstance(event, BlockStart) and event.type == "tool_call" and event.id:
             self._call_runs[event.id] = run_id
             if event.name == BOARD_WRITE:
@@ -374,12 +354,18 @@ class WorkflowRun(Driven[WorkflowEvent, WorkflowResult]):
                     terminal=event.terminal,
                     reason=event.reason,
                 )
-                self._emit(
-                    WorkflowEvent(agent=live.agent, run=run_id, parent=live.parent, event=end, at=self._now())
-                )
+                self._emit_from(live, end)
         elif isinstance(event, FallbackNotice):  # the agent streams that tool buffered from now on
             learned = self._learned.setdefault(live.agent, {})
             learned["buffered"] = sorted({*learned.get("buffered", ()), event.tool})
+
+    def _emit_from(self, live: _Live, event: Any) -> None:
+        """``event`` as one of ``live``'s: its agent, its run and the run that started it."""
+        self._emit(
+            WorkflowEvent(
+                agent=live.agent, run=live.run.session_id, parent=live.parent, event=event, at=self._now()
+            )
+        )
 
     def _emit(self, item: WorkflowEvent) -> None:
         self._queue.put_nowait(item)
@@ -436,15 +422,7 @@ class WorkflowRun(Driven[WorkflowEvent, WorkflowResult]):
                 start = HandoffStart(
                     call_id="", sender=last.agent, receiver=stage, run=nxt.run.session_id, when="pipeline"
                 )
-                self._emit(
-                    WorkflowEvent(
-                        agent=last.agent,
-                        run=last.run.session_id,
-                        parent=last.parent,
-                        event=start,
-                        at=self._now(),
-                    )
-                )
+                self._emit_from(last, start)
                 last, result = nxt, await nxt.run.result()
         except asyncio.CancelledError:
             self.cancel("the workflow's task was cancelled")
