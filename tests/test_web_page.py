@@ -90,7 +90,8 @@ def log_of(url: str, run: str) -> list[dict[str, Any]]:
 
 
 def wait_end(page: Any) -> str:
-    page.wait_for_selector("#status:not([data-terminal=''])")
+    # Present and not empty: before the first render the element has no data-terminal at all.
+    page.wait_for_selector("#status[data-terminal]:not([data-terminal=''])")
     return str(page.get_attribute("#status", "data-terminal"))
 
 
