@@ -438,6 +438,61 @@ def test_escapes_split_at_every_position(text: str, expected: str) -> None:
             assert parser.finish() == expected
 
 
+@pytest.mark.parametrize("options", [{}, *[{"events": False}, {"events": False, "lazy": True}]])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\u00e9\\n\\t\\"\\\\\\/\\b\\f\\r"',
+        '"a\\ud83d\\ude00b\\uD834\\uDD1E"',
+        '"\\ud83d\\u0041\\ud83d"',
+        '"\\\\ud83d\\\\\\ud83d\\ude00"',
+    ],
+)
+def test_a_string_value_continued_across_cut_escapes(text: str, options: dict[str, Any]) -> None:
+    """More text of an open string value takes a shorter road than the token reader: cut anywhere
+    (twice), every preview is the token reader's, and the string deltas concatenate to the value."""
+    doc = '{"k": ' + text + "}"
+    expected = strict_loads(doc)
+    for cut in range(7, len(doc) + 1):
+        for cut2 in range(cut, len(doc) + 1):
+            parser = PartialJSON(**options)
+            deltas: list[str] = []
+            seen = ""
+            for piece in (doc[:cut], doc[cut:cut2], doc[cut2:]):
+                deltas += [e.text for e in parser.feed(piece) if isinstance(e, StringDelta)]
+                seen += piece
+                assert repr(parser.snapshot()) == repr(reference_snapshot(seen)[0]), (seen, options)
+            assert parser.finish() == expected
+            if options.get("events", True):
+                assert "".join(deltas) == expected["k"]
+
+
+@pytest.mark.parametrize("options", [{}, {"events": False}, {"events": False, "lazy": True}])
+@pytest.mark.parametrize(
+    ("bad", "position", "reason"),
+    [
+        ("\\x", 11, "invalid escape"),
+        ("\\u12g4", 11, "invalid escape"),
+        ("a\nb", 12, "control character in string"),
+    ],
+)
+def test_bad_content_continuing_a_string_fails_where_it_is(
+    bad: str, position: int, reason: str, options: dict[str, Any]
+) -> None:
+    parser = PartialJSON(**options)
+    parser.feed('{"k": "ab')
+    parser.snapshot()
+    parser.feed("cd")
+    with pytest.raises(InvalidJSON) as first:
+        parser.feed(bad)
+        parser.snapshot()
+    assert (first.value.position, first.value.reason) == (position, reason)
+    with pytest.raises(InvalidJSON) as again:
+        parser.feed("more")
+        parser.snapshot()
+    assert again.value is first.value
+
+
 @pytest.mark.parametrize(
     "text", ["0", "-0", "-0.0", "1.5", "1e5", "1E+5", "-2.5e-3", "12345678901234567890123"]
 )

@@ -304,6 +304,24 @@ def _holdback(text: str, start: int, stop: int) -> int:
     return k if (k - b) % 2 == 0 else stop
 
 
+def _undecided(text: str, start: int) -> int:
+    """Where the tail of the string content ``text[start:]`` that cannot be decoded yet begins: a cut
+    escape (``\\``, ``\\u00``), or a high-surrogate escape a low one may follow (else ``len(text)``).
+    Looks at the last few characters only; invalid content is left for the decoder to report."""
+    n = len(text)
+    r = text.rfind("\\", max(start, n - 6))
+    if r < 0:
+        return n
+    b = r
+    while b > start and text[b - 1] == "\\":
+        b -= 1
+    if (r - b) % 2:  # the last backslash is the second half of an escaped backslash
+        return n
+    if _PARTIAL_ESCAPE.match(text, r) is not None:
+        return _holdback(text, start, r)
+    return r if n - r == 6 and _HIGH_SURROGATE.match(text, r) is not None else n
+
+
 class PartialJSON:
     """Incremental, strict JSON parser for one document fed as text fragments.
 
@@ -390,6 +408,10 @@ class PartialJSON:
         if sink is not None:
             sink.append(text)
             return []
+        if self._mode == _STRING and self._error is None and text:  # more of an open string value
+            piece = self._more_text(text)
+            if piece is not None:
+                return [StringDelta(self._spath, piece)] if piece and self._events else []
         return self._feed(text)
 
     def _feed(self, text: str) -> list[JsonEvent]:
@@ -498,28 +520,33 @@ class PartialJSON:
         if pending:
             text = pending[0] if len(pending) == 1 else "".join(pending)
             pending.clear()
-            if not (self._mode == _STRING and not self._carry and self._more_text(text)):
+            if self._mode != _STRING or self._more_text(text) is None:
                 self._feed(text)
         if settle and self._carry and self._mode <= _VALUE_OR_CLOSE:
             self._descend()
 
-    def _more_text(self, text: str) -> bool:
-        """Lazy mode, inside a string value: ``text`` is all plain content of it (the common case of a
-        long string field)? Then take it in one step; else ``False`` and it is parsed as usual."""
-        n = len(text)
-        if text.find("\\", n - 6) >= 0 and _holdback(text, 0, n) != n:
-            return False
+    def _more_text(self, text: str) -> str | None:
+        """Inside a string value, ``text`` is all content of it (the common case of a long string
+        field)? Then decode it in one C call, keep a cut escape for the next text, and return the
+        decoded piece; else ``None`` (the string closes in it, or it is invalid) and it is parsed as
+        usual."""
+        carry = self._carry
+        whole = carry + text if carry else text
+        n = len(whole)
+        k = n if whole.find("\\", n - 6) < 0 else _undecided(whole, 0)
         try:
-            value, end = _scanstring(text + '"', 0)
-        except ValueError:  # a cut escape, or an error
-            return False
-        if end <= n:  # the string closes in the text
-            return False
+            value, end = _scanstring(whole[:k] + '"' if k < n else whole + '"', 0)
+        except ValueError:  # invalid content: the parser reports it
+            return None
+        if end <= k:  # the string closes in the text
+            return None
         self._count(text)
-        self._pos += n
+        self._pos += len(text)
         self._version += 1
-        self._chunks.append(value)
-        return True
+        if value:
+            self._chunks.append(value)
+        self._carry = whole[k:]
+        return value
 
     def _descend(self) -> None:
         """Read the carried container token by token (it was not a clean prefix, or the exact state
@@ -726,19 +753,20 @@ class PartialJSON:
         # First the C decoder: the string closes in the text, or the rest is all valid content.
         rest = n - i
         if rest <= _SHORT_REST:  # the rest closed by a quote of our own: one call tells which
+            k = _undecided(text, i)  # a cut escape at the end is kept for the next text
             try:
-                value, end = _scanstring(text[i:] + '"', 0)
-            except ValueError:  # a cut escape, or an error: read it step by step
+                value, end = _scanstring(text[i:k] + '"', 0)
+            except ValueError:  # an error: read it step by step, which tells where
                 end = -1
-            if 0 < end <= rest:  # its own closing quote is at i + end - 1
+            if 0 < end <= k - i:  # its own closing quote is at i + end - 1
                 if end > 1:
                     self._piece(value)
                 self._end_string(self._base + i + end - 1)
                 return i + end
-            if end > rest and (text.find("\\", n - 6) < 0 or _holdback(text, i, n) == n):
-                if rest:
+            if end > k - i:
+                if value:
                     self._piece(value)
-                self._carry = ""
+                self._carry = text[k:]
                 return n
         elif text.find('"', i) >= 0:
             try:
