@@ -198,7 +198,7 @@ def drive(
     return Timing(clock() - t0)
 
 
-def best_of(run: Callable[[], Timing], budget: float = 0.3, repeats: int = 5) -> Timing:
+def best_of(run: Callable[[], Timing], budget: float = 0.3, repeats: int = 30) -> Timing:
     """The fastest of a few runs (repeated until ``budget`` seconds are spent; a capped run once)."""
     best: Timing | None = None
     spent = 0.0
