@@ -31,10 +31,11 @@ growing buffer; the SDKs' ``buffer += delta`` copies the whole buffer at every d
 midstream's previews are honest: an open string shows the text received, a number that may still
 grow or a literal not yet whole is absent. jiter's partial mode shows ``12`` while ``123`` arrives.
 
-Time is CPU time (``time.process_time``), the best of a few runs. Runs that would take longer than a
-cap are stopped and extrapolated, marked ``~``: every capped peer re-reads what came before at each
-preview, so its cost after k steps is fitted as ``a*k + b*k^2`` through the measured half and whole,
-and evaluated at the real number of steps.
+Time is CPU time (``time.process_time``), the best of up to 30 runs taken in interleaved rounds
+(every contender once per round, so a slow spell of a shared machine hits them alike). Runs that
+would take longer than a cap are stopped and extrapolated, marked ``~``: every capped peer re-reads
+what came before at each preview, so its cost after k steps is fitted as ``a*k + b*k^2`` through the
+measured half and whole, and evaluated at the real number of steps.
 
 Run with ``make bench`` or ``python bench/partial_json.py`` (``--quick``: 1 KB to 100 KB only).
 """
@@ -198,18 +199,28 @@ def drive(
     return Timing(clock() - t0)
 
 
-def best_of(run: Callable[[], Timing], budget: float = 0.3, repeats: int = 30) -> Timing:
-    """The fastest of a few runs (repeated until ``budget`` seconds are spent; a capped run once)."""
-    best: Timing | None = None
-    spent = 0.0
-    for _ in range(repeats):
-        timing = run()
-        if best is None or timing.seconds < best.seconds:
-            best = timing
-        spent += timing.seconds
-        if timing.extrapolated or spent > budget:
+Run = Callable[[], Timing]
+
+
+def interleaved(runs: dict[str, Run], budget: float = 0.3, rounds: int = 30) -> dict[str, Timing]:
+    """The fastest run of each contender over interleaved rounds (each round runs every contender
+    once, so a slow spell of a shared machine hits them alike), until each has spent ``budget``
+    seconds or ``rounds`` rounds are done; a capped (extrapolated) contender runs once."""
+    best: dict[str, Timing] = {}
+    spent = dict.fromkeys(runs, 0.0)
+    for _ in range(rounds):
+        todo = [
+            name
+            for name in runs
+            if spent[name] < budget and not getattr(best.get(name), "extrapolated", False)
+        ]
+        if not todo:
             break
-    assert best is not None
+        for name in todo:
+            timing = runs[name]()
+            if name not in best or timing.seconds < best[name].seconds:
+                best[name] = timing
+            spent[name] += timing.seconds
     return best
 
 
@@ -228,7 +239,7 @@ def _extrapolate(marks: list[tuple[int, float]], steps: int) -> Timing:
 # -- contenders --------------------------------------------------------------------------------------
 
 
-def midstream(pieces: list[str], points: set[int] | range, **options: Any) -> Timing:
+def midstream(pieces: list[str], points: set[int] | range, **options: Any) -> Run:
     def run() -> Timing:
         parser = PartialJSON(**options)
         timing = drive(pieces, parser.feed, parser.snapshot, points, math.inf)
@@ -236,12 +247,10 @@ def midstream(pieces: list[str], points: set[int] | range, **options: Any) -> Ti
         parser.finish()
         return Timing(timing.seconds + time.process_time() - t0)
 
-    return best_of(run)
+    return run
 
 
-def reparse(
-    parse: Callable[[Any], object], chunks: list[Any], points: set[int] | range, cap: float
-) -> Timing:
+def reparse(parse: Callable[[Any], object], chunks: list[Any], points: set[int] | range, cap: float) -> Run:
     """Keep the deltas; at each preview point parse all of them joined."""
 
     def run() -> Timing:
@@ -249,7 +258,7 @@ def reparse(
         join = chunks[0][:0].join
         return drive(chunks, kept.append, lambda: parse(join(kept)), points, cap)
 
-    return best_of(run)
+    return run
 
 
 def jiter_partial(data: bytes) -> object:
@@ -264,7 +273,7 @@ def pjp(text: str) -> object:
     return partial_json_parser.loads(text)
 
 
-def ijson_events(chunks: list[bytes], cap: float) -> Timing:
+def ijson_events(chunks: list[bytes], cap: float) -> Run:
     def run() -> Timing:
         events = ijson.sendable_list()
         parser = ijson.basic_parse_coro(events)
@@ -278,16 +287,16 @@ def ijson_events(chunks: list[bytes], cap: float) -> Timing:
             parser.close()
         return timing
 
-    return best_of(run)
+    return run
 
 
-def loads_once(doc: str) -> Timing:
+def loads_once(doc: str) -> Run:
     def run() -> Timing:
         t0 = time.process_time()
         json.loads(doc)
         return Timing(time.process_time() - t0)
 
-    return best_of(run, repeats=20)
+    return run
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -321,23 +330,21 @@ def measure(shape: str, size: int, delta: int, doc: str) -> Row:
     for p in pieces:
         check.feed(p)
     assert check.finish() == json.loads(doc)
-    return Row(
-        shape,
-        size,
-        delta,
-        ms_every=midstream(pieces, every, events=False),
-        ms_30hz=midstream(pieces, points, events=False, lazy=True),
-        ms_events=midstream(pieces, range(0)),
-        ms_events_30hz=midstream(pieces, points),
-        jiter=reparse(jiter_partial, chunks, every, CAP_S),
-        jiter_30hz=reparse(jiter_partial, chunks, points, CAP_S),
-        jiter_tr=reparse(jiter_trailing, chunks, every, CAP_S),
-        jiter_tr_30hz=reparse(jiter_trailing, chunks, points, CAP_S),
-        pjp=reparse(pjp, pieces, every, CAP_PJP_S),
-        pjp_30hz=reparse(pjp, pieces, points, CAP_PJP_S),
-        ijson=ijson_events(chunks, CAP_S),
-        loads=loads_once(doc),
-    )
+    runs = {
+        "ms_every": midstream(pieces, every, events=False),
+        "ms_30hz": midstream(pieces, points, events=False, lazy=True),
+        "ms_events": midstream(pieces, range(0)),
+        "ms_events_30hz": midstream(pieces, points),
+        "jiter": reparse(jiter_partial, chunks, every, CAP_S),
+        "jiter_30hz": reparse(jiter_partial, chunks, points, CAP_S),
+        "jiter_tr": reparse(jiter_trailing, chunks, every, CAP_S),
+        "jiter_tr_30hz": reparse(jiter_trailing, chunks, points, CAP_S),
+        "pjp": reparse(pjp, pieces, every, CAP_PJP_S),
+        "pjp_30hz": reparse(pjp, pieces, points, CAP_PJP_S),
+        "ijson": ijson_events(chunks, CAP_S),
+        "loads": loads_once(doc),
+    }
+    return Row(shape, size, delta, **interleaved(runs))
 
 
 def _ratio(other: Timing, ours: Timing) -> str:
