@@ -408,8 +408,8 @@ class PartialJSON:
         if sink is not None:
             sink.append(text)
             return []
-        if self._mode == _STRING and self._error is None and text:  # more of an open string value
-            piece = self._more_text(text)
+        if self._mode == _STRING and self._error is None and text and '"' not in text:
+            piece = self._more_text(text)  # more of an open string value, which cannot close in it
             if piece is not None:
                 return [StringDelta(self._spath, piece)] if piece and self._events else []
         return self._feed(text)
@@ -520,16 +520,16 @@ class PartialJSON:
         if pending:
             text = pending[0] if len(pending) == 1 else "".join(pending)
             pending.clear()
-            if self._mode != _STRING or self._more_text(text) is None:
+            if self._mode != _STRING or '"' in text or self._more_text(text) is None:
                 self._feed(text)
         if settle and self._carry and self._mode <= _VALUE_OR_CLOSE:
             self._descend()
 
     def _more_text(self, text: str) -> str | None:
-        """Inside a string value, ``text`` is all content of it (the common case of a long string
-        field)? Then decode it in one C call, keep a cut escape for the next text, and return the
-        decoded piece; else ``None`` (the string closes in it, or it is invalid) and it is parsed as
-        usual."""
+        """Inside a string value, ``text`` holds no quote, so it is all content of the string (the
+        common case of a long string field): decode it in one C call, keep a cut escape for the next
+        text, and return the decoded piece; ``None`` if it is invalid (it is then parsed as usual,
+        which reports where)."""
         carry = self._carry
         whole = carry + text if carry else text
         n = len(whole)
@@ -753,7 +753,7 @@ class PartialJSON:
         # First the C decoder: the string closes in the text, or the rest is all valid content.
         rest = n - i
         if rest <= _SHORT_REST:  # the rest closed by a quote of our own: one call tells which
-            k = _undecided(text, i)  # a cut escape at the end is kept for the next text
+            k = n if text.find("\\", n - 6) < 0 else _undecided(text, i)  # a cut escape: kept for later
             try:
                 value, end = _scanstring(text[i:k] + '"', 0)
             except ValueError:  # an error: read it step by step, which tells where
