@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -162,10 +163,12 @@ class Serve:
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         command = [sys.executable, "-m", "midstream.cli", "serve", "--port", "0", *args]
+        # Its log goes to a file, not a pipe nobody reads: a full pipe would stall the server.
+        self.log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             env=env,
             text=True,
             start_new_session=True,
@@ -174,7 +177,7 @@ class Serve:
         line = self.proc.stdout.readline()
         if "listening on" not in line:
             self.kill()
-            said = self.proc.stderr.read() if self.proc.stderr else ""
+            said = self.said()
             self.stop()
             raise AssertionError(f"serve did not start: {line!r} {said}")
         self.url = line.split("listening on ", 1)[1].split()[0]
@@ -193,9 +196,14 @@ class Serve:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+    def said(self) -> str:
+        """What the server wrote to its standard error so far."""
+        self.log.seek(0)
+        return self.log.read()
 
 
 def serve_env(tmp: Path) -> dict[str, str]:
