@@ -38,18 +38,24 @@ what came before at each preview, so its cost after k steps is fitted as ``a*k +
 measured half and whole, and evaluated at the real number of steps.
 
 Run with ``make bench`` or ``python bench/partial_json.py`` (``--quick``: 1 KB to 100 KB only).
+``--against REV`` measures the parser of git revision ``REV`` against the working tree's instead, in
+the same process and the same interleaved rounds: what a change to the parser gained or lost.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ijson  # type: ignore[import-untyped]
@@ -239,9 +245,11 @@ def _extrapolate(marks: list[tuple[int, float]], steps: int) -> Timing:
 # -- contenders --------------------------------------------------------------------------------------
 
 
-def midstream(pieces: list[str], points: set[int] | range, **options: Any) -> Run:
+def midstream(
+    pieces: list[str], points: set[int] | range, parser_class: Any = PartialJSON, **options: Any
+) -> Run:
     def run() -> Timing:
-        parser = PartialJSON(**options)
+        parser = parser_class(**options)
         timing = drive(pieces, parser.feed, parser.snapshot, points, math.inf)
         t0 = time.process_time()
         parser.finish()
@@ -475,11 +483,78 @@ def targets(rows: list[Row], sizes: dict[tuple[str, int], int]) -> str:
     return "\n".join(lines)
 
 
+def parser_at(revision: str) -> Any:
+    """The ``PartialJSON`` class of ``src/midstream/core/partial_json.py`` at git ``revision`` (its
+    imports resolve to the working tree's package)."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{revision}:src/midstream/core/partial_json.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "partial_json_then.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location("partial_json_then", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.PartialJSON
+
+
+def against(revision: str, sizes: tuple[int, ...]) -> None:
+    """Print the CPU of the parser at ``revision`` and of the working tree's, side by side."""
+    then = parser_at(revision)
+    modes = (
+        ("events, no preview", {}, False),
+        ("per delta", {"events": False}, False),
+        ("lazy, 30 Hz", {"events": False, "lazy": True}, True),
+    )
+    lines: list[list[str]] = []
+    for shape, make in SHAPES.items():
+        for size in sizes:
+            doc = make(size)
+            for delta in DELTAS:
+                pieces = cut(doc, delta)
+                for label, options, at_30hz in modes:
+                    points = (
+                        snapshot_points(pieces) if at_30hz else (range(len(pieces)) if options else range(0))
+                    )
+                    best = interleaved(
+                        {
+                            "then": midstream(pieces, points, then, **options),
+                            "now": midstream(pieces, points, **options),
+                        }
+                    )
+                    lines.append(
+                        [
+                            shape,
+                            f"{size:,}",
+                            str(delta),
+                            label,
+                            str(best["then"]),
+                            str(best["now"]),
+                            _ratio(best["then"], best["now"]),
+                        ]
+                    )
+                print(f"  measured {shape} {size:,} B / {delta} B", file=sys.stderr, flush=True)
+    header = ["shape", "size B", "Δ B", "mode", revision, "working tree", "ratio"]
+    print(_table(f"PartialJSON at {revision} against the working tree (ratio = then / now)", header, lines))
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--quick", action="store_true", help="1 KB to 100 KB only")
+    options.add_argument(
+        "--against", metavar="REV", help="the parser at git revision REV against the working tree's"
+    )
     args = options.parse_args()
     sizes = SIZES[:3] if args.quick else SIZES
+    if args.against:
+        against(args.against, sizes)
+        return
     started = time.monotonic()
     rows: list[Row] = []
     actual: dict[tuple[str, int], int] = {}
