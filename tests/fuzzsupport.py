@@ -119,6 +119,38 @@ def partial_json(data: bytes) -> None:
             continue
         assert valid, f"accepted a document json.loads rejects: {text[:80]!r}"
         assert json.dumps(value, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    for size in (len(text) // 3 + 1, 11):  # thirds, and short pieces that cut strings and escapes
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        reference = _previews(pieces)
+        for options in _FAST_MODES:
+            assert _previews(pieces, **options) == reference, f"{options} differs on {text[:80]!r}"
+
+
+_FAST_MODES: tuple[dict[str, Any], ...] = ({"events": False}, {"events": False, "lazy": True})
+
+
+def _previews(pieces: list[str], **options: Any) -> list[str]:
+    """The preview after each piece, then the value (or the error, as type, position and reason):
+    every mode of the parser must give the same list."""
+    parser = PartialJSON(**options)
+    seen: list[str] = []
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+            seen.append(_shown(parser.snapshot()))
+        seen.append(_shown(parser.finish()))
+    except LimitExceeded as exc:
+        seen.append(f"limit {exc.limit}")
+    except JSONError as exc:
+        seen.append(f"{type(exc).__name__} {exc.position} {exc.reason}")
+    return seen
+
+
+def _shown(value: Any) -> str:
+    try:
+        return repr(value)
+    except RecursionError:  # nested deeper than repr goes: compared by the outcome only
+        return "deep"
 
 
 def toolargs(data: bytes) -> None:
