@@ -60,7 +60,7 @@ def collect(url: str, clients: list[str]) -> Matrix:
 
 
 def table(matrix: Matrix) -> str:
-    """The matrix as a Markdown table: ✓ passed, ✗ failed (footnoted), – not applicable."""
+    """The matrix as a Markdown table: ✓ passed, ✗ failed (footnoted), – not applicable."""  # noqa: RUF002
     rows: dict[str, dict[str, str]] = {}
     for key, outcome in matrix.items():
         client, provider, case = key.split(" ", 2)
@@ -74,7 +74,7 @@ def table(matrix: Matrix) -> str:
             if outcome == "ok":
                 marks.append("✓")
             elif outcome == "n/a":
-                marks.append("–")
+                marks.append("–")  # noqa: RUF001 - the table's mark for not applicable
             else:
                 notes.append(f"{row.replace(' | ', ' on ')}, {case}: {outcome.removeprefix('fail: ')}")
                 marks.append(f"✗{len(notes)}")

@@ -17,7 +17,9 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
-SERVICES = ["catalog", "cart", "checkout", "payments", "orders", "inventory", "shipping", "accounts", "search"]
+SERVICES = [
+    "catalog", "cart", "checkout", "payments", "orders", "inventory", "shipping", "accounts", "search"
+]  # fmt: skip
 LATENCY = {"ttft_ms": 400, "tokens_per_second": 80, "jitter": 0.1}
 
 
@@ -88,7 +90,8 @@ def manifests(size: int) -> str:
 
 def state(size: int, step: str) -> str:
     def line(n: int, rng: random.Random) -> str:
-        return f"- decision {n}: {SERVICES[n % len(SERVICES)]} keeps its own data; reviewed ({rng.randint(1, 99)})\n"
+        service = SERVICES[n % len(SERVICES)]
+        return f"- decision {n}: {service} keeps its own data; reviewed ({rng.randint(1, 99)})\n"
 
     return f"Workflow state before {step}\n\n" + _fill(size, line, random.Random(5 + len(step)))
 
@@ -152,7 +155,9 @@ def standard() -> dict[str, Any]:
                 "name": "pm",
                 "match": {"last_user": _to("pm")},
                 "latency": LATENCY,
-                "turns": [{"blocks": [{"text": "Stories: pay with a saved card; retry a failed payment once."}]}],
+                "turns": [
+                    {"blocks": [{"text": "Stories: pay with a saved card; retry a failed payment once."}]}
+                ],
             },
             {
                 "name": "architect",
@@ -204,7 +209,9 @@ def standard() -> dict[str, Any]:
 
 
 def main() -> None:
-    header = "# Written by make_scenarios.py (the documents have the multi-agent notes' sizes). Do not edit.\n"
+    header = (
+        "# Written by make_scenarios.py (the documents have the multi-agent notes' sizes). Do not edit.\n"
+    )
     for name, book in (("quick", quick()), ("standard", standard())):
         text = yaml.safe_dump(book, sort_keys=False, allow_unicode=True, width=100)
         (HERE / f"{name}.yaml").write_text(header + text, encoding="utf-8")
