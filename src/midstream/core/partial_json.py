@@ -408,8 +408,8 @@ class PartialJSON:
         if sink is not None:
             sink.append(text)
             return []
-        if self._mode == _STRING and self._error is None and text and '"' not in text:
-            piece = self._more_text(text)  # more of an open string value, which cannot close in it
+        if self._mode == _STRING and self._error is None and text:  # more of an open string value
+            piece = self._more_text(text)
             if piece is not None:
                 return [StringDelta(self._spath, piece)] if piece and self._events else []
         return self._feed(text)
@@ -520,25 +520,25 @@ class PartialJSON:
         if pending:
             text = pending[0] if len(pending) == 1 else "".join(pending)
             pending.clear()
-            if self._mode != _STRING or '"' in text or self._more_text(text) is None:
+            if self._mode != _STRING or self._more_text(text) is None:
                 self._feed(text)
         if settle and self._carry and self._mode <= _VALUE_OR_CLOSE:
             self._descend()
 
     def _more_text(self, text: str) -> str | None:
-        """Inside a string value, ``text`` holds no quote, so it is all content of the string (the
-        common case of a long string field): decode it in one C call, keep a cut escape for the next
-        text, and return the decoded piece; ``None`` if it is invalid (it is then parsed as usual,
-        which reports where)."""
+        """Inside a string value, ``text`` with no quote is all content of the string (the common case
+        of a long string field): decode it in one C call, keep a cut escape for the next text, and
+        return the decoded piece. ``None`` (parse it as usual) if it has a quote (the string may close
+        in it: the token reader decodes it once) or is invalid (the token reader says where)."""
+        if '"' in text:
+            return None
         carry = self._carry
         whole = carry + text if carry else text
         n = len(whole)
         k = n if whole.find("\\", n - 6) < 0 else _undecided(whole, 0)
         try:
-            value, end = _scanstring(whole[:k] + '"' if k < n else whole + '"', 0)
-        except ValueError:  # invalid content: the parser reports it
-            return None
-        if end <= k:  # the string closes in the text
+            value = _scanstring(whole[:k] + '"' if k < n else whole + '"', 0)[0]  # ends at our quote
+        except ValueError:  # invalid content
             return None
         self._count(text)
         self._pos += len(text)
