@@ -759,7 +759,7 @@ def test_unwatch_waits_for_an_expire_in_progress() -> None:
     entered, release, returned = threading.Event(), threading.Event(), threading.Event()
 
     class Slow:
-        deadline = 1.0
+        deadline = 50.0  # the watchdog's own timeout, in real seconds, is this far away
 
         def expire(self) -> None:
             entered.set()
@@ -767,7 +767,15 @@ def test_unwatch_waits_for_an_expire_in_progress() -> None:
 
     stream = Slow()
     dog.watch(stream)
-    clock[0] = 2.0
+    # The clock moves once the watchdog sleeps (it sets next_wake under its lock, then waits): moved
+    # before its first look, the stream would expire at once, the watchdog would hold its lock in
+    # expire(), and poke() below would wait for that to end.
+    for _ in range(5000):
+        if dog.next_wake > 0.0:
+            break
+        time.sleep(0.001)
+    assert dog.next_wake > 0.0
+    clock[0] = 60.0
     dog.poke()
     assert entered.wait(5.0)
     threading.Thread(target=lambda: (dog.unwatch(stream), returned.set()), daemon=True).start()
