@@ -508,9 +508,9 @@ def against(revision: str, sizes: tuple[int, ...]) -> None:
     """Print the CPU of the parser at ``revision`` and of the working tree's, side by side."""
     then = parser_at(revision)
     modes = (
-        ("events, no preview", {}, False),
-        ("per delta", {"events": False}, False),
-        ("lazy, 30 Hz", {"events": False, "lazy": True}, True),
+        ("events, no preview", {}, "none"),
+        ("per delta", {"events": False}, "every"),
+        ("lazy, 30 Hz", {"events": False, "lazy": True}, "30 Hz"),
     )
     lines: list[list[str]] = []
     for shape, make in SHAPES.items():
@@ -518,10 +518,9 @@ def against(revision: str, sizes: tuple[int, ...]) -> None:
             doc = make(size)
             for delta in DELTAS:
                 pieces = cut(doc, delta)
-                for label, options, at_30hz in modes:
-                    points = (
-                        snapshot_points(pieces) if at_30hz else (range(len(pieces)) if options else range(0))
-                    )
+                previews = {"none": range(0), "every": range(len(pieces)), "30 Hz": snapshot_points(pieces)}
+                for label, options, when in modes:
+                    points = previews[when]
                     best = interleaved(
                         {
                             "then": midstream(pieces, points, then, **options),
