@@ -438,7 +438,7 @@ def test_escapes_split_at_every_position(text: str, expected: str) -> None:
             assert parser.finish() == expected
 
 
-@pytest.mark.parametrize("options", [{}, *[{"events": False}, {"events": False, "lazy": True}]])
+@pytest.mark.parametrize("options", [{}, {"events": False}, {"events": False, "lazy": True}])
 @pytest.mark.parametrize(
     "text",
     [
